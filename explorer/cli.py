@@ -1,0 +1,75 @@
+"""Command line: `python -m explorer run CONFIG.json --out DIR` replays an exported experiment headlessly;
+`python -m explorer schema` prints the config's JSON Schema. A bad config exits with code 2 and one line, no traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from .config import ConfigError, config_json, json_schema, parse_config
+
+
+def _fail(msg: str) -> int:
+    print(f"error: {msg}", file=sys.stderr)
+    return 2
+
+
+def run(config_path: str, out: str, quiet: bool = False) -> int:
+    from .experiment import Experiment  # torch-heavy imports only when a run is asked for
+
+    try:
+        text = Path(config_path).read_bytes()
+    except OSError as e:
+        return _fail(f"cannot read {config_path}: {e.strerror}")
+    try:
+        config = parse_config(text)
+        exp = Experiment(config)
+    except (ConfigError, ValueError) as e:
+        return _fail(f"{config_path}: {e}")
+
+    def progress(r):
+        if not quiet:
+            print(f"  epoch {r.epoch:>3}/{config.train.epochs}  loss {r.loss:.4f}  "
+                  f"train {r.train_accuracy:.2%}  test {r.test_accuracy:.2%}", file=sys.stderr)
+
+    result = exp.train_baseline(on_epoch=progress)
+    if result.diverged:
+        return _fail(result.message)
+    out_dir = Path(out)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        metrics = exp.metrics()
+        (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        (out_dir / "config.json").write_text(config_json(exp.config) + "\n")
+        torch.save(exp.baseline_state_cpu(), out_dir / "baseline.pt")
+        torch.save(exp.model_state(), out_dir / "model.pt")
+    except OSError as e:
+        return _fail(f"cannot write to {out}: {e.strerror or e}")
+    b, p = metrics["baseline"], metrics["pruned"]
+    print(f"{config.data.name} / {config.model.arch} on {exp.device.type}, seed {config.seed}: "
+          f"trained {b['epochs']} epochs in {result.seconds:.1f} s")
+    print(f"baseline test accuracy {b['test_accuracy']:.2%}; pruned to {p['weight_sparsity']:.1%} weight sparsity "
+          f"({p['weights_kept']:,} of {p['weights_total']:,} weights kept): test accuracy {p['test_accuracy']:.2%}")
+    for name, layer in p["layers"].items():
+        print(f"  {name:<8} sparsity {layer['sparsity']:6.1%}  kept {layer['kept']:>7,} / {layer['total']:,}")
+    print(f"wrote metrics.json, config.json, baseline.pt, model.pt to {out_dir}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m explorer", description="Pruning Explorer on the command line")
+    sub = ap.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="train the baseline, apply the pruning, write metrics and models")
+    r.add_argument("config", help="experiment config JSON (as exported by the app)")
+    r.add_argument("--out", required=True, help="folder for metrics.json, config.json, baseline.pt, model.pt")
+    r.add_argument("--quiet", action="store_true", help="no per-epoch progress")
+    sub.add_parser("schema", help="print the config's JSON Schema")
+    args = ap.parse_args(argv)
+    if args.command == "schema":
+        print(json.dumps(json_schema(), indent=2))
+        return 0
+    return run(args.config, args.out, args.quiet)

@@ -1,0 +1,200 @@
+"""ExperimentConfig: the one typed, versioned object behind a setup and its JSON (see DESIGN.md, "experiment").
+
+Every knob is a named field with a default, so export → import is lossless and a validation message names the field
+(`weight_pruning.sparsity: ...`). Unknown fields are rejected rather than silently dropped.
+"""
+from __future__ import annotations
+
+import json
+from typing import Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+CONFIG_VERSION = 1
+DATASETS = ("digits", "moons", "circles", "spirals")
+ARCHS = ("mlp", "lenet300100", "cnn")
+DEFAULT_MLP_HIDDEN = (128, 64)
+
+Fraction = float  # documented alias: a value in [0, 1]
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used. `str(err)` is one line per problem, each starting with the field path."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Section):
+    name: Literal["digits", "moons", "circles", "spirals"] = Field(
+        "digits", description="digits: scikit-learn's bundled 8x8 digits; the others are generated 2-D toy sets")
+    noise: float = Field(0.15, ge=0.0, le=1.0, description="std of the Gaussian noise of the 2-D toy sets")
+    n_samples: int = Field(800, ge=40, le=20000, description="points generated for the 2-D toy sets")
+    test_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="share of examples held out (stratified)")
+
+
+class ModelConfig(_Section):
+    arch: Literal["mlp", "lenet300100", "cnn"] = Field(
+        "lenet300100", description="mlp (hidden sizes below), lenet300100 (Han et al. 2015), cnn (8x8 digits only)")
+    hidden: Optional[list[int]] = Field(
+        None, description=f"hidden layer sizes of 'mlp' (default {list(DEFAULT_MLP_HIDDEN)}); only for 'mlp'")
+
+    @model_validator(mode="after")
+    def _hidden_only_for_mlp(self) -> "ModelConfig":
+        if self.hidden is not None:
+            if self.arch != "mlp":
+                raise ValueError(f"'hidden' applies only to arch 'mlp', not '{self.arch}'; remove it")
+            if not 1 <= len(self.hidden) <= 8 or any(not 1 <= h <= 4096 for h in self.hidden):
+                raise ValueError("'hidden' must list 1 to 8 layer sizes, each between 1 and 4096")
+        return self
+
+    def hidden_sizes(self) -> tuple[int, ...]:
+        return tuple(self.hidden) if self.hidden is not None else DEFAULT_MLP_HIDDEN
+
+
+class TrainConfig(_Section):
+    epochs: int = Field(15, ge=0, le=1000, description="passes over the training set; 0 keeps the random init")
+    batch_size: int = Field(64, ge=1, le=65536)
+    lr: float = Field(1e-3, gt=0.0, le=10.0, description="learning rate")
+    optimizer: Literal["adam", "sgd"] = "adam"
+    momentum: float = Field(0.9, ge=0.0, lt=1.0, description="SGD momentum (ignored by Adam)")
+    weight_decay: float = Field(0.0, ge=0.0, le=1.0, description="L2 penalty, as the optimizer's weight_decay")
+
+
+PerLayer = dict[str, float]
+
+
+class WeightPruningConfig(_Section):
+    """Unstructured magnitude pruning. Give `sparsity` or `threshold` (or neither: nothing is pruned)."""
+
+    scope: Literal["layer", "global"] = Field(
+        "layer", description="layer: each layer pruned on its own; global: one ranking over all layers")
+    sparsity: Union[float, PerLayer, None] = Field(
+        None, description="fraction of weights to prune, one float or {layer: float}; "
+                          "agrees with torch.nn.utils.prune.l1_unstructured / global_unstructured")
+    threshold: Union[float, PerLayer, None] = Field(
+        None, description="magnitude t, one float or {layer: float}: a weight is kept iff abs(w) > t")
+
+    @model_validator(mode="after")
+    def _check(self) -> "WeightPruningConfig":
+        if self.sparsity is not None and self.threshold is not None:
+            raise ValueError("give either 'sparsity' or 'threshold', not both (set the other to null)")
+        for field in ("sparsity", "threshold"):
+            value = getattr(self, field)
+            if value is None:
+                continue
+            values = value.items() if isinstance(value, dict) else [(None, value)]
+            if isinstance(value, dict):
+                if not value:
+                    raise ValueError(f"'{field}' is an empty per-layer object: name at least one layer, "
+                                     "or give one number for all layers")
+                if self.scope == "global":
+                    raise ValueError(f"a per-layer '{field}' needs scope 'layer'; scope 'global' takes one number")
+            for layer, v in values:
+                where = f"'{field}'" + (f" of layer '{layer}'" if layer else "")
+                if v != v or v in (float("inf"), float("-inf")):
+                    raise ValueError(f"{where} must be a finite number, got {v}")
+                if field == "sparsity" and not 0.0 <= v <= 1.0:
+                    raise ValueError(f"{where} must be between 0 and 1, got {v}")
+                if field == "threshold" and v < 0.0:
+                    raise ValueError(f"{where} must be >= 0, got {v}")
+        return self
+
+    @property
+    def is_active(self) -> bool:
+        return self.sparsity is not None or self.threshold is not None
+
+
+class ExperimentConfig(_Section):
+    """Everything one user has set. Its JSON is what the app exports and `python -m explorer run` replays."""
+
+    version: Literal[1] = Field(CONFIG_VERSION, description="schema version of this file")
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="seeds the split, the init and the batch order")
+    device: Literal["auto", "cpu", "cuda", "mps"] = Field(
+        "auto", description="auto: CUDA, then Apple MPS, then the CPU")
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    weight_pruning: WeightPruningConfig = Field(default_factory=WeightPruningConfig)
+
+    @model_validator(mode="after")
+    def _model_fits_data(self) -> "ExperimentConfig":
+        if self.model.arch == "cnn" and self.data.name != "digits":
+            raise ValueError(f"model.arch: 'cnn' needs 8x8 images (data.name 'digits'), not '{self.data.name}'")
+        # Per-layer keys must name layers of this model: a config written for another model is refused here.
+        from .models import layer_names  # local: models imports torch, config stays cheap to import
+        names = layer_names(self.model)
+        for field in ("sparsity", "threshold"):
+            value = getattr(self.weight_pruning, field)
+            if isinstance(value, dict):
+                unknown = [k for k in value if k not in names]
+                if unknown:
+                    raise ValueError(f"weight_pruning.{field}: {', '.join(repr(k) for k in unknown)} is not a layer of "
+                                     f"model '{self.model.arch}' (its layers: {', '.join(names)}); "
+                                     "was this config written for another model?")
+        return self
+
+
+def _format_errors(err: ValidationError) -> list[str]:
+    by_loc: dict[str, list[dict]] = {}
+    for e in err.errors():
+        # Union members add a tag such as 'float' or 'dict[str,float]' to the path: users never wrote those.
+        loc = ".".join(str(p) for p in e["loc"] if str(p) not in _UNION_TAGS and "[" not in str(p))
+        by_loc.setdefault(loc, []).append(e)
+    problems = []
+    for loc, errors in by_loc.items():
+        types = {e["type"] for e in errors}
+        if "json_invalid" in types:
+            problems.append(f"not valid JSON: {errors[0].get('ctx', {}).get('error', errors[0]['msg'])}")
+        elif types == {"extra_forbidden"}:
+            problems.append(f"{loc}: unknown field (not part of config version {CONFIG_VERSION})")
+        elif len(errors) > 1 and "dict_type" in types:  # a float-or-per-layer field got neither
+            problems.append(f"{loc}: expected a number or a per-layer object such as {{\"fc1\": 0.5}}, "
+                            f"got {errors[0]['input']!r}")
+        else:
+            msgs = "; ".join(dict.fromkeys(e["msg"].removeprefix("Value error, ") for e in errors))
+            # Validators of a whole section already start their message with the field path they are about.
+            problems.append(msgs if not loc or msgs.startswith(loc + ".") else f"{loc}: {msgs}")
+    return problems
+
+
+_UNION_TAGS = {"float", "int", "str", "bool", "none"}
+
+
+def parse_config(text: str | bytes) -> ExperimentConfig:
+    """Validate a JSON text. Raises ConfigError whose problems each name the field, never a traceback-worthy error."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ConfigError(["not a UTF-8 text file; expected a config JSON"]) from None
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ConfigError([f"not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}"]) from None
+    if not isinstance(raw, dict):
+        raise ConfigError([f"expected a JSON object at the top level, got {type(raw).__name__}"])
+    if "version" in raw and raw["version"] != CONFIG_VERSION:
+        raise ConfigError([f"version: this app reads config version {CONFIG_VERSION}, the file has "
+                           f"version {raw['version']!r}"])
+    return validate_config(raw)
+
+
+def validate_config(raw: dict) -> ExperimentConfig:
+    try:
+        return ExperimentConfig.model_validate(raw)
+    except ValidationError as e:
+        raise ConfigError(_format_errors(e)) from None
+
+
+def config_json(config: ExperimentConfig) -> str:
+    return config.model_dump_json(indent=2)
+
+
+def json_schema() -> dict:
+    return ExperimentConfig.model_json_schema()

@@ -1,0 +1,94 @@
+"""Datasets: scikit-learn's bundled 8x8 digits and generated 2-D toy sets, split and standardised, offline.
+
+The raw arrays are cached read-only (they are the same for every session); each call hands out fresh tensors, so a
+session can never mutate what another one sees.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import torch
+from sklearn.datasets import load_digits, make_circles, make_moons
+from sklearn.model_selection import train_test_split
+
+from .config import DataConfig
+
+
+@dataclass
+class Dataset:
+    name: str
+    x_train: torch.Tensor  # (N_train, F) float32, standardised with train statistics
+    y_train: torch.Tensor  # (N_train,) int64
+    x_test: torch.Tensor   # (N_test, F)
+    y_test: torch.Tensor   # (N_test,)
+    n_features: int
+    n_classes: int
+    image_shape: tuple[int, int, int] | None  # (C, H, W) when the features are an image, else None
+
+    def to(self, device: torch.device) -> "Dataset":
+        moved = {k: getattr(self, k).to(device) for k in ("x_train", "y_train", "x_test", "y_test")}
+        return Dataset(self.name, **moved, n_features=self.n_features, n_classes=self.n_classes,
+                       image_shape=self.image_shape)
+
+
+def _spirals(n_samples: int, noise: float, rng: np.random.Generator, arms: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    per_arm = n_samples // arms
+    xs, ys = [], []
+    for arm in range(arms):
+        r = np.linspace(0.05, 1.0, per_arm)
+        theta = r * 3.5 * np.pi + 2 * np.pi * arm / arms
+        pts = np.stack([r * np.cos(theta), r * np.sin(theta)], axis=1)  # (per_arm, 2)
+        xs.append(pts + rng.normal(scale=noise * 0.3, size=pts.shape))
+        ys.append(np.full(per_arm, arm))
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def _raw(name: str, n_samples: int, noise: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    if name == "digits":
+        d = load_digits()  # ships inside scikit-learn: no download
+        return d.data.astype(np.float32), d.target.astype(np.int64)
+    if name == "moons":
+        x, y = make_moons(n_samples=n_samples, noise=noise, random_state=seed)
+    elif name == "circles":
+        x, y = make_circles(n_samples=n_samples, noise=noise, factor=0.5, random_state=seed)
+    elif name == "spirals":
+        x, y = _spirals(n_samples, noise, np.random.default_rng(seed))
+    else:
+        raise ValueError(f"data.name: unknown dataset '{name}'")
+    return x.astype(np.float32), y.astype(np.int64)
+
+
+@lru_cache(maxsize=16)
+def _split_arrays(name: str, n_samples: int, noise: float, test_fraction: float, seed: int):
+    x, y = _raw(name, n_samples, noise, seed)
+    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=test_fraction, random_state=seed, stratify=y)
+    mean, std = x_tr.mean(axis=0), x_tr.std(axis=0)
+    std[std == 0] = 1.0  # constant pixels (the digits' border) stay 0 instead of dividing by 0
+    arrays = ((x_tr - mean) / std, y_tr, (x_te - mean) / std, y_te)
+    for a in arrays:
+        a.flags.writeable = False
+    return arrays
+
+
+def load_dataset(cfg: DataConfig, seed: int) -> Dataset:
+    """Seeded, stratified train/test split of `cfg.name`, standardised with the training statistics."""
+    x_tr, y_tr, x_te, y_te = _split_arrays(cfg.name, cfg.n_samples, cfg.noise, cfg.test_fraction, seed)
+    n_classes = int(max(y_tr.max(), y_te.max())) + 1
+    return Dataset(
+        name=cfg.name,
+        x_train=torch.tensor(x_tr), y_train=torch.tensor(y_tr),
+        x_test=torch.tensor(x_te), y_test=torch.tensor(y_te),
+        n_features=x_tr.shape[1], n_classes=n_classes,
+        image_shape=(1, 8, 8) if cfg.name == "digits" else None,
+    )
+
+
+def raw_preview(cfg: DataConfig, seed: int, n: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    """A few unstandardised examples for the data preview: digit images (n, 8, 8) or all 2-D points (N, 2)."""
+    x, y = _raw(cfg.name, cfg.n_samples, cfg.noise, seed)
+    if cfg.name == "digits":
+        idx = np.random.default_rng(seed).choice(len(x), size=n, replace=False)
+        return x[idx].reshape(n, 8, 8), y[idx]
+    return x, y

@@ -1,0 +1,193 @@
+"""Experiment: the live object behind one session — config, data, model, baseline weights, masks and results.
+
+Pages and the CLI talk to this class only; it calls the engine functions. Rules for what a change resets (as in
+TensorFlow Playground): changing the data, model, seed, device or training settings discards the trained baseline;
+moving a pruning setting only recomputes masks from the kept baseline, so sliders move both ways.
+Every method validates before it mutates: a bad input raises ValueError and leaves the experiment as it was.
+"""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import torch
+
+from . import pruning
+from .config import ExperimentConfig, WeightPruningConfig
+from .data import Dataset, load_dataset
+from .models import build_model, layer_table, prunable_layers
+from .training import EpochRecord, TrainResult, accuracy, select_device, train
+
+_INIT_LOCK = threading.Lock()  # sessions share torch's global RNG: seed + init must not interleave
+_SETUP_FIELDS = ("seed", "device", "data", "model", "train")
+
+
+@dataclass(frozen=True)
+class PruningResult:
+    """What one weight-pruning setting gives, measured on the baseline weights."""
+    stats: dict                    # pruning.mask_stats: per-layer and overall sparsity / kept / total
+    test_accuracy: float           # with the masks applied
+    train_accuracy: float
+    thresholds: dict               # per layer: the magnitude cut that was applied (None: nothing pruned)
+
+
+class Experiment:
+    def __init__(self, config: Optional[ExperimentConfig] = None):
+        config = config if config is not None else ExperimentConfig()
+        self._setup(config)
+        self._config = config.model_copy(deep=True)
+        self._apply_pruning(config.weight_pruning)
+
+    # ---- setup and baseline -------------------------------------------------------------------------------------
+    def _setup(self, config: ExperimentConfig) -> None:
+        device = select_device(config.device)
+        data = load_dataset(config.data, config.seed).to(device)
+        model = self._fresh_model(config, data, device)
+        self.device, self.data, self.model = device, data, model
+        self.trained = False
+        self.history: list[EpochRecord] = []
+        self.last_train: Optional[TrainResult] = None
+        self._set_baseline()
+
+    @staticmethod
+    def _fresh_model(config: ExperimentConfig, data: Dataset, device: torch.device) -> torch.nn.Module:
+        with _INIT_LOCK:
+            torch.manual_seed(config.seed)
+            model = build_model(config.model, data.n_features, data.n_classes)
+        return model.to(device).eval()
+
+    def _set_baseline(self) -> None:
+        """Remember the current (unpruned) weights as the baseline that every mask is computed from."""
+        self.baseline_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        self.baseline_weights = {n: self.baseline_state[f"{n}.weight"] for n in prunable_layers(self.model)}
+        self.baseline_test_accuracy = accuracy(self.model, self.data.x_test, self.data.y_test)
+        self.baseline_train_accuracy = accuracy(self.model, self.data.x_train, self.data.y_train)
+        self._cache: OrderedDict[str, tuple[dict, PruningResult]] = OrderedDict()
+
+    @property
+    def config(self) -> ExperimentConfig:
+        """A copy: change the experiment through its methods, so that nothing bypasses validation."""
+        return self._config.model_copy(deep=True)
+
+    @property
+    def layer_names(self) -> list[str]:
+        return list(self.baseline_weights)
+
+    def update(self, config: ExperimentConfig) -> bool:
+        """Adopt a whole config (an import, or the Model & data form). Returns True when the baseline was reset."""
+        reset = any(getattr(config, f) != getattr(self._config, f) for f in _SETUP_FIELDS)
+        if reset:
+            old = self.__dict__.copy()
+            try:
+                self._setup(config)
+                self._apply_pruning(config.weight_pruning)
+            except Exception:
+                self.__dict__.update(old)  # nothing half-changed survives a failure
+                raise
+        else:
+            self._apply_pruning(config.weight_pruning)
+        self._config = config.model_copy(deep=True)
+        return reset
+
+    def train_baseline(self, on_epoch: Optional[Callable[[EpochRecord], None]] = None,
+                       should_stop: Optional[Callable[[], bool]] = None) -> TrainResult:
+        """Train from the seeded init (so a replay gives the same numbers), then re-apply the pruning setting.
+
+        If training diverges the previous baseline is kept. If it is stopped, the partial baseline is kept and
+        `train.epochs` becomes the number of epochs run, so the exported config still reproduces it.
+        """
+        cfg = self._config
+        model = self._fresh_model(cfg, self.data, self.device)
+        result = train(model, self.data, cfg.train, cfg.seed, on_epoch=on_epoch, should_stop=should_stop)
+        self.last_train = result
+        if result.diverged:
+            return result
+        self.model = model
+        self.history = result.history
+        self.trained = True
+        if result.stopped:
+            self._config.train.epochs = len(result.history)
+        self._set_baseline()
+        self._apply_pruning(self._config.weight_pruning)
+        return result
+
+    # ---- weight pruning -------------------------------------------------------------------------------------------
+    def set_pruning(self, wp: WeightPruningConfig) -> PruningResult:
+        """Apply a weight-pruning setting (masks from the baseline weights). Raises ValueError, changing nothing,
+        when the setting does not fit this model."""
+        result = self._apply_pruning(wp)
+        self._config.weight_pruning = wp.model_copy(deep=True)
+        return result
+
+    def _apply_pruning(self, wp: WeightPruningConfig) -> PruningResult:
+        key = wp.model_dump_json()
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            masks, result = self._cache[key]
+        else:
+            masks = pruning.masks_from_weights(self.baseline_weights, sparsity=wp.sparsity,
+                                               threshold=wp.threshold, scope=wp.scope)
+            pruning.apply_masks(self.model, masks, source=self.baseline_weights)
+            result = PruningResult(
+                stats=pruning.mask_stats(masks),
+                test_accuracy=accuracy(self.model, self.data.x_test, self.data.y_test),
+                train_accuracy=accuracy(self.model, self.data.x_train, self.data.y_train),
+                thresholds={n: pruning.effective_threshold(self.baseline_weights[n], m) for n, m in masks.items()},
+            )
+            self._cache[key] = (masks, result)
+            if len(self._cache) > 64:
+                self._cache.popitem(last=False)
+        pruning.apply_masks(self.model, masks, source=self.baseline_weights)
+        self.masks, self.pruning = masks, result
+        return result
+
+    # ---- views for pages, plots and the CLI ----------------------------------------------------------------------
+    def layer_table(self) -> list[dict]:
+        return layer_table(self.model)
+
+    def max_abs_weight(self, layer: Optional[str] = None) -> float:
+        weights = [self.baseline_weights[layer]] if layer else list(self.baseline_weights.values())
+        return max(float(w.abs().max()) for w in weights)
+
+    def weight_histogram(self, layer: str, bins: int = 80) -> dict:
+        """Histogram of the layer's baseline weights split into kept and pruned counts (same bin edges)."""
+        w = self.baseline_weights[layer].float()
+        lim = float(w.abs().max()) or 1.0
+        kept = torch.histc(w[self.masks[layer]], bins=bins, min=-lim, max=lim)
+        pruned = torch.histc(w[~self.masks[layer]], bins=bins, min=-lim, max=lim)
+        edges = torch.linspace(-lim, lim, bins + 1)
+        return {"edges": edges.tolist(), "kept": kept.tolist(), "pruned": pruned.tolist(),
+                "threshold": self.pruning.thresholds[layer]}
+
+    def mask_map(self, layer: str, max_cells: int = 96):
+        return pruning.mask_map(self.masks[layer], max_cells).cpu().numpy()
+
+    def headline(self) -> dict:
+        p = self.pruning
+        return {"trained": self.trained, "baseline_test_accuracy": self.baseline_test_accuracy,
+                "pruned_test_accuracy": p.test_accuracy, "weight_sparsity": p.stats["sparsity"],
+                "kept": p.stats["kept"], "total": p.stats["total"]}
+
+    def metrics(self) -> dict:
+        """The figures `python -m explorer run` writes to metrics.json (no timings: they differ run to run)."""
+        p = self.pruning
+        return {
+            "baseline": {"test_accuracy": self.baseline_test_accuracy, "train_accuracy": self.baseline_train_accuracy,
+                         "epochs": len(self.history),
+                         "final_loss": self.history[-1].loss if self.history else None},
+            "pruned": {
+                "test_accuracy": p.test_accuracy, "train_accuracy": p.train_accuracy,
+                "weight_sparsity": p.stats["sparsity"], "weights_kept": p.stats["kept"],
+                "weights_total": p.stats["total"],
+                "layers": {n: {**s, "threshold": p.thresholds[n]} for n, s in p.stats["layers"].items()},
+            },
+        }
+
+    def model_state(self) -> dict:
+        """Plain state_dict of the pruned model (pruned entries are 0; no weight_orig/weight_mask keys), on the CPU."""
+        return {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+
+    def baseline_state_cpu(self) -> dict:
+        return {k: v.detach().cpu().clone() for k, v in self.baseline_state.items()}

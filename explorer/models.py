@@ -1,0 +1,111 @@
+"""Model zoo (MLP, LeNet-300-100, a small CNN for 8x8 digits), the layer table, and the list of prunable layers.
+
+A *layer* is a prunable module (nn.Linear or nn.Conv2d) named by its `named_modules()` path. Layer names are fixed by
+the architecture alone, so a config can be checked against its model without building it (`layer_names`).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .config import ModelConfig
+
+PRUNABLE = (nn.Linear, nn.Conv2d)
+
+
+class MLP(nn.Module):
+    """in → hidden[0] → … → hidden[-1] → classes, ReLU between; layers named fc1, fc2, …"""
+
+    def __init__(self, n_in: int, hidden: tuple[int, ...], n_out: int):
+        super().__init__()
+        sizes = (n_in, *hidden, n_out)
+        self.n_layers = len(sizes) - 1
+        for i in range(self.n_layers):
+            self.add_module(f"fc{i + 1}", nn.Linear(sizes[i], sizes[i + 1]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, F) → (B, classes)
+        for i in range(1, self.n_layers + 1):
+            x = getattr(self, f"fc{i}")(x)
+            if i < self.n_layers:
+                x = torch.relu(x)
+        return x
+
+
+class LeNet300100(MLP):
+    """LeNet-300-100 of Han et al. 2015: fc1 (in→300), fc2 (300→100), fc3 (100→classes)."""
+
+    def __init__(self, n_in: int, n_out: int):
+        super().__init__(n_in, (300, 100), n_out)
+
+
+class SmallCNN(nn.Module):
+    """For 1x8x8 digits: conv1 (1→8, 3x3) → ReLU → conv2 (8→16, 3x3) → ReLU → 2x2 max-pool → fc (256→classes)."""
+
+    def __init__(self, n_out: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 8, 3, padding=1)
+        self.conv2 = nn.Conv2d(8, 16, 3, padding=1)
+        self.fc = nn.Linear(16 * 4 * 4, n_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.view(x.shape[0], 1, 8, 8)          # (B, 64) → (B, 1, 8, 8)
+        x = torch.relu(self.conv1(x))            # (B, 8, 8, 8)
+        x = torch.relu(self.conv2(x))            # (B, 16, 8, 8)
+        x = nn.functional.max_pool2d(x, 2)       # (B, 16, 4, 4)
+        return self.fc(x.flatten(1))             # (B, classes)
+
+
+def build_model(cfg: ModelConfig, n_features: int, n_classes: int) -> nn.Module:
+    """A freshly initialised model (seed torch before calling for a reproducible init)."""
+    if cfg.arch == "mlp":
+        return MLP(n_features, cfg.hidden_sizes(), n_classes)
+    if cfg.arch == "lenet300100":
+        return LeNet300100(n_features, n_classes)
+    if cfg.arch == "cnn":
+        if n_features != 64:
+            raise ValueError(f"model.arch 'cnn' needs 8x8 inputs (64 features), the data has {n_features}")
+        return SmallCNN(n_classes)
+    raise ValueError(f"model.arch: unknown architecture '{cfg.arch}'")
+
+
+def layer_names(cfg: ModelConfig) -> list[str]:
+    if cfg.arch == "cnn":
+        return ["conv1", "conv2", "fc"]
+    n = 3 if cfg.arch == "lenet300100" else len(cfg.hidden_sizes()) + 1
+    return [f"fc{i + 1}" for i in range(n)]
+
+
+def prunable_layers(model: nn.Module) -> dict[str, nn.Module]:
+    """{name: module} of every nn.Linear / nn.Conv2d, in `named_modules()` order (the order global pruning uses)."""
+    return {name: m for name, m in model.named_modules() if isinstance(m, PRUNABLE)}
+
+
+def layer_table(model: nn.Module) -> list[dict]:
+    """One row per prunable layer: name, type, weight shape, parameters (weight + bias), weight zeros, trainable."""
+    rows = []
+    for name, m in prunable_layers(model).items():
+        params = [p for p in (m.weight, m.bias) if p is not None]
+        rows.append({
+            "layer": name,
+            "type": type(m).__name__,
+            "weight shape": "×".join(str(s) for s in m.weight.shape),
+            "parameters": sum(p.numel() for p in params),
+            "weights": m.weight.numel(),
+            "zeros": int((m.weight == 0).sum()),
+            "trainable": all(p.requires_grad for p in params),
+        })
+    return rows
+
+
+def load_state_dict_file(path_or_buffer, model: nn.Module) -> None:
+    """Load a plain state_dict saved by torch.save into `model`, safely (weights_only: no pickled code runs)."""
+    try:
+        state = torch.load(path_or_buffer, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises several types for corrupt or unsafe files
+        raise ValueError(f"not a loadable PyTorch state_dict: {str(e).splitlines()[0]}") from None
+    if not isinstance(state, dict):
+        raise ValueError(f"expected a state_dict (a dict of tensors), got {type(state).__name__}")
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        raise ValueError(f"state_dict does not fit this model: {str(e).splitlines()[0]}") from None

@@ -1,0 +1,164 @@
+"""Weight masks by magnitude, with the semantics of `torch.nn.utils.prune` (its L1 methods are the reference).
+
+A mask is a bool tensor shaped like the layer's weight; `False` entries are pruned (held at exactly 0).
+- sparsity s (per layer): prune `round(s * n)` entries chosen by `torch.topk(abs(w), largest=False)`, exactly as
+  `prune.l1_unstructured(module, "weight", amount=s)`; ties are broken by topk, so they never over-prune.
+- sparsity s (global): one ranking over the concatenated weights in `named_modules()` order, exactly as
+  `prune.global_unstructured(..., pruning_method=prune.L1Unstructured, amount=s)`.
+- threshold t: an entry is kept iff `abs(w) > t` (so t at or above every |w| prunes the whole layer).
+Unlike `torch.nn.utils.prune` we do not reparametrise (`weight_orig * weight_mask` on every forward): masks are
+applied once to a plain model, whose state_dict then has no `weight_orig`/`weight_mask` keys.
+"""
+from __future__ import annotations
+
+from typing import Mapping, Union
+
+import torch
+from torch import nn
+
+from .models import prunable_layers
+
+Amount = Union[float, Mapping[str, float], None]
+Masks = dict[str, torch.Tensor]
+
+
+def _per_layer(value: Amount, names: list[str], what: str) -> dict[str, float]:
+    """Expand a float or {layer: float} into a value for every layer; layers left out are not pruned (None)."""
+    if isinstance(value, Mapping):
+        unknown = [k for k in value if k not in names]
+        if unknown:
+            raise ValueError(f"{what}: unknown layer {', '.join(map(repr, unknown))}; layers are {', '.join(names)}")
+        return {n: float(value[n]) for n in names if n in value}
+    return {n: float(value) for n in names}
+
+
+def _check_sparsity(s: float, where: str) -> None:
+    if not 0.0 <= s <= 1.0:  # also rejects NaN
+        raise ValueError(f"sparsity{where} must be between 0 and 1, got {s}")
+
+
+def n_to_prune(sparsity: float, n: int) -> int:
+    """How many of n entries a float amount prunes: Python's round(), as torch.nn.utils.prune does."""
+    return round(sparsity * n)
+
+
+def _bottom_k_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
+    mask = torch.ones(scores.numel(), dtype=torch.bool, device=scores.device)
+    if k:
+        mask[torch.topk(scores.reshape(-1), k=k, largest=False).indices] = False
+    return mask.view(scores.shape)
+
+
+def masks_from_weights(weights: Mapping[str, torch.Tensor], *, sparsity: Amount = None, threshold: Amount = None,
+                       scope: str = "layer") -> Masks:
+    """Masks for the given {layer: weight}; see the module docstring for the meaning of each argument.
+
+    Args:
+        weights: weight tensors of any rank, by layer name, in the model's `named_modules()` order.
+        sparsity: fraction to prune, one float for every layer or {layer: float} (others stay dense).
+        threshold: magnitude t, one float or {layer: float}; a weight is kept iff abs(w) > t.
+        scope: "layer" (each layer ranked on its own) or "global" (one ranking over all layers; needs one float).
+    Returns:
+        {layer: bool mask} for every layer in `weights`; True = kept.
+    """
+    names = list(weights)
+    if scope not in ("layer", "global"):
+        raise ValueError(f"scope must be 'layer' or 'global', got {scope!r}")
+    if sparsity is not None and threshold is not None:
+        raise ValueError("give either sparsity or threshold, not both")
+    masks = {n: torch.ones_like(w, dtype=torch.bool) for n, w in weights.items()}
+    if sparsity is None and threshold is None:
+        return masks
+
+    if threshold is not None:
+        if scope == "global" and isinstance(threshold, Mapping):
+            raise ValueError("scope 'global' takes one threshold for all layers, not a per-layer object")
+        for n, t in _per_layer(threshold, names, "threshold").items():
+            if not t >= 0.0:
+                raise ValueError(f"threshold of layer '{n}' must be >= 0, got {t}")
+            masks[n] = weights[n].abs() > t
+        return masks
+
+    if scope == "global":
+        if isinstance(sparsity, Mapping):
+            raise ValueError("scope 'global' takes one sparsity for all layers, not a per-layer object")
+        _check_sparsity(float(sparsity), "")
+        flat = torch.cat([w.detach().abs().reshape(-1) for w in weights.values()])  # as parameters_to_vector
+        mask = _bottom_k_mask(flat, n_to_prune(float(sparsity), flat.numel()))
+        offset = 0
+        for n, w in weights.items():
+            masks[n] = mask[offset:offset + w.numel()].view(w.shape)
+            offset += w.numel()
+        return masks
+
+    for n, s in _per_layer(sparsity, names, "sparsity").items():
+        _check_sparsity(s, f" of layer '{n}'")
+        w = weights[n].detach()
+        masks[n] = _bottom_k_mask(w.abs(), n_to_prune(s, w.numel()))
+    return masks
+
+
+def layer_weights(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {n: m.weight.detach() for n, m in prunable_layers(model).items()}
+
+
+def magnitude_masks(model: nn.Module, *, sparsity: Amount = None, threshold: Amount = None,
+                    scope: str = "layer") -> Masks:
+    """{layer_name: bool mask} for every nn.Linear / nn.Conv2d of `model`, by weight magnitude.
+
+    With `sparsity`, equal to the masks of `prune.l1_unstructured` (scope "layer") and `prune.global_unstructured`
+    (scope "global"), ties and rounding included. With `threshold`, an entry is kept iff abs(w) > t.
+    """
+    return masks_from_weights(layer_weights(model), sparsity=sparsity, threshold=threshold, scope=scope)
+
+
+@torch.no_grad()
+def apply_masks(model: nn.Module, masks: Mapping[str, torch.Tensor],
+                source: Mapping[str, torch.Tensor] | None = None) -> None:
+    """Write masked weights into `model` in place: pruned entries become exactly 0, kept ones come from `source`
+    (the unpruned baseline, so a mask can also grow back) or stay as they are. The model stays a plain model."""
+    layers = prunable_layers(model)
+    for n, mask in masks.items():
+        w = layers[n].weight
+        base = source[n] if source is not None else w
+        w.copy_(torch.where(mask.to(w.device), base.to(w.device), torch.zeros((), dtype=w.dtype, device=w.device)))
+
+
+def mask_stats(masks: Mapping[str, torch.Tensor]) -> dict:
+    """Sparsity of each mask and of all of them: {"layers": {name: {sparsity, kept, total}}, "sparsity", "kept", "total"}."""
+    layers, kept_all, total_all = {}, 0, 0
+    for n, m in masks.items():
+        kept, total = int(m.sum()), m.numel()
+        layers[n] = {"sparsity": 1.0 - kept / total if total else 0.0, "kept": kept, "total": total}
+        kept_all += kept
+        total_all += total
+    return {"layers": layers, "kept": kept_all, "total": total_all,
+            "sparsity": 1.0 - kept_all / total_all if total_all else 0.0}
+
+
+def weight_sparsity(model: nn.Module) -> dict:
+    """Measured fraction of exact zeros in each prunable weight (not what a mask says: what the tensor holds)."""
+    return mask_stats({n: w != 0 for n, w in layer_weights(model).items()})
+
+
+def effective_threshold(weight: torch.Tensor, mask: torch.Tensor) -> float | None:
+    """The magnitude that separates pruned from kept entries: the largest pruned |w| (None when nothing is pruned).
+    With a threshold t it is ≤ t; with a sparsity target it is where that target's cut fell."""
+    pruned = weight.detach().abs()[~mask]
+    return float(pruned.max()) if pruned.numel() else None
+
+
+def mask_map(mask: torch.Tensor, max_cells: int = 96) -> torch.Tensor:
+    """The mask as a 2-D map of the kept fraction, block-averaged to at most max_cells per side (as TensorFlow
+    Playground's reduceMatrix), so a large layer never sends its full matrix to the browser.
+    Linear (out, in) stays (out, in); Conv2d (out, in, kh, kw) becomes (out, in*kh*kw)."""
+    m = mask.reshape(mask.shape[0], -1).float()  # (rows, cols)
+    rows, cols = m.shape
+    br, bc = -(-rows // max_cells), -(-cols // max_cells)  # ceil division: block size per axis
+    if br == 1 and bc == 1:
+        return m
+    pad_r, pad_c = (-rows) % br, (-cols) % bc
+    # Pad with NaN so partial blocks average only real entries.
+    m = nn.functional.pad(m, (0, pad_c, 0, pad_r), value=float("nan"))
+    blocks = m.view(m.shape[0] // br, br, m.shape[1] // bc, bc)
+    return blocks.nanmean(dim=(1, 3))

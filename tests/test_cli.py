@@ -1,0 +1,58 @@
+"""`python -m explorer`: run writes metrics and plain state_dicts that load into the model the config builds."""
+import json
+import subprocess
+import sys
+
+import torch
+
+from conftest import ROOT, tiny_config
+from explorer.config import config_json, parse_config
+from explorer.data import load_dataset
+from explorer.models import build_model
+
+
+def cli(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", "explorer", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_run_writes_outputs_and_is_deterministic(tmp_path):
+    cfg = tiny_config(weight_pruning={"sparsity": {"fc1": 0.8, "fc2": 0.5}})
+    path = tmp_path / "c.json"
+    path.write_text(config_json(cfg))
+    first = cli("run", str(path), "--out", str(tmp_path / "a"))
+    assert first.returncode == 0, first.stderr
+    assert "test accuracy" in first.stdout
+    second = cli("run", str(path), "--out", str(tmp_path / "b"), "--quiet")
+    m = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert m == json.loads((tmp_path / "b" / "metrics.json").read_text())
+    assert second.returncode == 0
+    assert m["baseline"]["test_accuracy"] > 0.9
+    assert m["pruned"]["layers"]["fc1"]["sparsity"] == 0.8 and m["pruned"]["layers"]["fc3"]["sparsity"] == 0.0
+    assert 0 < m["pruned"]["weight_sparsity"] < 1 and 0 <= m["pruned"]["test_accuracy"] <= 1
+    assert parse_config((tmp_path / "a" / "config.json").read_text()) == cfg
+
+    data = load_dataset(cfg.data, cfg.seed)
+    for name in ("baseline.pt", "model.pt"):
+        model = build_model(cfg.model, data.n_features, data.n_classes)
+        model.load_state_dict(torch.load(tmp_path / "a" / name, weights_only=True))  # plain PyTorch
+    assert float((model.fc1.weight == 0).float().mean()) >= 0.8
+    with torch.no_grad():
+        acc = int((model(data.x_test).argmax(1) == data.y_test).sum()) / len(data.y_test)
+    assert abs(acc - m["pruned"]["test_accuracy"]) < 1e-9
+
+
+def test_bad_config_exits_2_with_one_line(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"train": {"lr": "fast"}}')
+    r = cli("run", str(bad), "--out", str(tmp_path / "o"))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "train.lr" in r.stderr
+    missing = cli("run", str(tmp_path / "nope.json"), "--out", str(tmp_path / "o"))
+    assert missing.returncode == 2 and "cannot read" in missing.stderr
+
+
+def test_schema_prints_json_schema():
+    r = cli("schema")
+    assert r.returncode == 0
+    assert "weight_pruning" in json.loads(r.stdout)["properties"]

@@ -1,0 +1,160 @@
+"""Data, models, training and the Experiment: seeds, resets, bad input leaving the state as it was."""
+import pytest
+import torch
+
+from conftest import tiny_config
+from explorer.config import DataConfig, ExperimentConfig, ModelConfig, WeightPruningConfig
+from explorer.data import load_dataset
+from explorer.experiment import Experiment
+from explorer.models import build_model, layer_names, layer_table, prunable_layers
+from explorer.training import select_device
+
+
+def test_digits_split_is_stratified_standardised_and_offline():
+    d = load_dataset(DataConfig(), seed=0)
+    assert len(d.x_train) + len(d.x_test) == 1797 and d.n_classes == 10 and d.n_features == 64
+    assert len(d.x_test) == 360
+    assert torch.allclose(d.x_train.mean(0), torch.zeros(64), atol=1e-5)
+    # Stratified: each class's share in test is within one example of its share in train.
+    for c in range(10):
+        share_tr = float((d.y_train == c).float().mean())
+        assert abs(int((d.y_test == c).sum()) - share_tr * len(d.y_test)) <= 1.5
+
+
+@pytest.mark.parametrize("name", ["moons", "circles", "spirals"])
+def test_toy_sets_are_seeded_2d(name):
+    a = load_dataset(DataConfig(name=name, noise=0.2), seed=3)
+    b = load_dataset(DataConfig(name=name, noise=0.2), seed=3)
+    c = load_dataset(DataConfig(name=name, noise=0.2), seed=4)
+    assert a.n_features == 2 and torch.equal(a.x_train, b.x_train) and not torch.equal(a.x_train, c.x_train)
+
+
+def test_dataset_tensors_are_fresh_copies():
+    a = load_dataset(DataConfig(), seed=0)
+    a.x_train.zero_()
+    assert load_dataset(DataConfig(), seed=0).x_train.abs().sum() > 0
+
+
+@pytest.mark.parametrize("cfg", [ModelConfig(arch="mlp", hidden=[5, 6, 7]), ModelConfig(arch="lenet300100"),
+                                 ModelConfig(arch="cnn")])
+def test_models_layer_names_and_table(cfg):
+    model = build_model(cfg, 64, 10)
+    assert list(prunable_layers(model)) == layer_names(cfg)
+    assert model(torch.randn(4, 64)).shape == (4, 10)
+    table = layer_table(model)
+    assert [r["layer"] for r in table] == layer_names(cfg)
+    assert sum(r["parameters"] for r in table) == sum(p.numel() for p in model.parameters())
+
+
+def test_lenet_is_64_300_100_10():
+    model = build_model(ModelConfig(arch="lenet300100"), 64, 10)
+    assert [tuple(m.weight.shape) for m in prunable_layers(model).values()] == [(300, 64), (100, 300), (10, 100)]
+
+
+def test_device_auto_is_cpu_here_and_missing_gpu_is_a_clear_error():
+    if not torch.cuda.is_available():
+        assert select_device("auto").type in ("cpu", "mps")
+        with pytest.raises(ValueError, match="no CUDA"):
+            select_device("cuda")
+
+
+def test_same_config_same_numbers(trained_experiment_factory):
+    cfg = tiny_config(weight_pruning={"sparsity": 0.6})
+    a = Experiment(cfg)
+    a.train_baseline()
+    b = Experiment(cfg)
+    b.train_baseline()
+    assert a.metrics() == b.metrics()
+    assert all(torch.equal(a.model_state()[k], v) for k, v in b.model_state().items())
+
+
+def test_baseline_trains_and_pruning_moves_both_ways(trained_experiment_factory):
+    exp = trained_experiment_factory()
+    assert exp.trained and exp.baseline_test_accuracy > 0.9
+    base = exp.pruning.test_accuracy
+    heavy = exp.set_pruning(WeightPruningConfig(sparsity=0.99))
+    assert heavy.stats["sparsity"] == pytest.approx(0.99, abs=1e-3) and heavy.test_accuracy < base
+    back = exp.set_pruning(WeightPruningConfig(sparsity=0.0))
+    assert back.test_accuracy == base == exp.baseline_test_accuracy
+    assert all(torch.equal(exp.model.state_dict()[k], v) for k, v in exp.baseline_state.items())
+
+
+def test_pruned_weights_are_exact_zeros_matching_masks(trained_experiment_factory):
+    exp = trained_experiment_factory()
+    exp.set_pruning(WeightPruningConfig(scope="global", sparsity=0.7))
+    for n, m in prunable_layers(exp.model).items():
+        assert (m.weight[~exp.masks[n]] == 0).all()
+    assert not any(k.endswith(("_orig", "_mask")) for k in exp.model_state())
+
+
+def test_extremes(trained_experiment_factory):
+    exp = trained_experiment_factory()
+    everything = exp.set_pruning(WeightPruningConfig(sparsity=1.0))
+    assert everything.stats["kept"] == 0 and 0.0 <= everything.test_accuracy <= 0.2
+    above = exp.set_pruning(WeightPruningConfig(threshold=exp.max_abs_weight() * 2))
+    assert above.stats["kept"] == 0
+    exact = exp.set_pruning(WeightPruningConfig(threshold={"fc1": exp.max_abs_weight("fc1")}))
+    assert exact.stats["layers"]["fc1"]["kept"] == 0 and exact.stats["layers"]["fc2"]["kept"] == 30000
+
+
+def test_bad_pruning_leaves_experiment_as_it_was(trained_experiment_factory):
+    exp = trained_experiment_factory()
+    exp.set_pruning(WeightPruningConfig(sparsity=0.5))
+    before = (exp.config, exp.pruning, {k: v.clone() for k, v in exp.model.state_dict().items()})
+    with pytest.raises(ValueError, match="unknown layer"):
+        exp.set_pruning(WeightPruningConfig.model_construct(scope="layer", sparsity={"conv9": 0.3}, threshold=None))
+    assert exp.config == before[0] and exp.pruning == before[1]
+    assert all(torch.equal(exp.model.state_dict()[k], v) for k, v in before[2].items())
+
+
+def test_setup_change_resets_and_pruning_change_does_not(trained_experiment_factory):
+    exp = trained_experiment_factory()
+    cfg = exp.config
+    cfg.weight_pruning = WeightPruningConfig(sparsity=0.3)
+    assert exp.update(cfg) is False and exp.trained
+    cfg.model = ModelConfig(arch="mlp", hidden=[32])
+    assert exp.update(cfg) is True and not exp.trained
+    assert exp.layer_names == ["fc1", "fc2"]
+
+
+def test_absurd_learning_rate_keeps_previous_baseline(trained_experiment_factory):
+    exp = trained_experiment_factory()
+    acc, state = exp.baseline_test_accuracy, {k: v.clone() for k, v in exp.baseline_state.items()}
+    cfg = exp.config
+    cfg.train.lr, cfg.train.optimizer = 10.0, "sgd"
+    exp._config = cfg  # same as the form's "Train" with an absurd rate, minus the reset of the baseline
+    result = exp.train_baseline()
+    assert result.diverged and "diverged" in result.message
+    assert exp.baseline_test_accuracy == acc
+    assert all(torch.equal(exp.baseline_state[k], v) for k, v in state.items())
+
+
+def test_stop_request_keeps_partial_baseline_and_config_reproduces_it():
+    exp = Experiment(tiny_config(train={"epochs": 5}))
+    seen = []
+    result = exp.train_baseline(on_epoch=seen.append, should_stop=lambda: len(seen) >= 2)
+    assert result.stopped and len(exp.history) == 2 and exp.config.train.epochs == 2
+    replay = Experiment(exp.config)
+    replay.train_baseline()
+    assert replay.metrics() == exp.metrics()
+
+
+@pytest.mark.parametrize("overrides", [
+    {"model": {"arch": "cnn"}},
+    {"data": {"name": "moons"}, "model": {"arch": "mlp", "hidden": [16, 16]}},
+])
+def test_other_setups_train(overrides):
+    exp = Experiment(tiny_config(**overrides))
+    exp.train_baseline()
+    assert exp.baseline_test_accuracy > 0.6
+    exp.set_pruning(WeightPruningConfig(sparsity=0.5, scope="global"))
+    assert exp.pruning.stats["sparsity"] == pytest.approx(0.5, abs=1e-3)
+
+
+def test_weight_histogram_and_mask_map(trained_experiment_factory):
+    exp = trained_experiment_factory()
+    exp.set_pruning(WeightPruningConfig(sparsity={"fc1": 0.4}))
+    h = exp.weight_histogram("fc1")
+    assert sum(h["kept"]) == 19200 * 0.6 and sum(h["pruned"]) == 19200 * 0.4
+    assert h["threshold"] == pytest.approx(float(exp.baseline_weights["fc1"].abs()[~exp.masks["fc1"]].max()))
+    assert exp.mask_map("fc1").shape[0] <= 96
