@@ -7,6 +7,7 @@ Every method validates before it mutates: a bad input raises ValueError and leav
 """
 from __future__ import annotations
 
+import io
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -113,6 +114,26 @@ class Experiment:
         self._apply_pruning(self._config.weight_pruning)
         return result
 
+    def setup_and_train(self, config: ExperimentConfig, on_epoch: Optional[Callable[[EpochRecord], None]] = None,
+                        should_stop: Optional[Callable[[], bool]] = None) -> TrainResult:
+        """Adopt `config` and train its baseline, all or nothing: if the config is refused, training diverges, or
+        the run is interrupted (an exception from a callback, such as a page rerun), the experiment is restored to
+        exactly what it was, config included."""
+        old = self.__dict__.copy()
+        old["_config"] = self._config.model_copy(deep=True)
+        try:
+            self.update(config)
+            result = self.train_baseline(on_epoch=on_epoch, should_stop=should_stop)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(old)
+            raise
+        if result.diverged:
+            self.__dict__.clear()
+            self.__dict__.update(old)
+            self.last_train = result
+        return result
+
     # ---- weight pruning -------------------------------------------------------------------------------------------
     def set_pruning(self, wp: WeightPruningConfig) -> PruningResult:
         """Apply a weight-pruning setting (masks from the baseline weights). Raises ValueError, changing nothing,
@@ -188,6 +209,12 @@ class Experiment:
     def model_state(self) -> dict:
         """Plain state_dict of the pruned model (pruned entries are 0; no weight_orig/weight_mask keys), on the CPU."""
         return {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+
+    def model_state_bytes(self) -> bytes:
+        """The pruned model's state_dict as the bytes torch.save writes (for a download)."""
+        buf = io.BytesIO()
+        torch.save(self.model_state(), buf)
+        return buf.getvalue()
 
     def baseline_state_cpu(self) -> dict:
         return {k: v.detach().cpu().clone() for k, v in self.baseline_state.items()}

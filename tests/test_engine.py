@@ -120,13 +120,25 @@ def test_setup_change_resets_and_pruning_change_does_not(trained_experiment_fact
 def test_absurd_learning_rate_keeps_previous_baseline(trained_experiment_factory):
     exp = trained_experiment_factory()
     acc, state = exp.baseline_test_accuracy, {k: v.clone() for k, v in exp.baseline_state.items()}
+    before = exp.config
     cfg = exp.config
     cfg.train.lr, cfg.train.optimizer = 10.0, "sgd"
-    exp._config = cfg  # same as the form's "Train" with an absurd rate, minus the reset of the baseline
-    result = exp.train_baseline()
+    result = exp.setup_and_train(cfg)
     assert result.diverged and "diverged" in result.message
-    assert exp.baseline_test_accuracy == acc
+    assert exp.baseline_test_accuracy == acc and exp.config == before and exp.trained
     assert all(torch.equal(exp.baseline_state[k], v) for k, v in state.items())
+
+
+def test_interrupted_training_restores_everything(trained_experiment_factory):
+    exp = trained_experiment_factory()
+    before, acc = exp.config, exp.baseline_test_accuracy
+
+    def interrupt(record):
+        raise KeyboardInterrupt  # what a page rerun does to a running script
+
+    with pytest.raises(KeyboardInterrupt):
+        exp.setup_and_train(tiny_config(seed=9), on_epoch=interrupt)
+    assert exp.config == before and exp.trained and exp.baseline_test_accuracy == acc
 
 
 def test_stop_request_keeps_partial_baseline_and_config_reproduces_it():

@@ -1,0 +1,89 @@
+"""Plotly figure builders: pure functions, data in → figure out (no state, no Streamlit)."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+KEPT, PRUNED = "#1f77b4", "#d62728"
+_LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=10), height=320, template="plotly_white")
+
+
+def training_curves(history: Sequence) -> go.Figure:
+    """Loss (left) and train/test accuracy (right) per epoch."""
+    epochs = [r.epoch for r in history]
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", "accuracy"))
+    fig.add_trace(go.Scatter(x=epochs, y=[r.loss for r in history], name="loss", mode="lines+markers"), 1, 1)
+    fig.add_trace(go.Scatter(x=epochs, y=[r.train_accuracy for r in history], name="train", mode="lines+markers"),
+                  1, 2)
+    fig.add_trace(go.Scatter(x=epochs, y=[r.test_accuracy for r in history], name="test", mode="lines+markers"),
+                  1, 2)
+    fig.update_xaxes(title_text="epoch")
+    fig.update_yaxes(tickformat=".0%", row=1, col=2)
+    return fig.update_layout(**_LAYOUT)
+
+
+def weight_histogram(hist: dict, layer: str, log_y: bool = False) -> go.Figure:
+    """Stacked histogram of a layer's weights, kept vs pruned, with the magnitude cut drawn at ±threshold."""
+    edges = np.asarray(hist["edges"])
+    centers, width = (edges[:-1] + edges[1:]) / 2, edges[1] - edges[0]
+    fig = go.Figure([
+        go.Bar(x=centers, y=hist["kept"], width=width, name="kept", marker_color=KEPT),
+        go.Bar(x=centers, y=hist["pruned"], width=width, name="pruned", marker_color=PRUNED),
+    ])
+    t = hist["threshold"]
+    if t is not None:
+        for x in (-t, t):
+            fig.add_vline(x=x, line_dash="dash", line_color="black")
+        fig.add_annotation(x=t, y=1, yref="paper", text=f"|w| = {t:.4f}", showarrow=False, xanchor="left")
+    fig.update_layout(barmode="stack", title=f"{layer}: weight values", xaxis_title="weight", yaxis_title="count",
+                      **_LAYOUT)
+    if log_y:
+        fig.update_yaxes(type="log")
+    return fig
+
+
+def mask_heatmap(kept_fraction: np.ndarray, layer: str, shape: Sequence[int]) -> go.Figure:
+    """The mask as a heatmap: 1 = kept, 0 = pruned; blocks of a downsampled map show the kept fraction."""
+    rows, cols = kept_fraction.shape
+    note = "" if (rows, cols) == (shape[0], int(np.prod(shape[1:]))) else f" (block-averaged to {rows}×{cols})"
+    fig = go.Figure(go.Heatmap(z=kept_fraction, zmin=0, zmax=1, colorscale=[[0, "#f2f2f2"], [1, KEPT]],
+                               colorbar=dict(title="kept", tickformat=".0%")))
+    fig.update_layout(title=f"{layer}: mask {'×'.join(map(str, shape))}{note}", xaxis_title="input",
+                      yaxis_title="output unit", **_LAYOUT)
+    fig.update_yaxes(autorange="reversed")
+    return fig
+
+
+def layer_sparsity_bars(stats: dict) -> go.Figure:
+    names = list(stats["layers"])
+    values = [stats["layers"][n]["sparsity"] for n in names]
+    fig = go.Figure(go.Bar(x=names, y=values, marker_color=PRUNED, text=[f"{v:.1%}" for v in values],
+                           textposition="outside"))
+    fig.add_hline(y=stats["sparsity"], line_dash="dot", annotation_text=f"overall {stats['sparsity']:.1%}")
+    fig.update_layout(title="weight sparsity per layer", yaxis=dict(range=[0, 1.1], tickformat=".0%"), **_LAYOUT)
+    return fig
+
+
+def digits_preview(images: np.ndarray, labels: np.ndarray) -> go.Figure:
+    """A row of 8x8 digit images with their labels."""
+    n = len(images)
+    fig = make_subplots(rows=1, cols=n, subplot_titles=[str(int(y)) for y in labels], horizontal_spacing=0.01)
+    for i, img in enumerate(images):
+        fig.add_trace(go.Heatmap(z=img, colorscale="gray_r", showscale=False), 1, i + 1)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False, autorange="reversed")
+    return fig.update_layout(margin=dict(l=0, r=0, t=30, b=0), height=110, template="plotly_white")
+
+
+def scatter_2d(x: np.ndarray, y: np.ndarray, title: str) -> go.Figure:
+    fig = go.Figure()
+    for c in np.unique(y):
+        pts = x[y == c]
+        fig.add_trace(go.Scattergl(x=pts[:, 0], y=pts[:, 1], mode="markers", name=f"class {int(c)}",
+                                   marker=dict(size=5)))
+    fig.update_layout(title=title, **_LAYOUT)
+    fig.update_yaxes(scaleanchor="x")
+    return fig

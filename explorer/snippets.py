@@ -1,0 +1,47 @@
+"""The plain-PyTorch code equivalent to a setting, shown on each page so a student can take the idea home."""
+from __future__ import annotations
+
+from .config import WeightPruningConfig
+
+_THRESHOLD_METHOD = '''\
+class ThresholdPruning(prune.BasePruningMethod):
+    """Keep a weight iff abs(w) > threshold."""
+    PRUNING_TYPE = "unstructured"
+
+    def __init__(self, threshold):
+        self.threshold = threshold
+
+    def compute_mask(self, t, default_mask):
+        return default_mask * (t.abs() > self.threshold)
+
+'''
+
+
+def _module(name: str) -> str:
+    return f"model.{name}" if name.isidentifier() else f'model.get_submodule("{name}")'
+
+
+def pruning_code(wp: WeightPruningConfig, layers: list[str]) -> str:
+    """Code that gives the same masks with torch.nn.utils.prune on the baseline model, then makes them permanent."""
+    lines = ["import torch.nn.utils.prune as prune", ""]
+    if not wp.is_active:
+        return "\n".join(lines + ["# nothing is pruned: every weight is kept"])
+    if wp.sparsity is not None:
+        if wp.scope == "global":
+            lines += ["params = [", *[f"    ({_module(n)}, \"weight\")," for n in layers], "]",
+                      f"prune.global_unstructured(params, pruning_method=prune.L1Unstructured, "
+                      f"amount={float(wp.sparsity)!r})"]
+        else:
+            amounts = wp.sparsity if isinstance(wp.sparsity, dict) else {n: wp.sparsity for n in layers}
+            lines += [f'prune.l1_unstructured({_module(n)}, name="weight", amount={float(a)!r})'
+                      for n, a in amounts.items()]
+    else:
+        thresholds = wp.threshold if isinstance(wp.threshold, dict) else {n: wp.threshold for n in layers}
+        lines[1:1] = ["", _THRESHOLD_METHOD.rstrip("\n"), ""]
+        lines += [f'ThresholdPruning.apply({_module(n)}, "weight", threshold={float(t)!r})'
+                  for n, t in thresholds.items()]
+    pruned = [n for n in layers if not isinstance(wp.sparsity or wp.threshold, dict)
+              or n in (wp.sparsity or wp.threshold)]
+    lines += ["", "# make it permanent: plain weights with zeros, no weight_orig / weight_mask left",
+              *[f'prune.remove({_module(n)}, "weight")' for n in pruned]]
+    return "\n".join(lines)

@@ -1,0 +1,70 @@
+"""Model & data: choose the dataset, the architecture and the training settings; train the baseline."""
+import pandas as pd
+import streamlit as st
+
+from explorer import plots
+from explorer.config import ARCHS, DATASETS, DEFAULT_MLP_HIDDEN, ConfigError, validate_config
+from explorer.data import raw_preview
+from ui import get_experiment, show_problems, train_with_progress
+
+ARCH_NAMES = {"lenet300100": "LeNet-300-100 (Han et al. 2015)", "mlp": "MLP (choose hidden sizes)",
+              "cnn": "Small CNN (2 conv + 1 linear, digits only)"}
+
+exp = get_experiment()
+cfg = exp.config
+st.title("Model & data")
+
+with st.form("setup"):
+    c1, c2, c3 = st.columns(3)
+    name = c1.selectbox("Dataset", DATASETS, index=DATASETS.index(cfg.data.name),
+                        help="digits: scikit-learn's 8×8 handwritten digits (1,797 images, 10 classes); "
+                             "the others are generated 2-D sets")
+    noise = c1.slider("Noise (2-D sets)", 0.0, 1.0, cfg.data.noise, 0.01)
+    arch = c2.selectbox("Model", ARCHS, index=ARCHS.index(cfg.model.arch), format_func=ARCH_NAMES.get)
+    hidden_text = c2.text_input("MLP hidden sizes", ", ".join(map(str, cfg.model.hidden_sizes())),
+                                help=f"comma-separated, e.g. {', '.join(map(str, DEFAULT_MLP_HIDDEN))}")
+    seed = c2.number_input("Seed", 0, 2**32 - 1, cfg.seed, 1)
+    epochs = c3.number_input("Epochs", 0, 1000, cfg.train.epochs, 1)
+    lr = c3.number_input("Learning rate", 1e-6, 10.0, cfg.train.lr, format="%.5f")
+    optimizer = c3.selectbox("Optimizer", ["adam", "sgd"], index=["adam", "sgd"].index(cfg.train.optimizer))
+    batch = c3.number_input("Batch size", 1, 65536, cfg.train.batch_size, 1)
+    submitted = st.form_submit_button("Train baseline", type="primary")
+
+if submitted:
+    raw = cfg.model_dump()
+    try:
+        hidden = [int(h) for h in hidden_text.replace(" ", "").split(",") if h] if arch == "mlp" else None
+    except ValueError:
+        hidden = hidden_text  # let validation name the field
+    raw["data"].update(name=name, noise=noise)
+    raw["model"] = {"arch": arch, "hidden": hidden}
+    raw["seed"] = int(seed)
+    raw["train"].update(epochs=int(epochs), lr=float(lr), optimizer=optimizer, batch_size=int(batch))
+    # A new model has other layers: per-layer pruning settings cannot carry over.
+    if arch != cfg.model.arch or hidden != cfg.model.hidden:
+        raw["weight_pruning"] = {"scope": "layer", "sparsity": None, "threshold": None}
+    try:
+        new_config = validate_config(raw)
+    except ConfigError as e:
+        show_problems(e, "This setup cannot be used")
+    else:
+        train_with_progress(exp, new_config)
+
+left, right = st.columns([2, 3])
+with left:
+    st.subheader("Data")
+    d = exp.data
+    st.write(f"**{d.name}**: {len(d.x_train):,} training and {len(d.x_test):,} test examples, "
+             f"{d.n_features} features, {d.n_classes} classes (stratified split, standardised with train statistics).")
+    x, y = raw_preview(exp.config.data, exp.config.seed)
+    if exp.config.data.name == "digits":
+        st.plotly_chart(plots.digits_preview(x[:10], y[:10]), key="md_preview")
+    else:
+        st.plotly_chart(plots.scatter_2d(x, y, exp.config.data.name), key="md_preview")
+with right:
+    st.subheader("Layers")
+    st.dataframe(pd.DataFrame(exp.layer_table()), hide_index=True)
+    if exp.trained and exp.history:
+        st.plotly_chart(plots.training_curves(exp.history), key="md_curves")
+    elif not exp.trained:
+        st.info("Not trained yet: press **Train baseline**.")

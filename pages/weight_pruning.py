@@ -1,0 +1,48 @@
+"""Weight pruning: magnitude masks by sparsity or threshold, per layer or global, and what they do to accuracy."""
+import pandas as pd
+import streamlit as st
+
+from explorer import plots
+from explorer.snippets import pruning_code
+from ui import get_experiment, show_problems
+from ui.pruning_controls import pruning_controls
+
+exp = get_experiment()
+st.title("Weight pruning")
+st.caption("Unstructured magnitude pruning (Han et al. 2015): the smallest weights are set to exactly zero. "
+           "Masks are computed from the trained baseline, so every slider moves both ways.")
+if not exp.trained:
+    st.warning("The baseline is not trained yet: you are pruning a random initialisation.")
+    st.page_link("pages/model_data.py", label="Train a baseline on Model & data", icon=":material/arrow_forward:")
+
+setting = pruning_controls(exp)
+try:
+    result = exp.set_pruning(setting)
+except ValueError as e:
+    show_problems(e, "This pruning setting does not fit the model")
+    result = exp.pruning
+
+stats = result.stats
+c = st.columns(4)
+c[0].metric("Weight sparsity", f"{stats['sparsity']:.1%}")
+c[1].metric(f"Weights kept (of {stats['total']:,})", f"{stats['kept']:,}")
+c[2].metric("Test accuracy before", f"{exp.baseline_test_accuracy:.1%}")
+c[3].metric("Test accuracy after", f"{result.test_accuracy:.1%}",
+            delta=f"{(result.test_accuracy - exp.baseline_test_accuracy) * 100:+.1f} pts")
+
+layer = st.selectbox("Layer to inspect", exp.layer_names, key="wp_inspect")
+log_y = st.toggle("Log-scale counts", key="wp_log_y")
+left, right = st.columns(2)
+left.plotly_chart(plots.weight_histogram(exp.weight_histogram(layer), layer, log_y), key="wp_hist")
+right.plotly_chart(plots.mask_heatmap(exp.mask_map(layer), layer, tuple(exp.masks[layer].shape)), key="wp_map")
+
+left, right = st.columns(2)
+table = pd.DataFrame([{"layer": n, "weights": s["total"], "kept": s["kept"], "sparsity": s["sparsity"],
+                       "cut at |w|": result.thresholds[n]} for n, s in stats["layers"].items()])
+left.dataframe(table, hide_index=True, column_config={
+    "sparsity": st.column_config.NumberColumn(format="percent"),
+    "cut at |w|": st.column_config.NumberColumn(format="%.4f", help="largest pruned magnitude")})
+right.plotly_chart(plots.layer_sparsity_bars(stats), key="wp_bars")
+
+with st.expander("The same in plain PyTorch"):
+    st.code(pruning_code(exp.config.weight_pruning, exp.layer_names), language="python")

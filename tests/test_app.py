@@ -1,0 +1,173 @@
+"""Every page through streamlit.testing.v1.AppTest: renders without exception, and the controls do what the engine says."""
+import json
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from conftest import ROOT, tiny_config
+from explorer.config import config_json, parse_config
+
+PAGES = ["pages/home.py", "pages/model_data.py", "pages/weight_pruning.py", "pages/export.py"]
+
+
+def app(experiment=None, page=None) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    if experiment is not None:
+        at.session_state["experiment"] = experiment
+    if page:
+        at.switch_page(page)
+    return at.run()
+
+
+def metric(at, label_start: str) -> str:
+    return next(m.value for m in at.metric if m.label.startswith(label_start))
+
+
+def no_exceptions(at):
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def sidebar_text(at) -> str:
+    return " ".join(m.value for m in at.sidebar.markdown)
+
+
+def test_app_entry_shows_home_and_sidebar(trained_experiment_factory):
+    at = app()
+    no_exceptions(at)
+    assert at.title[0].value == "Pruning Explorer" and "Baseline not trained yet" in sidebar_text(at)
+    exp = trained_experiment_factory()
+    at = app(exp)
+    assert f"{exp.baseline_test_accuracy:.1%} test accuracy" in sidebar_text(at)
+
+
+# AppTest.switch_page runs the page script itself (not through app.py's st.navigation), so the pages are checked
+# on their own here; the real navigation is exercised by the browser test.
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_fresh(page):
+    no_exceptions(app(page=page))
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_trained(page, trained_experiment_factory):
+    no_exceptions(app(trained_experiment_factory(), page))
+
+
+def test_model_data_trains_with_progress_and_reports():
+    at = app(page="pages/model_data.py")
+    epochs = next(n for n in at.number_input if n.label == "Epochs")
+    epochs.set_value(2)
+    at.form_submit_button[0].click()
+    at.run()
+    no_exceptions(at)
+    exp = at.session_state["experiment"]
+    assert exp.trained and len(exp.history) == 2 and exp.config.train.epochs == 2
+    assert any("Baseline trained" in s.value for s in at.success)
+
+
+def test_model_data_bad_setup_is_a_message_and_changes_nothing(trained_experiment_factory):
+    exp = trained_experiment_factory()
+    at = app(exp, "pages/model_data.py")
+    before = exp.config
+    at.selectbox[1].set_value("mlp")
+    at.text_input[0].set_value("12, lots")
+    at.form_submit_button[0].click()
+    at.run()
+    no_exceptions(at)
+    assert at.error and "model.hidden" in at.error[0].value
+    assert at.session_state["experiment"].config == before and at.session_state["experiment"].trained
+
+
+def test_absurd_learning_rate_says_so_and_keeps_the_baseline(trained_experiment_factory):
+    exp = trained_experiment_factory()
+    acc = exp.baseline_test_accuracy
+    at = app(exp, "pages/model_data.py")
+    next(n for n in at.number_input if n.label == "Learning rate").set_value(10.0)
+    at.selectbox[2].set_value("sgd")
+    next(n for n in at.number_input if n.label == "Epochs").set_value(2)
+    at.form_submit_button[0].click()
+    at.run()
+    no_exceptions(at)
+    assert at.error and "diverged" in at.error[0].value
+    assert at.session_state["experiment"].baseline_test_accuracy == acc
+
+
+def test_sparsity_slider_moves_sparsity_and_accuracy_as_the_engine_says(trained_experiment_factory):
+    at = app(trained_experiment_factory(), "pages/weight_pruning.py")
+    assert metric(at, "Weight sparsity") == "0.0%"
+    at.slider(key="wp_all").set_value(80.0).run()
+    no_exceptions(at)
+    exp = at.session_state["experiment"]
+    assert exp.config.weight_pruning.sparsity == 0.8
+    assert metric(at, "Weight sparsity") == "80.0%" == f"{exp.pruning.stats['sparsity']:.1%}"
+    assert metric(at, "Test accuracy after") == f"{exp.pruning.test_accuracy:.1%}"
+    # The engine agrees: a fresh magnitude_masks on the baseline gives the same sparsity.
+    from explorer.pruning import masks_from_weights, mask_stats
+    ref = mask_stats(masks_from_weights(exp.baseline_weights, sparsity=0.8))
+    assert ref == exp.pruning.stats
+    at.slider(key="wp_all").set_value(100.0).run()
+    assert metric(at, "Weight sparsity") == "100.0%"
+    at.slider(key="wp_all").set_value(0.0).run()
+    assert metric(at, "Test accuracy after") == metric(at, "Test accuracy before")
+
+
+def test_per_layer_and_global_scopes(trained_experiment_factory):
+    at = app(trained_experiment_factory(), "pages/weight_pruning.py")
+    at.radio(key="wp_scope").set_value("layer").run()
+    at.slider(key="wp_layer_fc2").set_value(50.0).run()
+    no_exceptions(at)
+    exp = at.session_state["experiment"]
+    assert exp.config.weight_pruning.sparsity == {"fc1": 0.0, "fc2": 0.5, "fc3": 0.0}
+    assert exp.pruning.stats["layers"]["fc2"]["sparsity"] == 0.5 and exp.pruning.stats["layers"]["fc1"]["kept"] == 19200
+    at.radio(key="wp_scope").set_value("global").run()
+    at.slider(key="wp_all").set_value(90.0).run()
+    exp = at.session_state["experiment"]
+    assert exp.config.weight_pruning.scope == "global" and metric(at, "Weight sparsity") == "90.0%"
+    assert "global_unstructured" in at.code[0].value
+
+
+def test_threshold_slider_extremes(trained_experiment_factory):
+    at = app(trained_experiment_factory(), "pages/weight_pruning.py")
+    at.radio(key="wp_unit").set_value("threshold").run()
+    no_exceptions(at)
+    exp = at.session_state["experiment"]
+    assert exp.config.weight_pruning.threshold == 0.0 and metric(at, "Weight sparsity") == "0.0%"
+    top = at.slider(key="wp_all").max
+    at.slider(key="wp_all").set_value(top).run()
+    no_exceptions(at)
+    assert metric(at, "Weight sparsity") == "100.0%"
+    assert "ThresholdPruning" in at.code[0].value
+
+
+def test_export_download_and_upload_round_trip(trained_experiment_factory):
+    exp = trained_experiment_factory()
+    at = app(exp, "pages/export.py")
+    no_exceptions(at)
+    assert parse_config(at.code[0].value) == exp.config
+    incoming = tiny_config(seed=5, weight_pruning={"sparsity": {"fc1": 0.7}})
+    at.file_uploader[0].set_value(("setup.json", config_json(incoming).encode(), "application/json")).run()
+    next(b for b in at.button if b.label.startswith("Load this setup")).click().run()
+    no_exceptions(at)
+    now = at.session_state["experiment"]
+    assert now.config == incoming and now.trained
+    # Same numbers as a replay of the same file.
+    from explorer.experiment import Experiment
+    replay = Experiment(incoming)
+    replay.train_baseline()
+    assert replay.metrics() == now.metrics()
+
+
+@pytest.mark.parametrize("content, words", [
+    (b"{not json", "not valid JSON"),
+    (json.dumps({"model": {"arch": "cnn"}, "weight_pruning": {"sparsity": {"fc1": 0.5}}}).encode(), "another model"),
+    (json.dumps({"weight_pruning": {"sparsity": {}}}).encode(), "empty per-layer"),
+    (b"\x89PNG\r\n\x1a\n", "UTF-8"),
+])
+def test_bad_uploads_are_messages_and_change_nothing(content, words, trained_experiment_factory):
+    exp = trained_experiment_factory()
+    before = exp.config
+    at = app(exp, "pages/export.py")
+    at.file_uploader[0].set_value(("bad.json", content, "application/json")).run()
+    no_exceptions(at)
+    assert at.error and words in at.error[0].value
+    assert not [b for b in at.button if b.label.startswith("Load this setup")]
+    assert at.session_state["experiment"].config == before

@@ -1,0 +1,81 @@
+"""Weight-pruning controls: a WeightPruningConfig ⇄ slider values, so the sliders always show the experiment's setting.
+
+Widget values live under keys derived from the layer name; a key missing from session state (first visit, or after
+a config import) is filled from the experiment's config, which stays the single source of truth.
+"""
+from __future__ import annotations
+
+import streamlit as st
+
+from explorer.config import WeightPruningConfig
+from explorer.experiment import Experiment
+
+SCOPES = {"one": "One value for every layer", "layer": "Per layer", "global": "Global ranking (all layers)"}
+UNITS = {"sparsity": "Sparsity (% of weights pruned)", "threshold": "Magnitude threshold |w|"}
+PREFIX = "wp_"
+
+
+def _ui_from_config(wp: WeightPruningConfig, exp: Experiment) -> dict:
+    """Slider values that show `wp` (thresholds clamped to the slider range; the meaning is unchanged)."""
+    unit = "threshold" if wp.threshold is not None else "sparsity"
+    value = wp.threshold if unit == "threshold" else (wp.sparsity or 0.0)
+    scope = "global" if wp.scope == "global" else ("layer" if isinstance(value, dict) else "one")
+    per_layer = value if isinstance(value, dict) else {n: value for n in exp.layer_names}
+    ui = {"unit": unit, "scope": scope}
+    if unit == "sparsity":
+        ui["all"] = 100.0 * (0.0 if isinstance(value, dict) else value)
+        ui.update({f"layer_{n}": 100.0 * per_layer.get(n, 0.0) for n in exp.layer_names})
+    else:
+        top = exp.max_abs_weight()
+        ui["all"] = min(0.0 if isinstance(value, dict) else value, top)
+        ui.update({f"layer_{n}": min(per_layer.get(n, 0.0), exp.max_abs_weight(n)) for n in exp.layer_names})
+    return ui
+
+
+def _config_from_ui(ui: dict, exp: Experiment) -> WeightPruningConfig:
+    scale = 0.01 if ui["unit"] == "sparsity" else 1.0
+    if ui["scope"] == "layer":
+        value = {n: round(ui[f"layer_{n}"] * scale, 6) for n in exp.layer_names}
+    else:
+        value = round(ui["all"] * scale, 6)
+    return WeightPruningConfig(scope="global" if ui["scope"] == "global" else "layer", **{ui["unit"]: value})
+
+
+def _threshold_step(top: float) -> float:
+    return max(top / 500, 1e-6)
+
+
+def pruning_controls(exp: Experiment) -> WeightPruningConfig:
+    """Draw the controls; return the setting they show (the current config when the user changed nothing)."""
+    current = exp.config.weight_pruning
+    initial = _ui_from_config(current, exp)
+    for k, v in initial.items():
+        st.session_state.setdefault(PREFIX + k, v)
+
+    c1, c2 = st.columns(2)
+    unit = c1.radio("Prune by", list(UNITS), format_func=UNITS.get, key=PREFIX + "unit", horizontal=True)
+    scope = c2.radio("Scope", list(SCOPES), format_func=SCOPES.get, key=PREFIX + "scope", horizontal=True,
+                     help="Global ranking prunes the smallest weights of the whole model (prune.global_unstructured); "
+                          "for a threshold it is the same as one value for every layer.")
+    if unit != initial["unit"]:
+        # A new unit starts at 'nothing pruned' rather than reinterpreting a percentage as a magnitude.
+        for k in ["all", *[f"layer_{n}" for n in exp.layer_names]]:
+            st.session_state[PREFIX + k] = 0.0
+    ui = {"unit": unit, "scope": scope}
+    if unit == "sparsity":
+        kw = dict(min_value=0.0, max_value=100.0, step=0.5, format="%.1f%%")
+    names = ["all"] if scope != "layer" else [f"layer_{n}" for n in exp.layer_names]
+    for key in names:
+        label = "every layer" if key == "all" else key.removeprefix("layer_")
+        if unit == "threshold":
+            top = exp.max_abs_weight(None if key == "all" else key.removeprefix("layer_"))
+            kw = dict(min_value=0.0, max_value=top, step=_threshold_step(top), format="%.4f")
+            st.session_state[PREFIX + key] = min(st.session_state[PREFIX + key], top)
+        ui[key] = st.slider(f"{UNITS[unit].split(' (')[0]}: {label}", key=PREFIX + key, **kw)
+    for key in ["all", *[f"layer_{n}" for n in exp.layer_names]]:
+        ui.setdefault(key, st.session_state[PREFIX + key])
+    # Unchanged sliders keep the config exactly as it was (no 0.5 → {"fc1": 0.5, …} rewrites on a visit).
+    comparable = {k: ui[k] for k in initial}
+    if comparable == initial:
+        return current
+    return _config_from_ui(ui, exp)
