@@ -12,7 +12,9 @@ pages = [
     st.Page("pages/export.py", title="Export", icon=":material/download:"),
 ]
 page = st.navigation(pages)
+page.run()
 
+# Drawn after the page so that it shows what the page just did (a training run, a slider move).
 exp = get_experiment()
 cfg = exp.config
 with st.sidebar:
@@ -25,5 +27,3 @@ with st.sidebar:
                     f"({h['kept']:,} of {h['total']:,} weights kept)")
     else:
         st.markdown("Baseline not trained yet.")
-
-page.run()

@@ -49,8 +49,9 @@ class ModelConfig(_Section):
         if self.hidden is not None:
             if self.arch != "mlp":
                 raise ValueError(f"'hidden' applies only to arch 'mlp', not '{self.arch}'; remove it")
-            if not 1 <= len(self.hidden) <= 8 or any(not 1 <= h <= 4096 for h in self.hidden):
-                raise ValueError("'hidden' must list 1 to 8 layer sizes, each between 1 and 4096")
+            # Bounded so that a typo cannot freeze a workshop laptop for minutes of training.
+            if not 1 <= len(self.hidden) <= 6 or any(not 1 <= h <= 1024 for h in self.hidden):
+                raise ValueError("'hidden' must list 1 to 6 layer sizes, each between 1 and 1024")
         return self
 
     def hidden_sizes(self) -> tuple[int, ...]:

@@ -30,7 +30,6 @@ class PruningResult:
     """What one weight-pruning setting gives, measured on the baseline weights."""
     stats: dict                    # pruning.mask_stats: per-layer and overall sparsity / kept / total
     test_accuracy: float           # with the masks applied
-    train_accuracy: float
     thresholds: dict               # per layer: the magnitude cut that was applied (None: nothing pruned)
 
 
@@ -154,7 +153,6 @@ class Experiment:
             result = PruningResult(
                 stats=pruning.mask_stats(masks),
                 test_accuracy=accuracy(self.model, self.data.x_test, self.data.y_test),
-                train_accuracy=accuracy(self.model, self.data.x_train, self.data.y_train),
                 thresholds={n: pruning.effective_threshold(self.baseline_weights[n], m) for n, m in masks.items()},
             )
             self._cache[key] = (masks, result)
@@ -199,7 +197,8 @@ class Experiment:
                          "epochs": len(self.history),
                          "final_loss": self.history[-1].loss if self.history else None},
             "pruned": {
-                "test_accuracy": p.test_accuracy, "train_accuracy": p.train_accuracy,
+                "test_accuracy": p.test_accuracy,
+                "train_accuracy": accuracy(self.model, self.data.x_train, self.data.y_train),
                 "weight_sparsity": p.stats["sparsity"], "weights_kept": p.stats["kept"],
                 "weights_total": p.stats["total"],
                 "layers": {n: {**s, "threshold": p.thresholds[n]} for n, s in p.stats["layers"].items()},

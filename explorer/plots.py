@@ -48,10 +48,14 @@ def weight_histogram(hist: dict, layer: str, log_y: bool = False) -> go.Figure:
 def mask_heatmap(kept_fraction: np.ndarray, layer: str, shape: Sequence[int]) -> go.Figure:
     """The mask as a heatmap: 1 = kept, 0 = pruned; blocks of a downsampled map show the kept fraction."""
     rows, cols = kept_fraction.shape
-    note = "" if (rows, cols) == (shape[0], int(np.prod(shape[1:]))) else f" (block-averaged to {rows}×{cols})"
-    fig = go.Figure(go.Heatmap(z=kept_fraction, zmin=0, zmax=1, colorscale=[[0, "#f2f2f2"], [1, KEPT]],
+    full_rows, full_cols = shape[0], int(np.prod(shape[1:]))
+    note = "" if (rows, cols) == (full_rows, full_cols) else f" (block-averaged to {rows}×{cols})"
+    # Axes in the layer's own units (block centres), so a downsampled map still reads as "output unit 150".
+    y = (np.arange(rows) + 0.5) * full_rows / rows - 0.5
+    x = (np.arange(cols) + 0.5) * full_cols / cols - 0.5
+    fig = go.Figure(go.Heatmap(z=kept_fraction, x=x, y=y, zmin=0, zmax=1, colorscale=[[0, "#f2f2f2"], [1, KEPT]],
                                colorbar=dict(title="kept", tickformat=".0%")))
-    fig.update_layout(title=f"{layer}: mask {'×'.join(map(str, shape))}{note}", xaxis_title="input",
+    fig.update_layout(title=f"{layer}: mask {'×'.join(map(str, shape))}{note}", xaxis_title="input" if len(shape) == 2 else "input channel × kernel position",
                       yaxis_title="output unit", **_LAYOUT)
     fig.update_yaxes(autorange="reversed")
     return fig

@@ -144,8 +144,10 @@ def weight_sparsity(model: nn.Module) -> dict:
 def effective_threshold(weight: torch.Tensor, mask: torch.Tensor) -> float | None:
     """The magnitude that separates pruned from kept entries: the largest pruned |w| (None when nothing is pruned).
     With a threshold t it is ≤ t; with a sparsity target it is where that target's cut fell."""
-    pruned = weight.detach().abs()[~mask]
-    return float(pruned.max()) if pruned.numel() else None
+    if bool(mask.all()):
+        return None
+    # -1 stands in for kept entries: a masked max without building the boolean-indexed copy.
+    return float(torch.where(mask, -1.0, weight.detach().abs()).max())
 
 
 def mask_map(mask: torch.Tensor, max_cells: int = 96) -> torch.Tensor:

@@ -36,3 +36,82 @@ def trained_experiment_factory():
         return copy.deepcopy(cache[key])
 
     return make
+
+
+# ---- browser tests: Debian's chromium driven by Playwright; missing chromium is installed, never skipped ----------
+def _install_chromium() -> None:
+    import os
+    import shutil
+    import subprocess
+
+    if shutil.which("apt-get") is None or os.geteuid() != 0:
+        return
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], env=env, timeout=900, capture_output=True)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], env=env, timeout=1800, capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> str:
+    import shutil
+
+    if shutil.which("chromium") is None:
+        _install_chromium()
+    path = shutil.which("chromium")
+    if path is None:
+        pytest.fail("Debian's chromium is missing and could not be installed (apt-get install -y chromium)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def browser(chromium_path):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        try:
+            b = p.chromium.launch(executable_path=chromium_path, args=[
+                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--no-first-run", "--disable-quic"])
+        except Exception as e:  # a browser that cannot start is a failure in CI, not a skip
+            pytest.fail(f"chromium at {chromium_path} did not start: {e}")
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="session")
+def app_url(tmp_path_factory):
+    """`streamlit run app.py` headless on a free port; waits for /_stcore/health."""
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log_path = tmp_path_factory.mktemp("streamlit") / "server.log"
+    log = open(log_path, "w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
+         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while True:
+        try:
+            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            pass
+        if server.poll() is not None or time.time() > deadline:
+            server.kill()
+            pytest.fail(f"streamlit did not become healthy; its log:\n{log_path.read_text()[-3000:]}")
+        time.sleep(0.3)
+    yield url
+    server.terminate()
+    try:
+        server.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.kill()
+    log.close()

@@ -26,9 +26,8 @@ def _ui_from_config(wp: WeightPruningConfig, exp: Experiment) -> dict:
         ui["all"] = 100.0 * (0.0 if isinstance(value, dict) else value)
         ui.update({f"layer_{n}": 100.0 * per_layer.get(n, 0.0) for n in exp.layer_names})
     else:
-        top = exp.max_abs_weight()
-        ui["all"] = min(0.0 if isinstance(value, dict) else value, top)
-        ui.update({f"layer_{n}": min(per_layer.get(n, 0.0), exp.max_abs_weight(n)) for n in exp.layer_names})
+        ui["all"] = min(0.0 if isinstance(value, dict) else value, _threshold_top(exp, None))
+        ui.update({f"layer_{n}": min(per_layer.get(n, 0.0), _threshold_top(exp, n)) for n in exp.layer_names})
     return ui
 
 
@@ -41,8 +40,9 @@ def _config_from_ui(ui: dict, exp: Experiment) -> WeightPruningConfig:
     return WeightPruningConfig(scope="global" if ui["scope"] == "global" else "layer", **{ui["unit"]: value})
 
 
-def _threshold_step(top: float) -> float:
-    return max(top / 500, 1e-6)
+def _threshold_top(exp: Experiment, layer: str | None) -> float:
+    # A slider needs max > min: an all-zero layer still gets a tiny range.
+    return max(exp.max_abs_weight(layer), 1e-6)
 
 
 def pruning_controls(exp: Experiment) -> WeightPruningConfig:
@@ -68,8 +68,8 @@ def pruning_controls(exp: Experiment) -> WeightPruningConfig:
     for key in names:
         label = "every layer" if key == "all" else key.removeprefix("layer_")
         if unit == "threshold":
-            top = exp.max_abs_weight(None if key == "all" else key.removeprefix("layer_"))
-            kw = dict(min_value=0.0, max_value=top, step=_threshold_step(top), format="%.4f")
+            top = _threshold_top(exp, None if key == "all" else key.removeprefix("layer_"))
+            kw = dict(min_value=0.0, max_value=top, step=top / 500, format="%.4f")
             st.session_state[PREFIX + key] = min(st.session_state[PREFIX + key], top)
         ui[key] = st.slider(f"{UNITS[unit].split(' (')[0]}: {label}", key=PREFIX + key, **kw)
     for key in ["all", *[f"layer_{n}" for n in exp.layer_names]]:

@@ -1,0 +1,81 @@
+"""The real app in headless Chromium: train, prune with a slider, download the config and load it back."""
+import json
+import re
+
+from conftest import ROOT
+from explorer.config import parse_config
+
+IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
+SCREENSHOT = ROOT / "docs" / "weight-pruning.png"
+
+
+def settle(page, timeout_ms: int = 120_000) -> None:
+    """Wait until the script is idle (never a fixed sleep for the result itself)."""
+    page.wait_for_selector("[data-testid='stApp']", timeout=timeout_ms)
+    page.wait_for_timeout(250)  # a rerun may start just after an interaction
+    page.wait_for_selector(IDLE, timeout=timeout_ms)
+
+
+def goto_page(page, name: str) -> None:
+    page.locator("[data-testid='stSidebarNav'] a", has_text=name).click()
+    settle(page)
+
+
+def metric_value(page, label: str) -> str:
+    box = page.locator("[data-testid='stMetric']", has_text=label).first
+    return box.locator("[data-testid='stMetricValue']").inner_text().strip()
+
+
+def assert_no_exception(page) -> None:
+    boxes = page.locator("[data-testid='stException']")
+    assert boxes.count() == 0, boxes.first.inner_text()
+
+
+def test_train_prune_export_and_reload(browser, app_url, tmp_path):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(app_url)
+    settle(page)
+    assert_no_exception(page)
+
+    goto_page(page, "Model & data")
+    page.get_by_role("button", name="Train baseline").click()
+    page.get_by_text("Baseline trained").wait_for(timeout=120_000)
+    settle(page)
+    assert_no_exception(page)
+    assert "test accuracy" in page.locator("[data-testid='stSidebar']").inner_text()
+
+    goto_page(page, "Weight pruning")
+    assert metric_value(page, "Weight sparsity") == "0.0%"
+    before_acc = metric_value(page, "Test accuracy after")
+    page.locator("[data-testid='stSlider']").first.locator("input[type='range']").focus()
+    for _ in range(8):  # keyboard steps, as a user with the arrow keys would: a large move to high sparsity
+        page.keyboard.press("PageUp")
+    settle(page)
+    sparsity = metric_value(page, "Weight sparsity")
+    assert sparsity != "0.0%" and re.fullmatch(r"\d+\.\d%", sparsity), sparsity
+    assert_no_exception(page)
+    page.wait_for_timeout(500)  # let plotly finish drawing before the README picture
+    page.screenshot(path=str(SCREENSHOT), full_page=False)
+    after_acc = metric_value(page, "Test accuracy after")
+
+    goto_page(page, "Export")
+    with page.expect_download() as dl:
+        page.get_by_role("button", name="Download config JSON").click()
+    path = tmp_path / "config.json"
+    dl.value.save_as(path)
+    cfg = parse_config(path.read_bytes())
+    assert abs(cfg.weight_pruning.sparsity * 100 - float(sparsity.rstrip("%"))) < 0.051
+    assert json.loads(path.read_text())["version"] == 1
+
+    page.locator("[data-testid='stFileUploader'] input[type='file']").set_input_files(str(path))
+    settle(page)
+    page.get_by_role("button", name="Load this setup and train").click()
+    page.get_by_text("Baseline trained").wait_for(timeout=120_000)
+    settle(page)
+    assert_no_exception(page)
+    goto_page(page, "Weight pruning")
+    # Same seed, same config: the same numbers come back.
+    assert metric_value(page, "Weight sparsity") == sparsity
+    assert metric_value(page, "Test accuracy after") == after_acc
+    assert before_acc != after_acc or sparsity == "0.0%"
+    page.close()
