@@ -1,4 +1,9 @@
-"""Pruning Explorer: `streamlit run app.py`. Navigation over pages/ and the sidebar shown on every page."""
+"""Pruning Explorer: `streamlit run app.py`. Navigation over app_pages/ and the sidebar shown on every page.
+
+The pages live in app_pages/, not pages/: Streamlit treats a pages/ folder beside the main script as a legacy
+(v1) multipage app until st.navigation has run once in the server process, so a deep link such as /weight_pruning
+on a fresh server would run the page alone, without this navigation or sidebar.
+"""
 import streamlit as st
 
 from ui import get_experiment
@@ -6,10 +11,10 @@ from ui import get_experiment
 st.set_page_config(page_title="Pruning Explorer", page_icon=":material/content_cut:", layout="wide")
 
 pages = [
-    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
-    st.Page("pages/model_data.py", title="Model & data", icon=":material/model_training:"),
-    st.Page("pages/weight_pruning.py", title="Weight pruning", icon=":material/content_cut:"),
-    st.Page("pages/export.py", title="Export", icon=":material/download:"),
+    st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("app_pages/model_data.py", title="Model & data", icon=":material/model_training:"),
+    st.Page("app_pages/weight_pruning.py", title="Weight pruning", icon=":material/content_cut:"),
+    st.Page("app_pages/export.py", title="Export", icon=":material/download:"),
 ]
 page = st.navigation(pages)
 page.run()

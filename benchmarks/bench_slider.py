@@ -55,7 +55,7 @@ def main() -> None:
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
     at.session_state["experiment"] = exp
     exp.set_pruning(WeightPruningConfig())
-    at.switch_page("pages/weight_pruning.py")
+    at.switch_page("app_pages/weight_pruning.py")
     at.run()
     reruns = []
     for i in range(a.reruns):

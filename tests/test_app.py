@@ -7,7 +7,7 @@ from streamlit.testing.v1 import AppTest
 from conftest import ROOT, tiny_config
 from explorer.config import config_json, parse_config
 
-PAGES = ["pages/home.py", "pages/model_data.py", "pages/weight_pruning.py", "pages/export.py"]
+PAGES = ["app_pages/home.py", "app_pages/model_data.py", "app_pages/weight_pruning.py", "app_pages/export.py"]
 
 
 def app(experiment=None, page=None) -> AppTest:
@@ -53,7 +53,7 @@ def test_every_page_renders_trained(page, trained_experiment_factory):
 
 
 def test_model_data_trains_with_progress_and_reports():
-    at = app(page="pages/model_data.py")
+    at = app(page="app_pages/model_data.py")
     epochs = next(n for n in at.number_input if n.label == "Epochs")
     epochs.set_value(2)
     at.form_submit_button[0].click()
@@ -66,7 +66,7 @@ def test_model_data_trains_with_progress_and_reports():
 
 def test_model_data_bad_setup_is_a_message_and_changes_nothing(trained_experiment_factory):
     exp = trained_experiment_factory()
-    at = app(exp, "pages/model_data.py")
+    at = app(exp, "app_pages/model_data.py")
     before = exp.config
     at.selectbox[1].set_value("mlp")
     at.text_input[0].set_value("12, lots")
@@ -80,7 +80,7 @@ def test_model_data_bad_setup_is_a_message_and_changes_nothing(trained_experimen
 def test_absurd_learning_rate_says_so_and_keeps_the_baseline(trained_experiment_factory):
     exp = trained_experiment_factory()
     acc = exp.baseline_test_accuracy
-    at = app(exp, "pages/model_data.py")
+    at = app(exp, "app_pages/model_data.py")
     next(n for n in at.number_input if n.label == "Learning rate").set_value(10.0)
     at.selectbox[2].set_value("sgd")
     next(n for n in at.number_input if n.label == "Epochs").set_value(2)
@@ -92,7 +92,7 @@ def test_absurd_learning_rate_says_so_and_keeps_the_baseline(trained_experiment_
 
 
 def test_sparsity_slider_moves_sparsity_and_accuracy_as_the_engine_says(trained_experiment_factory):
-    at = app(trained_experiment_factory(), "pages/weight_pruning.py")
+    at = app(trained_experiment_factory(), "app_pages/weight_pruning.py")
     assert metric(at, "Weight sparsity") == "0.0%"
     at.slider(key="wp_all").set_value(80.0).run()
     no_exceptions(at)
@@ -111,7 +111,7 @@ def test_sparsity_slider_moves_sparsity_and_accuracy_as_the_engine_says(trained_
 
 
 def test_per_layer_and_global_scopes(trained_experiment_factory):
-    at = app(trained_experiment_factory(), "pages/weight_pruning.py")
+    at = app(trained_experiment_factory(), "app_pages/weight_pruning.py")
     at.radio(key="wp_scope").set_value("layer").run()
     at.slider(key="wp_layer_fc2").set_value(50.0).run()
     no_exceptions(at)
@@ -126,7 +126,7 @@ def test_per_layer_and_global_scopes(trained_experiment_factory):
 
 
 def test_threshold_slider_extremes(trained_experiment_factory):
-    at = app(trained_experiment_factory(), "pages/weight_pruning.py")
+    at = app(trained_experiment_factory(), "app_pages/weight_pruning.py")
     at.radio(key="wp_unit").set_value("threshold").run()
     no_exceptions(at)
     exp = at.session_state["experiment"]
@@ -140,7 +140,7 @@ def test_threshold_slider_extremes(trained_experiment_factory):
 
 def test_export_download_and_upload_round_trip(trained_experiment_factory):
     exp = trained_experiment_factory()
-    at = app(exp, "pages/export.py")
+    at = app(exp, "app_pages/export.py")
     no_exceptions(at)
     assert parse_config(at.code[0].value) == exp.config
     incoming = tiny_config(seed=5, weight_pruning={"sparsity": {"fc1": 0.7}})
@@ -165,7 +165,7 @@ def test_export_download_and_upload_round_trip(trained_experiment_factory):
 def test_bad_uploads_are_messages_and_change_nothing(content, words, trained_experiment_factory):
     exp = trained_experiment_factory()
     before = exp.config
-    at = app(exp, "pages/export.py")
+    at = app(exp, "app_pages/export.py")
     at.file_uploader[0].set_value(("bad.json", content, "application/json")).run()
     no_exceptions(at)
     assert at.error and words in at.error[0].value

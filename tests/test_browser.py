@@ -33,9 +33,15 @@ def assert_no_exception(page) -> None:
 
 def test_train_prune_export_and_reload(browser, app_url, tmp_path):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(app_url)
+    # A deep link on a fresh server gets the app's own navigation and sidebar, not the page script alone.
+    page.goto(app_url + "/weight_pruning")
     settle(page)
     assert_no_exception(page)
+    nav = page.locator("[data-testid='stSidebarNav']").inner_text()
+    assert "Model & data" in nav and "app" not in nav.split()
+    assert page.locator("h1", has_text="Weight pruning").count() == 1
+    page.goto(app_url)
+    settle(page)
 
     goto_page(page, "Model & data")
     page.get_by_role("button", name="Train baseline").click()

@@ -1,6 +1,6 @@
 """Streamlit helpers shared by the pages: the per-session Experiment, training with progress, error display.
 
-Kept out of `explorer/` because the engine never imports Streamlit, and out of `pages/` so no page copies another.
+Kept out of `explorer/` because the engine never imports Streamlit, and out of `app_pages/` so no page copies another.
 """
 from __future__ import annotations
 

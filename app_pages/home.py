@@ -25,6 +25,6 @@ Most weights of a trained network can be removed with little loss of accuracy. *
 """)
 
 st.subheader("A tour in three steps")
-st.page_link("pages/model_data.py", label="1. Model & data — train a baseline (a few seconds)", icon=":material/model_training:")
-st.page_link("pages/weight_pruning.py", label="2. Weight pruning — move the sliders", icon=":material/content_cut:")
-st.page_link("pages/export.py", label="3. Export — take the setup home as JSON", icon=":material/download:")
+st.page_link("app_pages/model_data.py", label="1. Model & data — train a baseline (a few seconds)", icon=":material/model_training:")
+st.page_link("app_pages/weight_pruning.py", label="2. Weight pruning — move the sliders", icon=":material/content_cut:")
+st.page_link("app_pages/export.py", label="3. Export — take the setup home as JSON", icon=":material/download:")

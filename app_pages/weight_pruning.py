@@ -13,7 +13,7 @@ st.caption("Unstructured magnitude pruning (Han et al. 2015): the smallest weigh
            "Masks are computed from the trained baseline, so every slider moves both ways.")
 if not exp.trained:
     st.warning("The baseline is not trained yet: you are pruning a random initialisation.")
-    st.page_link("pages/model_data.py", label="Train a baseline on Model & data", icon=":material/arrow_forward:")
+    st.page_link("app_pages/model_data.py", label="Train a baseline on Model & data", icon=":material/arrow_forward:")
 
 setting = pruning_controls(exp)
 try:
