@@ -6,7 +6,7 @@ on a fresh server would run the page alone, without this navigation or sidebar.
 """
 import streamlit as st
 
-from ui import get_experiment
+from ui import get_experiment, session_run_lock
 
 st.set_page_config(page_title="Pruning Explorer", page_icon=":material/content_cut:", layout="wide")
 
@@ -17,18 +17,23 @@ pages = [
     st.Page("app_pages/export.py", title="Export", icon=":material/download:"),
 ]
 page = st.navigation(pages)
-page.run()
 
-# Drawn after the page so that it shows what the page just did (a training run, a slider move).
-exp = get_experiment()
-cfg = exp.config
-with st.sidebar:
-    st.markdown(f"**Device:** `{exp.device}`  \n**Data:** {cfg.data.name} · **Model:** {cfg.model.arch} · "
-                f"**Seed:** {cfg.seed}")
-    h = exp.headline()
-    if h["trained"]:
-        st.markdown(f"**Baseline:** {h['baseline_test_accuracy']:.1%} test accuracy  \n"
-                    f"**Pruned:** {h['pruned_test_accuracy']:.1%} at {h['weight_sparsity']:.1%} sparsity  \n"
-                    f"({h['kept']:,} of {h['total']:,} weights kept)")
-    else:
-        st.markdown("Baseline not trained yet.")
+
+
+def sidebar_summary() -> None:
+    exp = get_experiment()
+    cfg, h = exp.config, exp.headline()
+    with st.sidebar:
+        st.markdown(f"**Device:** `{exp.device}`  \n**Data:** {cfg.data.name} · **Model:** {cfg.model.arch} · "
+                    f"**Seed:** {cfg.seed}")
+        if h["trained"]:
+            st.markdown(f"**Baseline:** {h['baseline_test_accuracy']:.1%} test accuracy  \n"
+                        f"**Pruned:** {h['pruned_test_accuracy']:.1%} at {h['weight_sparsity']:.1%} sparsity  \n"
+                        f"({h['kept']:,} of {h['total']:,} weights kept)")
+        else:
+            st.markdown("Baseline not trained yet.")
+
+
+with session_run_lock():
+    page.run()
+    sidebar_summary()  # after the page, so it shows what the page just did (a training run, a slider move)

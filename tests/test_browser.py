@@ -54,17 +54,22 @@ def test_train_prune_export_and_reload(browser, app_url, tmp_path):
     assert metric_value(page, "Weight sparsity") == "0.0%"
     before_acc = metric_value(page, "Test accuracy after")
     page.locator("[data-testid='stSlider']").first.locator("input[type='range']").focus()
-    for _ in range(8):  # keyboard steps, as a user with the arrow keys would: a large move to high sparsity
+    for _ in range(8):  # quick keyboard steps, each a rerun that interrupts the previous one
         page.keyboard.press("PageUp")
     settle(page)
     sparsity = metric_value(page, "Weight sparsity")
     assert sparsity != "0.0%" and re.fullmatch(r"\d+\.\d%", sparsity), sparsity
+    slider_text = page.locator("[data-testid='stSliderThumbValue']").first.inner_text().strip()
+    assert slider_text == sparsity  # one value per layer, all layers: the overall sparsity is the slider's
+    # Interrupted runs must not leave an older setting in the session (the sidebar reads the experiment itself).
+    assert f"at {sparsity} sparsity" in page.locator("[data-testid='stSidebar']").inner_text()
     assert_no_exception(page)
     page.wait_for_timeout(500)  # let plotly finish drawing before the README picture
     page.screenshot(path=str(SCREENSHOT), full_page=False)
     after_acc = metric_value(page, "Test accuracy after")
 
     goto_page(page, "Export")
+    assert f"at {sparsity} sparsity" in page.locator("[data-testid='stSidebar']").inner_text()
     with page.expect_download() as dl:
         page.get_by_role("button", name="Download config JSON").click()
     path = tmp_path / "config.json"

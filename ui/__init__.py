@@ -4,6 +4,8 @@ Kept out of `explorer/` because the engine never imports Streamlit, and out of `
 """
 from __future__ import annotations
 
+import threading
+
 import streamlit as st
 
 from explorer.config import ConfigError, ExperimentConfig
@@ -11,6 +13,7 @@ from explorer.experiment import Experiment
 from explorer.plots import training_curves
 
 EXPERIMENT_KEY = "experiment"
+RUN_LOCK_KEY = "_run_lock"
 
 
 def get_experiment() -> Experiment:
@@ -18,6 +21,14 @@ def get_experiment() -> Experiment:
     if EXPERIMENT_KEY not in st.session_state:
         st.session_state[EXPERIMENT_KEY] = Experiment()
     return st.session_state[EXPERIMENT_KEY]
+
+
+def session_run_lock() -> threading.Lock:
+    """One script run at a time per session. Streamlit's fast reruns start the new run in a new thread while the
+    interrupted one is still inside engine code; without this lock the stale run could write its (older) slider
+    setting into the Experiment after the new run did. The old run stops at its next Streamlit call, so the wait is
+    short."""
+    return st.session_state.setdefault(RUN_LOCK_KEY, threading.Lock())
 
 
 def show_problems(err: Exception, what: str) -> None:
