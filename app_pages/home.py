@@ -7,15 +7,21 @@ st.write("See neural-network pruning happen: train a small network, remove weigh
 
 st.subheader("What is pruning?")
 st.markdown("""
-Most weights of a trained network can be removed with little loss of accuracy. *Pruning* decides which ones, and
-*fine-tuning* lets the rest compensate. The field's main ideas, and where to try each one here:
+Most weights of a trained network can be removed with little loss of accuracy. *Pruning* decides what to remove;
+*fine-tuning* lets what is left compensate. The ideas of the field fall into two families, and each control of this
+app belongs to one of them:
 
-| idea | what is removed | chosen by | paper | page |
+**Weight pruning** — decided from the weights themselves
+| idea | what is removed | how it is chosen | paper | where |
 | --- | --- | --- | --- | --- |
-| **Unstructured magnitude pruning** | single weights | smallest \\|w\\| per layer or across the model | Han et al. 2015, *Learning both Weights and Connections* | **Weight pruning** |
-| **Structured (filter) pruning** | whole neurons / conv filters | L1 norm of each filter | Li et al. 2016, *Pruning Filters for Efficient ConvNets* | Weight pruning (coming) |
-| **Dynamic network surgery** | weights, cut and spliced back during training | magnitude bounds | Guo et al. 2016 | Train (coming) |
-| **Activation-guided channel pruning** | channels whose activations are mostly zero | activation statistics (APoZ) | Luo et al. 2017, *ThiNet*; Hu et al. 2016 | Activation sparsity (coming) |
+| Unstructured magnitude pruning | single weights | smallest \\|w\\|, per layer or in one global ranking | Han et al. 2015, *Learning both Weights and Connections* | **Weight pruning** page (now) |
+| Structured filter pruning | whole neurons / conv filters | smallest L1 norm per filter | Li et al. 2016, *Pruning Filters for Efficient ConvNets* | Weight pruning page (coming) |
+
+**Activation-driven and dynamic pruning** — decided from what the network computes, or while it trains
+| idea | what is removed | how it is chosen | paper | where |
+| --- | --- | --- | --- | --- |
+| Dynamic network surgery | weights, cut and spliced back during training | magnitude bounds re-checked as training moves the weights | Guo et al. 2016 | Train page (coming) |
+| Activation-guided channel pruning | channels of a layer | how little the next layer's activations change without them (APoZ: how often they are zero) | Luo et al. 2017, *ThiNet*; Hu et al. 2016 | Activation sparsity page (coming) |
 
 **Words used everywhere in the app**
 - *mask*: per weight, kept (1) or pruned (0); a pruned weight is exactly zero.
@@ -23,8 +29,3 @@ Most weights of a trained network can be removed with little loss of accuracy. *
 - *threshold*: a magnitude `t`; a weight is kept iff `|w| > t`.
 - *global* vs *per layer*: one ranking across all layers, or each layer pruned to its own target.
 """)
-
-st.subheader("A tour in three steps")
-st.page_link("app_pages/model_data.py", label="1. Model & data — train a baseline (a few seconds)", icon=":material/model_training:")
-st.page_link("app_pages/weight_pruning.py", label="2. Weight pruning — move the sliders", icon=":material/content_cut:")
-st.page_link("app_pages/export.py", label="3. Export — take the setup home as JSON", icon=":material/download:")

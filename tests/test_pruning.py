@@ -178,3 +178,23 @@ def test_mask_map_downsamples_by_block_average():
     assert float(small.mean()) == pytest.approx(0.5, abs=0.02)
     conv = torch.ones(16, 8, 3, 3, dtype=torch.bool)
     assert mask_map(conv).shape == (16, 72)
+
+
+@pytest.mark.parametrize("setting", [
+    {"sparsity": 0.6}, {"sparsity": {"fc1": 0.9, "fc3": 0.25}}, {"sparsity": 0.75, "scope": "global"},
+    {"threshold": 0.05}, {"threshold": {"fc2": 0.08}}, {},
+])
+def test_shown_pytorch_code_gives_the_same_weights(setting, trained_experiment_factory):
+    """The snippet on the Weight pruning page, run with plain torch.nn.utils.prune, reproduces our pruned model."""
+    from explorer.config import WeightPruningConfig
+    from explorer.snippets import pruning_code
+
+    exp = trained_experiment_factory()
+    wp = WeightPruningConfig(**setting)
+    exp.set_pruning(wp)
+    model = copy.deepcopy(exp.model)
+    model.load_state_dict(exp.baseline_state)
+    exec(pruning_code(wp, exp.layer_names), {"model": model})
+    assert set(model.state_dict()) == set(exp.model.state_dict())  # prune.remove left a plain model
+    for k, v in exp.model.state_dict().items():
+        assert torch.equal(model.state_dict()[k], v), k
