@@ -5,7 +5,8 @@ A mask is a bool tensor shaped like the layer's weight; `False` entries are prun
   `prune.l1_unstructured(module, "weight", amount=s)`; ties are broken by topk, so they never over-prune.
 - sparsity s (global): one ranking over the concatenated weights in `named_modules()` order, exactly as
   `prune.global_unstructured(..., pruning_method=prune.L1Unstructured, amount=s)`.
-- threshold t: an entry is kept iff `abs(w) > t` (so t at or above every |w| prunes the whole layer).
+- threshold t: an entry is kept iff `abs(w) > t` (so t at or above every |w| prunes the whole layer); as in any
+  torch comparison, t is rounded to the weight's dtype (float32) first.
 Unlike `torch.nn.utils.prune` we do not reparametrise (`weight_orig * weight_mask` on every forward): masks are
 applied once to a plain model, whose state_dict then has no `weight_orig`/`weight_mask` keys.
 """

@@ -107,8 +107,9 @@ def test_per_layer_dict_prunes_only_named_layers():
 @given(t=st.one_of(tensors(tied=False), tensors(tied=True)), thr=st.floats(0.0, 12.0))
 def test_threshold_keeps_iff_abs_greater(t, thr):
     mask = masks_from_weights({"w": t}, threshold=thr)["w"]
+    thr32 = float(torch.tensor(thr, dtype=t.dtype))  # compared in the weight's dtype, as torch (and prune) do
     for w, keep in zip(t.reshape(-1).tolist(), mask.reshape(-1).tolist()):
-        assert keep == (abs(w) > thr)
+        assert keep == (abs(w) > thr32)
 
 
 def test_threshold_at_or_above_every_weight_prunes_all_and_zero_keeps_nonzeros():
