@@ -25,7 +25,7 @@ with st.form("setup"):
                                 help=f"comma-separated, e.g. {', '.join(map(str, DEFAULT_MLP_HIDDEN))}")
     seed = c2.number_input("Seed", 0, 2**32 - 1, cfg.seed, 1)
     epochs = c3.number_input("Epochs", 0, 1000, cfg.train.epochs, 1)
-    lr = c3.number_input("Learning rate", 1e-6, 10.0, cfg.train.lr, format="%.5f")
+    lr = c3.number_input("Learning rate", 1e-6, 1e6, cfg.train.lr, format="%.5f")
     optimizer = c3.selectbox("Optimizer", ["adam", "sgd"], index=["adam", "sgd"].index(cfg.train.optimizer))
     batch = c3.number_input("Batch size", 1, 65536, cfg.train.batch_size, 1)
     submitted = st.form_submit_button("Train baseline", type="primary")

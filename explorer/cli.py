@@ -1,4 +1,5 @@
-"""Command line: `python -m explorer run CONFIG.json --out DIR` replays an exported experiment headlessly;
+"""Command line: `python -m explorer run CONFIG.json --out DIR` replays an exported experiment headlessly
+(baseline → prune → fine-tune when the config has a finetune schedule);
 `python -m explorer schema` prints the config's JSON Schema. A bad config exits with code 2 and one line, no traceback.
 """
 from __future__ import annotations
@@ -39,6 +40,14 @@ def run(config_path: str, out: str, quiet: bool = False) -> int:
     result = exp.train_baseline(on_epoch=progress)
     if result.diverged:
         return _fail(result.message)
+    finetune_seconds = None
+    if config.finetune.schedule != "none":
+        if not quiet:
+            print(f"fine-tuning ({config.finetune.schedule}, {config.finetune.epochs} epochs)", file=sys.stderr)
+        ft = exp.finetune(on_epoch=progress)
+        if ft.diverged:
+            return _fail(f"fine-tuning: {ft.message}")
+        finetune_seconds = ft.seconds
     out_dir = Path(out)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -56,6 +65,12 @@ def run(config_path: str, out: str, quiet: bool = False) -> int:
           f"({p['weights_kept']:,} of {p['weights_total']:,} weights kept): test accuracy {p['test_accuracy']:.2%}")
     for name, layer in p["layers"].items():
         print(f"  {name:<8} sparsity {layer['sparsity']:6.1%}  kept {layer['kept']:>7,} / {layer['total']:,}")
+    if "finetuned" in metrics:
+        f = metrics["finetuned"]
+        held = all(v["masked_nonzero"] == 0 and (not v["frozen"] or v["unchanged"]) for v in f["layers"].values())
+        print(f"fine-tuned ({f['schedule']}, {f['epochs']} epochs in {finetune_seconds:.1f} s): test accuracy "
+              f"{f['test_accuracy']:.2%} at {f['weight_sparsity']:.1%} weight sparsity; masks and frozen layers "
+              f"{'held' if held else 'DID NOT HOLD'}")
     print(f"wrote metrics.json, config.json, baseline.pt, model.pt to {out_dir}")
     return 0
 
@@ -65,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = ap.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="train the baseline, apply the pruning, write metrics and models")
     r.add_argument("config", help="experiment config JSON (as exported by the app)")
-    r.add_argument("--out", required=True, help="folder for metrics.json, config.json, baseline.pt, model.pt")
+    r.add_argument("--out", required=True, help="folder for metrics.json, config.json, baseline.pt and model.pt "
+                                                "(the fine-tuned model when the config has a finetune schedule)")
     r.add_argument("--quiet", action="store_true", help="no per-epoch progress")
     sub.add_parser("schema", help="print the config's JSON Schema")
     args = ap.parse_args(argv)

@@ -61,10 +61,46 @@ class ModelConfig(_Section):
 class TrainConfig(_Section):
     epochs: int = Field(15, ge=0, le=1000, description="passes over the training set; 0 keeps the random init")
     batch_size: int = Field(64, ge=1, le=65536)
-    lr: float = Field(1e-3, gt=0.0, le=10.0, description="learning rate")
-    optimizer: Literal["adam", "sgd"] = "adam"
-    momentum: float = Field(0.9, ge=0.0, lt=1.0, description="SGD momentum (ignored by Adam)")
-    weight_decay: float = Field(0.0, ge=0.0, le=1.0, description="L2 penalty, as the optimizer's weight_decay")
+    lr: float = Field(1e-3, gt=0.0, le=1e6, description="learning rate (an absurd one diverges with a message)")
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    momentum: float = Field(0.9, ge=0.0, lt=1.0, description="SGD momentum (ignored by Adam/AdamW)")
+    weight_decay: float = Field(0.0, ge=0.0, le=1.0,
+                                description="the optimizer's weight_decay (L2 for SGD/Adam, decoupled for AdamW)")
+
+
+class FinetuneConfig(_Section):
+    """Retraining after pruning, with the weight_pruning setting as the target (see explorer/schedules.py)."""
+
+    schedule: Literal["none", "oneshot", "iterative", "agp", "dns"] = Field(
+        "none", description="none: no fine-tuning; oneshot: prune to the target, retrain (Han et al. 2015); "
+                            "iterative: prune/retrain cycles in equal steps; agp: automated gradual pruning "
+                            "(Zhu & Gupta 2017); dns: dynamic network surgery (Guo et al. 2016)")
+    epochs: int = Field(10, ge=0, le=1000)
+    lr: Optional[float] = Field(None, gt=0.0, le=1e6,
+                                description="default: train.lr / 10 (Han et al. retrain at about 1/10 of the rate)")
+    optimizer: Optional[Literal["adam", "adamw", "sgd"]] = Field(None, description="default: train.optimizer")
+    momentum: Optional[float] = Field(None, ge=0.0, lt=1.0, description="default: train.momentum")
+    weight_decay: Optional[float] = Field(None, ge=0.0, le=1.0, description="default: train.weight_decay")
+    batch_size: Optional[int] = Field(None, ge=1, le=65536, description="default: train.batch_size")
+    iterative_steps: int = Field(3, ge=1, le=50, description="iterative: number of equal pruning steps")
+    agp_initial_sparsity: float = Field(0.0, ge=0.0, lt=1.0, description="agp: s_i")
+    agp_frequency: int = Field(10, ge=1, le=100000, description="agp: optimizer steps between pruning steps (Δt)")
+    agp_ramp: float = Field(0.7, gt=0.0, le=1.0,
+                            description="agp: share of the fine-tuning steps over which sparsity ramps up (nΔt)")
+    dns_margin: float = Field(0.1, ge=0.0, le=10.0,
+                              description="dns: a weight is spliced back when |w| > (1 + margin) × its cut bound")
+    dns_every: int = Field(1, ge=1, le=100000, description="dns: optimizer steps between mask updates")
+
+    def train_config(self, base: "TrainConfig") -> "TrainConfig":
+        """The optimizer settings of the fine-tuning run: this section's where given, else `train`'s."""
+        return base.model_copy(update={
+            "epochs": self.epochs,
+            "lr": self.lr if self.lr is not None else base.lr / 10,
+            "optimizer": self.optimizer or base.optimizer,
+            "momentum": self.momentum if self.momentum is not None else base.momentum,
+            "weight_decay": self.weight_decay if self.weight_decay is not None else base.weight_decay,
+            "batch_size": self.batch_size or base.batch_size,
+        })
 
 
 PerLayer = dict[str, float]
@@ -122,6 +158,8 @@ class ExperimentConfig(_Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     weight_pruning: WeightPruningConfig = Field(default_factory=WeightPruningConfig)
+    freeze: list[str] = Field(default_factory=list, description="layers whose weight and bias are frozen")
+    finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
 
     @model_validator(mode="after")
     def _model_fits_data(self) -> "ExperimentConfig":
@@ -138,6 +176,12 @@ class ExperimentConfig(_Section):
                     raise ValueError(f"weight_pruning.{field}: {', '.join(repr(k) for k in unknown)} is not a layer of "
                                      f"model '{self.model.arch}' (its layers: {', '.join(names)}); "
                                      "was this config written for another model?")
+        unknown = [k for k in self.freeze if k not in names]
+        if unknown:
+            raise ValueError(f"freeze: {', '.join(repr(k) for k in unknown)} is not a layer of model "
+                             f"'{self.model.arch}' (its layers: {', '.join(names)})")
+        if len(set(self.freeze)) != len(self.freeze):
+            raise ValueError("freeze: a layer is listed twice")
         return self
 
 

@@ -15,10 +15,13 @@ from typing import Callable, Optional
 
 import torch
 
-from . import pruning
-from .config import ExperimentConfig, WeightPruningConfig
+import copy
+
+from . import freezing, pruning
+from .config import ExperimentConfig, FinetuneConfig, WeightPruningConfig
 from .data import Dataset, load_dataset
 from .models import build_model, layer_table, prunable_layers
+from .schedules import make_schedule
 from .training import EpochRecord, TrainResult, accuracy, select_device, train
 
 _INIT_LOCK = threading.Lock()  # sessions share torch's global RNG: seed + init must not interleave
@@ -31,6 +34,33 @@ class PruningResult:
     stats: dict                    # pruning.mask_stats: per-layer and overall sparsity / kept / total
     test_accuracy: float           # with the masks applied
     thresholds: dict               # per layer: the magnitude cut that was applied (None: nothing pruned)
+
+
+@dataclass(frozen=True)
+class LayerProof:
+    """Measured after a fine-tuning run, never assumed."""
+    masked_nonzero: int            # pruned entries whose weight is not exactly 0 (must be 0)
+    max_masked_grad: Optional[float]  # largest |grad| the optimizer saw on a pruned entry (0; None: not measured)
+    frozen: bool
+    fingerprint_before: str
+    fingerprint_after: str
+
+    @property
+    def held(self) -> bool:
+        """Masks held, and a frozen layer is bit-identical."""
+        grad_ok = self.max_masked_grad in (None, 0.0)
+        return self.masked_nonzero == 0 and grad_ok and (not self.frozen
+                                                         or self.fingerprint_before == self.fingerprint_after)
+
+
+@dataclass
+class FinetuneOutcome:
+    config_json: str               # the whole config it was run with: a later change makes it stale
+    model: torch.nn.Module
+    result: TrainResult
+    proof: dict                    # {layer: LayerProof}
+    stats: dict                    # pruning.mask_stats of the final masks
+    test_accuracy: float
 
 
 class Experiment:
@@ -47,6 +77,7 @@ class Experiment:
         model = self._fresh_model(config, data, device)
         self.device, self.data, self.model = device, data, model
         self.trained = False
+        self.finetuned: Optional[FinetuneOutcome] = None
         self.history: list[EpochRecord] = []
         self.last_train: Optional[TrainResult] = None
         self._set_baseline()
@@ -162,6 +193,68 @@ class Experiment:
         self.masks, self.pruning = masks, result
         return result
 
+    # ---- freezing and fine-tuning ------------------------------------------------------------------------------------
+    def set_frozen(self, layers: list[str]) -> None:
+        """Layers to hold fixed while fine-tuning (the baseline on Model & data always trains every layer)."""
+        unknown = [n for n in layers if n not in self.layer_names]
+        if unknown:
+            raise ValueError(f"freeze: unknown layer {', '.join(map(repr, unknown))}; "
+                             f"layers are {', '.join(self.layer_names)}")
+        self._config.freeze = [n for n in self.layer_names if n in layers]
+
+    def set_finetune(self, ft: FinetuneConfig) -> None:
+        self._config.finetune = ft.model_copy(deep=True)
+
+    def parameter_counts(self) -> dict:
+        """Trainable / frozen parameter counts as the next fine-tuning run will have them."""
+        model = copy.deepcopy(self.model)
+        freezing.set_frozen(model, self._config.freeze)
+        return {**freezing.parameter_counts(model), "layers": {
+            n: sum(p.numel() for p in (m.weight, m.bias) if p is not None)
+            for n, m in prunable_layers(model).items()}}
+
+    @property
+    def finetune_result(self) -> Optional[FinetuneOutcome]:
+        """The last fine-tuning run, if the config has not changed since (otherwise it no longer describes it)."""
+        if self.finetuned is not None and self.finetuned.config_json == self._config.model_dump_json():
+            return self.finetuned
+        return None
+
+    def finetune(self, on_epoch: Optional[Callable[[EpochRecord], None]] = None,
+                 should_stop: Optional[Callable[[], bool]] = None) -> TrainResult:
+        """Retrain the pruned baseline with everything that is set: frozen layers, the weight-pruning target and the
+        fine-tuning schedule ('none' retrains with the fixed masks, as 'oneshot'). Measures the proof per layer.
+        A diverged run keeps the previous fine-tuning result; a stopped one is kept (and says so)."""
+        cfg = self._config
+        ft = cfg.finetune
+        tcfg = ft.train_config(cfg.train)
+        model = copy.deepcopy(self.model)
+        model.load_state_dict(self.baseline_state)  # schedules start from the dense baseline
+        freezing.set_frozen(model, cfg.freeze)
+        before = freezing.fingerprints(model)
+        steps_per_epoch = -(-len(self.data.x_train) // tcfg.batch_size)
+        schedule = make_schedule(ft, cfg.weight_pruning, {n: m.weight.detach() for n, m in
+                                                           prunable_layers(model).items()},
+                                 tcfg.epochs * steps_per_epoch, steps_per_epoch)
+        result = train(model, self.data, tcfg, cfg.seed, schedule=schedule, on_epoch=on_epoch,
+                       should_stop=should_stop)
+        if result.diverged:
+            return result
+        after = freezing.fingerprints(model)
+        layers = prunable_layers(model)
+        masks = result.masks or {n: torch.ones_like(m.weight, dtype=torch.bool) for n, m in layers.items()}
+        proof = {}
+        for n, m in layers.items():
+            mask = masks[n]
+            proof[n] = LayerProof(
+                masked_nonzero=int(((m.weight != 0) & ~mask).sum()),
+                max_masked_grad=None if schedule.straight_through else result.max_masked_grad.get(n, 0.0),
+                frozen=n in cfg.freeze, fingerprint_before=before[n], fingerprint_after=after[n])
+        self.finetuned = FinetuneOutcome(
+            config_json=cfg.model_dump_json(), model=model, result=result, proof=proof,
+            stats=pruning.mask_stats(masks), test_accuracy=accuracy(model, self.data.x_test, self.data.y_test))
+        return result
+
     # ---- views for pages, plots and the CLI ----------------------------------------------------------------------
     def layer_table(self) -> list[dict]:
         return layer_table(self.model)
@@ -184,10 +277,12 @@ class Experiment:
         return pruning.mask_map(self.masks[layer], max_cells).cpu().numpy()
 
     def headline(self) -> dict:
-        p = self.pruning
+        p, f = self.pruning, self.finetune_result
         return {"trained": self.trained, "baseline_test_accuracy": self.baseline_test_accuracy,
                 "pruned_test_accuracy": p.test_accuracy, "weight_sparsity": p.stats["sparsity"],
-                "kept": p.stats["kept"], "total": p.stats["total"]}
+                "kept": p.stats["kept"], "total": p.stats["total"],
+                "finetuned_test_accuracy": f.test_accuracy if f else None,
+                "finetuned_weight_sparsity": f.stats["sparsity"] if f else None}
 
     def metrics(self) -> dict:
         """The figures `python -m explorer run` writes to metrics.json (no timings: they differ run to run)."""
@@ -203,11 +298,28 @@ class Experiment:
                 "weights_total": p.stats["total"],
                 "layers": {n: {**s, "threshold": p.thresholds[n]} for n, s in p.stats["layers"].items()},
             },
+            **({"finetuned": self._finetune_metrics()} if self.finetune_result else {}),
+        }
+
+    def _finetune_metrics(self) -> dict:
+        f = self.finetune_result
+        return {
+            "schedule": self._config.finetune.schedule, "epochs": len(f.result.history), "steps": f.result.steps,
+            "test_accuracy": f.test_accuracy,
+            "train_accuracy": accuracy(f.model, self.data.x_train, self.data.y_train),
+            "weight_sparsity": f.stats["sparsity"], "weights_kept": f.stats["kept"],
+            "weights_total": f.stats["total"], "revived": f.result.revived,
+            "layers": {n: {**s, "masked_nonzero": f.proof[n].masked_nonzero,
+                           "max_masked_grad": f.proof[n].max_masked_grad, "frozen": f.proof[n].frozen,
+                           "unchanged": f.proof[n].fingerprint_before == f.proof[n].fingerprint_after}
+                       for n, s in f.stats["layers"].items()},
         }
 
     def model_state(self) -> dict:
-        """Plain state_dict of the pruned model (pruned entries are 0; no weight_orig/weight_mask keys), on the CPU."""
-        return {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+        """Plain state_dict (pruned entries are 0; no weight_orig/weight_mask keys), on the CPU: the fine-tuned model
+        when a fine-tuning run matches the current config, else the pruned baseline."""
+        model = self.finetune_result.model if self.finetune_result else self.model
+        return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
     def model_state_bytes(self) -> bytes:
         """The pruned model's state_dict as the bytes torch.save writes (for a download)."""

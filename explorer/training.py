@@ -1,12 +1,19 @@
-"""Training: device choice, a seeded minibatch loop with a progress callback and a stop request, evaluation.
+"""Training: device choice, a seeded minibatch loop with masks, frozen layers, schedules, a progress callback after
+every chunk (one epoch), a stop request, divergence detection, and the measured proof that masks held.
 
-Same config on the CPU → identical numbers: the init is seeded by the caller, the batch order by a generator of its own
-here, and nothing else draws random numbers.
+Masked training without torch.nn.utils.prune's per-forward cost: the weights are masked once, each gradient is
+masked in place after backward (so the optimizer never sees a non-zero gradient at a pruned entry), and when masks
+change the optimizer's state (momentum, Adam moments) is masked too. With a clean state at pruned entries, SGD
+(momentum, weight decay), Adam and AdamW all leave a zero weight exactly zero, so no re-masking after the step is
+needed; the proof panel measures that rather than assuming it.
+
+Same config on the CPU → identical numbers: the init is seeded by the caller, the batch order by a generator here.
 """
 from __future__ import annotations
 
 import math
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Optional
 
@@ -15,19 +22,20 @@ from torch import nn
 
 from .config import TrainConfig
 from .data import Dataset
+from .models import prunable_layers
 
 
 def select_device(requested: str = "auto") -> torch.device:
     """'auto' → CUDA, then Apple MPS, then the CPU. Asking for a device that is not here is a clear error."""
+    mps = getattr(torch.backends, "mps", None)
+    mps_ok = bool(mps is not None and mps.is_available())
     if requested == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
+        return torch.device("mps") if mps_ok else torch.device("cpu")
     if requested == "cuda" and not torch.cuda.is_available():
         raise ValueError("device: 'cuda' was asked for but no CUDA GPU is available here; use 'auto' or 'cpu'")
-    if requested == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+    if requested == "mps" and not mps_ok:
         raise ValueError("device: 'mps' was asked for but Apple MPS is not available here; use 'auto' or 'cpu'")
     if requested not in ("cpu", "cuda", "mps"):
         raise ValueError(f"device: unknown device {requested!r}; use auto, cpu, cuda or mps")
@@ -52,39 +60,88 @@ class EpochRecord:
     loss: float
     train_accuracy: float
     test_accuracy: float
+    step: int = 0              # optimizer steps so far
+    sparsity: float = 0.0      # weight sparsity of the prunable layers (exact zeros) after this epoch
 
 
 @dataclass
 class TrainResult:
     history: list[EpochRecord] = field(default_factory=list)
     stopped: bool = False      # a stop request ended the run early
-    diverged: bool = False     # the loss became NaN/inf; the last good weights were restored
+    diverged: bool = False     # the loss or a weight became NaN/inf; the last good state was restored
     message: str = ""
     seconds: float = 0.0
+    steps: int = 0
+    masks: Optional[dict] = None              # the masks at the end (masked runs only)
+    max_masked_grad: dict = field(default_factory=dict)  # per layer: largest |grad| the optimizer saw on a pruned entry
+    trace: list = field(default_factory=list)  # schedule: (step, per-layer sparsity) at every mask change
+    revived: int = 0                           # DNS: splices of weights that had been cut
 
 
 def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """The optimizer over trainable parameters only (frozen ones are never handed to it)."""
     params = [p for p in params if p.requires_grad]
     if not params:
-        raise ValueError("every layer is frozen: there is nothing to train")
+        raise ValueError("every layer is frozen: there is nothing to train; unfreeze at least one layer")
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+@torch.no_grad()
+def mask_optimizer_state(opt: torch.optim.Optimizer, masked: Mapping[str, tuple]) -> None:
+    """Zero the optimizer's per-entry state (momentum buffer, Adam moments) at pruned entries, so it cannot push a
+    pruned weight off zero later."""
+    for w, m in masked.values():
+        for buf in opt.state.get(w, {}).values():
+            if torch.is_tensor(buf) and buf.shape == w.shape:
+                buf.mul_(m)
+
+
+@contextmanager
+def _masked_forward(masked: Mapping[str, tuple], enabled: bool):
+    """For straight-through training (DNS): the layers hold dense weights; inside, they hold the masked ones."""
+    if not enabled:
+        yield
+        return
+    with torch.no_grad():
+        dense = {n: w.detach().clone() for n, (w, m) in masked.items()}
+        for w, m in masked.values():
+            w.mul_(m)
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for n, (w, m) in masked.items():
+                w.copy_(dense[n])
+
+
+def _weight_sparsity(model: nn.Module) -> float:
+    zeros = total = 0
+    for m in prunable_layers(model).values():
+        zeros += int((m.weight == 0).sum())
+        total += m.weight.numel()
+    return zeros / total if total else 0.0
 
 
 def train(model: nn.Module, data: Dataset, cfg: TrainConfig, seed: int, *,
           masks: Optional[Mapping[str, torch.Tensor]] = None,
+          schedule=None,
           on_epoch: Optional[Callable[[EpochRecord], None]] = None,
-          should_stop: Optional[Callable[[], bool]] = None) -> TrainResult:
-    """Minibatch training of `model` on `data` (both already on one device) for cfg.epochs epochs.
+          should_stop: Optional[Callable[[], bool]] = None,
+          audit: bool = True) -> TrainResult:
+    """Minibatch training of `model` on `data` (both on one device) for cfg.epochs epochs.
 
-    `masks` ({layer: bool}) keeps pruned weights at exactly 0: their gradients are zeroed before each step and the
-    weights re-masked after it (momentum or weight decay could otherwise move them). `on_epoch` is called after every
-    epoch; `should_stop` is polled after every epoch and ends the run early. A NaN/inf loss stops training and restores
-    the weights of the last finished epoch.
+    Args:
+        masks: {layer: bool} kept fixed: pruned weights are zeroed now and stay exactly 0.
+        schedule: an explorer.schedules.Schedule that sets and changes the masks (overrides `masks`).
+        on_epoch: called after every epoch (the chunk) with its EpochRecord.
+        should_stop: polled after every epoch; True ends the run there (result.stopped).
+        audit: measure the largest gradient the optimizer saw on a pruned entry (the proof panel's figure).
+    A NaN/inf loss or weight stops training and restores the weights (and masks) of the last finished epoch.
     """
-    from .models import prunable_layers  # kept local to avoid a cycle when models grows
-
     start = time.perf_counter()
     result = TrainResult()
     device = data.x_train.device
@@ -92,39 +149,77 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig, seed: int, *,
     opt = make_optimizer(model.parameters(), cfg)
     loss_fn = nn.CrossEntropyLoss()
     layers = prunable_layers(model)
-    masked = {n: (layers[n].weight, m.to(device)) for n, m in (masks or {}).items()}
-    good_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     n = len(data.x_train)
+    steps_per_epoch = math.ceil(n / cfg.batch_size)
+    straight = bool(schedule is not None and schedule.straight_through)
+
+    weights = {name: m.weight for name, m in layers.items()}
+    if schedule is not None:
+        masks = schedule.initial({k: w.detach() for k, w in weights.items()})
+    masked = {name: (weights[name], mk.to(device)) for name, mk in (masks or {}).items() if not mk.all()}
+    if schedule is not None:  # a schedule may prune any layer later
+        masked = {name: (weights[name], mk.to(device)) for name, mk in masks.items()}
+    if not straight:
+        with torch.no_grad():
+            for w, mk in masked.values():
+                w.mul_(mk)
+    max_grad = {name: torch.zeros((), device=device) for name in masked}
+
+    def snapshot():
+        return ({k: v.detach().clone() for k, v in model.state_dict().items()},
+                {k: mk.clone() for k, (w, mk) in masked.items()})
+
+    def set_masks(new: Mapping[str, torch.Tensor]) -> None:
+        for name, mk in new.items():
+            masked[name] = (weights[name], mk.to(device))
+        if not straight:
+            with torch.no_grad():
+                for w, mk in masked.values():
+                    w.mul_(mk)
+            mask_optimizer_state(opt, masked)
+
+    good = snapshot()
+    step = 0
     model.train()
     for epoch in range(1, cfg.epochs + 1):
         order = torch.randperm(n, generator=gen).to(device)
-        total, count = torch.zeros((), device=device), 0  # summed on the device: no host sync per step
+        total = torch.zeros((), device=device)  # summed on the device: no host sync per step
         for i in range(0, n, cfg.batch_size):
             idx = order[i:i + cfg.batch_size]
             opt.zero_grad(set_to_none=True)
-            loss = loss_fn(model(data.x_train[idx]), data.y_train[idx])
-            loss.backward()
-            for w, m in masked.values():
-                if w.grad is not None:
-                    w.grad.mul_(m)
+            with _masked_forward(masked, straight):
+                loss = loss_fn(model(data.x_train[idx]), data.y_train[idx])
+                loss.backward()
+            if not straight:
+                for name, (w, mk) in masked.items():
+                    if w.grad is not None:
+                        w.grad.mul_(mk)
+                        if audit:
+                            max_grad[name] = torch.maximum(max_grad[name], w.grad.abs().masked_fill(mk, 0).amax())
             opt.step()
-            if masked:
-                with torch.no_grad():
-                    for w, m in masked.values():
-                        w.mul_(m)
+            step += 1
             total += loss.detach() * len(idx)
-            count += len(idx)
-        mean_loss = float(total) / count
+            if schedule is not None:
+                new = schedule.after_step(step, {k: w.detach() for k, w in weights.items()},
+                                          {k: mk for k, (w, mk) in masked.items()})
+                if new is not None:
+                    set_masks(new)
+        mean_loss = float(total) / n
         if not math.isfinite(mean_loss) or not all(torch.isfinite(p).all() for p in model.parameters()):
-            model.load_state_dict(good_state)
+            state, good_masks = good
+            model.load_state_dict(state)
+            for name, mk in good_masks.items():
+                masked[name] = (weights[name], mk)
             result.diverged = True
-            result.message = (f"training diverged in epoch {epoch} (loss became NaN or infinite; the learning rate "
-                              f"{cfg.lr:g} is probably too high); the weights of epoch {epoch - 1} were restored")
+            result.message = (f"training diverged in epoch {epoch} (the loss or a weight became NaN or infinite; "
+                              f"the learning rate {cfg.lr:g} is probably too high); the weights of epoch "
+                              f"{epoch - 1} were restored")
             break
-        record = EpochRecord(epoch, mean_loss, accuracy(model, data.x_train, data.y_train),
-                             accuracy(model, data.x_test, data.y_test))
+        with _masked_forward(masked, straight):
+            record = EpochRecord(epoch, mean_loss, accuracy(model, data.x_train, data.y_train),
+                                 accuracy(model, data.x_test, data.y_test), step, _weight_sparsity(model))
         result.history.append(record)
-        good_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        good = snapshot()
         if on_epoch is not None:
             on_epoch(record)
         if should_stop is not None and should_stop():
@@ -132,6 +227,20 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig, seed: int, *,
             if result.stopped:
                 result.message = f"stopped after epoch {epoch} of {cfg.epochs}"
             break
+
+    if schedule is not None and not result.diverged:
+        final = schedule.final({k: w.detach() for k, w in weights.items()}, {k: mk for k, (w, mk) in masked.items()})
+        straight = False  # from here on the weights are the masked ones
+        set_masks(final)
+        result.trace, result.revived = schedule.trace, getattr(schedule, "revived", 0)
+    elif straight:  # diverged DNS run: the restored dense weights still need their masks
+        with torch.no_grad():
+            for w, mk in masked.values():
+                w.mul_(mk)
+    if masked:
+        result.masks = {k: mk for k, (w, mk) in masked.items()}
+        result.max_masked_grad = {k: float(v) for k, v in max_grad.items()}
     model.eval()
+    result.steps = step
     result.seconds = time.perf_counter() - start
     return result

@@ -1,0 +1,185 @@
+"""Fine-tuning schedules: when, and to what sparsity, masks change while a pruned network retrains.
+
+All schedules aim at the target of the experiment's weight_pruning setting (per layer, or one global ranking; a
+threshold setting is turned into the per-layer sparsities it gives on the baseline) and end exactly on it:
+`round(s * n)` pruned entries per layer (per model for a global target), as torch.nn.utils.prune counts.
+
+- oneshot: prune to the target once, then retrain (Han et al. 2015).
+- iterative: N equal steps to the target, retraining after each (prune → retrain cycles).
+- agp: automated gradual pruning (Zhu & Gupta 2017): every Δt steps from t0 the sparsity becomes
+  s_t = s_f + (s_i − s_f)(1 − (t − t0)/(nΔt))³, then holds at s_f.
+- dns: dynamic network surgery (Guo et al. 2016): the dense weights keep training (straight-through gradients), a
+  weight is cut when |w| < a and spliced back when |w| > b = (1 + margin)·a, with a per layer set so the first cut meets
+  the target; a last magnitude projection lands on the exact target count.
+Masks of later steps are computed from the current weights with the already-pruned entries ranked first, so
+gradual schedules only ever add to the pruned set.
+"""
+from __future__ import annotations
+
+from typing import Mapping, Optional, Union
+
+import torch
+
+from .config import FinetuneConfig, WeightPruningConfig
+from .pruning import Masks, _bottom_k_mask, mask_stats, masks_from_weights, n_to_prune
+
+Target = Union[float, dict[str, float]]  # global sparsity, or per-layer sparsities
+
+
+def target_sparsity(weights: Mapping[str, torch.Tensor], wp: WeightPruningConfig) -> tuple[str, Target]:
+    """("global", s) or ("layer", {layer: s}) that the weight_pruning setting asks for, measured on `weights`."""
+    if wp.sparsity is not None and wp.scope == "global":
+        return "global", float(wp.sparsity)
+    if wp.sparsity is not None:
+        per = wp.sparsity if isinstance(wp.sparsity, dict) else {n: wp.sparsity for n in weights}
+        return "layer", {n: float(per.get(n, 0.0)) for n in weights}
+    masks = masks_from_weights(weights, threshold=wp.threshold)  # a threshold: what it prunes on these weights
+    return "layer", {n: s["sparsity"] for n, s in mask_stats(masks)["layers"].items()}
+
+
+def masks_at(weights: Mapping[str, torch.Tensor], scope: str, sparsity: Target,
+             previous: Optional[Masks] = None) -> Masks:
+    """Magnitude masks at the given sparsity; entries pruned in `previous` rank first (score −1), so a growing
+    sparsity never revives them. Without `previous` they equal magnitude_masks (torch.nn.utils.prune's)."""
+    def scores(n):
+        s = weights[n].detach().abs()
+        return s if previous is None else torch.where(previous[n], s, torch.full_like(s, -1.0))
+
+    if scope == "global":
+        flat = torch.cat([scores(n).reshape(-1) for n in weights])
+        mask = _bottom_k_mask(flat, n_to_prune(float(sparsity), flat.numel()))
+        out, offset = {}, 0
+        for n, w in weights.items():
+            out[n] = mask[offset:offset + w.numel()].view(w.shape)
+            offset += w.numel()
+        return out
+    return {n: _bottom_k_mask(scores(n), n_to_prune(sparsity[n], weights[n].numel())) for n in weights}
+
+
+def _scale(target: Target, f: float) -> Target:
+    return {n: s * f for n, s in target.items()} if isinstance(target, dict) else target * f
+
+
+def agp_sparsity(s_i: float, s_f: float, t: int, t0: int, n_dt: int) -> float:
+    """Zhu & Gupta 2017, eq. 1: s_t = s_f + (s_i − s_f)(1 − (t − t0)/(nΔt))³, clamped to [t0, t0 + nΔt]."""
+    progress = min(max((t - t0) / n_dt, 0.0), 1.0) if n_dt > 0 else 1.0
+    return s_f + (s_i - s_f) * (1.0 - progress) ** 3
+
+
+class Schedule:
+    """Decides the masks during fine-tuning. The training loop calls `initial`, then `after_step` after every
+    optimizer step (new masks, or None when they stay), then `final`."""
+    straight_through = False  # True: pruned weights keep a dense value that trains (DNS)
+
+    def __init__(self, scope: str, target: Target, total_steps: int, steps_per_epoch: int):
+        self.scope, self.target = scope, target
+        self.total_steps, self.steps_per_epoch = total_steps, steps_per_epoch
+        self.trace: list[tuple[int, dict]] = []  # (step, per-layer sparsity) at every mask change
+
+    def _record(self, step: int, masks: Masks) -> Masks:
+        self.trace.append((step, {n: s["sparsity"] for n, s in mask_stats(masks)["layers"].items()}))
+        return masks
+
+    def initial(self, weights) -> Masks:
+        return self._record(0, masks_at(weights, self.scope, self.target))
+
+    def after_step(self, step: int, weights, masks: Masks) -> Optional[Masks]:
+        return None
+
+    def final(self, weights, masks: Masks) -> Masks:
+        """The exact target, whatever happened on the way (a no-op when the masks already meet it)."""
+        return self._record(self.total_steps, masks_at(weights, self.scope, self.target, previous=masks))
+
+
+class OneShot(Schedule):
+    pass
+
+
+class Iterative(Schedule):
+    def __init__(self, *args, n_steps: int):
+        super().__init__(*args)
+        self.n = n_steps
+        epochs = max(self.total_steps // max(self.steps_per_epoch, 1), 1)
+        # Cycle k (1..n) starts at this optimizer step; the epochs are shared out as evenly as they go.
+        self.starts = [round(k * epochs / self.n) * self.steps_per_epoch for k in range(self.n)]
+
+    def initial(self, weights) -> Masks:
+        return self._record(0, masks_at(weights, self.scope, _scale(self.target, 1 / self.n)))
+
+    def after_step(self, step, weights, masks):
+        if step in self.starts[1:]:
+            k = self.starts.index(step) + 1
+            return self._record(step, masks_at(weights, self.scope, _scale(self.target, k / self.n), masks))
+        return None
+
+
+class AGP(Schedule):
+    def __init__(self, *args, s_i: float, frequency: int, ramp: float):
+        super().__init__(*args)
+        self.s_i, self.dt = s_i, frequency
+        self.n_dt = max(self.dt, int(ramp * self.total_steps) // self.dt * self.dt)  # a whole number of Δt
+
+    def sparsity_at(self, t: int) -> Target:
+        if isinstance(self.target, dict):
+            return {n: agp_sparsity(min(self.s_i, s), s, t, 0, self.n_dt) for n, s in self.target.items()}
+        return agp_sparsity(min(self.s_i, self.target), self.target, t, 0, self.n_dt)
+
+    def initial(self, weights):
+        return self._record(0, masks_at(weights, self.scope, self.sparsity_at(0)))
+
+    def after_step(self, step, weights, masks):
+        if step % self.dt == 0 and step <= self.n_dt:
+            return self._record(step, masks_at(weights, self.scope, self.sparsity_at(step), masks))
+        return None
+
+
+class DNS(Schedule):
+    straight_through = True
+
+    def __init__(self, *args, margin: float, every: int):
+        super().__init__(*args)
+        self.margin, self.every = margin, every
+        self.revived = 0  # splices of a weight that had been cut
+
+    def initial(self, weights):
+        masks = masks_at(weights, self.scope, self.target)
+        # Cut bound a: the largest magnitude the first cut removed (so the first cut meets the target).
+        self.a = {n: float(torch.where(m, -1.0, weights[n].abs()).max()) if not bool(m.all()) else 0.0
+                  for n, m in masks.items()}
+        self.b = {n: a * (1.0 + self.margin) for n, a in self.a.items()}
+        return self._record(0, masks)
+
+    def after_step(self, step, weights, masks):
+        if step % self.every:
+            return None
+        new = {}
+        for n, m in masks.items():
+            if self.a[n] == 0.0:  # this layer's target is 0: nothing to cut or splice
+                new[n] = m
+                continue
+            mag = weights[n].detach().abs()
+            spliced = (~m) & (mag > self.b[n])
+            self.revived += int(spliced.sum())
+            new[n] = (m & ~(mag < self.a[n])) | spliced
+        if all(torch.equal(new[n], masks[n]) for n in masks):
+            return None
+        return self._record(step, new)
+
+    def final(self, weights, masks):
+        # Project onto the exact target by magnitude of the dense weights (DNS's own criterion), not by history.
+        return self._record(self.total_steps, masks_at(weights, self.scope, self.target))
+
+
+def make_schedule(ft: FinetuneConfig, wp: WeightPruningConfig, weights, total_steps: int,
+                  steps_per_epoch: int) -> Schedule:
+    scope, target = target_sparsity(weights, wp)
+    args = (scope, target, total_steps, steps_per_epoch)
+    if ft.schedule in ("oneshot", "none"):
+        return OneShot(*args)
+    if ft.schedule == "iterative":
+        return Iterative(*args, n_steps=ft.iterative_steps)
+    if ft.schedule == "agp":
+        return AGP(*args, s_i=ft.agp_initial_sparsity, frequency=ft.agp_frequency, ramp=ft.agp_ramp)
+    if ft.schedule == "dns":
+        return DNS(*args, margin=ft.dns_margin, every=ft.dns_every)
+    raise ValueError(f"finetune.schedule: unknown schedule {ft.schedule!r}")

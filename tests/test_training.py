@@ -1,0 +1,242 @@
+"""Masked training, frozen layers and schedules: pruned weights stay exactly 0, their gradients are 0, optimizer state
+cannot revive them, frozen layers are bit-identical, and each schedule ends exactly on its target."""
+import copy
+import math
+
+import pytest
+import torch
+from torch import nn
+from torch.optim.optimizer import register_optimizer_step_pre_hook
+
+from conftest import tiny_config
+from explorer.config import ExperimentConfig, FinetuneConfig, TrainConfig, WeightPruningConfig
+from explorer.data import Dataset, load_dataset
+from explorer.experiment import Experiment
+from explorer.freezing import fingerprints, parameter_counts, set_frozen
+from explorer.models import build_model, prunable_layers
+from explorer.pruning import magnitude_masks, n_to_prune
+from explorer.schedules import AGP, agp_sparsity, make_schedule
+from explorer.training import mask_optimizer_state, train
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset(tiny_config().data, seed=0)
+
+
+def fresh_lenet(seed=0):
+    torch.manual_seed(seed)
+    return build_model(tiny_config().model, 64, 10)
+
+
+class GradSpy:
+    """An oracle outside our loop: a global optimizer pre-step hook records the largest |grad| on pruned entries."""
+
+    def __init__(self, model, masks):
+        self.pairs = [(m.weight, masks[n]) for n, m in prunable_layers(model).items() if n in masks]
+        self.max = 0.0
+        self.steps = 0
+
+    def __call__(self, optimizer, args, kwargs):
+        self.steps += 1
+        for w, m in self.pairs:
+            if w.grad is not None:
+                self.max = max(self.max, float(w.grad[~m].abs().max()) if (~m).any() else 0.0)
+
+    def __enter__(self):
+        self.handle = register_optimizer_step_pre_hook(self)
+        return self
+
+    def __exit__(self, *exc):
+        self.handle.remove()
+
+
+@pytest.mark.parametrize("opt", [
+    {"optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 1e-3},
+    {"optimizer": "adamw", "lr": 1e-3, "weight_decay": 0.05},
+    {"optimizer": "adam", "lr": 1e-3, "weight_decay": 1e-3},
+])
+def test_pruned_weights_stay_zero_and_get_zero_gradient_over_200_steps(opt, digits):
+    model = fresh_lenet()
+    masks = magnitude_masks(model, sparsity={"fc1": 0.8, "fc2": 0.5, "fc3": 0.3})
+    cfg = TrainConfig(epochs=9, batch_size=64, **opt)  # 23 steps per epoch → 207 steps
+    with GradSpy(model, masks) as spy:
+        result = train(model, digits, cfg, seed=0, masks=masks)
+    assert spy.steps == result.steps >= 200
+    assert spy.max == 0.0
+    assert all(v == 0.0 for v in result.max_masked_grad.values())
+    for n, m in prunable_layers(model).items():
+        assert (m.weight[~masks[n]] == 0).all(), n
+        assert (m.weight[masks[n]] != 0).sum() > 0.99 * masks[n].sum()  # kept weights did train
+    assert result.history[-1].test_accuracy > 0.85
+
+
+def test_optimizer_state_would_revive_a_newly_pruned_weight_without_masking():
+    """Momentum built while a weight was alive pushes it off 0 after it is pruned, unless the state is masked."""
+    def run(mask_state: bool) -> float:
+        w = nn.Parameter(torch.tensor([1.0, 1.0]))
+        opt = torch.optim.SGD([w], lr=0.1, momentum=0.9)
+        for _ in range(5):
+            opt.zero_grad()
+            (w ** 2).sum().backward()
+            opt.step()
+        mask = torch.tensor([True, False])
+        with torch.no_grad():
+            w.mul_(mask)
+        if mask_state:
+            mask_optimizer_state(opt, {"w": (w, mask)})
+        opt.zero_grad()
+        (w ** 2).sum().backward()
+        w.grad.mul_(mask)
+        opt.step()
+        return float(w.detach()[1])
+
+    assert run(mask_state=False) != 0.0  # the hazard is real …
+    assert run(mask_state=True) == 0.0   # … and masking the state removes it
+
+
+def test_frozen_layers_bit_identical_unfrozen_change(digits):
+    model = fresh_lenet()
+    set_frozen(model, ["fc1", "fc3"])
+    counts = parameter_counts(model)
+    assert counts["frozen"] == 64 * 300 + 300 + 100 * 10 + 10 and counts["trainable"] == 300 * 100 + 100
+    before = fingerprints(model)
+    state = copy.deepcopy(model.state_dict())
+    train(model, digits, TrainConfig(epochs=3, optimizer="sgd", lr=0.05, weight_decay=1e-2), seed=0)
+    after = fingerprints(model)
+    assert after["fc1"] == before["fc1"] and after["fc3"] == before["fc3"] and after["fc2"] != before["fc2"]
+    for k in ("fc1.weight", "fc1.bias", "fc3.weight", "fc3.bias"):
+        assert torch.equal(model.state_dict()[k], state[k])
+
+
+def test_freezing_every_layer_is_a_clear_message(digits):
+    model = fresh_lenet()
+    set_frozen(model, ["fc1", "fc2", "fc3"])
+    with pytest.raises(ValueError, match="every layer is frozen"):
+        train(model, digits, TrainConfig(epochs=1), seed=0)
+    with pytest.raises(ValueError, match="unknown layer 'fc9'"):
+        set_frozen(model, ["fc9"])
+
+
+def test_nan_run_stops_with_message_and_last_good_weights(digits):
+    model = fresh_lenet()
+    train(model, digits, TrainConfig(epochs=1), seed=0)
+    good = copy.deepcopy(model.state_dict())
+    result = train(model, digits, TrainConfig(epochs=3, optimizer="sgd", lr=1e6, momentum=0.0), seed=0)
+    assert result.diverged and "diverged" in result.message and "epoch 0" in result.message
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in good.items())
+
+
+def test_stop_request_is_honoured_within_one_chunk(digits):
+    model = fresh_lenet()
+    result = train(model, digits, TrainConfig(epochs=50), seed=0, should_stop=lambda: True)
+    assert result.stopped and len(result.history) == 1 and result.steps == math.ceil(len(digits.x_train) / 64)
+
+
+TARGETS = [
+    ({"sparsity": {"fc1": 0.9, "fc2": 0.8, "fc3": 0.55}}, "layer"),
+    ({"sparsity": 0.85, "scope": "global"}, "global"),
+    ({"threshold": 0.05}, "layer"),
+]
+
+
+@pytest.mark.parametrize("schedule", ["oneshot", "iterative", "agp", "dns"])
+@pytest.mark.parametrize("target, scope", TARGETS)
+def test_every_schedule_ends_exactly_on_target(schedule, target, scope, trained_experiment_factory):
+    exp = trained_experiment_factory()
+    exp.set_pruning(WeightPruningConfig(**target))
+    exp.set_finetune(FinetuneConfig(schedule=schedule, epochs=3, iterative_steps=3, agp_frequency=5))
+    result = exp.finetune()
+    f = exp.finetune_result
+    assert not result.diverged and f is not None
+    if scope == "global":
+        total = sum(w.numel() for w in exp.baseline_weights.values())
+        assert f.stats["total"] - f.stats["kept"] == n_to_prune(0.85, total)
+    else:
+        # a threshold target means the sparsity it gives on the baseline: exactly the weight-pruning page's masks
+        for n, s in f.stats["layers"].items():
+            assert s["kept"] == exp.pruning.stats["layers"][n]["kept"], n
+    for n, m in prunable_layers(f.model).items():
+        assert (m.weight[~result.masks[n]] == 0).all()
+        assert f.proof[n].masked_nonzero == 0 and f.proof[n].held
+
+
+def test_agp_follows_the_cubic_formula_at_each_step(trained_experiment_factory):
+    exp = trained_experiment_factory()
+    target = {"fc1": 0.9, "fc2": 0.8, "fc3": 0.5}
+    exp.set_pruning(WeightPruningConfig(sparsity=target))
+    exp.set_finetune(FinetuneConfig(schedule="agp", epochs=4, agp_frequency=7, agp_ramp=0.6,
+                                    agp_initial_sparsity=0.1))
+    result = exp.finetune()
+    total_steps = result.steps
+    n_dt = max(7, int(0.6 * total_steps) // 7 * 7)
+    pruning_steps = [t for t, _ in result.trace[:-1]]
+    assert pruning_steps == list(range(0, n_dt + 1, 7))
+    for t, sparsities in result.trace[:-1]:
+        for n, s_f in target.items():
+            numel = exp.baseline_weights[n].numel()
+            expected = n_to_prune(agp_sparsity(0.1, s_f, t, 0, n_dt), numel) / numel
+            assert sparsities[n] == pytest.approx(expected, abs=1e-12), (t, n)
+    # the cube: halfway through the ramp, 1/8 of the way left
+    assert agp_sparsity(0.0, 0.8, 50, 0, 100) == pytest.approx(0.8 - 0.8 / 8)
+
+
+def test_dns_splices_back_a_weight_that_matters():
+    """Two inputs; only input 0 decides the class, yet its weights start smallest and are cut first. Straight-through
+    gradients grow their dense values until they pass the splice bound."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(400, 2, generator=g)
+    y = (x[:, 0] > 0).long()
+    data = Dataset("toy", x[:320], y[:320], x[320:], y[320:], n_features=2, n_classes=2, image_shape=None)
+    model = nn.Module()
+    model.fc1 = nn.Linear(2, 2)
+    model.forward = lambda inp: model.fc1(inp)
+    with torch.no_grad():
+        model.fc1.weight.copy_(torch.tensor([[0.01, 1.0], [-0.01, -1.0]]))
+        model.fc1.bias.zero_()
+    ft = FinetuneConfig(schedule="dns", epochs=20, dns_margin=0.1)
+    weights = {"fc1": model.fc1.weight.detach()}
+    schedule = make_schedule(ft, WeightPruningConfig(sparsity=0.5), weights, total_steps=20 * 10, steps_per_epoch=10)
+    result = train(model, data, TrainConfig(epochs=20, batch_size=32, optimizer="sgd", lr=0.5, momentum=0.0),
+                   seed=0, schedule=schedule)
+    assert schedule.trace[0][1]["fc1"] == 0.5
+    assert result.revived >= 1
+    assert result.masks["fc1"][:, 0].all()  # input 0's weights are the ones kept at the end
+    assert result.history[-1].test_accuracy > 0.9
+
+
+def test_finetune_diverging_keeps_previous_result(trained_experiment_factory):
+    exp = trained_experiment_factory()
+    exp.set_pruning(WeightPruningConfig(sparsity=0.5))
+    exp.set_finetune(FinetuneConfig(schedule="oneshot", epochs=2))
+    exp.finetune()
+    good = exp.finetune_result
+    exp.set_finetune(FinetuneConfig(schedule="oneshot", epochs=2, lr=1e6, optimizer="sgd"))
+    result = exp.finetune()
+    assert result.diverged and exp.finetuned is good
+
+
+def test_finetune_result_goes_stale_when_the_setting_changes(trained_experiment_factory):
+    exp = trained_experiment_factory()
+    exp.set_pruning(WeightPruningConfig(sparsity=0.5))
+    exp.set_finetune(FinetuneConfig(schedule="oneshot", epochs=1))
+    exp.finetune()
+    assert exp.finetune_result is not None and "finetuned" in exp.metrics()
+    exp.set_pruning(WeightPruningConfig(sparsity=0.6))
+    assert exp.finetune_result is None and "finetuned" not in exp.metrics()
+
+
+def test_han_config_in_repo_meets_its_figures():
+    """configs/han2015_lenet300100.json: fc1, fc2 ≥ 90 %, fc3 ≥ 70 % pruned; fine-tuned within 1 point of dense."""
+    from conftest import ROOT
+    from explorer.config import parse_config
+
+    cfg = parse_config((ROOT / "configs" / "han2015_lenet300100.json").read_text())
+    exp = Experiment(cfg)
+    exp.train_baseline()
+    exp.finetune()
+    m = exp.metrics()
+    layers = m["finetuned"]["layers"]
+    assert layers["fc1"]["sparsity"] >= 0.9 and layers["fc2"]["sparsity"] >= 0.9 and layers["fc3"]["sparsity"] >= 0.7
+    assert m["finetuned"]["weight_sparsity"] >= 0.9
+    assert m["finetuned"]["test_accuracy"] >= m["baseline"]["test_accuracy"] - 0.01
