@@ -13,7 +13,9 @@ st.set_page_config(page_title="Pruning Explorer", page_icon=":material/content_c
 pages = [
     st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),
     st.Page("app_pages/model_data.py", title="Model & data", icon=":material/model_training:"),
+    st.Page("app_pages/freeze.py", title="Freeze", icon=":material/ac_unit:"),
     st.Page("app_pages/weight_pruning.py", title="Weight pruning", icon=":material/content_cut:"),
+    st.Page("app_pages/train.py", title="Train", icon=":material/fitness_center:"),
     st.Page("app_pages/export.py", title="Export", icon=":material/download:"),
 ]
 page = st.navigation(pages)
@@ -30,6 +32,9 @@ def sidebar_summary() -> None:
             st.markdown(f"**Baseline:** {h['baseline_test_accuracy']:.1%} test accuracy  \n"
                         f"**Pruned:** {h['pruned_test_accuracy']:.1%} at {h['weight_sparsity']:.1%} sparsity  \n"
                         f"({h['kept']:,} of {h['total']:,} weights kept)")
+            if h["finetuned_test_accuracy"] is not None:
+                st.markdown(f"**Fine-tuned:** {h['finetuned_test_accuracy']:.1%} at "
+                            f"{h['finetuned_weight_sparsity']:.1%} sparsity")
         else:
             st.markdown("Baseline not trained yet.")
 

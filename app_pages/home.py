@@ -14,13 +14,13 @@ app belongs to one of them:
 **Weight pruning** — decided from the weights themselves
 | idea | what is removed | how it is chosen | paper | where |
 | --- | --- | --- | --- | --- |
-| Unstructured magnitude pruning | single weights | smallest \\|w\\|, per layer or in one global ranking | Han et al. 2015, *Learning both Weights and Connections* | **Weight pruning** page (now) |
+| Unstructured magnitude pruning | single weights | smallest \\|w\\|, per layer or in one global ranking | Han et al. 2015, *Learning both Weights and Connections* | **Weight pruning** page; retraining on **Train** (now) |
 | Structured filter pruning | whole neurons / conv filters | smallest L1 norm per filter | Li et al. 2016, *Pruning Filters for Efficient ConvNets* | Weight pruning page (coming) |
 
 **Activation-driven and dynamic pruning** — decided from what the network computes, or while it trains
 | idea | what is removed | how it is chosen | paper | where |
 | --- | --- | --- | --- | --- |
-| Dynamic network surgery | weights, cut and spliced back during training | magnitude bounds re-checked as training moves the weights | Guo et al. 2016 | Train page (coming) |
+| Dynamic network surgery | weights, cut and spliced back during training | magnitude bounds re-checked as training moves the weights | Guo et al. 2016 | **Train** page, schedule *DNS* (now) |
 | Activation-guided channel pruning | channels of a layer | how little the next layer's activations change without them (APoZ: how often they are zero) | Luo et al. 2017, *ThiNet*; Hu et al. 2016 | Activation sparsity page (coming) |
 
 **Words used everywhere in the app**

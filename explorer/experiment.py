@@ -42,7 +42,7 @@ class LayerProof:
     masked_nonzero: int            # pruned entries whose weight is not exactly 0 (must be 0)
     max_masked_grad: Optional[float]  # largest |grad| the optimizer saw on a pruned entry (0; None: not measured)
     frozen: bool
-    fingerprint_before: str
+    fingerprint_before: str        # after the run's initial masks were applied, before its first step
     fingerprint_after: str
 
     @property
@@ -231,16 +231,15 @@ class Experiment:
         model = copy.deepcopy(self.model)
         model.load_state_dict(self.baseline_state)  # schedules start from the dense baseline
         freezing.set_frozen(model, cfg.freeze)
-        before = freezing.fingerprints(model)
         steps_per_epoch = -(-len(self.data.x_train) // tcfg.batch_size)
         schedule = make_schedule(ft, cfg.weight_pruning, {n: m.weight.detach() for n, m in
                                                            prunable_layers(model).items()},
-                                 tcfg.epochs * steps_per_epoch, steps_per_epoch)
+                                 tcfg.epochs * steps_per_epoch, steps_per_epoch, frozen=tuple(cfg.freeze))
         result = train(model, self.data, tcfg, cfg.seed, schedule=schedule, on_epoch=on_epoch,
                        should_stop=should_stop)
         if result.diverged:
             return result
-        after = freezing.fingerprints(model)
+        before, after = result.start_fingerprints, freezing.fingerprints(model)
         layers = prunable_layers(model)
         masks = result.masks or {n: torch.ones_like(m.weight, dtype=torch.bool) for n, m in layers.items()}
         proof = {}

@@ -11,15 +11,20 @@ KEPT, PRUNED = "#1f77b4", "#d62728"
 _LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=10), height=320, template="plotly_white")
 
 
-def training_curves(history: Sequence) -> go.Figure:
-    """Loss (left) and train/test accuracy (right) per epoch."""
+def training_curves(history: Sequence, sparsity: bool = False) -> go.Figure:
+    """Loss, train/test accuracy and (optionally) weight sparsity per epoch."""
     epochs = [r.epoch for r in history]
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", "accuracy"))
+    cols = 3 if sparsity else 2
+    fig = make_subplots(rows=1, cols=cols, subplot_titles=("loss", "accuracy", "weight sparsity")[:cols])
     fig.add_trace(go.Scatter(x=epochs, y=[r.loss for r in history], name="loss", mode="lines+markers"), 1, 1)
     fig.add_trace(go.Scatter(x=epochs, y=[r.train_accuracy for r in history], name="train", mode="lines+markers"),
                   1, 2)
     fig.add_trace(go.Scatter(x=epochs, y=[r.test_accuracy for r in history], name="test", mode="lines+markers"),
                   1, 2)
+    if sparsity:
+        fig.add_trace(go.Scatter(x=epochs, y=[r.sparsity for r in history], name="sparsity", mode="lines+markers",
+                                 marker_color=PRUNED), 1, 3)
+        fig.update_yaxes(tickformat=".0%", range=[0, 1.02], row=1, col=3)
     fig.update_xaxes(title_text="epoch")
     fig.update_yaxes(tickformat=".0%", row=1, col=2)
     return fig.update_layout(**_LAYOUT)

@@ -12,7 +12,8 @@ threshold setting is turned into the per-layer sparsities it gives on the baseli
   weight is cut when |w| < a and spliced back when |w| > b = (1 + margin)·a, with a per layer set so the first cut meets
   the target; a last magnitude projection lands on the exact target count.
 Masks of later steps are computed from the current weights with the already-pruned entries ranked first, so
-gradual schedules only ever add to the pruned set.
+gradual schedules only ever add to the pruned set. A frozen layer is pruned to its final target at the start and then
+never touched again, so "frozen" keeps meaning bit-identical through the whole run.
 """
 from __future__ import annotations
 
@@ -38,22 +39,32 @@ def target_sparsity(weights: Mapping[str, torch.Tensor], wp: WeightPruningConfig
 
 
 def masks_at(weights: Mapping[str, torch.Tensor], scope: str, sparsity: Target,
-             previous: Optional[Masks] = None) -> Masks:
+             previous: Optional[Masks] = None, fixed: Optional[Masks] = None) -> Masks:
     """Magnitude masks at the given sparsity; entries pruned in `previous` rank first (score −1), so a growing
-    sparsity never revives them. Without `previous` they equal magnitude_masks (torch.nn.utils.prune's)."""
+    sparsity never revives them. Without `previous` they equal magnitude_masks (torch.nn.utils.prune's).
+    Layers in `fixed` keep those masks (frozen layers); with a global target they count toward its total."""
+    fixed = fixed or {}
+
     def scores(n):
         s = weights[n].detach().abs()
         return s if previous is None else torch.where(previous[n], s, torch.full_like(s, -1.0))
 
+    free = [n for n in weights if n not in fixed]
+    out = {n: fixed[n] for n in weights if n in fixed}
     if scope == "global":
-        flat = torch.cat([scores(n).reshape(-1) for n in weights])
-        mask = _bottom_k_mask(flat, n_to_prune(float(sparsity), flat.numel()))
-        out, offset = {}, 0
-        for n, w in weights.items():
-            out[n] = mask[offset:offset + w.numel()].view(w.shape)
-            offset += w.numel()
-        return out
-    return {n: _bottom_k_mask(scores(n), n_to_prune(sparsity[n], weights[n].numel())) for n in weights}
+        total = sum(w.numel() for w in weights.values())
+        k = n_to_prune(float(sparsity), total) - sum(int((~m).sum()) for m in fixed.values())
+        if not free:
+            return out
+        flat = torch.cat([scores(n).reshape(-1) for n in free])
+        mask = _bottom_k_mask(flat, min(max(k, 0), flat.numel()))
+        offset = 0
+        for n in free:
+            out[n] = mask[offset:offset + weights[n].numel()].view(weights[n].shape)
+            offset += weights[n].numel()
+        return {n: out[n] for n in weights}
+    out.update({n: _bottom_k_mask(scores(n), n_to_prune(sparsity[n], weights[n].numel())) for n in free})
+    return {n: out[n] for n in weights}
 
 
 def _scale(target: Target, f: float) -> Target:
@@ -71,24 +82,36 @@ class Schedule:
     optimizer step (new masks, or None when they stay), then `final`."""
     straight_through = False  # True: pruned weights keep a dense value that trains (DNS)
 
-    def __init__(self, scope: str, target: Target, total_steps: int, steps_per_epoch: int):
+    def __init__(self, scope: str, target: Target, total_steps: int, steps_per_epoch: int,
+                 frozen: tuple[str, ...] = ()):
         self.scope, self.target = scope, target
         self.total_steps, self.steps_per_epoch = total_steps, steps_per_epoch
+        self.frozen = frozen
+        self.fixed: Masks = {}  # frozen layers: pruned to the target at the start, then never touched again
         self.trace: list[tuple[int, dict]] = []  # (step, per-layer sparsity) at every mask change
+
+    def _fix_frozen(self, weights) -> None:
+        if self.frozen:
+            full = masks_at(weights, self.scope, self.target)
+            self.fixed = {n: full[n] for n in self.frozen}
+
+    def _masks(self, weights, sparsity, previous=None) -> Masks:
+        return masks_at(weights, self.scope, sparsity, previous, self.fixed)
 
     def _record(self, step: int, masks: Masks) -> Masks:
         self.trace.append((step, {n: s["sparsity"] for n, s in mask_stats(masks)["layers"].items()}))
         return masks
 
     def initial(self, weights) -> Masks:
-        return self._record(0, masks_at(weights, self.scope, self.target))
+        self._fix_frozen(weights)
+        return self._record(0, self._masks(weights, self.target))
 
     def after_step(self, step: int, weights, masks: Masks) -> Optional[Masks]:
         return None
 
     def final(self, weights, masks: Masks) -> Masks:
         """The exact target, whatever happened on the way (a no-op when the masks already meet it)."""
-        return self._record(self.total_steps, masks_at(weights, self.scope, self.target, previous=masks))
+        return self._record(self.total_steps, self._masks(weights, self.target, previous=masks))
 
 
 class OneShot(Schedule):
@@ -96,26 +119,27 @@ class OneShot(Schedule):
 
 
 class Iterative(Schedule):
-    def __init__(self, *args, n_steps: int):
-        super().__init__(*args)
+    def __init__(self, *args, n_steps: int, **kw):
+        super().__init__(*args, **kw)
         self.n = n_steps
         epochs = max(self.total_steps // max(self.steps_per_epoch, 1), 1)
         # Cycle k (1..n) starts at this optimizer step; the epochs are shared out as evenly as they go.
         self.starts = [round(k * epochs / self.n) * self.steps_per_epoch for k in range(self.n)]
 
     def initial(self, weights) -> Masks:
-        return self._record(0, masks_at(weights, self.scope, _scale(self.target, 1 / self.n)))
+        self._fix_frozen(weights)
+        return self._record(0, self._masks(weights, _scale(self.target, 1 / self.n)))
 
     def after_step(self, step, weights, masks):
         if step in self.starts[1:]:
             k = self.starts.index(step) + 1
-            return self._record(step, masks_at(weights, self.scope, _scale(self.target, k / self.n), masks))
+            return self._record(step, self._masks(weights, _scale(self.target, k / self.n), masks))
         return None
 
 
 class AGP(Schedule):
-    def __init__(self, *args, s_i: float, frequency: int, ramp: float):
-        super().__init__(*args)
+    def __init__(self, *args, s_i: float, frequency: int, ramp: float, **kw):
+        super().__init__(*args, **kw)
         self.s_i, self.dt = s_i, frequency
         self.n_dt = max(self.dt, int(ramp * self.total_steps) // self.dt * self.dt)  # a whole number of Δt
 
@@ -125,24 +149,26 @@ class AGP(Schedule):
         return agp_sparsity(min(self.s_i, self.target), self.target, t, 0, self.n_dt)
 
     def initial(self, weights):
-        return self._record(0, masks_at(weights, self.scope, self.sparsity_at(0)))
+        self._fix_frozen(weights)
+        return self._record(0, self._masks(weights, self.sparsity_at(0)))
 
     def after_step(self, step, weights, masks):
         if step % self.dt == 0 and step <= self.n_dt:
-            return self._record(step, masks_at(weights, self.scope, self.sparsity_at(step), masks))
+            return self._record(step, self._masks(weights, self.sparsity_at(step), masks))
         return None
 
 
 class DNS(Schedule):
     straight_through = True
 
-    def __init__(self, *args, margin: float, every: int):
-        super().__init__(*args)
+    def __init__(self, *args, margin: float, every: int, **kw):
+        super().__init__(*args, **kw)
         self.margin, self.every = margin, every
         self.revived = 0  # splices of a weight that had been cut
 
     def initial(self, weights):
-        masks = masks_at(weights, self.scope, self.target)
+        self._fix_frozen(weights)
+        masks = self._masks(weights, self.target)
         # Cut bound a: the largest magnitude the first cut removed (so the first cut meets the target).
         self.a = {n: float(torch.where(m, -1.0, weights[n].abs()).max()) if not bool(m.all()) else 0.0
                   for n, m in masks.items()}
@@ -154,7 +180,7 @@ class DNS(Schedule):
             return None
         new = {}
         for n, m in masks.items():
-            if self.a[n] == 0.0:  # this layer's target is 0: nothing to cut or splice
+            if self.a[n] == 0.0 or n in self.fixed:  # target 0, or frozen: nothing to cut or splice
                 new[n] = m
                 continue
             mag = weights[n].detach().abs()
@@ -167,19 +193,20 @@ class DNS(Schedule):
 
     def final(self, weights, masks):
         # Project onto the exact target by magnitude of the dense weights (DNS's own criterion), not by history.
-        return self._record(self.total_steps, masks_at(weights, self.scope, self.target))
+        return self._record(self.total_steps, self._masks(weights, self.target))
 
 
 def make_schedule(ft: FinetuneConfig, wp: WeightPruningConfig, weights, total_steps: int,
-                  steps_per_epoch: int) -> Schedule:
+                  steps_per_epoch: int, frozen: tuple[str, ...] = ()) -> Schedule:
     scope, target = target_sparsity(weights, wp)
     args = (scope, target, total_steps, steps_per_epoch)
+    kw = {"frozen": tuple(frozen)}
     if ft.schedule in ("oneshot", "none"):
-        return OneShot(*args)
+        return OneShot(*args, **kw)
     if ft.schedule == "iterative":
-        return Iterative(*args, n_steps=ft.iterative_steps)
+        return Iterative(*args, n_steps=ft.iterative_steps, **kw)
     if ft.schedule == "agp":
-        return AGP(*args, s_i=ft.agp_initial_sparsity, frequency=ft.agp_frequency, ramp=ft.agp_ramp)
+        return AGP(*args, s_i=ft.agp_initial_sparsity, frequency=ft.agp_frequency, ramp=ft.agp_ramp, **kw)
     if ft.schedule == "dns":
-        return DNS(*args, margin=ft.dns_margin, every=ft.dns_every)
+        return DNS(*args, margin=ft.dns_margin, every=ft.dns_every, **kw)
     raise ValueError(f"finetune.schedule: unknown schedule {ft.schedule!r}")

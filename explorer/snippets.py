@@ -45,3 +45,38 @@ def pruning_code(wp: WeightPruningConfig, layers: list[str]) -> str:
     lines += ["", "# make it permanent: plain weights with zeros, no weight_orig / weight_mask left",
               *[f'prune.remove({_module(n)}, "weight")' for n in pruned]]
     return "\n".join(lines)
+
+
+def freeze_code(frozen: list[str], lr: float, optimizer: str) -> str:
+    """Freezing in plain PyTorch: requires_grad=False, and an optimizer over the trainable parameters only."""
+    opt = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW"}[optimizer]
+    lines = [f"for p in {_module(n)}.parameters():\n    p.requires_grad_(False)" for n in frozen]
+    if not lines:
+        lines = ["# no layer is frozen: every parameter trains"]
+    lines += ["", "trainable = [p for p in model.parameters() if p.requires_grad]",
+              f"optimizer = torch.optim.{opt}(trainable, lr={lr!r})"]
+    return "\n".join(lines)
+
+
+def masked_training_code() -> str:
+    """The masked fine-tuning step in plain PyTorch, as explorer.training does it."""
+    return '''\
+# masks: {"fc1": bool tensor shaped like model.fc1.weight, ...}; False = pruned
+layers = {name: model.get_submodule(name) for name in masks}
+with torch.no_grad():
+    for name, m in layers.items():
+        m.weight.mul_(masks[name])              # pruned weights become exactly 0, once
+
+for x, y in loader:
+    optimizer.zero_grad()
+    loss = loss_fn(model(x), y)
+    loss.backward()
+    for name, m in layers.items():
+        m.weight.grad.mul_(masks[name])         # no gradient reaches a pruned weight
+    optimizer.step()                            # momentum / Adam state stays 0 there, so the weight stays 0
+
+# when the masks change (iterative, AGP), also clear the optimizer's memory of pruned entries:
+for name, m in layers.items():
+    for buf in optimizer.state[m.weight].values():
+        if torch.is_tensor(buf) and buf.shape == m.weight.shape:
+            buf.mul_(masks[name])'''

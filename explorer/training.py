@@ -22,6 +22,7 @@ from torch import nn
 
 from .config import TrainConfig
 from .data import Dataset
+from .freezing import fingerprints
 from .models import prunable_layers
 
 
@@ -76,6 +77,7 @@ class TrainResult:
     max_masked_grad: dict = field(default_factory=dict)  # per layer: largest |grad| the optimizer saw on a pruned entry
     trace: list = field(default_factory=list)  # schedule: (step, per-layer sparsity) at every mask change
     revived: int = 0                           # DNS: splices of weights that had been cut
+    start_fingerprints: dict = field(default_factory=dict)  # per layer, after the initial masks, before step 1
 
 
 def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -159,10 +161,11 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig, seed: int, *,
     masked = {name: (weights[name], mk.to(device)) for name, mk in (masks or {}).items() if not mk.all()}
     if schedule is not None:  # a schedule may prune any layer later
         masked = {name: (weights[name], mk.to(device)) for name, mk in masks.items()}
-    if not straight:
-        with torch.no_grad():
-            for w, mk in masked.values():
+    with torch.no_grad():
+        for w, mk in masked.values():
+            if not straight or not w.requires_grad:  # DNS keeps dense values only where they can train
                 w.mul_(mk)
+    result.start_fingerprints = fingerprints(model)
     max_grad = {name: torch.zeros((), device=device) for name in masked}
 
     def snapshot():

@@ -7,7 +7,8 @@ from streamlit.testing.v1 import AppTest
 from conftest import ROOT, tiny_config
 from explorer.config import config_json, parse_config
 
-PAGES = ["app_pages/home.py", "app_pages/model_data.py", "app_pages/weight_pruning.py", "app_pages/export.py"]
+PAGES = ["app_pages/home.py", "app_pages/model_data.py", "app_pages/freeze.py", "app_pages/weight_pruning.py",
+         "app_pages/train.py", "app_pages/export.py"]
 
 
 def app(experiment=None, page=None) -> AppTest:
@@ -171,3 +172,70 @@ def test_bad_uploads_are_messages_and_change_nothing(content, words, trained_exp
     assert at.error and words in at.error[0].value
     assert not [b for b in at.button if b.label.startswith("Load this setup")]
     assert at.session_state["experiment"].config == before
+
+
+def test_freeze_page_counts_and_sets_frozen_layers(trained_experiment_factory):
+    at = app(trained_experiment_factory(), "app_pages/freeze.py")
+    assert metric(at, "Frozen parameters") == "0"
+    at.checkbox(key="freeze_fc1").check().run()
+    no_exceptions(at)
+    exp = at.session_state["experiment"]
+    assert exp.config.freeze == ["fc1"]
+    assert metric(at, "Frozen parameters") == f"{64 * 300 + 300:,}"
+    assert "requires_grad_(False)" in at.code[0].value and "model.fc1" in at.code[0].value
+    for n in ("fc2", "fc3"):
+        at.checkbox(key=f"freeze_{n}").check()
+    at.run()
+    no_exceptions(at)
+    assert metric(at, "Trainable parameters") == "0" and "nothing left to train" in at.warning[0].value
+
+
+def train_page_run(at, schedule="oneshot", epochs=2, lr=None):
+    at.selectbox[0].set_value(schedule)
+    next(n for n in at.number_input if n.label == "Epochs").set_value(epochs)
+    if lr is not None:
+        next(n for n in at.number_input if n.label == "Learning rate").set_value(lr)
+    at.form_submit_button[0].click()
+    return at.run()
+
+
+def test_train_page_finetunes_and_shows_measured_proof(trained_experiment_factory):
+    exp = trained_experiment_factory()
+    exp.set_pruning(exp.config.weight_pruning.model_copy(update={"sparsity": 0.8}))
+    exp.set_frozen(["fc3"])
+    at = app(exp, "app_pages/train.py")
+    train_page_run(at, "iterative", epochs=3)
+    no_exceptions(at)
+    exp = at.session_state["experiment"]
+    out = exp.finetune_result
+    assert out is not None and any("Fine-tuned 3 epochs" in s.value for s in at.success)
+    proof = at.dataframe[0].value
+    assert list(proof["pruned weights ≠ 0"]) == [0, 0, 0]
+    assert list(proof["max |grad| on pruned"]) == ["0", "0", "0"]
+    assert list(proof["held"]) == ["✓", "✓", "✓"]
+    fc3 = proof[proof["layer"] == "fc3"].iloc[0]
+    before, after = fc3["fingerprint before → after"].split(" → ")
+    assert before == after and fc3["frozen"]
+    assert metric(at, "After fine-tuning") == f"{out.test_accuracy:.1%}"
+    # the Freeze page now shows the same fingerprints
+    at.switch_page("app_pages/freeze.py").run()
+    no_exceptions(at)
+    assert "identical ✓" in list(at.dataframe[0].value["result"])[2]
+
+
+def test_train_page_diverging_rate_is_a_message(trained_experiment_factory):
+    at = app(trained_experiment_factory(), "app_pages/train.py")
+    at.selectbox[1].set_value("sgd")
+    train_page_run(at, "oneshot", epochs=2, lr=1e6)
+    no_exceptions(at)
+    assert at.error and "diverged" in at.error[0].value
+    assert at.session_state["experiment"].finetune_result is None
+
+
+def test_train_page_all_frozen_is_a_message(trained_experiment_factory):
+    exp = trained_experiment_factory()
+    exp.set_frozen(exp.layer_names)
+    at = app(exp, "app_pages/train.py")
+    train_page_run(at)
+    no_exceptions(at)
+    assert at.error and "every layer is frozen" in at.error[0].value

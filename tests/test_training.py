@@ -240,3 +240,25 @@ def test_han_config_in_repo_meets_its_figures():
     assert layers["fc1"]["sparsity"] >= 0.9 and layers["fc2"]["sparsity"] >= 0.9 and layers["fc3"]["sparsity"] >= 0.7
     assert m["finetuned"]["weight_sparsity"] >= 0.9
     assert m["finetuned"]["test_accuracy"] >= m["baseline"]["test_accuracy"] - 0.01
+
+
+@pytest.mark.parametrize("schedule", ["iterative", "agp", "dns"])
+@pytest.mark.parametrize("target", [{"sparsity": {"fc1": 0.9, "fc2": 0.8, "fc3": 0.5}},
+                                    {"sparsity": 0.8, "scope": "global"}])
+def test_frozen_layer_is_pruned_once_then_bit_identical(schedule, target, trained_experiment_factory):
+    exp = trained_experiment_factory()
+    exp.set_pruning(WeightPruningConfig(**target))
+    exp.set_frozen(["fc2"])
+    exp.set_finetune(FinetuneConfig(schedule=schedule, epochs=3, agp_frequency=5))
+    result = exp.finetune()
+    f = exp.finetune_result
+    assert f.proof["fc2"].fingerprint_before == f.proof["fc2"].fingerprint_after
+    assert f.proof["fc1"].fingerprint_before != f.proof["fc1"].fingerprint_after
+    assert all(p.held for p in f.proof.values())
+    # fc2 was pruned at the start to exactly what the target gives on the baseline weights
+    assert [t for t, _ in result.trace if _["fc2"] != result.trace[0][1]["fc2"]] == []
+    if "scope" in target:
+        total = sum(w.numel() for w in exp.baseline_weights.values())
+        assert f.stats["total"] - f.stats["kept"] == n_to_prune(0.8, total)
+    else:
+        assert f.stats["layers"]["fc2"]["kept"] == 30000 - n_to_prune(0.8, 30000)

@@ -10,7 +10,7 @@ import streamlit as st
 
 from explorer.config import ConfigError, ExperimentConfig
 from explorer.experiment import Experiment
-from explorer.plots import training_curves
+from explorer import plots
 
 EXPERIMENT_KEY = "experiment"
 RUN_LOCK_KEY = "_run_lock"
@@ -31,33 +31,59 @@ def session_run_lock() -> threading.Lock:
     return st.session_state.setdefault(RUN_LOCK_KEY, threading.Lock())
 
 
+SETTING_WIDGET_PREFIXES = ("wp_", "freeze_")
+
+
+def forget_setting_widgets() -> None:
+    """Drop the widget state of setting controls, so that they show the experiment's config again (after an import)."""
+    for key in [k for k in st.session_state if str(k).startswith(SETTING_WIDGET_PREFIXES)]:
+        del st.session_state[key]
+
+
 def show_problems(err: Exception, what: str) -> None:
     problems = err.problems if isinstance(err, ConfigError) else [str(err)]
     st.error(f"**{what}** — nothing was changed.\n\n" + "\n".join(f"- {p}" for p in problems))
 
 
-def train_with_progress(exp: Experiment, config: ExperimentConfig) -> bool:
-    """Adopt `config` and train its baseline with a progress bar and live curves, all or nothing; report a refused
-    config, divergence or the final numbers. Returns True when the new baseline was kept."""
-    epochs = config.train.epochs
-    bar = st.progress(0.0, text="training the baseline…")
+def stop_event() -> threading.Event:
+    """Set by a Stop button's callback (which runs before the new script run waits for the session lock); polled by
+    the running training after each epoch, which then ends cleanly and keeps what it has."""
+    return st.session_state.setdefault("_stop_event", threading.Event())
+
+
+def run_with_progress(job, epochs: int, what: str, sparsity: bool = False):
+    """Run `job(on_epoch, should_stop)` (an Experiment training method) with a progress bar and live curves."""
+    stop = stop_event()
+    stop.clear()
+    bar = st.progress(0.0, text=f"{what}…")
     chart = st.empty()
     seen = []
 
     def on_epoch(record):
         seen.append(record)
-        bar.progress(record.epoch / max(epochs, 1),
-                     text=f"epoch {record.epoch}/{epochs} · loss {record.loss:.3f} · test {record.test_accuracy:.1%}")
-        chart.plotly_chart(training_curves(seen), key=f"live_curves_{record.epoch}")
+        if stop.is_set():
+            return  # a Stop was clicked: no more drawing, the loop ends after this epoch
+        bar.progress(min(record.epoch / max(epochs, 1), 1.0),
+                     text=f"{what}: epoch {record.epoch}/{epochs} · loss {record.loss:.3f} · "
+                          f"test {record.test_accuracy:.1%}" + (f" · sparsity {record.sparsity:.1%}" if sparsity else ""))
+        chart.plotly_chart(plots.training_curves(seen, sparsity), key=f"live_curves_{record.epoch}")
 
     try:
-        result = exp.setup_and_train(config, on_epoch=on_epoch)
-    except (ConfigError, ValueError) as e:
-        show_problems(e, "This setup cannot be used")
-        return False
+        return job(on_epoch=on_epoch, should_stop=stop.is_set)
     finally:
         bar.empty()
         chart.empty()
+
+
+def train_with_progress(exp: Experiment, config: ExperimentConfig) -> bool:
+    """Adopt `config` and train its baseline with a progress bar and live curves, all or nothing; report a refused
+    config, divergence or the final numbers. Returns True when the new baseline was kept."""
+    try:
+        result = run_with_progress(lambda **kw: exp.setup_and_train(config, **kw), config.train.epochs,
+                                   "training the baseline")
+    except (ConfigError, ValueError) as e:
+        show_problems(e, "This setup cannot be used")
+        return False
     if result.diverged:
         st.error(f"{result.message}. Nothing was changed: the previous setup and baseline are kept; "
                  "lower the learning rate and train again.")
