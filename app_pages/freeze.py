@@ -34,12 +34,12 @@ st.subheader("Did the frozen layers move?")
 if ft is None:
     st.info("Train on the **Train** page: the fingerprints of every layer before and after the run appear here.")
 else:
-    st.dataframe(pd.DataFrame([
-        {"layer": n, "frozen": p.frozen, "fingerprint before": p.fingerprint_before,
+    st.table(pd.DataFrame([
+        {"layer": n, "frozen": "yes" if p.frozen else "no", "fingerprint before": p.fingerprint_before,
          "fingerprint after": p.fingerprint_after,
          "result": ("identical ✓" if p.fingerprint_before == p.fingerprint_after else "changed")
          + ("" if p.frozen else " (trainable)")}
-        for n, p in ft.proof.items()]), hide_index=True)
+        for n, p in ft.proof.items()]).set_index("layer"))
     st.caption("Fingerprint: SHA-256 of the layer's weight and bias bytes, measured before and after the last run.")
 
 with st.expander("The same in plain PyTorch"):

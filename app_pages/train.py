@@ -45,7 +45,8 @@ with st.form("finetune"):
         ramp = st.number_input("AGP: share of steps that ramp", 0.05, 1.0, ft.agp_ramp, format="%.2f")
         margin = st.number_input("DNS: splice margin (b = (1+m)·a)", 0.0, 10.0, ft.dns_margin, format="%.2f")
     go = st.form_submit_button("Train", type="primary")
-st.button("Stop", on_click=lambda: stop_event().set(), help="ends the run after the current epoch; keeps its result")
+st.button("Stop training", on_click=lambda: stop_event().set(),
+          help="ends the run after the current epoch and keeps what it trained")
 
 if go:
     try:
@@ -66,6 +67,9 @@ if go:
 
 out = exp.finetune_result
 if out is not None:
+    if out.result.stopped:
+        st.warning(f"The last run was stopped ({out.result.message}); the numbers below are that partial run's. "
+                   f"The config still says {exp.config.finetune.epochs} epochs, so a replay runs all of them.")
     c = st.columns(4)
     c[0].metric("Dense baseline", f"{exp.baseline_test_accuracy:.1%}")
     c[1].metric("Pruned, before fine-tuning", f"{exp.pruning.test_accuracy:.1%}")
@@ -76,15 +80,15 @@ if out is not None:
 
     st.subheader("Proof: did masks and frozen layers hold?")
     dns = exp.config.finetune.schedule == "dns"
-    st.dataframe(pd.DataFrame([{
-        "layer": n, "sparsity": out.stats["layers"][n]["sparsity"],
+    # st.table (plain HTML), not st.dataframe: a small panel that screen readers and browser tests can read.
+    st.table(pd.DataFrame([{
+        "layer": n, "sparsity": f"{out.stats['layers'][n]['sparsity']:.1%}",
         "pruned weights ≠ 0": p.masked_nonzero,
         "max |grad| on pruned": "by design (DNS)" if p.max_masked_grad is None else f"{p.max_masked_grad:.3g}",
-        "frozen": p.frozen,
+        "frozen": "yes" if p.frozen else "no",
         "fingerprint before → after": f"{p.fingerprint_before} → {p.fingerprint_after}",
         "held": "✓" if p.held else "✗",
-    } for n, p in out.proof.items()]), hide_index=True,
-        column_config={"sparsity": st.column_config.NumberColumn(format="percent")})
+    } for n, p in out.proof.items()]).set_index("layer"))
     st.caption("Measured after the run: non-zero weights under each final mask; the largest gradient the optimizer "
                "received on a pruned entry at any step; a hash of each layer's bytes before and after."
                + (" DNS trains the dense weights behind the mask on purpose (pruned weights get straight-through "

@@ -209,18 +209,18 @@ def test_train_page_finetunes_and_shows_measured_proof(trained_experiment_factor
     exp = at.session_state["experiment"]
     out = exp.finetune_result
     assert out is not None and any("Fine-tuned 3 epochs" in s.value for s in at.success)
-    proof = at.dataframe[0].value
+    proof = at.table[0].value
     assert list(proof["pruned weights ≠ 0"]) == [0, 0, 0]
     assert list(proof["max |grad| on pruned"]) == ["0", "0", "0"]
     assert list(proof["held"]) == ["✓", "✓", "✓"]
-    fc3 = proof[proof["layer"] == "fc3"].iloc[0]
+    fc3 = proof.loc["fc3"]
     before, after = fc3["fingerprint before → after"].split(" → ")
-    assert before == after and fc3["frozen"]
+    assert before == after and fc3["frozen"] == "yes"
     assert metric(at, "After fine-tuning") == f"{out.test_accuracy:.1%}"
     # the Freeze page now shows the same fingerprints
     at.switch_page("app_pages/freeze.py").run()
     no_exceptions(at)
-    assert "identical ✓" in list(at.dataframe[0].value["result"])[2]
+    assert at.table[0].value.loc["fc3", "result"] == "identical ✓"
 
 
 def test_train_page_diverging_rate_is_a_message(trained_experiment_factory):

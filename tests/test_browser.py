@@ -17,7 +17,7 @@ def settle(page, timeout_ms: int = 120_000) -> None:
 
 
 def goto_page(page, name: str) -> None:
-    page.locator("[data-testid='stSidebarNav'] a", has_text=name).click()
+    page.locator("[data-testid='stSidebarNav']").get_by_role("link", name=name, exact=True).click()
     settle(page)
 
 
@@ -67,6 +67,30 @@ def test_train_prune_export_and_reload(browser, app_url, tmp_path):
     page.wait_for_timeout(500)  # let plotly finish drawing before the README picture
     page.screenshot(path=str(SCREENSHOT), full_page=False)
     after_acc = metric_value(page, "Test accuracy after")
+
+    # Freeze a layer, fine-tune a few epochs: the proof panel reads 0 / 0 / identical.
+    goto_page(page, "Freeze")
+    page.get_by_text("Freeze fc3").click()
+    settle(page)
+    goto_page(page, "Train")
+    page.get_by_label("Epochs").fill("3")
+    page.get_by_role("button", name="Train", exact=True).click()
+    page.get_by_text("Fine-tuned 3 epochs").wait_for(timeout=120_000)
+    settle(page)
+    assert_no_exception(page)
+    rows = {}
+    for tr in page.locator("[data-testid='stTable'] tbody tr").all():
+        cells = [c.strip() for c in tr.locator("th, td").all_inner_texts()]
+        rows[cells[0]] = cells
+    header = [c.strip() for c in page.locator("[data-testid='stTable'] thead th").all_inner_texts()]
+    col = {name: header.index(name) for name in ("pruned weights ≠ 0", "max |grad| on pruned", "frozen",
+                                                 "fingerprint before → after", "held")}
+    assert set(rows) == {"fc1", "fc2", "fc3"}
+    for cells in rows.values():
+        assert cells[col["pruned weights ≠ 0"]] == "0" and cells[col["max |grad| on pruned"]] == "0"
+        assert cells[col["held"]] == "✓"
+    before, after = rows["fc3"][col["fingerprint before → after"]].split(" → ")
+    assert rows["fc3"][col["frozen"]] == "yes" and before == after
 
     goto_page(page, "Export")
     assert f"at {sparsity} sparsity" in page.locator("[data-testid='stSidebar']").inner_text()
