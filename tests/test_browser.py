@@ -92,6 +92,15 @@ def test_train_prune_export_and_reload(browser, app_url, tmp_path):
     before, after = rows["fc3"][col["fingerprint before → after"]].split(" → ")
     assert rows["fc3"][col["frozen"]] == "yes" and before == after
 
+    # A long run, stopped from the page: it ends within an epoch or so and keeps what it trained.
+    page.get_by_label("Epochs").fill("500")
+    page.get_by_role("button", name="Train", exact=True).click()
+    page.get_by_text("fine-tuning: epoch").wait_for(timeout=60_000)
+    page.get_by_role("button", name="Stop training").click()
+    page.get_by_text("The last run was stopped").wait_for(timeout=30_000)
+    settle(page)
+    assert_no_exception(page)
+
     goto_page(page, "Export")
     assert f"at {sparsity} sparsity" in page.locator("[data-testid='stSidebar']").inner_text()
     with page.expect_download() as dl:

@@ -170,3 +170,28 @@ def test_weight_histogram_and_mask_map(trained_experiment_factory):
     assert sum(h["kept"]) == 19200 * 0.6 and sum(h["pruned"]) == 19200 * 0.4
     assert h["threshold"] == pytest.approx(float(exp.baseline_weights["fc1"].abs()[~exp.masks["fc1"]].max()))
     assert exp.mask_map("fc1").shape[0] <= 96
+
+
+class _NotAllowed:
+    """Pickling this needs code execution on load: weights_only must refuse it."""
+
+
+def test_state_dict_loader_is_safe_and_explains(tmp_path):
+    from explorer.models import load_state_dict_file
+
+    model = build_model(ModelConfig(arch="lenet300100"), 64, 10)
+    good = tmp_path / "good.pt"
+    torch.save(model.state_dict(), good)
+    other = build_model(ModelConfig(arch="lenet300100"), 64, 10)
+    load_state_dict_file(good, other)
+    assert all(torch.equal(other.state_dict()[k], v) for k, v in model.state_dict().items())
+    evil = tmp_path / "evil.pt"
+    torch.save({"fc1.weight": _NotAllowed()}, evil)
+    with pytest.raises(ValueError, match="not a loadable PyTorch state_dict"):
+        load_state_dict_file(evil, other)
+    with pytest.raises(ValueError, match="does not fit this model"):
+        load_state_dict_file(good, build_model(ModelConfig(arch="cnn"), 64, 10))
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="not a loadable"):
+        load_state_dict_file(junk, other)
