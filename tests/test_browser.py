@@ -97,7 +97,11 @@ def test_train_prune_export_and_reload(browser, app_url, tmp_path):
     page.get_by_role("button", name="Train", exact=True).click()
     page.get_by_text("fine-tuning: epoch").wait_for(timeout=60_000)
     page.get_by_role("button", name="Stop training").click()
-    page.get_by_text("The last run was stopped").wait_for(timeout=30_000)
+    try:
+        page.get_by_text("The last run was stopped").wait_for(timeout=30_000)
+    except Exception:
+        page.screenshot(path="/tmp/stop_fail.png")
+        raise
     settle(page)
     assert_no_exception(page)
 

@@ -52,27 +52,43 @@ def stop_event() -> threading.Event:
 
 
 def run_with_progress(job, epochs: int, what: str, sparsity: bool = False):
-    """Run `job(on_epoch, should_stop)` (an Experiment training method) with a progress bar and live curves."""
+    """Run `job(on_epoch, should_stop)` (an Experiment training method) with a progress bar and live curves.
+
+    Any interruption of this script run (the Stop button, another click, leaving the page) ends training cleanly after
+    the current epoch, so what it trained is kept rather than lost: Streamlit signals it by raising its control
+    exception from the next drawing call, which we hold until the job has returned.
+    """
     stop = stop_event()
     stop.clear()
     bar = st.progress(0.0, text=f"{what}…")
     chart = st.empty()
-    seen = []
+    seen, interrupted = [], []
 
     def on_epoch(record):
         seen.append(record)
         if stop.is_set():
-            return  # a Stop was clicked: no more drawing, the loop ends after this epoch
-        bar.progress(min(record.epoch / max(epochs, 1), 1.0),
-                     text=f"{what}: epoch {record.epoch}/{epochs} · loss {record.loss:.3f} · "
-                          f"test {record.test_accuracy:.1%}" + (f" · sparsity {record.sparsity:.1%}" if sparsity else ""))
-        chart.plotly_chart(plots.training_curves(seen, sparsity), key=f"live_curves_{record.epoch}")
+            return  # no more drawing: the loop ends after this epoch
+        try:
+            bar.progress(min(record.epoch / max(epochs, 1), 1.0),
+                         text=f"{what}: epoch {record.epoch}/{epochs} · loss {record.loss:.3f} · "
+                              f"test {record.test_accuracy:.1%}"
+                              + (f" · sparsity {record.sparsity:.1%}" if sparsity else ""))
+            chart.plotly_chart(plots.training_curves(seen, sparsity), key=f"live_curves_{record.epoch}")
+        except BaseException as e:  # noqa: B036 - Streamlit's stop/rerun signals derive from BaseException
+            if type(e).__name__ not in ("StopException", "RerunException"):
+                raise
+            interrupted.append(e)
+            stop.set()
 
     try:
-        return job(on_epoch=on_epoch, should_stop=stop.is_set)
+        result = job(on_epoch=on_epoch, should_stop=stop.is_set)
     finally:
-        bar.empty()
-        chart.empty()
+        if not interrupted:
+            bar.empty()
+            chart.empty()
+    if interrupted:
+        raise interrupted[0]  # this run is stale: end it now; the new run shows the kept result
+    return result
 
 
 def train_with_progress(exp: Experiment, config: ExperimentConfig) -> bool:
