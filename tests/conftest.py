@@ -11,7 +11,7 @@ from explorer.config import ExperimentConfig  # noqa: E402
 
 def tiny_config(**overrides) -> ExperimentConfig:
     """Default setup trained for few epochs: what most tests need, in well under a second."""
-    raw = {"train": {"epochs": 3}}
+    raw: dict = {"train": {"epochs": 3}}
     for k, v in overrides.items():
         raw[k] = {**raw.get(k, {}), **v} if isinstance(v, dict) else v
     return ExperimentConfig.model_validate(raw)

@@ -56,3 +56,25 @@ def test_schema_prints_json_schema():
     r = cli("schema")
     assert r.returncode == 0
     assert "weight_pruning" in json.loads(r.stdout)["properties"]
+
+
+def test_run_fine_tunes_and_model_pt_is_the_fine_tuned_model(tmp_path):
+    cfg = tiny_config(weight_pruning={"sparsity": {"fc1": 0.9, "fc2": 0.9, "fc3": 0.5}}, freeze=["fc3"],
+                      finetune={"schedule": "agp", "epochs": 3, "agp_frequency": 5})
+    path = tmp_path / "c.json"
+    path.write_text(config_json(cfg))
+    r = cli("run", str(path), "--out", str(tmp_path / "o"), "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert "fine-tuned (agp" in r.stdout and "held" in r.stdout
+    m = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    f = m["finetuned"]
+    assert f["test_accuracy"] > m["pruned"]["test_accuracy"]
+    assert f["layers"]["fc1"]["sparsity"] == 0.9 and f["layers"]["fc3"]["frozen"] and f["layers"]["fc3"]["unchanged"]
+    assert all(layer["masked_nonzero"] == 0 for layer in f["layers"].values())
+    data = load_dataset(cfg.data, cfg.seed)
+    model = build_model(cfg.model, data.n_features, data.n_classes)
+    model.load_state_dict(torch.load(tmp_path / "o" / "model.pt", weights_only=True))
+    with torch.no_grad():
+        acc = int((model(data.x_test).argmax(1) == data.y_test).sum()) / len(data.y_test)
+    assert acc == f["test_accuracy"]
+    assert int((model.fc1.weight == 0).sum()) >= 0.9 * model.fc1.weight.numel()
