@@ -147,6 +147,38 @@ class WeightPruningConfig(_Section):
         return self.sparsity is not None or self.threshold is not None
 
 
+class ActivationConfig(_Section):
+    """Activation thresholds after each hidden layer's nonlinearity: a value with abs(a) < t becomes 0 (forced-threshold
+    ReLU), and no gradient flows through it. Give `threshold` (static) or `target_sparsity` (dynamic), or neither."""
+
+    threshold: Union[float, PerLayer, None] = Field(
+        None, description="static t, one float for every hidden layer or {layer: float}")
+    target_sparsity: Union[float, PerLayer, None] = Field(
+        None, description="dynamic: per layer the share of zero activations to reach; while training, t follows the "
+                          "batch quantile that reaches it, smoothed by `ema`")
+    ema: float = Field(0.9, ge=0.0, lt=1.0, description="dynamic: t ← ema·t + (1 − ema)·batch quantile")
+
+    @model_validator(mode="after")
+    def _check(self) -> "ActivationConfig":
+        if self.threshold is not None and self.target_sparsity is not None:
+            raise ValueError("give either 'threshold' or 'target_sparsity', not both (set the other to null)")
+        for field, lo, hi in (("threshold", 0.0, float("inf")), ("target_sparsity", 0.0, 0.999)):
+            value = getattr(self, field)
+            if value is None:
+                continue
+            if isinstance(value, dict) and not value:
+                raise ValueError(f"'{field}' is an empty per-layer object: name at least one layer, or give one number")
+            for layer, v in (value.items() if isinstance(value, dict) else [(None, value)]):
+                where = f"'{field}'" + (f" of layer '{layer}'" if layer else "")
+                if not (lo <= v <= hi) or v == float("inf"):
+                    raise ValueError(f"{where} must be between {lo:g} and {hi:g}, got {v}")
+        return self
+
+    @property
+    def is_active(self) -> bool:
+        return self.threshold is not None or self.target_sparsity is not None
+
+
 class ExperimentConfig(_Section):
     """Everything one user has set. Its JSON is what the app exports and `python -m explorer run` replays."""
 
@@ -160,6 +192,7 @@ class ExperimentConfig(_Section):
     weight_pruning: WeightPruningConfig = Field(default_factory=WeightPruningConfig)
     freeze: list[str] = Field(default_factory=list, description="layers whose weight and bias are frozen")
     finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
+    activation: ActivationConfig = Field(default_factory=ActivationConfig)
 
     @model_validator(mode="after")
     def _model_fits_data(self) -> "ExperimentConfig":
@@ -176,6 +209,15 @@ class ExperimentConfig(_Section):
                     raise ValueError(f"weight_pruning.{field}: {', '.join(repr(k) for k in unknown)} is not a layer of "
                                      f"model '{self.model.arch}' (its layers: {', '.join(names)}); "
                                      "was this config written for another model?")
+        from .models import activation_layer_names
+        hidden = activation_layer_names(self.model)
+        for field in ("threshold", "target_sparsity"):
+            value = getattr(self.activation, field)
+            if isinstance(value, dict):
+                unknown = [k for k in value if k not in hidden]
+                if unknown:
+                    raise ValueError(f"activation.{field}: {', '.join(map(repr, unknown))} has no activation to "
+                                     f"threshold in model '{self.model.arch}' (hidden layers: {', '.join(hidden)})")
         unknown = [k for k in self.freeze if k not in names]
         if unknown:
             raise ValueError(f"freeze: {', '.join(repr(k) for k in unknown)} is not a layer of model "

@@ -10,17 +10,17 @@ from __future__ import annotations
 import io
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import torch
 
 import copy
 
-from . import freezing, pruning
-from .config import ExperimentConfig, FinetuneConfig, WeightPruningConfig
+from . import activations, freezing, pruning
+from .config import ActivationConfig, ExperimentConfig, FinetuneConfig, WeightPruningConfig
 from .data import Dataset, load_dataset
-from .models import build_model, layer_table, prunable_layers
+from .models import activation_modules, build_model, layer_table, prunable_layers
 from .schedules import make_schedule
 from .training import EpochRecord, TrainResult, accuracy, select_device, train
 
@@ -60,7 +60,9 @@ class FinetuneOutcome:
     result: TrainResult
     proof: dict                    # {layer: LayerProof}
     stats: dict                    # pruning.mask_stats of the final masks
-    test_accuracy: float
+    test_accuracy: float           # with the activation thresholds (if any) applied
+    activation_thresholds: dict = field(default_factory=dict)  # final t per layer (dynamic ones where they ended)
+    activation_sparsity: dict = field(default_factory=dict)    # measured on the test set with those thresholds
 
 
 class Experiment:
@@ -96,6 +98,7 @@ class Experiment:
         self.baseline_test_accuracy = accuracy(self.model, self.data.x_test, self.data.y_test)
         self.baseline_train_accuracy = accuracy(self.model, self.data.x_train, self.data.y_train)
         self._cache: OrderedDict[str, tuple[dict, PruningResult]] = OrderedDict()
+        self._act_cache: OrderedDict[str, tuple[dict, activations.ActivationStats]] = OrderedDict()
 
     @property
     def config(self) -> ExperimentConfig:
@@ -235,8 +238,9 @@ class Experiment:
         schedule = make_schedule(ft, cfg.weight_pruning, {n: m.weight.detach() for n, m in
                                                            prunable_layers(model).items()},
                                  tcfg.epochs * steps_per_epoch, steps_per_epoch, frozen=tuple(cfg.freeze))
+        hooks = self._activation_hooks(cfg.activation)
         result = train(model, self.data, tcfg, cfg.seed, schedule=schedule, on_epoch=on_epoch,
-                       should_stop=should_stop)
+                       should_stop=should_stop, act_hooks=hooks)
         if result.diverged:
             return result
         before, after = result.start_fingerprints, freezing.fingerprints(model)
@@ -249,10 +253,74 @@ class Experiment:
                 masked_nonzero=int(((m.weight != 0) & ~mask).sum()),
                 max_masked_grad=None if schedule.straight_through else result.max_masked_grad.get(n, 0.0),
                 frozen=n in cfg.freeze, fingerprint_before=before[n], fingerprint_after=after[n])
+        final_t = {n: h.t for n, h in hooks.items()}
+        acts = None
+        if final_t:
+            acts = activations.activation_stats(model, self.data.x_test, self.data.y_test, final_t,
+                                                activations.activation_ranges(model, self.data.x_test))
         self.finetuned = FinetuneOutcome(
             config_json=cfg.model_dump_json(), model=model, result=result, proof=proof,
-            stats=pruning.mask_stats(masks), test_accuracy=accuracy(model, self.data.x_test, self.data.y_test))
+            stats=pruning.mask_stats(masks),
+            test_accuracy=acts.accuracy if acts else accuracy(model, self.data.x_test, self.data.y_test),
+            activation_thresholds=final_t,
+            activation_sparsity={n: s.sparsity_after for n, s in acts.layers.items()} if acts else {})
         return result
+
+    # ---- activation sparsity -------------------------------------------------------------------------------------
+    def _activation_hooks(self, ac: ActivationConfig) -> dict:
+        names = list(activation_modules(self.model))
+        if ac.target_sparsity is not None:
+            return {n: activations.Threshold(0.0, s, ac.ema)
+                    for n, s in activations.per_layer(ac.target_sparsity, names).items() if s > 0}
+        return activations.static_hooks(activations.per_layer(ac.threshold, names))
+
+    def set_activation(self, ac: ActivationConfig) -> activations.ActivationStats:
+        """Apply activation thresholds (static, or static ones calibrated to reach target sparsities on the test set)
+        and return the statistics. Raises ValueError, changing nothing, for a layer without an activation."""
+        stats = self._activation_view(ac)[1]
+        self._config.activation = ac.model_copy(deep=True)
+        return stats
+
+    @property
+    def activation_layer_names(self) -> list[str]:
+        return list(activation_modules(self.model))
+
+    def activation_ranges(self) -> dict[str, float]:
+        """Largest activation per hidden layer on the test set, with the current weights and no thresholds."""
+        key = "ranges" + self._config.weight_pruning.model_dump_json()
+        if key not in self._act_cache:
+            self._act_cache[key] = activations.activation_ranges(self.model, self.data.x_test)
+        return self._act_cache[key]
+
+    def activation_view(self) -> tuple[dict, activations.ActivationStats]:
+        """({layer: threshold in use}, statistics over the test set) for the current weights and activation setting."""
+        return self._activation_view(self._config.activation)
+
+    def _activation_view(self, ac: ActivationConfig):
+        key = self._config.weight_pruning.model_dump_json() + ac.model_dump_json()
+        if key in self._act_cache:
+            self._act_cache.move_to_end(key)
+            return self._act_cache[key]
+        names = list(activation_modules(self.model))
+        if ac.target_sparsity is not None:
+            targets = activations.per_layer(ac.target_sparsity, names)
+            bad = [n for n in targets if n not in names]
+            if bad:
+                raise ValueError(f"activation.target_sparsity: {', '.join(map(repr, bad))} has no activation; "
+                                 f"hidden layers are {', '.join(names)}")
+            thresholds = activations.thresholds_for_targets(self.model, self.data.x_test, targets)
+        else:
+            thresholds = activations.per_layer(ac.threshold, names)
+            bad = [n for n in thresholds if n not in names]
+            if bad:
+                raise ValueError(f"activation.threshold: {', '.join(map(repr, bad))} has no activation; "
+                                 f"hidden layers are {', '.join(names)}")
+        stats = activations.activation_stats(self.model, self.data.x_test, self.data.y_test, thresholds,
+                                             self.activation_ranges())
+        self._act_cache[key] = (thresholds, stats)
+        while len(self._act_cache) > 64:
+            self._act_cache.popitem(last=False)
+        return thresholds, stats
 
     # ---- views for pages, plots and the CLI ----------------------------------------------------------------------
     def layer_table(self) -> list[dict]:
@@ -297,8 +365,17 @@ class Experiment:
                 "weights_total": p.stats["total"],
                 "layers": {n: {**s, "threshold": p.thresholds[n]} for n, s in p.stats["layers"].items()},
             },
+            **({"activation": self._activation_metrics()} if self._config.activation.is_active else {}),
             **({"finetuned": self._finetune_metrics()} if self.finetune_result else {}),
         }
+
+    def _activation_metrics(self) -> dict:
+        thresholds, stats = self.activation_view()
+        return {"test_accuracy": stats.accuracy,
+                "layers": {n: {"threshold": thresholds.get(n, 0.0), "sparsity": s.sparsity_after,
+                               "sparsity_without_threshold": s.sparsity_before, "dead_units": len(s.dead)}
+                           for n, s in stats.layers.items()},
+                "skippable_macs_per_example": stats.skippable_macs}
 
     def _finetune_metrics(self) -> dict:
         f = self.finetune_result
@@ -308,6 +385,7 @@ class Experiment:
             "train_accuracy": accuracy(f.model, self.data.x_train, self.data.y_train),
             "weight_sparsity": f.stats["sparsity"], "weights_kept": f.stats["kept"],
             "weights_total": f.stats["total"], "revived": f.result.revived,
+            "activation_thresholds": f.activation_thresholds, "activation_sparsity": f.activation_sparsity,
             "layers": {n: {**s, "masked_nonzero": f.proof[n].masked_nonzero,
                            "max_masked_grad": f.proof[n].max_masked_grad, "frozen": f.proof[n].frozen,
                            "unchanged": f.proof[n].fingerprint_before == f.proof[n].fingerprint_after}

@@ -14,7 +14,10 @@ PRUNABLE = (nn.Linear, nn.Conv2d)
 
 
 class MLP(nn.Module):
-    """in → hidden[0] → … → hidden[-1] → classes, ReLU between; layers named fc1, fc2, …"""
+    """in → hidden[0] → … → hidden[-1] → classes; layers fc1, fc2, …, each hidden one followed by its ReLU act1, act2, …
+
+    The nonlinearities are modules (no parameters, so state_dicts are unchanged) so that an activation threshold can
+    hook in right after them (explorer.activations)."""
 
     def __init__(self, n_in: int, hidden: tuple[int, ...], n_out: int):
         super().__init__()
@@ -22,12 +25,14 @@ class MLP(nn.Module):
         self.n_layers = len(sizes) - 1
         for i in range(self.n_layers):
             self.add_module(f"fc{i + 1}", nn.Linear(sizes[i], sizes[i + 1]))
+            if i + 1 < self.n_layers:
+                self.add_module(f"act{i + 1}", nn.ReLU())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, F) → (B, classes)
         for i in range(1, self.n_layers + 1):
             x = getattr(self, f"fc{i}")(x)
             if i < self.n_layers:
-                x = torch.relu(x)
+                x = getattr(self, f"act{i}")(x)
         return x
 
 
@@ -44,13 +49,15 @@ class SmallCNN(nn.Module):
     def __init__(self, n_out: int):
         super().__init__()
         self.conv1 = nn.Conv2d(1, 8, 3, padding=1)
+        self.act1 = nn.ReLU()
         self.conv2 = nn.Conv2d(8, 16, 3, padding=1)
+        self.act2 = nn.ReLU()
         self.fc = nn.Linear(16 * 4 * 4, n_out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.view(x.shape[0], 1, 8, 8)          # (B, 64) → (B, 1, 8, 8)
-        x = torch.relu(self.conv1(x))            # (B, 8, 8, 8)
-        x = torch.relu(self.conv2(x))            # (B, 16, 8, 8)
+        x = self.act1(self.conv1(x))             # (B, 8, 8, 8)
+        x = self.act2(self.conv2(x))             # (B, 16, 8, 8)
         x = nn.functional.max_pool2d(x, 2)       # (B, 16, 4, 4)
         return self.fc(x.flatten(1))             # (B, classes)
 
@@ -73,6 +80,18 @@ def layer_names(cfg: ModelConfig) -> list[str]:
         return ["conv1", "conv2", "fc"]
     n = 3 if cfg.arch == "lenet300100" else len(cfg.hidden_sizes()) + 1
     return [f"fc{i + 1}" for i in range(n)]
+
+
+def activation_layer_names(cfg: ModelConfig) -> list[str]:
+    """Layers followed by a nonlinearity (every layer but the output one): where activation thresholds apply."""
+    return layer_names(cfg)[:-1]
+
+
+def activation_modules(model: nn.Module) -> dict[str, nn.Module]:
+    """{layer name: the nonlinearity module right after it}, e.g. {"fc1": act1, "fc2": act2} (act_i follows layer i)."""
+    layers = list(prunable_layers(model))
+    return {layers[i]: getattr(model, f"act{i + 1}") for i in range(len(layers))
+            if isinstance(getattr(model, f"act{i + 1}", None), nn.Module)}
 
 
 def prunable_layers(model: nn.Module) -> dict[str, nn.Module]:

@@ -96,3 +96,62 @@ def scatter_2d(x: np.ndarray, y: np.ndarray, title: str) -> go.Figure:
     fig.update_layout(title=title, **_LAYOUT)
     fig.update_yaxes(scaleanchor="x")
     return fig
+
+
+def activation_histogram(stats, layer: str, log_y: bool = False) -> go.Figure:
+    """|a| after the nonlinearity, before and after the threshold (overlaid), with the threshold line."""
+    edges = np.asarray(stats.edges)
+    centers, width = (edges[:-1] + edges[1:]) / 2, edges[1] - edges[0]
+    fig = go.Figure([
+        go.Bar(x=centers, y=stats.hist_before, width=width, name="before threshold", marker_color="#9ecae1"),
+        go.Bar(x=centers, y=stats.hist_after, width=width, name="after threshold", marker_color=KEPT, opacity=0.75),
+    ])
+    if stats.threshold > 0:
+        fig.add_vline(x=stats.threshold, line_dash="dash", line_color="black")
+        fig.add_annotation(x=stats.threshold, y=1, yref="paper", text=f"t = {stats.threshold:.3f}", showarrow=False,
+                           xanchor="left")
+    fig.update_layout(barmode="overlay", title=f"{layer}: activations |a| (first bin holds the zeros)",
+                      xaxis_title="|a|", yaxis_title="count", **_LAYOUT)
+    if log_y:
+        fig.update_yaxes(type="log")
+    return fig
+
+
+def activation_sparsity_bars(layers: dict) -> go.Figure:
+    """Per hidden layer: share of zero activations from the nonlinearity alone and with the threshold."""
+    names = list(layers)
+    fig = go.Figure([
+        go.Bar(x=names, y=[layers[n].sparsity_before for n in names], name="nonlinearity only",
+               marker_color="#9ecae1"),
+        go.Bar(x=names, y=[layers[n].sparsity_after for n in names], name="with threshold", marker_color=PRUNED,
+               text=[f"{layers[n].sparsity_after:.1%}" for n in names], textposition="outside"),
+    ])
+    fig.update_layout(barmode="group", title="activation sparsity per layer (test set)",
+                      yaxis=dict(range=[0, 1.1], tickformat=".0%"), **_LAYOUT)
+    return fig
+
+
+def activation_map(stats, layer: str, max_units: int = 96) -> go.Figure:
+    """Units × a sample of test inputs (after the threshold); blocks of units averaged when there are many."""
+    z = np.asarray(stats.sample_map, dtype=float)  # (units, examples)
+    units = z.shape[0]
+    block = -(-units // max_units)
+    if block > 1:
+        pad = (-units) % block
+        z = np.nanmean(np.pad(z, ((0, pad), (0, 0)), constant_values=np.nan).reshape(-1, block, z.shape[1]), axis=1)
+    y = (np.arange(z.shape[0]) + 0.5) * block - 0.5
+    fig = go.Figure(go.Heatmap(z=z, y=y, colorscale="Blues", colorbar=dict(title="|a|")))
+    fig.update_layout(title=f"{layer}: activations, units × {z.shape[1]} test inputs", xaxis_title="test input",
+                      yaxis_title="unit", **_LAYOUT)
+    fig.update_yaxes(autorange="reversed")
+    return fig
+
+
+def apoz_bars(stats, layer: str) -> go.Figure:
+    """APoZ per unit (Hu et al. 2016): the share of test activations that are zero; dead units at 100 %."""
+    apoz = np.asarray(stats.apoz)
+    colors = np.where(apoz >= 1.0, PRUNED, KEPT)
+    fig = go.Figure(go.Bar(x=np.arange(len(apoz)), y=apoz, marker_color=colors))
+    fig.update_layout(title=f"{layer}: APoZ per unit (red: dead)", xaxis_title="unit",
+                      yaxis=dict(range=[0, 1.02], tickformat=".0%"), **_LAYOUT)
+    return fig

@@ -80,3 +80,25 @@ for name, m in layers.items():
     for buf in optimizer.state[m.weight].values():
         if torch.is_tensor(buf) and buf.shape == m.weight.shape:
             buf.mul_(masks[name])'''
+
+
+_FORCED_THRESHOLD = '''\
+def forced_threshold(t):
+    """After the nonlinearity: |a| < t becomes 0. Multiplying by the mask also zeroes the gradient there."""
+    def hook(module, inputs, out):
+        return out * (out.abs() >= t)
+    return hook
+'''
+
+
+def activation_code(thresholds: dict, targets: dict | None = None) -> str:
+    """A forced-threshold ReLU as a forward hook on the nonlinearity after each layer (the zoo names it act{i})."""
+    lines = [_FORCED_THRESHOLD, "handles = ["]
+    for n, t in thresholds.items():
+        if t > 0:
+            note = f"; reaches {targets[n]:.0%} zeros on the test set" if targets and n in targets else ""
+            index = "".join(ch for ch in n if ch.isdigit())
+            lines.append(f"    model.act{index}.register_forward_hook(forced_threshold({t:.4f})),  # after {n}{note}")
+    lines += ["]", "# ... evaluate or train: gradients through zeroed activations are 0 ...", "for h in handles:",
+              "    h.remove()  # the model is exactly as it was"]
+    return "\n".join(lines)

@@ -162,7 +162,8 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig, seed: int, *,
           schedule=None,
           on_epoch: Optional[Callable[[EpochRecord], None]] = None,
           should_stop: Optional[Callable[[], bool]] = None,
-          audit: bool = True) -> TrainResult:
+          audit: bool = True,
+          act_hooks: Optional[Mapping] = None) -> TrainResult:
     """Minibatch training of `model` on `data` (both on one device) for cfg.epochs epochs.
 
     Args:
@@ -171,8 +172,15 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig, seed: int, *,
         on_epoch: called after every epoch (the chunk) with its EpochRecord.
         should_stop: polled after every epoch; True ends the run there (result.stopped).
         audit: measure the largest gradient the optimizer saw on a pruned entry (the proof panel's figure).
+        act_hooks: {layer: explorer.activations.Threshold} active in every forward (training and evaluation);
+            removed when training ends.
     A NaN/inf loss or weight stops training and restores the weights (and masks) of the last finished epoch.
     """
+    if act_hooks:
+        from .activations import thresholds_installed
+        with thresholds_installed(model, act_hooks):
+            return train(model, data, cfg, seed, masks=masks, schedule=schedule, on_epoch=on_epoch,
+                         should_stop=should_stop, audit=audit)
     start = time.perf_counter()
     result = TrainResult()
     device = data.x_train.device
