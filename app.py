@@ -15,6 +15,7 @@ pages = [
     st.Page("app_pages/model_data.py", title="Model & data", icon=":material/model_training:"),
     st.Page("app_pages/freeze.py", title="Freeze", icon=":material/ac_unit:"),
     st.Page("app_pages/weight_pruning.py", title="Weight pruning", icon=":material/content_cut:"),
+    st.Page("app_pages/activations.py", title="Activation sparsity", icon=":material/bolt:"),
     st.Page("app_pages/train.py", title="Train", icon=":material/fitness_center:"),
     st.Page("app_pages/export.py", title="Export", icon=":material/download:"),
 ]

@@ -8,7 +8,7 @@ from conftest import ROOT, tiny_config
 from explorer.config import config_json, parse_config
 
 PAGES = ["app_pages/home.py", "app_pages/model_data.py", "app_pages/freeze.py", "app_pages/weight_pruning.py",
-         "app_pages/train.py", "app_pages/export.py"]
+         "app_pages/activations.py", "app_pages/train.py", "app_pages/export.py"]
 
 
 def app(experiment=None, page=None) -> AppTest:
@@ -239,3 +239,34 @@ def test_train_page_all_frozen_is_a_message(trained_experiment_factory):
     train_page_run(at)
     no_exceptions(at)
     assert at.error and "every layer is frozen" in at.error[0].value
+
+
+def test_activation_threshold_slider_moves_sparsity_and_accuracy_as_the_engine_says(trained_experiment_factory):
+    at = app(trained_experiment_factory(), "app_pages/activations.py")
+    no_exceptions(at)
+    before = metric(at, "Activation sparsity")
+    at.slider(key="act_fc1").set_value(1.2).run()
+    no_exceptions(at)
+    exp = at.session_state["experiment"]
+    assert exp.config.activation.threshold == {"fc1": 1.2, "fc2": 0.0}
+    thresholds, stats = exp.activation_view()
+    assert thresholds["fc1"] == 1.2 and stats.layers["fc1"].threshold == 1.2
+    zeros = sum(s.zeros_after for s in stats.layers.values()) / sum(s.values for s in stats.layers.values())
+    assert metric(at, "Activation sparsity") == f"{zeros:.1%}" != before
+    assert metric(at, "… and activations thresholded") == f"{stats.accuracy:.1%}"
+    assert "forced_threshold(1.2000)" in at.code[0].value
+    # the far end of the slider zeroes every activation of fc1
+    top = at.slider(key="act_fc1").max
+    at.slider(key="act_fc1").set_value(top).run()
+    no_exceptions(at)
+    assert at.session_state["experiment"].activation_view()[1].layers["fc1"].sparsity_after >= 0.999
+
+
+def test_activation_target_mode_reaches_the_target(trained_experiment_factory):
+    at = app(trained_experiment_factory(), "app_pages/activations.py")
+    at.radio(key="act_mode").set_value("target_sparsity").run()
+    at.slider(key="act_fc2").set_value(80.0).run()
+    no_exceptions(at)
+    exp = at.session_state["experiment"]
+    assert exp.config.activation.target_sparsity == {"fc1": 0.0, "fc2": 0.8}
+    assert abs(exp.activation_view()[1].layers["fc2"].sparsity_after - 0.8) < 0.01

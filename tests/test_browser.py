@@ -68,6 +68,19 @@ def test_train_prune_export_and_reload(browser, app_url, tmp_path):
     page.screenshot(path=str(SCREENSHOT), full_page=False)
     after_acc = metric_value(page, "Test accuracy after")
 
+    # An activation threshold: sparsity and the histogram move.
+    goto_page(page, "Activation sparsity")
+    act_before = metric_value(page, "Activation sparsity")
+    assert page.locator("text=activations |a|").count() >= 1
+    assert page.locator("text=/^t = /").count() == 0
+    page.locator("[data-testid='stSlider']").first.locator("input[type='range']").focus()
+    for _ in range(4):
+        page.keyboard.press("PageUp")
+    settle(page)
+    assert_no_exception(page)
+    assert metric_value(page, "Activation sparsity") != act_before
+    page.locator("text=/^t = /").first.wait_for(timeout=10_000)  # the threshold line is drawn on the histogram
+
     # Freeze a layer, fine-tune a few epochs: the proof panel reads 0 / 0 / identical.
     goto_page(page, "Freeze")
     page.get_by_text("Freeze fc3").click()

@@ -31,7 +31,7 @@ def session_run_lock() -> threading.Lock:
     return st.session_state.setdefault(RUN_LOCK_KEY, threading.Lock())
 
 
-SETTING_WIDGET_PREFIXES = ("wp_", "freeze_")
+SETTING_WIDGET_PREFIXES = ("wp_", "freeze_", "act_")
 
 
 def forget_setting_widgets() -> None:

@@ -1,0 +1,65 @@
+"""Activation sparsity: zero small activations after each hidden layer and see what it does to the network."""
+import pandas as pd
+import streamlit as st
+
+from explorer import plots
+from explorer.snippets import activation_code
+from ui import get_experiment, show_problems
+from ui.activation_controls import activation_controls
+
+exp = get_experiment()
+st.title("Activation sparsity")
+st.caption("A forced-threshold ReLU: after each hidden layer's nonlinearity, activations with |a| < t become 0, and no "
+           "gradient flows through them. Measured on the test set, with the weight pruning of the previous page applied.")
+if not exp.trained:
+    st.warning("The baseline is not trained yet: these are the activations of a random initialisation.")
+
+setting = activation_controls(exp)
+try:
+    exp.set_activation(setting)
+except ValueError as e:
+    show_problems(e, "This activation setting does not fit the model")
+thresholds, stats = exp.activation_view()
+
+layers = stats.layers
+zeros_before = sum(s.zeros_before for s in layers.values())
+zeros_after = sum(s.zeros_after for s in layers.values())
+values = sum(s.values for s in layers.values()) or 1
+skip = sum(stats.skippable_macs.values())
+total = sum(stats.total_macs.values()) or 1
+c = st.columns(4)
+c[0].metric("Accuracy, weights pruned", f"{exp.pruning.test_accuracy:.1%}")
+c[1].metric("… and activations thresholded", f"{stats.accuracy:.1%}",
+            delta=f"{(stats.accuracy - exp.pruning.test_accuracy) * 100:+.1f} pts")
+c[2].metric("Activation sparsity", f"{zeros_after / values:.1%}",
+            delta=f"{(zeros_after - zeros_before) / values * 100:+.1f} pts vs nonlinearity only", delta_color="off")
+c[3].metric("Next-layer multiply-adds skippable", f"{skip / total:.1%}",
+            help="multiply-adds of the layer after each thresholded one whose input is zero, per example")
+
+st.plotly_chart(plots.activation_sparsity_bars(layers), key="act_bars")
+
+layer = st.selectbox("Layer to inspect", list(layers), key="act_inspect")
+s = layers[layer]
+log_y = st.toggle("Log-scale counts", value=True, key="act_log_y")
+left, right = st.columns(2)
+left.plotly_chart(plots.activation_histogram(s, layer, log_y), key="act_hist")
+right.plotly_chart(plots.activation_map(s, layer), key="act_map")
+left, right = st.columns(2)
+left.plotly_chart(plots.apoz_bars(s, layer), key="act_apoz")
+with right:
+    st.markdown(f"**{layer}**: {s.units} units, threshold t = {thresholds.get(layer, 0.0):.4f}, "
+                f"{s.sparsity_before:.1%} zeros from the nonlinearity, {s.sparsity_after:.1%} with the threshold.")
+    if s.dead:
+        st.markdown(f"**Dead units** (zero on every test example): {len(s.dead)} — "
+                    + ", ".join(map(str, s.dead[:60])) + (" …" if len(s.dead) > 60 else ""))
+    else:
+        st.markdown("**Dead units**: none — every unit fires on some test example.")
+    st.dataframe(pd.DataFrame([{"next layer": n, "multiply-adds per example": round(stats.total_macs[n]),
+                                "skippable": round(stats.skippable_macs[n]),
+                                "share": stats.skippable_macs[n] / (stats.total_macs[n] or 1)}
+                               for n in stats.total_macs]), hide_index=True,
+                 column_config={"share": st.column_config.NumberColumn(format="percent")})
+
+with st.expander("The same in plain PyTorch"):
+    targets = exp.config.activation.target_sparsity
+    st.code(activation_code(thresholds, targets if isinstance(targets, dict) else None), language="python")
