@@ -21,7 +21,7 @@ app belongs to one of them:
 | idea | what is removed | how it is chosen | paper | where |
 | --- | --- | --- | --- | --- |
 | Dynamic network surgery | weights, cut and spliced back during training | magnitude bounds re-checked as training moves the weights | Guo et al. 2016 | **Train** page, schedule *DNS* (now) |
-| Activation-guided channel pruning | channels of a layer | how little the next layer's activations change without them (APoZ: how often they are zero) | Luo et al. 2017, *ThiNet*; Hu et al. 2016 | Activation sparsity page (coming) |
+| Activation-guided channel pruning | channels of a layer | how little the next layer's activations change without them (APoZ: how often they are zero) | Luo et al. 2017, *ThiNet*; Hu et al. 2016 | **Activation sparsity** page: thresholds, APoZ, dead units (now); channel removal (coming) |
 
 **Words used everywhere in the app**
 - *mask*: per weight, kept (1) or pruned (0); a pruned weight is exactly zero.

@@ -21,9 +21,12 @@ cfg = exp.config
 ft = cfg.finetune
 tcfg = ft.train_config(cfg.train)
 st.title("Train")
+act = cfg.activation
+act_text = ("activation targets (dynamic thresholds)" if act.target_sparsity is not None
+            else "activation thresholds" if act.threshold is not None else "no activation thresholds")
 st.caption(f"Fine-tunes the pruned **{cfg.model.arch}** on **{exp.device.type}** toward the Weight pruning target "
            f"({exp.pruning.stats['sparsity']:.1%} of weights), with "
-           f"{'frozen layers ' + ', '.join(cfg.freeze) if cfg.freeze else 'no frozen layers'}.")
+           f"{'frozen layers ' + ', '.join(cfg.freeze) if cfg.freeze else 'no frozen layers'} and {act_text}.")
 if not exp.trained:
     st.warning("The baseline is not trained yet: train it on Model & data first for meaningful numbers.")
 
@@ -77,6 +80,11 @@ if out is not None:
                 delta=f"{(out.test_accuracy - exp.baseline_test_accuracy) * 100:+.1f} pts vs dense")
     c[3].metric("Weight sparsity", f"{out.stats['sparsity']:.1%}")
     st.plotly_chart(plots.training_curves(out.result.history, sparsity=True), key="train_curves")
+    if out.activation_thresholds:
+        kind = "dynamic, where they ended" if exp.config.activation.target_sparsity is not None else "static"
+        st.markdown("**Activation thresholds** (" + kind + "): " + "; ".join(
+            f"{n}: t = {t:.3f}, {out.activation_sparsity.get(n, 0.0):.1%} zeros on the test set"
+            for n, t in out.activation_thresholds.items()) + ". The accuracy above is with them applied.")
 
     st.subheader("Proof: did masks and frozen layers hold?")
     dns = exp.config.finetune.schedule == "dns"
