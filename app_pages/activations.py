@@ -33,7 +33,7 @@ c[1].metric("… and activations thresholded", f"{stats.accuracy:.1%}",
             delta=f"{(stats.accuracy - exp.pruning.test_accuracy) * 100:+.1f} pts")
 c[2].metric("Activation sparsity", f"{zeros_after / values:.1%}",
             delta=f"{(zeros_after - zeros_before) / values * 100:+.1f} pts vs nonlinearity only", delta_color="off")
-c[3].metric("Next-layer multiply-adds skippable", f"{skip / total:.1%}",
+c[3].metric("Skippable next-layer MACs", f"{skip / total:.1%}",
             help="multiply-adds of the layer after each thresholded one whose input is zero, per example")
 
 st.plotly_chart(plots.activation_sparsity_bars(layers), key="act_bars")
@@ -50,7 +50,8 @@ with right:
     st.markdown(f"**{layer}**: {s.units} units, threshold t = {thresholds.get(layer, 0.0):.4f}, "
                 f"{s.sparsity_before:.1%} zeros from the nonlinearity, {s.sparsity_after:.1%} with the threshold.")
     if s.dead:
-        st.markdown(f"**Dead units** (zero on every test example): {len(s.dead)} — "
+        st.markdown(f"**Dead units** (zero on every test example): {len(s.dead)} "
+                    f"unit{'s' if len(s.dead) > 1 else ''}: "
                     + ", ".join(map(str, s.dead[:60])) + (" …" if len(s.dead) > 60 else ""))
     else:
         st.markdown("**Dead units**: none — every unit fires on some test example.")
