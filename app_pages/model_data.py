@@ -40,9 +40,12 @@ if submitted:
     raw["model"] = {"arch": arch, "hidden": hidden}
     raw["seed"] = int(seed)
     raw["train"].update(epochs=int(epochs), lr=float(lr), optimizer=optimizer, batch_size=int(batch))
-    # A new model has other layers: per-layer pruning settings cannot carry over.
+    # A new model has other layers: per-layer settings (pruning, frozen layers, activation thresholds) cannot carry
+    # over, and a stale layer name would make the whole setup invalid.
     if arch != cfg.model.arch or hidden != cfg.model.hidden:
         raw["weight_pruning"] = {"scope": "layer", "sparsity": None, "threshold": None}
+        raw["freeze"] = []
+        raw["activation"] = {"threshold": None, "target_sparsity": None, "ema": cfg.activation.ema}
     try:
         new_config = validate_config(raw)
     except ConfigError as e:

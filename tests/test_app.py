@@ -270,3 +270,17 @@ def test_activation_target_mode_reaches_the_target(trained_experiment_factory):
     exp = at.session_state["experiment"]
     assert exp.config.activation.target_sparsity == {"fc1": 0.0, "fc2": 0.8}
     assert abs(exp.activation_view()[1].layers["fc2"].sparsity_after - 0.8) < 0.01
+
+
+def test_changing_the_model_drops_per_layer_settings_of_the_old_one(trained_experiment_factory):
+    exp = trained_experiment_factory()
+    exp.set_frozen(["fc3"])
+    at = app(exp, "app_pages/model_data.py")
+    at.selectbox[1].set_value("mlp")
+    at.text_input[0].set_value("32")
+    next(n for n in at.number_input if n.label == "Epochs").set_value(1)
+    at.form_submit_button[0].click()
+    at.run()
+    no_exceptions(at)
+    exp = at.session_state["experiment"]
+    assert exp.config.model.hidden == [32] and exp.config.freeze == [] and exp.layer_names == ["fc1", "fc2"]
