@@ -1,0 +1,122 @@
+"""Sparse storage of pruned weights, with real byte counts: COO and CSR (torch.sparse) and bitmask + values.
+
+Lossless for any tensor of any rank: an entry is stored iff its bits are not all zero, so -0.0 survives the round trip
+(dense → sparse → dense is bit-identical). Sizes are measured, never estimated: `memory` sums the bytes of the tensors
+that hold the format, `file` is the length of what `save` writes (torch.save of those tensors).
+"""
+from __future__ import annotations
+
+import io
+import warnings
+from typing import Union
+
+import numpy as np
+import torch
+
+FORMATS = ("dense", "coo", "csr", "bitmask")
+_INT_OF = {torch.float32: torch.int32, torch.float64: torch.int64, torch.float16: torch.int16,
+           torch.bfloat16: torch.int16}
+
+
+def stored(w: torch.Tensor) -> torch.Tensor:
+    """Bool tensor: entries whose bits are not all zero (so -0.0 is kept, +0.0 is not)."""
+    return w.view(_INT_OF[w.dtype]) != 0 if w.dtype in _INT_OF else w != 0
+
+
+def encode(w: torch.Tensor, fmt: str) -> dict:
+    """{"format", "shape", …tensors} for one weight. CSR is built on the (rows, rest) view of higher ranks."""
+    w = w.detach().cpu().contiguous()
+    if fmt == "dense":
+        return {"format": "dense", "shape": list(w.shape), "values": w.clone()}
+    keep = stored(w)
+    if fmt == "coo":
+        idx = keep.nonzero().T.contiguous()                     # (rank, nnz) int64
+        t = torch.sparse_coo_tensor(idx, w[keep], w.shape, check_invariants=True).coalesce()
+        return {"format": "coo", "shape": list(w.shape), "indices": t.indices(), "values": t.values()}
+    if fmt == "csr":
+        flat = w.reshape(w.shape[0], -1) if w.dim() > 1 else w.reshape(1, -1)
+        k2 = keep.reshape(flat.shape)
+        rows, cols = k2.nonzero(as_tuple=True)
+        crow = torch.zeros(flat.shape[0] + 1, dtype=torch.int64)
+        crow[1:] = torch.cumsum(torch.bincount(rows, minlength=flat.shape[0]), 0)
+        with warnings.catch_warnings():  # "CSR support is in beta": known, and we only build and read it
+            warnings.simplefilter("ignore", UserWarning)
+            t = torch.sparse_csr_tensor(crow, cols, flat[k2], flat.shape, check_invariants=True)
+        return {"format": "csr", "shape": list(w.shape), "crow_indices": t.crow_indices(),
+                "col_indices": t.col_indices(), "values": t.values()}
+    if fmt == "bitmask":
+        bits = torch.from_numpy(np.packbits(keep.reshape(-1).numpy()))  # 1 bit per entry, uint8
+        return {"format": "bitmask", "shape": list(w.shape), "bits": bits, "values": w[keep]}
+    raise ValueError(f"unknown sparse format {fmt!r}; use one of {', '.join(FORMATS)}")
+
+
+def decode(enc: dict) -> torch.Tensor:
+    shape, fmt = tuple(enc["shape"]), enc["format"]
+    if fmt == "dense":
+        return enc["values"].clone()
+    # Entries are assigned, not summed as to_dense() does: 0.0 + (-0.0) would lose the sign of a stored -0.0.
+    if fmt == "coo":
+        out = torch.zeros(shape, dtype=enc["values"].dtype)
+        out[tuple(enc["indices"])] = enc["values"]
+        return out
+    if fmt == "csr":
+        rows = shape[0] if len(shape) > 1 else 1
+        crow = enc["crow_indices"]
+        row_of = torch.repeat_interleave(torch.arange(rows), crow[1:] - crow[:-1])
+        out = torch.zeros(rows, int(np.prod(shape)) // max(rows, 1), dtype=enc["values"].dtype)
+        out[row_of, enc["col_indices"]] = enc["values"]
+        return out.reshape(shape)
+    if fmt == "bitmask":
+        n = int(np.prod(shape))
+        keep = torch.from_numpy(np.unpackbits(enc["bits"].numpy(), count=n).astype(bool))
+        out = torch.zeros(n, dtype=enc["values"].dtype)
+        out[keep] = enc["values"]
+        return out.reshape(shape)
+    raise ValueError(f"unknown sparse format {fmt!r}")
+
+
+def memory_bytes(enc: dict) -> int:
+    return sum(t.numel() * t.element_size() for t in enc.values() if torch.is_tensor(t))
+
+
+def save(encs: Union[dict, dict[str, dict]], f) -> None:
+    """torch.save of the encoded tensors (a plain dict of tensors and lists: loads with weights_only=True)."""
+    torch.save(encs, f)
+
+
+def file_bytes(encs) -> int:
+    buf = io.BytesIO()
+    save(encs, buf)
+    return len(buf.getvalue())
+
+
+def load(f) -> dict:
+    return torch.load(f, map_location="cpu", weights_only=True)
+
+
+def sizes(w: torch.Tensor) -> dict:
+    """{format: {"memory": bytes, "file": bytes}} for one weight, dense included."""
+    out = {}
+    for fmt in FORMATS:
+        enc = encode(w, fmt)
+        out[fmt] = {"memory": memory_bytes(enc), "file": file_bytes(enc)}
+    return out
+
+
+def break_even_sparsity(shape, fmt: str, value_bytes: int = 4, index_bytes: int = 8) -> float:
+    """The sparsity above which `fmt` holds fewer bytes in memory than dense (same accounting as memory_bytes)."""
+    n = int(np.prod(shape))
+    dense = n * value_bytes
+    if fmt == "dense":
+        return 0.0
+    if fmt == "coo":       # nnz·(rank·index + value)
+        per, fixed = len(shape) * index_bytes + value_bytes, 0
+    elif fmt == "csr":     # (rows + 1)·index + nnz·(index + value)
+        rows = shape[0] if len(shape) > 1 else 1
+        per, fixed = index_bytes + value_bytes, (rows + 1) * index_bytes
+    elif fmt == "bitmask":  # ceil(n / 8) + nnz·value
+        per, fixed = value_bytes, -(-n // 8)
+    else:
+        raise ValueError(f"unknown sparse format {fmt!r}")
+    max_nnz = (dense - fixed) / per   # strictly fewer bytes below this many stored entries
+    return float(min(max(1.0 - max_nnz / n, 0.0), 1.0))
