@@ -14,6 +14,7 @@ CONFIG_VERSION = 1
 DATASETS = ("digits", "moons", "circles", "spirals")
 ARCHS = ("mlp", "lenet300100", "cnn")
 DEFAULT_MLP_HIDDEN = (128, 64)
+DEFAULT_CNN_CHANNELS = (8, 16)
 
 Fraction = float  # documented alias: a value in [0, 1]
 
@@ -43,6 +44,21 @@ class ModelConfig(_Section):
         "lenet300100", description="mlp (hidden sizes below), lenet300100 (Han et al. 2015), cnn (8x8 digits only)")
     hidden: Optional[list[int]] = Field(
         None, description=f"hidden layer sizes of 'mlp' (default {list(DEFAULT_MLP_HIDDEN)}); only for 'mlp'")
+    channels: Optional[list[int]] = Field(
+        None, description=f"filters of conv1 and conv2 of 'cnn' (default {list(DEFAULT_CNN_CHANNELS)}); only for "
+                          "'cnn' (a compacted cnn has fewer)")
+
+    @model_validator(mode="after")
+    def _channels_only_for_cnn(self) -> "ModelConfig":
+        if self.channels is not None:
+            if self.arch != "cnn":
+                raise ValueError(f"'channels' applies only to arch 'cnn', not '{self.arch}'; remove it")
+            if len(self.channels) != 2 or any(not 1 <= c <= 256 for c in self.channels):
+                raise ValueError("'channels' must list 2 filter counts (conv1, conv2), each between 1 and 256")
+        return self
+
+    def channel_sizes(self) -> tuple[int, int]:
+        return tuple(self.channels) if self.channels is not None else DEFAULT_CNN_CHANNELS
 
     @model_validator(mode="after")
     def _hidden_only_for_mlp(self) -> "ModelConfig":

@@ -44,15 +44,17 @@ class LeNet300100(MLP):
 
 
 class SmallCNN(nn.Module):
-    """For 1x8x8 digits: conv1 (1→8, 3x3) → ReLU → conv2 (8→16, 3x3) → ReLU → 2x2 max-pool → fc (256→classes)."""
+    """For 1x8x8 digits: conv1 (1→8, 3x3) → ReLU → conv2 (8→16, 3x3) → ReLU → 2x2 max-pool → fc (256→classes).
+    The filter counts can be smaller (a compacted model)."""
 
-    def __init__(self, n_out: int):
+    def __init__(self, n_out: int, channels: tuple[int, int] = (8, 16)):
         super().__init__()
-        self.conv1 = nn.Conv2d(1, 8, 3, padding=1)
+        c1, c2 = channels
+        self.conv1 = nn.Conv2d(1, c1, 3, padding=1)
         self.act1 = nn.ReLU()
-        self.conv2 = nn.Conv2d(8, 16, 3, padding=1)
+        self.conv2 = nn.Conv2d(c1, c2, 3, padding=1)
         self.act2 = nn.ReLU()
-        self.fc = nn.Linear(16 * 4 * 4, n_out)
+        self.fc = nn.Linear(c2 * 4 * 4, n_out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.view(x.shape[0], 1, 8, 8)          # (B, 64) → (B, 1, 8, 8)
@@ -71,7 +73,7 @@ def build_model(cfg: ModelConfig, n_features: int, n_classes: int) -> nn.Module:
     if cfg.arch == "cnn":
         if n_features != 64:
             raise ValueError(f"model.arch 'cnn' needs 8x8 inputs (64 features), the data has {n_features}")
-        return SmallCNN(n_classes)
+        return SmallCNN(n_classes, cfg.channel_sizes())
     raise ValueError(f"model.arch: unknown architecture '{cfg.arch}'")
 
 

@@ -12,7 +12,7 @@ applied once to a plain model, whose state_dict then has no `weight_orig`/`weigh
 """
 from __future__ import annotations
 
-from typing import Mapping, Union
+from typing import Mapping, Optional, Union
 
 import torch
 from torch import nn
@@ -165,3 +165,105 @@ def mask_map(mask: torch.Tensor, max_cells: int = 96) -> torch.Tensor:
     m = nn.functional.pad(m, (0, pad_c, 0, pad_r), value=float("nan"))
     blocks = m.view(m.shape[0] // br, br, m.shape[1] // bc, bc)
     return blocks.nanmean(dim=(1, 3))
+
+
+# ---- structured pruning and compaction ---------------------------------------------------------------------------
+def structured_masks(weights: Mapping[str, torch.Tensor], amount: Amount, *, method: str = "l1",
+                     apoz: Optional[Mapping[str, torch.Tensor]] = None) -> Masks:
+    """Masks that remove whole output neurons (Linear rows) or filters (Conv2d dim 0).
+
+    Args:
+        weights: {layer: weight} of the layers that may lose units (never the output layer: its rows are classes).
+        amount: fraction of units to remove, one float or {layer: float} (others keep every unit).
+        method: "l1" / "l2": keep the units with the largest L1 / L2 norm, exactly as
+            `prune.ln_structured(module, "weight", amount, n=1 or 2, dim=0)`; "apoz": remove the units whose
+            activations are most often zero (Hu et al. 2016), given per layer in `apoz`.
+    """
+    if method not in ("l1", "l2", "apoz"):
+        raise ValueError(f"structured method must be 'l1', 'l2' or 'apoz', got {method!r}")
+    names = list(weights)
+    masks = {n: torch.ones_like(w, dtype=torch.bool) for n, w in weights.items()}
+    for n, a in _per_layer(amount, names, "structured amount").items():
+        _check_sparsity(a, f" of layer '{n}'")
+        w = weights[n].detach()
+        units = w.shape[0]
+        keep = units - n_to_prune(a, units)
+        if keep == units:
+            continue
+        if method == "apoz":
+            if apoz is None or n not in apoz:
+                raise ValueError(f"APoZ ranking needs activation statistics for layer '{n}'")
+            score = -torch.as_tensor(apoz[n], dtype=torch.float32, device=w.device)  # low APoZ = useful
+        else:
+            score = torch.norm(w, p=1 if method == "l1" else 2, dim=list(range(1, w.dim())))
+        rows = torch.zeros(units, dtype=torch.bool, device=w.device)
+        rows[torch.topk(score, k=keep, largest=True).indices] = True
+        masks[n] = rows.view(-1, *([1] * (w.dim() - 1))).expand_as(w).clone()
+    return masks
+
+
+@torch.no_grad()
+def apply_structured(model: nn.Module, masks: Mapping[str, torch.Tensor],
+                     source: Mapping[str, torch.Tensor] | None = None) -> None:
+    """Apply unit masks: a removed unit loses its weights *and* its bias, so it outputs exactly 0 (after ReLU too),
+    which is what lets the compacted model match the masked one."""
+    apply_masks(model, masks, source)
+    layers = prunable_layers(model)
+    for n, mask in masks.items():
+        bias = layers[n].bias
+        if bias is not None:
+            removed = ~mask.reshape(mask.shape[0], -1).any(1)
+            bias[removed.to(bias.device)] = 0.0
+
+
+def removed_units(mask: torch.Tensor) -> torch.Tensor:
+    """Indices of the output units (rows / filters) whose weights are all pruned."""
+    return torch.nonzero(~mask.reshape(mask.shape[0], -1).any(1)).flatten()
+
+
+@torch.no_grad()
+def compact(model: nn.Module, model_cfg, masks: Mapping[str, torch.Tensor]):
+    """A physically smaller dense model with the same outputs as `model` with unit masks applied (apply_structured).
+
+    Each hidden layer keeps only its surviving rows / filters, and the next layer only the matching input columns /
+    channels. Returns (compact model, its ModelConfig): an `mlp` with the kept hidden sizes, or a `cnn` with the
+    kept filter counts, whose state_dict loads into `build_model(config)` with plain PyTorch.
+    """
+    from .models import build_model  # build_model is in the module that imports this one's names
+
+    layers = prunable_layers(model)
+    names = list(layers)
+    keep = {}
+    for n in names[:-1]:
+        rows = torch.ones(layers[n].weight.shape[0], dtype=torch.bool, device=layers[n].weight.device)
+        if n in masks:
+            rows[removed_units(masks[n])] = False
+        if not rows.any():
+            raise ValueError(f"every unit of layer '{n}' is removed: a compacted model needs at least one")
+        keep[n] = torch.nonzero(rows).flatten()
+    if model_cfg.arch == "cnn":
+        new_cfg = model_cfg.model_copy(update={"channels": [len(keep[n]) for n in names[:-1]]})
+    else:
+        new_cfg = model_cfg.model_copy(update={"arch": "mlp", "hidden": [len(keep[n]) for n in names[:-1]]})
+    first = layers[names[0]]
+    n_in = first.weight.shape[1] if isinstance(first, nn.Linear) else 64
+    small = build_model(new_cfg, n_in, layers[names[-1]].weight.shape[0]).to(first.weight.device)
+    small_layers = prunable_layers(small)
+    prev = None
+    for i, n in enumerate(names):
+        w, b = layers[n].weight, layers[n].bias
+        rows = keep.get(n, torch.arange(w.shape[0], device=w.device))
+        w = w[rows]
+        if prev is not None:
+            if isinstance(layers[n], nn.Linear) and isinstance(layers[names[i - 1]], nn.Conv2d):
+                # flatten after the 2x2 pool: channel c of the previous conv owns a block of positions
+                per = w.shape[1] // layers[names[i - 1]].weight.shape[0]
+                cols = (prev[:, None] * per + torch.arange(per, device=w.device)).reshape(-1)
+                w = w[:, cols]
+            else:
+                w = w[:, prev]
+        small_layers[n].weight.copy_(w)
+        if b is not None:
+            small_layers[n].bias.copy_(b[rows])
+        prev = rows
+    return small.eval(), new_cfg
