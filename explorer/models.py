@@ -130,3 +130,23 @@ def load_state_dict_file(path_or_buffer, model: nn.Module) -> None:
         model.load_state_dict(state)
     except RuntimeError as e:
         raise ValueError(f"state_dict does not fit this model: {str(e).splitlines()[0]}") from None
+
+
+@torch.no_grad()
+def count_macs(model: nn.Module, n_features: int) -> int:
+    """Dense multiply-adds of one forward pass for one example (Linear: in·out; Conv2d: out·in·kh·kw per output
+    position), measured with hooks on an actual forward, so any architecture of the zoo is counted right."""
+    total = 0
+
+    def hook(module, inputs, out):
+        nonlocal total
+        w = module.weight
+        total += w.numel() * (out[0].numel() // out.shape[1] if isinstance(module, nn.Conv2d) else 1)
+
+    handles = [m.register_forward_hook(hook) for m in prunable_layers(model).values()]
+    try:
+        model(torch.zeros(1, n_features, device=next(model.parameters()).device))
+    finally:
+        for h in handles:
+            h.remove()
+    return total

@@ -72,3 +72,10 @@ def test_removing_every_unit_cannot_be_compacted(trained_experiment_factory):
     apply_structured(model, masks)
     with pytest.raises(ValueError, match="every unit of layer 'fc1'"):
         compact(model, exp.config.model, masks)
+
+
+def test_count_macs_by_hand():
+    from explorer.models import count_macs
+    assert count_macs(build_model(ModelConfig(arch="lenet300100"), 64, 10), 64) == 64 * 300 + 300 * 100 + 100 * 10
+    # cnn: conv1 8·1·9 and conv2 16·8·9 per position of the 8×8 map, fc 256·10
+    assert count_macs(build_model(ModelConfig(arch="cnn"), 64, 10), 64) == 8 * 9 * 64 + 16 * 8 * 9 * 64 + 256 * 10
