@@ -122,8 +122,29 @@ class FinetuneConfig(_Section):
 PerLayer = dict[str, float]
 
 
+class StructuredConfig(_Section):
+    """Structured pruning: whole output neurons (Linear) or filters (Conv2d) of the hidden layers are removed."""
+
+    method: Literal["l1", "l2", "apoz"] = Field(
+        "l1", description="l1 / l2: smallest weight-row norm first (Li et al. 2016; torch.nn.utils.prune.ln_structured "
+                          "along dim 0); apoz: most often zero activation first (Hu et al. 2016)")
+    amount: Union[float, PerLayer, None] = Field(
+        None, description="fraction of units to remove, one float for every hidden layer or {layer: float}")
+
+    @model_validator(mode="after")
+    def _check(self) -> "StructuredConfig":
+        if isinstance(self.amount, dict) and not self.amount:
+            raise ValueError("'amount' is an empty per-layer object: name at least one layer, or give one number")
+        values = self.amount.items() if isinstance(self.amount, dict) else [(None, self.amount)]
+        for layer, v in values:
+            if v is not None and not 0.0 <= v <= 1.0:
+                where = "'amount'" + (f" of layer '{layer}'" if layer else "")
+                raise ValueError(f"{where} must be between 0 and 1, got {v}")
+        return self
+
+
 class WeightPruningConfig(_Section):
-    """Unstructured magnitude pruning. Give `sparsity` or `threshold` (or neither: nothing is pruned)."""
+    """Magnitude pruning of single weights (`sparsity` or `threshold`), or of whole units (`structured`); or nothing."""
 
     scope: Literal["layer", "global"] = Field(
         "layer", description="layer: each layer pruned on its own; global: one ranking over all layers")
@@ -132,11 +153,15 @@ class WeightPruningConfig(_Section):
                           "agrees with torch.nn.utils.prune.l1_unstructured / global_unstructured")
     threshold: Union[float, PerLayer, None] = Field(
         None, description="magnitude t, one float or {layer: float}: a weight is kept iff abs(w) > t")
+    structured: StructuredConfig = Field(default_factory=StructuredConfig)
 
     @model_validator(mode="after")
     def _check(self) -> "WeightPruningConfig":
         if self.sparsity is not None and self.threshold is not None:
             raise ValueError("give either 'sparsity' or 'threshold', not both (set the other to null)")
+        if self.structured.amount is not None and (self.sparsity is not None or self.threshold is not None):
+            raise ValueError("structured pruning (structured.amount) and unstructured pruning (sparsity or threshold) "
+                             "are alternatives: set the other to null")
         for field in ("sparsity", "threshold"):
             value = getattr(self, field)
             if value is None:
@@ -160,7 +185,7 @@ class WeightPruningConfig(_Section):
 
     @property
     def is_active(self) -> bool:
-        return self.sparsity is not None or self.threshold is not None
+        return self.sparsity is not None or self.threshold is not None or self.structured.amount is not None
 
 
 class ActivationConfig(_Section):
@@ -227,6 +252,12 @@ class ExperimentConfig(_Section):
                                      "was this config written for another model?")
         from .models import activation_layer_names
         hidden = activation_layer_names(self.model)
+        if isinstance(self.weight_pruning.structured.amount, dict):
+            unknown = [k for k in self.weight_pruning.structured.amount if k not in hidden]
+            if unknown:
+                raise ValueError(f"weight_pruning.structured.amount: {', '.join(map(repr, unknown))} cannot lose units "
+                                 f"in model '{self.model.arch}' (hidden layers: {', '.join(hidden)}; the output "
+                                 "layer's units are the classes)")
         for field in ("threshold", "target_sparsity"):
             value = getattr(self.activation, field)
             if isinstance(value, dict):

@@ -181,9 +181,8 @@ class Experiment:
             self._cache.move_to_end(key)
             masks, result = self._cache[key]
         else:
-            masks = pruning.masks_from_weights(self.baseline_weights, sparsity=wp.sparsity,
-                                               threshold=wp.threshold, scope=wp.scope)
-            pruning.apply_masks(self.model, masks, source=self.baseline_weights)
+            masks = self._masks_for(wp)
+            self._write_masks(masks, wp)
             result = PruningResult(
                 stats=pruning.mask_stats(masks),
                 test_accuracy=accuracy(self.model, self.data.x_test, self.data.y_test),
@@ -192,9 +191,47 @@ class Experiment:
             self._cache[key] = (masks, result)
             if len(self._cache) > 64:
                 self._cache.popitem(last=False)
-        pruning.apply_masks(self.model, masks, source=self.baseline_weights)
+        self._write_masks(masks, wp)
         self.masks, self.pruning = masks, result
         return result
+
+    def _masks_for(self, wp: WeightPruningConfig) -> dict:
+        if wp.structured.amount is None:
+            return pruning.masks_from_weights(self.baseline_weights, sparsity=wp.sparsity, threshold=wp.threshold,
+                                              scope=wp.scope)
+        hidden = {n: self.baseline_weights[n] for n in self.activation_layer_names}
+        apoz = self._baseline_apoz() if wp.structured.method == "apoz" else None
+        units = pruning.structured_masks(hidden, wp.structured.amount, method=wp.structured.method, apoz=apoz)
+        return {n: units.get(n, torch.ones_like(w, dtype=torch.bool)) for n, w in self.baseline_weights.items()}
+
+    def _write_masks(self, masks: dict, wp: WeightPruningConfig) -> None:
+        """Baseline weights and biases under the masks; a structurally removed unit also loses its bias."""
+        with torch.no_grad():
+            for n, m in prunable_layers(self.model).items():
+                if m.bias is not None:
+                    m.bias.copy_(self.baseline_state[f"{n}.bias"])
+        if wp.structured.amount is not None:
+            pruning.apply_structured(self.model, masks, source=self.baseline_weights)
+        else:
+            pruning.apply_masks(self.model, masks, source=self.baseline_weights)
+
+    def _baseline_apoz(self) -> dict:
+        """APoZ per hidden unit of the dense baseline on the test set (no thresholds): the APoZ ranking's input."""
+        if "apoz" not in self._act_cache:
+            dense = copy.deepcopy(self.model)
+            dense.load_state_dict(self.baseline_state)
+            stats = activations.activation_stats(dense, self.data.x_test, self.data.y_test, {},
+                                                 activations.activation_ranges(dense, self.data.x_test))
+            self._act_cache["apoz"] = {n: torch.tensor(s.apoz) for n, s in stats.layers.items()}
+        return self._act_cache["apoz"]
+
+    @property
+    def is_structured(self) -> bool:
+        return self._config.weight_pruning.structured.amount is not None
+
+    def compacted(self):
+        """(smaller dense model, its ModelConfig) with the same outputs as the structurally pruned model."""
+        return pruning.compact(self.model, self._config.model, self.masks)
 
     # ---- freezing and fine-tuning ------------------------------------------------------------------------------------
     def set_frozen(self, layers: list[str]) -> None:
@@ -229,6 +266,9 @@ class Experiment:
         fine-tuning schedule ('none' retrains with the fixed masks, as 'oneshot'). Measures the proof per layer.
         A diverged run keeps the previous fine-tuning result; a stopped one is kept (and says so)."""
         cfg = self._config
+        if self.is_structured:
+            raise ValueError("fine-tuning after structured pruning is not available yet: the removed units' biases "
+                             "would train back; compact the model on Compare & export instead")
         ft = cfg.finetune
         tcfg = ft.train_config(cfg.train)
         model = copy.deepcopy(self.model)

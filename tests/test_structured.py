@@ -79,3 +79,26 @@ def test_count_macs_by_hand():
     assert count_macs(build_model(ModelConfig(arch="lenet300100"), 64, 10), 64) == 64 * 300 + 300 * 100 + 100 * 10
     # cnn: conv1 8·1·9 and conv2 16·8·9 per position of the 8×8 map, fc 256·10
     assert count_macs(build_model(ModelConfig(arch="cnn"), 64, 10), 64) == 8 * 9 * 64 + 16 * 8 * 9 * 64 + 256 * 10
+
+
+@pytest.mark.parametrize("method", ["l1", "l2", "apoz"])
+def test_experiment_structured_pruning_moves_both_ways_and_compacts(method, trained_experiment_factory):
+    from explorer.config import StructuredConfig, WeightPruningConfig
+
+    exp = trained_experiment_factory()
+    dense_acc = exp.baseline_test_accuracy
+    r = exp.set_pruning(WeightPruningConfig(structured=StructuredConfig(method=method, amount={"fc1": 0.5})))
+    assert r.stats["layers"]["fc1"]["sparsity"] == 0.5 and r.stats["layers"]["fc2"]["sparsity"] == 0.0
+    removed = (~exp.masks["fc1"].any(1)).nonzero().flatten()
+    assert len(removed) == 150 and (exp.model.fc1.bias[removed] == 0).all()
+    small, cfg = exp.compacted()
+    assert cfg.hidden == [150, 100]
+    x = exp.data.x_test
+    with torch.no_grad():
+        assert (small(x) - exp.model(x)).abs().max() <= 1e-5
+    back = exp.set_pruning(WeightPruningConfig())
+    assert back.test_accuracy == dense_acc
+    assert all(torch.equal(exp.model.state_dict()[k], v) for k, v in exp.baseline_state.items())  # biases too
+    with pytest.raises(ValueError, match="fine-tuning after structured"):
+        exp.set_pruning(WeightPruningConfig(structured=StructuredConfig(amount=0.3)))
+        exp.finetune()
