@@ -9,7 +9,8 @@ from ui.pruning_controls import pruning_controls
 
 exp = get_experiment()
 st.title("Weight pruning")
-st.caption("Unstructured magnitude pruning (Han et al. 2015): the smallest weights are set to exactly zero. "
+st.caption("Unstructured magnitude pruning (Han et al. 2015) sets the smallest weights to exactly zero; structured "
+           "pruning (Li et al. 2016) removes whole neurons or filters, which the mask map shows as empty rows. "
            "Masks are computed from the trained baseline, so every slider moves both ways.")
 if not exp.trained:
     st.warning("The baseline is not trained yet: you are pruning a random initialisation.")

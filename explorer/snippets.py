@@ -24,6 +24,8 @@ def _module(name: str) -> str:
 def pruning_code(wp: WeightPruningConfig, layers: list[str]) -> str:
     """Code that gives the same masks with torch.nn.utils.prune on the baseline model, then makes them permanent."""
     lines = ["import torch.nn.utils.prune as prune", ""]
+    if wp.structured.amount is not None:
+        return "\n".join(lines + structured_lines(wp, layers[:-1]))
     if not wp.is_active:
         return "\n".join(lines + ["# nothing is pruned: every weight is kept"])
     if wp.sparsity is not None:
@@ -45,6 +47,26 @@ def pruning_code(wp: WeightPruningConfig, layers: list[str]) -> str:
     lines += ["", "# make it permanent: plain weights with zeros, no weight_orig / weight_mask left",
               *[f'prune.remove({_module(n)}, "weight")' for n in pruned]]
     return "\n".join(lines)
+
+
+def structured_lines(wp: WeightPruningConfig, hidden: list[str]) -> list[str]:
+    st = wp.structured
+    amounts = st.amount if isinstance(st.amount, dict) else {n: st.amount for n in hidden}
+    out = []
+    if st.method == "apoz":
+        out += ["# APoZ: remove the units whose activations are most often zero on data (Hu et al. 2016);",
+                "# torch.nn.utils.prune has no APoZ method: rank by your APoZ scores and pass the mask yourself:"]
+        out += [f"# prune.custom_from_mask({_module(n)}, \"weight\", mask=rows_to_keep_{n}[:, None].expand_as("
+                f"{_module(n)}.weight))" for n in amounts]
+    else:
+        norm = 1 if st.method == "l1" else 2
+        out += [f'prune.ln_structured({_module(n)}, name="weight", amount={float(a)!r}, n={norm}, dim=0)'
+                for n, a in amounts.items()]
+    out += ["", "# a removed unit also loses its bias, so it outputs exactly 0:"]
+    out += [f"with torch.no_grad():\n    {_module(n)}.bias[~{_module(n)}.weight_mask.flatten(1).any(1)] = 0"
+            for n in amounts if st.method != "apoz"]
+    out += [f'prune.remove({_module(n)}, "weight")' for n in amounts if st.method != "apoz"]
+    return out
 
 
 def freeze_code(frozen: list[str], lr: float, optimizer: str) -> str:

@@ -284,3 +284,17 @@ def test_changing_the_model_drops_per_layer_settings_of_the_old_one(trained_expe
     no_exceptions(at)
     exp = at.session_state["experiment"]
     assert exp.config.model.hidden == [32] and exp.config.freeze == [] and exp.layer_names == ["fc1", "fc2"]
+
+
+def test_structured_controls_remove_whole_units(trained_experiment_factory):
+    at = app(trained_experiment_factory(), "app_pages/weight_pruning.py")
+    at.radio(key="wp_kind").set_value("structured").run()
+    at.slider(key="wp_st_fc1").set_value(40.0).run()
+    no_exceptions(at)
+    exp = at.session_state["experiment"]
+    assert exp.config.weight_pruning.structured.amount == {"fc1": 0.4, "fc2": 0.0}
+    assert int((~exp.masks["fc1"].any(1)).sum()) == 120 and metric(at, "Weight sparsity") == f"{120 * 64 / 50200:.1%}"
+    assert "ln_structured" in at.code[0].value
+    at.radio(key="wp_kind").set_value("unstructured").run()
+    no_exceptions(at)
+    assert at.session_state["experiment"].config.weight_pruning.structured.amount is None

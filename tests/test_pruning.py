@@ -184,6 +184,7 @@ def test_mask_map_downsamples_by_block_average():
 @pytest.mark.parametrize("setting", [
     {"sparsity": 0.6}, {"sparsity": {"fc1": 0.9, "fc3": 0.25}}, {"sparsity": 0.75, "scope": "global"},
     {"threshold": 0.05}, {"threshold": {"fc2": 0.08}}, {},
+    {"structured": {"method": "l1", "amount": 0.5}}, {"structured": {"method": "l2", "amount": {"fc2": 0.3}}},
 ])
 def test_shown_pytorch_code_gives_the_same_weights(setting, trained_experiment_factory):
     """The snippet on the Weight pruning page, run with plain torch.nn.utils.prune, reproduces our pruned model."""
@@ -195,7 +196,7 @@ def test_shown_pytorch_code_gives_the_same_weights(setting, trained_experiment_f
     exp.set_pruning(wp)
     model = copy.deepcopy(exp.model)
     model.load_state_dict(exp.baseline_state)
-    exec(pruning_code(wp, exp.layer_names), {"model": model})
+    exec(pruning_code(wp, exp.layer_names), {"model": model, "torch": torch})
     assert set(model.state_dict()) == set(exp.model.state_dict())  # prune.remove left a plain model
     for k, v in exp.model.state_dict().items():
         assert torch.equal(model.state_dict()[k], v), k

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from explorer.config import WeightPruningConfig
+from explorer.config import StructuredConfig, WeightPruningConfig
 from explorer.experiment import Experiment
 
 SCOPES = {"one": "One value for every layer", "layer": "Per layer", "global": "Global ranking (all layers)"}
@@ -45,9 +45,40 @@ def _threshold_top(exp: Experiment, layer: str | None) -> float:
     return max(exp.max_abs_weight(layer), 1e-6)
 
 
+KINDS = {"unstructured": "Single weights (unstructured)", "structured": "Whole neurons / filters (structured)"}
+METHODS = {"l1": "L1 norm (Li et al. 2016)", "l2": "L2 norm", "apoz": "APoZ: most often zero (Hu et al. 2016)"}
+
+
+def _structured_controls(exp: Experiment, current: WeightPruningConfig) -> WeightPruningConfig:
+    st_cfg = current.structured
+    amount = st_cfg.amount if st_cfg.amount is not None else 0.0
+    per = amount if isinstance(amount, dict) else {n: amount for n in exp.activation_layer_names}
+    initial = {"method": st_cfg.method, **{n: 100.0 * per.get(n, 0.0) for n in exp.activation_layer_names}}
+    for k, v in initial.items():
+        st.session_state.setdefault(PREFIX + "st_" + k, v)
+    method = st.radio("Rank units by", list(METHODS), format_func=METHODS.get, key=PREFIX + "st_method",
+                      horizontal=True)
+    ui = {"method": method}
+    cols = st.columns(len(exp.activation_layer_names))
+    for col, n in zip(cols, exp.activation_layer_names):
+        ui[n] = col.slider(f"units removed: {n}", 0.0, 100.0, step=1.0, format="%.0f%%", key=PREFIX + "st_" + n)
+    st.caption("The output layer keeps all its units: they are the classes.")
+    if ui == initial and st_cfg.amount is not None:
+        return current
+    return WeightPruningConfig(structured=StructuredConfig(
+        method=method, amount={n: round(ui[n] / 100, 6) for n in exp.activation_layer_names}))
+
+
 def pruning_controls(exp: Experiment) -> WeightPruningConfig:
     """Draw the controls; return the setting they show (the current config when the user changed nothing)."""
     current = exp.config.weight_pruning
+    st.session_state.setdefault(PREFIX + "kind", "structured" if current.structured.amount is not None
+                                else "unstructured")
+    kind = st.radio("What to remove", list(KINDS), format_func=KINDS.get, key=PREFIX + "kind", horizontal=True)
+    if kind == "structured":
+        return _structured_controls(exp, current)
+    if current.structured.amount is not None:  # switching back from structured: start from nothing pruned
+        current = WeightPruningConfig()
     initial = _ui_from_config(current, exp)
     for k, v in initial.items():
         st.session_state.setdefault(PREFIX + k, v)
