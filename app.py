@@ -17,7 +17,7 @@ pages = [
     st.Page("app_pages/weight_pruning.py", title="Weight pruning", icon=":material/content_cut:"),
     st.Page("app_pages/activations.py", title="Activation sparsity", icon=":material/bolt:"),
     st.Page("app_pages/train.py", title="Train", icon=":material/fitness_center:"),
-    st.Page("app_pages/export.py", title="Export", icon=":material/download:"),
+    st.Page("app_pages/export.py", title="Compare & export", icon=":material/compare_arrows:"),
 ]
 page = st.navigation(pages)
 

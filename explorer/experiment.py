@@ -17,10 +17,10 @@ import torch
 
 import copy
 
-from . import activations, freezing, pruning
+from . import activations, freezing, pruning, sparse
 from .config import ActivationConfig, ExperimentConfig, FinetuneConfig, WeightPruningConfig
 from .data import Dataset, load_dataset
-from .models import activation_modules, build_model, layer_table, prunable_layers
+from .models import activation_modules, build_model, count_macs, layer_table, prunable_layers
 from .schedules import make_schedule
 from .training import EpochRecord, TrainResult, accuracy, select_device, train
 
@@ -65,6 +65,28 @@ class FinetuneOutcome:
     activation_sparsity: dict = field(default_factory=dict)    # measured on the test set with those thresholds
 
 
+def _latency_ms(model: torch.nn.Module, data: Dataset, repeats: int, batch: int = 256) -> float:
+    """Median wall time of one forward pass on a batch of test inputs (after a warm-up), in ms."""
+    import statistics
+    import time
+
+    x = data.x_test[:batch]
+    if len(x) < batch:
+        x = x.repeat(-(-batch // len(x)), 1)[:batch]
+    times = []
+    with torch.inference_mode():
+        for i in range(repeats + 5):
+            if x.is_cuda:
+                torch.cuda.synchronize()
+            t = time.perf_counter()
+            model(x)
+            if x.is_cuda:
+                torch.cuda.synchronize()
+            if i >= 5:
+                times.append((time.perf_counter() - t) * 1000)
+    return statistics.median(times)
+
+
 class Experiment:
     def __init__(self, config: Optional[ExperimentConfig] = None):
         config = config if config is not None else ExperimentConfig()
@@ -80,6 +102,7 @@ class Experiment:
         self.device, self.data, self.model = device, data, model
         self.trained = False
         self.finetuned: Optional[FinetuneOutcome] = None
+        self.snapshots: list[dict] = []    # measured results kept for comparison (a new setup starts a new list)
         self.history: list[EpochRecord] = []
         self.last_train: Optional[TrainResult] = None
         self._set_baseline()
@@ -99,6 +122,7 @@ class Experiment:
         self.baseline_train_accuracy = accuracy(self.model, self.data.x_train, self.data.y_train)
         self._cache: OrderedDict[str, tuple[dict, PruningResult]] = OrderedDict()
         self._act_cache: OrderedDict[str, tuple[dict, activations.ActivationStats]] = OrderedDict()
+        self._sensitivity: Optional[dict] = None
 
     @property
     def config(self) -> ExperimentConfig:
@@ -361,6 +385,71 @@ class Experiment:
         while len(self._act_cache) > 64:
             self._act_cache.popitem(last=False)
         return thresholds, stats
+
+    # ---- compare: snapshots and sensitivity ------------------------------------------------------------------------
+    def current_model(self) -> torch.nn.Module:
+        """The model the numbers are about: fine-tuned when a fine-tuning run matches the config, else pruned."""
+        return self.finetune_result.model if self.finetune_result else self.model
+
+    def snapshot(self, name: str, latency_repeats: int = 30) -> dict:
+        """Measure the current state (sparsity, accuracy, bytes per format, MACs, CPU latency) and keep it."""
+        name = name.strip() or f"snapshot {len(self.snapshots) + 1}"
+        model = self.current_model()
+        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        f = self.finetune_result
+        stats = f.stats if f else self.pruning.stats
+        snap = {
+            "name": name,
+            "kind": ("structured" if self.is_structured else "unstructured") + (" + fine-tuned" if f else ""),
+            "weight_sparsity": stats["sparsity"],
+            "test_accuracy": f.test_accuracy if f else self.pruning.test_accuracy,
+            "bytes": sparse.model_bytes(state),
+            "macs_dense": count_macs(model, self.data.n_features),
+            "macs_nonzero": count_macs(model, self.data.n_features, nonzero=True),
+            "latency_ms": _latency_ms(model, self.data, latency_repeats),
+        }
+        if self.is_structured and not f:
+            small, small_cfg = self.compacted()
+            snap.update(compact_arch=small_cfg.model_dump(), macs_compact=count_macs(small, self.data.n_features),
+                        latency_compact_ms=_latency_ms(small, self.data, latency_repeats))
+        self.snapshots.append(snap)
+        return snap
+
+    def sensitivity(self, on_progress: Optional[Callable[[int, int], None]] = None,
+                    sparsities: tuple = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)) -> dict:
+        """Han et al.'s per-layer curves: test accuracy with only that layer pruned (by magnitude, from the baseline)
+        to each sparsity. Cached per trained baseline."""
+        if self._sensitivity is not None:
+            return self._sensitivity
+        model = copy.deepcopy(self.model)
+        model.load_state_dict(self.baseline_state)
+        out, done, total = {}, 0, len(self.layer_names) * len(sparsities)
+        for n in self.layer_names:
+            out[n] = []
+            for s in sparsities:
+                masks = pruning.masks_from_weights({n: self.baseline_weights[n]}, sparsity=s)
+                pruning.apply_masks(model, masks, source=self.baseline_weights)
+                out[n].append((s, accuracy(model, self.data.x_test, self.data.y_test)))
+                done += 1
+                if on_progress is not None:
+                    on_progress(done, total)
+            pruning.apply_masks(model, {n: torch.ones_like(self.masks[n])}, source=self.baseline_weights)
+        self._sensitivity = out
+        return out
+
+    def compact_bytes(self) -> bytes:
+        """The compacted model for download: {"model": its ModelConfig, "state_dict": …} (weights_only-loadable)."""
+        small, cfg = self.compacted()
+        buf = io.BytesIO()
+        torch.save({"model": cfg.model_dump(), "state_dict": {k: v.cpu() for k, v in small.state_dict().items()}},
+                   buf)
+        return buf.getvalue()
+
+    def sparse_bytes(self, fmt: str) -> bytes:
+        buf = io.BytesIO()
+        sparse.save(sparse.encode_model({k: v.detach().cpu() for k, v in self.current_model().state_dict().items()},
+                                        fmt), buf)
+        return buf.getvalue()
 
     # ---- views for pages, plots and the CLI ----------------------------------------------------------------------
     def layer_table(self) -> list[dict]:

@@ -133,15 +133,17 @@ def load_state_dict_file(path_or_buffer, model: nn.Module) -> None:
 
 
 @torch.no_grad()
-def count_macs(model: nn.Module, n_features: int) -> int:
-    """Dense multiply-adds of one forward pass for one example (Linear: in·out; Conv2d: out·in·kh·kw per output
-    position), measured with hooks on an actual forward, so any architecture of the zoo is counted right."""
+def count_macs(model: nn.Module, n_features: int, nonzero: bool = False) -> int:
+    """Multiply-adds of one forward pass for one example (Linear: in·out; Conv2d: out·in·kh·kw per output position),
+    measured with hooks on an actual forward, so any architecture of the zoo is counted right. `nonzero`: only those
+    with a non-zero weight (what an ideal sparse kernel would do)."""
     total = 0
 
     def hook(module, inputs, out):
         nonlocal total
         w = module.weight
-        total += w.numel() * (out[0].numel() // out.shape[1] if isinstance(module, nn.Conv2d) else 1)
+        n = int((w != 0).sum()) if nonzero else w.numel()
+        total += n * (out[0].numel() // out.shape[1] if isinstance(module, nn.Conv2d) else 1)
 
     handles = [m.register_forward_hook(hook) for m in prunable_layers(model).values()]
     try:

@@ -155,3 +155,57 @@ def apoz_bars(stats, layer: str) -> go.Figure:
     fig.update_layout(title=f"{layer}: APoZ per unit (red: dead)", xaxis_title="unit",
                       yaxis=dict(range=[0, 1.02], tickformat=".0%"), **_LAYOUT)
     return fig
+
+
+# Published figures, shown beside ours and labelled as the papers' (their models and data sets, not ours).
+PAPER_FIGURES = [
+    {"paper": "Han et al. 2015", "setting": "LeNet-300-100 on MNIST", "figure": "error 1.64 % → 1.59 % with 8 % of "
+     "weights kept (92 % sparsity)", "weight_sparsity": 0.92, "accuracy": 1 - 0.0159},
+    {"paper": "Li et al. 2016", "setting": "VGG-16 on CIFAR-10", "figure": "−34 % FLOPs, error 6.75 % → 6.60 %",
+     "weight_sparsity": None, "accuracy": 1 - 0.066},
+    {"paper": "Guo et al. 2016", "setting": "LeNet-5 on MNIST", "figure": "108× fewer parameters (DNS)",
+     "weight_sparsity": 1 - 1 / 108, "accuracy": None},
+    {"paper": "Luo et al. 2017 (ThiNet)", "setting": "VGG-16 on ImageNet", "figure": "3.31× fewer FLOPs",
+     "weight_sparsity": None, "accuracy": None},
+]
+
+
+def snapshots_accuracy_vs_sparsity(snapshots: list) -> go.Figure:
+    fig = go.Figure(go.Scatter(
+        x=[s["weight_sparsity"] for s in snapshots], y=[s["test_accuracy"] for s in snapshots],
+        mode="markers+text", text=[s["name"] for s in snapshots], textposition="top center", name="ours (digits)",
+        marker=dict(size=11, color=KEPT)))
+    ref = [p for p in PAPER_FIGURES if p["weight_sparsity"] is not None and p["accuracy"] is not None]
+    fig.add_trace(go.Scatter(x=[p["weight_sparsity"] for p in ref], y=[p["accuracy"] for p in ref],
+                             mode="markers+text", text=[f"{p['paper']} ({p['setting']})" for p in ref],
+                             textposition="bottom center", name="papers' figures (their data)",
+                             marker=dict(size=11, symbol="diamond-open", color="gray")))
+    fig.update_layout(title="test accuracy vs weight sparsity", xaxis=dict(title="weight sparsity", tickformat=".0%",
+                      range=[-0.02, 1.02]), yaxis=dict(title="test accuracy", tickformat=".0%"), **_LAYOUT)
+    return fig
+
+
+def snapshots_bytes(snapshots: list, kind: str = "file") -> go.Figure:
+    formats = ["dense", "coo", "csr", "bitmask"]
+    fig = go.Figure([go.Bar(name=f, x=[s["name"] for s in snapshots], y=[s["bytes"][f][kind] for s in snapshots])
+                     for f in formats])
+    fig.update_layout(barmode="group", title=f"stored bytes per format ({'torch.save file' if kind == 'file' else 'in memory'})",
+                      yaxis_title="bytes", **_LAYOUT)
+    return fig
+
+
+def snapshots_latency(snapshots: list) -> go.Figure:
+    names = [s["name"] for s in snapshots]
+    fig = go.Figure([go.Bar(name="as stored (dense kernels)", x=names, y=[s["latency_ms"] for s in snapshots]),
+                     go.Bar(name="compacted", x=names, y=[s.get("latency_compact_ms") for s in snapshots])])
+    fig.update_layout(barmode="group", title="CPU latency, batch 256 (median)", yaxis_title="ms", **_LAYOUT)
+    return fig
+
+
+def sensitivity_curves(curves: dict) -> go.Figure:
+    fig = go.Figure([go.Scatter(x=[s for s, _ in pts], y=[a for _, a in pts], mode="lines+markers", name=layer)
+                     for layer, pts in curves.items()])
+    fig.update_layout(title="sensitivity: accuracy with one layer pruned (Han et al. 2015)",
+                      xaxis=dict(title="sparsity of that layer", tickformat=".0%"),
+                      yaxis=dict(title="test accuracy", tickformat=".0%"), **_LAYOUT)
+    return fig

@@ -32,7 +32,8 @@ def encode(w: torch.Tensor, fmt: str) -> dict:
     if fmt == "coo":
         idx = keep.nonzero().T.contiguous()                     # (rank, nnz) int64
         t = torch.sparse_coo_tensor(idx, w[keep], w.shape, check_invariants=True).coalesce()
-        return {"format": "coo", "shape": list(w.shape), "indices": t.indices(), "values": t.values()}
+        # clone(): the accessors return views, and torch.save would write the whole storage behind a view
+        return {"format": "coo", "shape": list(w.shape), "indices": t.indices().clone(), "values": t.values().clone()}
     if fmt == "csr":
         flat = w.reshape(w.shape[0], -1) if w.dim() > 1 else w.reshape(1, -1)
         k2 = keep.reshape(flat.shape)
@@ -42,8 +43,8 @@ def encode(w: torch.Tensor, fmt: str) -> dict:
         with warnings.catch_warnings():  # "CSR support is in beta": known, and we only build and read it
             warnings.simplefilter("ignore", UserWarning)
             t = torch.sparse_csr_tensor(crow, cols, flat[k2], flat.shape, check_invariants=True)
-        return {"format": "csr", "shape": list(w.shape), "crow_indices": t.crow_indices(),
-                "col_indices": t.col_indices(), "values": t.values()}
+        return {"format": "csr", "shape": list(w.shape), "crow_indices": t.crow_indices().clone(),
+                "col_indices": t.col_indices().clone(), "values": t.values().clone()}
     if fmt == "bitmask":
         bits = torch.from_numpy(np.packbits(keep.reshape(-1).numpy()))  # 1 bit per entry, uint8
         return {"format": "bitmask", "shape": list(w.shape), "bits": bits, "values": w[keep]}
@@ -120,3 +121,22 @@ def break_even_sparsity(shape, fmt: str, value_bytes: int = 4, index_bytes: int 
         raise ValueError(f"unknown sparse format {fmt!r}")
     max_nnz = (dense - fixed) / per   # strictly fewer bytes below this many stored entries
     return float(min(max(1.0 - max_nnz / n, 0.0), 1.0))
+
+
+def encode_model(state_dict: dict, fmt: str) -> dict:
+    """A whole model for the sparse file: every weight (rank ≥ 2) in `fmt`, everything else (biases) dense."""
+    return {k: encode(v, fmt if v.dim() >= 2 else "dense") for k, v in state_dict.items()}
+
+
+def decode_model(encs: dict) -> dict:
+    """The state_dict back, bit-identical (loads into the model with plain PyTorch)."""
+    return {k: decode(e) for k, e in encs.items()}
+
+
+def model_bytes(state_dict: dict) -> dict:
+    """{format: {"memory": bytes, "file": bytes}} of a whole model's weights stored in each format."""
+    out = {}
+    for fmt in FORMATS:
+        encs = encode_model(state_dict, fmt)
+        out[fmt] = {"memory": sum(memory_bytes(e) for e in encs.values()), "file": file_bytes(encs)}
+    return out

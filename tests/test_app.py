@@ -298,3 +298,43 @@ def test_structured_controls_remove_whole_units(trained_experiment_factory):
     at.radio(key="wp_kind").set_value("unstructured").run()
     no_exceptions(at)
     assert at.session_state["experiment"].config.weight_pruning.structured.amount is None
+
+
+def test_compare_snapshots_sensitivity_and_downloads(trained_experiment_factory):
+    import io
+
+    import torch
+
+    from explorer.config import StructuredConfig, WeightPruningConfig
+    from explorer.models import build_model
+    from explorer.config import ModelConfig
+    from explorer.sparse import decode_model
+
+    exp = trained_experiment_factory()
+    exp.set_pruning(WeightPruningConfig(sparsity=0.9))
+    at = app(exp, "app_pages/export.py")
+    at.text_input[0].set_value("unstructured 90")
+    at.form_submit_button[0].click().run()
+    no_exceptions(at)
+    exp = at.session_state["experiment"]
+    exp.set_pruning(WeightPruningConfig(structured=StructuredConfig(amount=0.5)))
+    at.text_input[0].set_value("half the units")
+    at.form_submit_button[0].click().run()
+    no_exceptions(at)
+    table = at.dataframe[0].value
+    assert list(table["name"]) == ["unstructured 90", "half the units"]
+    first, second = exp.snapshots
+    assert first["bytes"]["bitmask"]["file"] < 0.2 * first["bytes"]["dense"]["file"]
+    assert first["macs_nonzero"] == 5020 and second["macs_compact"] < second["macs_dense"]
+    assert second["compact_arch"]["hidden"] == [150, 50]
+    next(b for b in at.button if b.label.startswith("Compute per-layer")).click().run()
+    no_exceptions(at)
+    assert set(exp.sensitivity()) == {"fc1", "fc2", "fc3"} and len(exp.sensitivity()["fc1"]) == 11
+    # the compacted download rebuilds with plain PyTorch from the architecture it carries
+    d = torch.load(io.BytesIO(exp.compact_bytes()), weights_only=True)
+    small = build_model(ModelConfig(**d["model"]), 64, 10)
+    small.load_state_dict(d["state_dict"])
+    with torch.no_grad():
+        assert (small(exp.data.x_test) - exp.model(exp.data.x_test)).abs().max() <= 1e-5
+    state = decode_model(torch.load(io.BytesIO(exp.sparse_bytes("csr")), weights_only=True))
+    assert all(torch.equal(state[k], v) for k, v in exp.model.state_dict().items())

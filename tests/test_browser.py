@@ -3,7 +3,10 @@ import json
 import re
 
 from conftest import ROOT
+import torch
+
 from explorer.config import parse_config
+from explorer.sparse import decode_model
 
 IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
 SCREENSHOT = ROOT / "docs" / "weight-pruning.png"
@@ -118,10 +121,27 @@ def test_train_prune_export_and_reload(browser, app_url, tmp_path):
     settle(page)
     assert_no_exception(page)
 
-    goto_page(page, "Export")
+    goto_page(page, "Compare & export")
     assert f"at {sparsity} sparsity" in page.locator("[data-testid='stSidebar']").inner_text()
+    # two snapshots, compared side by side
+    for name in ("first", "second"):
+        page.get_by_label("Name").fill(name)
+        page.get_by_role("button", name="Take snapshot").click()
+        page.get_by_text(f"Snapshot {name} taken").wait_for(timeout=60_000)
+        settle(page)
+    assert_no_exception(page)
+    assert page.locator("text=test accuracy vs weight sparsity").count() >= 1
+    # every download is a file that loads
+    for label, check in [("The fine-tuned pruned model (.pt)", "state_dict"), ("Sparse file (coo)", "sparse")]:
+        with page.expect_download() as dl:
+            page.get_by_role("button", name=label).click()
+        target = tmp_path / dl.value.suggested_filename
+        dl.value.save_as(target)
+        loaded = torch.load(target, weights_only=True)
+        state = decode_model(loaded) if check == "sparse" else loaded
+        assert "fc1.weight" in state and state["fc1.weight"].shape == (300, 64)
     with page.expect_download() as dl:
-        page.get_by_role("button", name="Download config JSON").click()
+        page.get_by_role("button", name="Config JSON").click()
     path = tmp_path / "config.json"
     dl.value.save_as(path)
     cfg = parse_config(path.read_bytes())
