@@ -166,6 +166,17 @@ class _Collector:
         return hook
 
 
+def _run_eval(model: nn.Module, x: torch.Tensor, batch_size: int) -> None:
+    """Forward `x` in eval mode, batch by batch (hooks collect what they need), and restore the model's mode."""
+    was = model.training
+    model.eval()
+    try:
+        for i in range(0, len(x), batch_size):
+            model(x[i:i + batch_size])
+    finally:
+        model.train(was)
+
+
 @torch.inference_mode()
 def activation_ranges(model: nn.Module, x: torch.Tensor, batch_size: int = 2048) -> dict[str, float]:
     """Largest post-nonlinearity activation per hidden layer on `x`, without thresholds (the histogram range)."""
@@ -178,15 +189,11 @@ def activation_ranges(model: nn.Module, x: torch.Tensor, batch_size: int = 2048)
         return hook
 
     handles = [m.register_forward_hook(hook_for(n)) for n, m in acts.items()]
-    was = model.training
-    model.eval()
     try:
-        for i in range(0, len(x), batch_size):
-            model(x[i:i + batch_size])
+        _run_eval(model, x, batch_size)
     finally:
         for h in handles:
             h.remove()
-        model.train(was)
     return top
 
 
@@ -254,14 +261,10 @@ def thresholds_for_targets(model: nn.Module, x: torch.Tensor, targets: Mapping[s
 
         with thresholds_installed(model, static_hooks(chosen)):
             handle = acts[name].register_forward_hook(hook)
-            was = model.training
-            model.eval()
             try:
-                for i in range(0, len(x), batch_size):
-                    model(x[i:i + batch_size])
+                _run_eval(model, x, batch_size)
             finally:
                 handle.remove()
-                model.train(was)
         need = targets[name] * total - zeros  # how many positive values must fall below t
         if need <= 0:
             chosen[name] = 0.0

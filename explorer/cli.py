@@ -44,7 +44,10 @@ def run(config_path: str, out: str, quiet: bool = False) -> int:
     if config.finetune.schedule != "none":
         if not quiet:
             print(f"fine-tuning ({config.finetune.schedule}, {config.finetune.epochs} epochs)", file=sys.stderr)
-        ft = exp.finetune(on_epoch=progress)
+        try:
+            ft = exp.finetune(on_epoch=progress)
+        except ValueError as e:
+            return _fail(f"fine-tuning: {e}")
         if ft.diverged:
             return _fail(f"fine-tuning: {ft.message}")
         finetune_seconds = ft.seconds
@@ -56,6 +59,8 @@ def run(config_path: str, out: str, quiet: bool = False) -> int:
         (out_dir / "config.json").write_text(config_json(exp.config) + "\n")
         torch.save(exp.baseline_state_cpu(), out_dir / "baseline.pt")
         torch.save(exp.model_state(), out_dir / "model.pt")
+        if exp.is_structured:
+            (out_dir / "compact.pt").write_bytes(exp.compact_bytes())
     except OSError as e:
         return _fail(f"cannot write to {out}: {e.strerror or e}")
     b, p = metrics["baseline"], metrics["pruned"]
@@ -71,6 +76,10 @@ def run(config_path: str, out: str, quiet: bool = False) -> int:
         print(f"fine-tuned ({f['schedule']}, {f['epochs']} epochs in {finetune_seconds:.1f} s): test accuracy "
               f"{f['test_accuracy']:.2%} at {f['weight_sparsity']:.1%} weight sparsity; masks and frozen layers "
               f"{'held' if held else 'DID NOT HOLD'}")
+    if "compacted" in metrics:
+        c = metrics["compacted"]
+        print(f"compacted: {c['parameters']:,} parameters (hidden {c['model'].get('hidden') or c['model'].get('channels')}),"
+              f" {c['macs_per_example']:,} multiply-adds per example; written to compact.pt")
     print(f"wrote metrics.json, config.json, baseline.pt, model.pt to {out_dir}")
     return 0
 

@@ -495,8 +495,17 @@ class Experiment:
                 "layers": {n: {**s, "threshold": p.thresholds[n]} for n, s in p.stats["layers"].items()},
             },
             **({"activation": self._activation_metrics()} if self._config.activation.is_active else {}),
+            **({"compacted": self._compact_metrics()} if self.is_structured else {}),
             **({"finetuned": self._finetune_metrics()} if self.finetune_result else {}),
         }
+
+    def _compact_metrics(self) -> dict:
+        small, cfg = self.compacted()
+        return {"model": cfg.model_dump(), "parameters": sum(p.numel() for p in small.parameters()),
+                "parameters_before": sum(p.numel() for p in self.model.parameters()),
+                "macs_per_example": count_macs(small, self.data.n_features),
+                "macs_per_example_before": count_macs(self.model, self.data.n_features),
+                "test_accuracy": accuracy(small, self.data.x_test, self.data.y_test)}
 
     def _activation_metrics(self) -> dict:
         thresholds, stats = self.activation_view()

@@ -78,3 +78,25 @@ def test_run_fine_tunes_and_model_pt_is_the_fine_tuned_model(tmp_path):
         acc = int((model(data.x_test).argmax(1) == data.y_test).sum()) / len(data.y_test)
     assert acc == f["test_accuracy"]
     assert int((model.fc1.weight == 0).sum()) >= 0.9 * model.fc1.weight.numel()
+
+
+def test_run_structured_writes_a_compact_model_that_loads(tmp_path):
+    cfg = tiny_config(weight_pruning={"structured": {"method": "l1", "amount": {"fc1": 0.5}}})
+    path = tmp_path / "c.json"
+    path.write_text(config_json(cfg))
+    r = cli("run", str(path), "--out", str(tmp_path / "o"), "--quiet")
+    assert r.returncode == 0, r.stderr
+    m = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert m["compacted"]["model"]["hidden"] == [150, 100]
+    assert m["compacted"]["test_accuracy"] == m["pruned"]["test_accuracy"]
+    from explorer.config import ModelConfig
+    d = torch.load(tmp_path / "o" / "compact.pt", weights_only=True)
+    small = build_model(ModelConfig(**d["model"]), 64, 10)
+    small.load_state_dict(d["state_dict"])
+    assert sum(p.numel() for p in small.parameters()) == m["compacted"]["parameters"]
+    # fine-tuning a structured pruning is refused with one line, not a traceback
+    bad = tmp_path / "bad.json"
+    bad.write_text(config_json(tiny_config(weight_pruning={"structured": {"amount": 0.5}},
+                                           finetune={"schedule": "oneshot", "epochs": 1})))
+    r = cli("run", str(bad), "--out", str(tmp_path / "b"), "--quiet")
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "structured" in r.stderr
