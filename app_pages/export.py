@@ -38,9 +38,11 @@ if exp.snapshots:
     left.plotly_chart(plots.snapshots_accuracy_vs_sparsity(exp.snapshots), key="cmp_acc")
     right.plotly_chart(plots.snapshots_bytes(exp.snapshots), key="cmp_bytes")
     st.plotly_chart(plots.snapshots_latency(exp.snapshots), key="cmp_latency")
+    layer, even = exp.break_even()
     st.caption("Why is a 90 %-sparse model neither smaller nor faster? Stored dense, zeros cost as much as any weight; "
-               "a sparse format pays off past its break-even sparsity (bitmask ≈ 3 %, CSR ≈ 67 %, COO ≈ 80 % for fp32 "
-               "matrices), and dense kernels do every multiply-add anyway. Structured pruning + compaction removes them.")
+               f"a sparse format pays off only past its break-even sparsity (for {layer}, "
+               + ", ".join(f"{f} {v:.0%}" for f, v in even.items()) + "), and dense kernels do every multiply-add "
+               "anyway. Structured pruning + compaction removes them.")
 else:
     st.info("No snapshot yet: set up a pruning on the other pages, then take one here; take several to compare.")
 
@@ -53,7 +55,7 @@ if st.button("Compute per-layer sensitivity curves", disabled=not exp.trained,
     bar = st.progress(0.0, text="pruning one layer at a time…")
     exp.sensitivity(on_progress=lambda done, total: bar.progress(done / total, text=f"{done}/{total} evaluations"))
     bar.empty()
-if exp._sensitivity is not None:
+if exp.has_sensitivity:
     st.plotly_chart(plots.sensitivity_curves(exp.sensitivity()), key="cmp_sens")
 
 st.subheader("Download")

@@ -437,6 +437,15 @@ class Experiment:
         self._sensitivity = out
         return out
 
+    @property
+    def has_sensitivity(self) -> bool:
+        return self._sensitivity is not None
+
+    def break_even(self) -> tuple[str, dict]:
+        """(largest layer, {format: sparsity above which it stores fewer bytes than dense})."""
+        name, w = max(self.baseline_weights.items(), key=lambda kv: kv[1].numel())
+        return name, {f: sparse.break_even_sparsity(tuple(w.shape), f) for f in ("bitmask", "csr", "coo")}
+
     def compact_bytes(self) -> bytes:
         """The compacted model for download: {"model": its ModelConfig, "state_dict": …} (weights_only-loadable)."""
         small, cfg = self.compacted()
