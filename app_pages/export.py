@@ -6,7 +6,7 @@ import streamlit as st
 from explorer import plots
 from explorer.config import ConfigError, config_json, parse_config
 from explorer.sparse import FORMATS
-from ui import forget_setting_widgets, get_experiment, show_problems, train_with_progress
+from ui import compare_regularisers, forget_setting_widgets, get_experiment, show_problems, train_with_progress
 
 exp = get_experiment()
 st.title("Compare & export")
@@ -57,6 +57,22 @@ if st.button("Compute per-layer sensitivity curves", disabled=not exp.trained,
     bar.empty()
 if exp.has_sensitivity:
     st.plotly_chart(plots.sensitivity_curves(exp.sensitivity()), key="cmp_sens")
+
+st.subheader("L1 vs L2 before pruning")
+st.caption("Two presets trained from scratch with the same seed — configs/l1_before_pruning.json (L1 penalty) and "
+           "configs/l2_before_pruning.json (weight decay) — then pruned by global magnitude without retraining.")
+if st.button("Train both and compare", help="about 5 s on a laptop CPU; your own setup is not touched"):
+    bar = st.progress(0.0, text="training the presets…")
+    st.session_state["l1_vs_l2"] = compare_regularisers(
+        on_progress=lambda done, total: bar.progress(done / total, text=f"{done}/{total} trained"))
+    bar.empty()
+if "l1_vs_l2" in st.session_state:
+    res = st.session_state["l1_vs_l2"]
+    left, right = st.columns(2)
+    left.plotly_chart(plots.pruning_curve({n: r["curve"] for n, r in res.items()}), key="reg_curves")
+    right.plotly_chart(plots.magnitude_histograms(res), key="reg_hist")
+    st.markdown(" · ".join(f"**{n}**: baseline {r['baseline_accuracy']:.1%}, {r['near_zero']:.1%} of weights below "
+                           "0.001" for n, r in res.items()))
 
 st.subheader("Download")
 st.write("The config JSON holds every setting (dataset, model, seed, training, pruning, fine-tuning). "

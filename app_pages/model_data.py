@@ -28,6 +28,9 @@ with st.form("setup"):
     lr = c3.number_input("Learning rate", 1e-6, 1e6, cfg.train.lr, format="%.5f")
     optimizer = c3.selectbox("Optimizer", ["adam", "sgd"], index=["adam", "sgd"].index(cfg.train.optimizer))
     batch = c3.number_input("Batch size", 1, 65536, cfg.train.batch_size, 1)
+    l1 = c1.number_input("L1 penalty (prunable weights)", 0.0, 1.0, cfg.train.l1, format="%.5f",
+                         help="adds l1·Σ|w| to the loss (Han et al. 2015: prepares a network for pruning)")
+    weight_decay = c1.number_input("Weight decay (L2)", 0.0, 1.0, cfg.train.weight_decay, format="%.5f")
     submitted = st.form_submit_button("Train baseline", type="primary")
 
 if submitted:
@@ -39,7 +42,8 @@ if submitted:
     raw["data"].update(name=name, noise=noise)
     raw["model"] = {"arch": arch, "hidden": hidden}
     raw["seed"] = int(seed)
-    raw["train"].update(epochs=int(epochs), lr=float(lr), optimizer=optimizer, batch_size=int(batch))
+    raw["train"].update(epochs=int(epochs), lr=float(lr), optimizer=optimizer, batch_size=int(batch), l1=float(l1),
+                        weight_decay=float(weight_decay))
     # A new model has other layers: per-layer settings (pruning, frozen layers, activation thresholds) cannot carry
     # over, and a stale layer name would make the whole setup invalid.
     if arch != cfg.model.arch or hidden != cfg.model.hidden:

@@ -82,6 +82,9 @@ class TrainConfig(_Section):
     momentum: float = Field(0.9, ge=0.0, lt=1.0, description="SGD momentum (ignored by Adam/AdamW)")
     weight_decay: float = Field(0.0, ge=0.0, le=1.0,
                                 description="the optimizer's weight_decay (L2 for SGD/Adam, decoupled for AdamW)")
+    l1: float = Field(0.0, ge=0.0, le=1.0, description="strength of an L1 penalty l1·Σ|w| on the prunable layers' "
+                                                       "weights (not biases), added to the logged loss (Han et al. "
+                                                       "2015: L1 before pruning pushes weights to zero)")
 
 
 class FinetuneConfig(_Section):

@@ -437,6 +437,25 @@ class Experiment:
         self._sensitivity = out
         return out
 
+    def pruning_curve(self, sparsities: tuple = (0.0, 0.2, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)) -> list:
+        """[(s, test accuracy)] with one global magnitude ranking pruned to s, from the baseline, no retraining.
+        Cached per trained baseline (it does not depend on the sliders)."""
+        key = "curve" + repr(sparsities)
+        if key not in self._act_cache:
+            model = copy.deepcopy(self.model)
+            out = []
+            for s in sparsities:
+                masks = pruning.masks_from_weights(self.baseline_weights, sparsity=s, scope="global")
+                pruning.apply_masks(model, masks, source=self.baseline_weights)
+                out.append((s, accuracy(model, self.data.x_test, self.data.y_test)))
+            self._act_cache[key] = out
+        return self._act_cache[key]
+
+    def near_zero_share(self, eps: float = 1e-3) -> float:
+        """Share of the baseline's prunable weights with |w| < eps: the spike that L1 regularisation builds."""
+        total = sum(w.numel() for w in self.baseline_weights.values())
+        return sum(int((w.abs() < eps).sum()) for w in self.baseline_weights.values()) / total
+
     @property
     def has_sensitivity(self) -> bool:
         return self._sensitivity is not None
@@ -553,3 +572,21 @@ class Experiment:
 
     def baseline_state_cpu(self) -> dict:
         return {k: v.detach().cpu().clone() for k, v in self.baseline_state.items()}
+
+
+def compare_presets(configs: dict, on_progress: Optional[Callable[[int, int], None]] = None) -> dict:
+    """Train each {name: ExperimentConfig} from scratch in its own Experiment (the session's is not touched) and
+    return, per name, its accuracy-vs-sparsity curve without retraining, its near-zero share and a |w| histogram."""
+    out = {}
+    for i, (name, cfg) in enumerate(configs.items()):
+        exp = Experiment(cfg)
+        exp.train_baseline()
+        w = torch.cat([x.reshape(-1) for x in exp.baseline_weights.values()]).abs().cpu()
+        top = float(w.max()) or 1.0
+        out[name] = {"curve": exp.pruning_curve(), "near_zero": exp.near_zero_share(),
+                     "baseline_accuracy": exp.baseline_test_accuracy,
+                     "hist": torch.histc(w, bins=60, min=0, max=top).tolist(),
+                     "edges": torch.linspace(0, top, 61).tolist()}
+        if on_progress is not None:
+            on_progress(i + 1, len(configs))
+    return out

@@ -209,3 +209,23 @@ def sensitivity_curves(curves: dict) -> go.Figure:
                       xaxis=dict(title="sparsity of that layer", tickformat=".0%"),
                       yaxis=dict(title="test accuracy", tickformat=".0%"), **_LAYOUT)
     return fig
+
+
+def pruning_curve(curves: dict, title: str = "accuracy vs global sparsity, no retraining") -> go.Figure:
+    """{label: [(sparsity, accuracy)]} as lines: how far a network can be pruned before it breaks."""
+    fig = go.Figure([go.Scatter(x=[s for s, _ in pts], y=[a for _, a in pts], mode="lines+markers", name=label)
+                     for label, pts in curves.items()])
+    fig.update_layout(title=title, xaxis=dict(title="weight sparsity (global magnitude)", tickformat=".0%"),
+                      yaxis=dict(title="test accuracy", tickformat=".0%"), **_LAYOUT)
+    return fig
+
+
+def magnitude_histograms(results: dict) -> go.Figure:
+    """|w| histograms of several trained baselines, log counts: L1 builds a spike at zero."""
+    fig = go.Figure()
+    for name, r in results.items():
+        e = np.asarray(r["edges"])
+        fig.add_trace(go.Scatter(x=(e[:-1] + e[1:]) / 2, y=r["hist"], mode="lines", name=name, line_shape="hvh"))
+    fig.update_layout(title="|w| of the prunable weights after training", xaxis_title="|w|", yaxis_title="count",
+                      **_LAYOUT)
+    return fig.update_yaxes(type="log")

@@ -149,6 +149,11 @@ def _masked_forward(masked: Mapping[str, tuple], enabled: bool):
                 w.copy_(dense[n])
 
 
+def l1_penalty(weights, strength: float) -> torch.Tensor:
+    """strength · Σ|w| over the given weights (the prunable layers' weights; biases are not penalised)."""
+    return strength * sum(w.abs().sum() for w in weights)
+
+
 def _weight_sparsity(model: nn.Module) -> float:
     zeros = total = 0
     for m in prunable_layers(model).values():
@@ -230,6 +235,8 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig, seed: int, *,
             opt.zero_grad(set_to_none=True)
             with _masked_forward(masked, straight):
                 loss = loss_fn(model(data.x_train[idx]), data.y_train[idx])
+                if cfg.l1 > 0:
+                    loss = loss + l1_penalty(weights.values(), cfg.l1)
                 loss.backward()
             if not straight:
                 mask_gradients()

@@ -338,3 +338,26 @@ def test_compare_snapshots_sensitivity_and_downloads(trained_experiment_factory)
         assert (small(exp.data.x_test) - exp.model(exp.data.x_test)).abs().max() <= 1e-5
     state = decode_model(torch.load(io.BytesIO(exp.sparse_bytes("csr")), weights_only=True))
     assert all(torch.equal(state[k], v) for k, v in exp.model.state_dict().items())
+
+
+def test_l1_vs_l2_view_and_pruning_curve(trained_experiment_factory):
+    exp = trained_experiment_factory()
+    at = app(exp, "app_pages/weight_pruning.py")
+    no_exceptions(at)
+    assert any("of this baseline's weights have |w| < 0.001" in m.value for m in at.markdown)
+    at = app(exp, "app_pages/export.py")
+    next(b for b in at.button if b.label.startswith("Train both")).click().run()
+    no_exceptions(at)
+    res = at.session_state["l1_vs_l2"]
+    assert set(res) == {"L1", "L2"} and res["L1"]["near_zero"] > res["L2"]["near_zero"]
+
+
+def test_l1_setting_on_model_and_data(trained_experiment_factory):
+    at = app(trained_experiment_factory(), "app_pages/model_data.py")
+    next(n for n in at.number_input if n.label.startswith("L1 penalty")).set_value(0.0003)
+    next(n for n in at.number_input if n.label == "Epochs").set_value(2)
+    at.form_submit_button[0].click()
+    at.run()
+    no_exceptions(at)
+    exp = at.session_state["experiment"]
+    assert exp.config.train.l1 == 0.0003 and exp.trained and exp.history[0].loss > 0

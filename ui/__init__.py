@@ -5,11 +5,12 @@ Kept out of `explorer/` because the engine never imports Streamlit, and out of `
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import streamlit as st
 
-from explorer.config import ConfigError, ExperimentConfig
-from explorer.experiment import Experiment
+from explorer.config import ConfigError, ExperimentConfig, parse_config
+from explorer.experiment import Experiment, compare_presets
 from explorer import plots
 
 EXPERIMENT_KEY = "experiment"
@@ -43,6 +44,23 @@ def forget_setting_widgets() -> None:
 def show_problems(err: Exception, what: str) -> None:
     problems = err.problems if isinstance(err, ConfigError) else [str(err)]
     st.error(f"**{what}** — nothing was changed.\n\n" + "\n".join(f"- {p}" for p in problems))
+
+
+PRESETS_DIR = Path(__file__).resolve().parents[1] / "configs"
+
+
+def compare_regularisers(on_progress=None) -> dict:
+    """The "L1 vs L2 before pruning" preset pair, trained in Experiments of their own (the session's is untouched).
+    Cached across sessions: the result is read-only data that depends only on the two preset files."""
+    texts = tuple((name, (PRESETS_DIR / f"{name}.json").read_text()) for name in ("l1_before_pruning",
+                                                                                  "l2_before_pruning"))
+    return _compare_cached(texts, on_progress)
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _compare_cached(texts: tuple, _on_progress=None) -> dict:
+    configs = {name.replace("_before_pruning", "").upper(): parse_config(text) for name, text in texts}
+    return compare_presets(configs, _on_progress)
 
 
 def stop_event() -> threading.Event:
