@@ -4,7 +4,7 @@ import streamlit as st
 
 from explorer import plots
 from explorer.snippets import activation_code
-from ui import get_experiment, show_problems
+from ui import decision_view, get_experiment, show_problems
 from ui.activation_controls import activation_controls
 
 exp = get_experiment()
@@ -37,6 +37,7 @@ c[3].metric("Skippable next-layer MACs", f"{skip / total:.1%}",
             help="multiply-adds of the layer after each thresholded one whose input is zero, per example")
 
 st.plotly_chart(plots.activation_sparsity_bars(layers), key="act_bars")
+decision_view(exp, "activations", "act_regions")
 
 layer = st.selectbox("Layer to inspect", list(layers), key="act_inspect")
 s = layers[layer]

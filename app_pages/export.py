@@ -6,7 +6,8 @@ import streamlit as st
 from explorer import plots
 from explorer.config import ConfigError, config_json, parse_config
 from explorer.sparse import FORMATS
-from ui import compare_regularisers, forget_setting_widgets, get_experiment, show_problems, train_with_progress
+from ui import (compare_regularisers, forget_setting_widgets, get_experiment, show_problems, sparse_tradeoff,
+                train_with_progress)
 
 exp = get_experiment()
 st.title("Compare & export")
@@ -73,6 +74,26 @@ if "l1_vs_l2" in st.session_state:
     right.plotly_chart(plots.magnitude_histograms(res), key="reg_hist")
     st.markdown(" · ".join(f"**{n}**: baseline {r['baseline_accuracy']:.1%}, {r['near_zero']:.1%} of weights below "
                            "0.001" for n, r in res.items()))
+
+st.subheader("When sparsity pays")
+st.caption("Time of y = W·x on this machine's CPU, dense matmul vs torch.sparse CSR and COO, and the bytes each format "
+           "stores, across sparsity. Measured on request (at most about 15 s), then kept.")
+c1, c2, c3 = st.columns([1, 1, 2])
+size = c1.selectbox("Layer size", [128, 256, 512, 1024], index=3, format_func=lambda n: f"{n}×{n}", key="tr_size")
+batch = c2.selectbox("Batch", [32, 256], index=1, key="tr_batch")
+if c3.button("Measure latency and bytes vs sparsity"):
+    bar = st.progress(0.0, text="timing W·x…")
+    st.session_state["tradeoff"] = sparse_tradeoff(size, size, batch, _on_progress=lambda done, total: bar.progress(
+        done / total, text=f"sparsity {done}/{total}"))
+    bar.empty()
+if "tradeoff" in st.session_state:
+    tr = st.session_state["tradeoff"]
+    st.plotly_chart(plots.sparse_tradeoff(tr), key="tr_plot")
+    faster = ", ".join(f"{f.upper()} from {s:.0%}" if s is not None else f"{f.upper()} never (up to 99 %)"
+                       for f, s in tr["faster_from"].items())
+    st.markdown(f"On this machine, for a {tr['rows']}×{tr['cols']} layer at batch {tr['batch']}: faster than dense — "
+                f"{faster}; smaller than dense — " + ", ".join(f"{f.upper()} from {s:.0%}"
+                                                               for f, s in tr["smaller_from"].items()) + ".")
 
 st.subheader("Download")
 st.write("The config JSON holds every setting (dataset, model, seed, training, pruning, fine-tuning). "

@@ -5,7 +5,7 @@ import streamlit as st
 from explorer import plots
 from explorer.config import ARCHS, DATASETS, DEFAULT_MLP_HIDDEN, ConfigError, validate_config
 from explorer.data import raw_preview
-from ui import get_experiment, show_problems, train_with_progress
+from ui import decision_view, get_experiment, show_problems, train_with_progress
 
 ARCH_NAMES = {"lenet300100": "LeNet-300-100 (Han et al. 2015)", "mlp": "MLP (choose hidden sizes)",
               "cnn": "Small CNN (2 conv + 1 linear, digits only)"}
@@ -73,5 +73,6 @@ with right:
     st.dataframe(pd.DataFrame(exp.layer_table()), hide_index=True)
     if exp.trained and exp.history:
         st.plotly_chart(plots.training_curves(exp.history), key="md_curves")
+        decision_view(exp, "baseline", "md_regions")
     elif not exp.trained:
         st.info("Not trained yet: press **Train baseline**.")

@@ -4,7 +4,7 @@ import streamlit as st
 
 from explorer import plots
 from explorer.snippets import pruning_code
-from ui import get_experiment, show_problems
+from ui import decision_view, get_experiment, show_problems
 from ui.pruning_controls import pruning_controls
 
 exp = get_experiment()
@@ -44,6 +44,8 @@ left.dataframe(table, hide_index=True, column_config={
     "sparsity": st.column_config.NumberColumn(format="percent"),
     "cut at |w|": st.column_config.NumberColumn(format="%.4f", help="largest pruned magnitude")})
 right.plotly_chart(plots.layer_sparsity_bars(stats), key="wp_bars")
+
+decision_view(exp, "pruned", "wp_regions")
 
 left, right = st.columns([3, 2])
 left.plotly_chart(plots.pruning_curve({"this baseline": exp.pruning_curve()}), key="wp_curve")

@@ -451,6 +451,44 @@ class Experiment:
             self._act_cache[key] = out
         return self._act_cache[key]
 
+    @property
+    def is_2d(self) -> bool:
+        return self.data.n_features == 2
+
+    def decision_grid(self, which: str = "pruned", resolution: int = 100) -> dict:
+        """The model's predicted class on a resolution × resolution grid over the (standardised) 2-D data, in one
+        batched forward: "baseline" (dense), "pruned" (current masks) or "activations" (masks and activation
+        thresholds). Cached per model state and setting."""
+        if not self.is_2d:
+            raise ValueError("decision regions need a 2-D data set (moons, circles or spirals)")
+        resolution = max(10, min(int(resolution), 100))
+        key = f"grid{which}{resolution}" + self._config.weight_pruning.model_dump_json()
+        if which == "activations":
+            key += self._config.activation.model_dump_json()
+        if key in self._act_cache:
+            return self._act_cache[key]
+        x_all = torch.cat([self.data.x_train, self.data.x_test])
+        lo, hi = x_all.min(0).values - 0.5, x_all.max(0).values + 0.5
+        gx = torch.linspace(float(lo[0]), float(hi[0]), resolution, device=x_all.device)
+        gy = torch.linspace(float(lo[1]), float(hi[1]), resolution, device=x_all.device)
+        xx, yy = torch.meshgrid(gx, gy, indexing="xy")
+        points = torch.stack([xx.reshape(-1), yy.reshape(-1)], 1)      # (R*R, 2)
+        model = self.model
+        if which == "baseline":
+            model = copy.deepcopy(self.model)
+            model.load_state_dict(self.baseline_state)
+        hooks = {}
+        if which == "activations":
+            thresholds, _ = self.activation_view()
+            hooks = activations.static_hooks(thresholds)
+        with torch.inference_mode(), activations.thresholds_installed(model, hooks):
+            model.eval()
+            pred = model(points).argmax(1).reshape(resolution, resolution)  # (R, R): rows follow y
+        grid = {"x": gx.cpu().tolist(), "y": gy.cpu().tolist(), "pred": pred.cpu().tolist(),
+                "points": self.data.x_test.cpu().tolist(), "labels": self.data.y_test.cpu().tolist()}
+        self._act_cache[key] = grid
+        return grid
+
     def near_zero_share(self, eps: float = 1e-3) -> float:
         """Share of the baseline's prunable weights with |w| < eps: the spike that L1 regularisation builds."""
         total = sum(w.numel() for w in self.baseline_weights.values())

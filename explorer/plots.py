@@ -229,3 +229,44 @@ def magnitude_histograms(results: dict) -> go.Figure:
     fig.update_layout(title="|w| of the prunable weights after training", xaxis_title="|w|", yaxis_title="count",
                       **_LAYOUT)
     return fig.update_yaxes(type="log")
+
+
+def decision_regions(grid: dict, title: str) -> go.Figure:
+    """Predicted class over the plane (one batched forward on a grid) with the test points on top."""
+    pred = np.asarray(grid["pred"])
+    n_classes = int(max(pred.max(), max(grid["labels"]))) + 1
+    palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd"]
+    scale = [[i / max(n_classes - 1, 1), palette[i % len(palette)]] for i in range(n_classes)]
+    fig = go.Figure(go.Heatmap(x=grid["x"], y=grid["y"], z=pred, colorscale=scale, opacity=0.35, showscale=False,
+                               zmin=0, zmax=max(n_classes - 1, 1), hoverinfo="skip"))
+    pts, labels = np.asarray(grid["points"]), np.asarray(grid["labels"])
+    for c in range(n_classes):
+        sel = labels == c
+        fig.add_trace(go.Scattergl(x=pts[sel, 0], y=pts[sel, 1], mode="markers", name=f"class {c}",
+                                   marker=dict(size=6, color=palette[c % len(palette)], line=dict(width=0.5,
+                                                                                                  color="white"))))
+    fig.update_layout(title=title, xaxis_title="x₁ (standardised)", yaxis_title="x₂ (standardised)", **_LAYOUT)
+    fig.update_yaxes(scaleanchor="x")
+    return fig
+
+
+def sparse_tradeoff(result: dict) -> go.Figure:
+    """Measured latency of W·x (dense vs CSR vs COO) and stored bytes per format across sparsity, break-evens marked."""
+    s = result["sparsity"]
+    fig = make_subplots(rows=1, cols=2, subplot_titles=(
+        f"time of W·x, {result['rows']}×{result['cols']} fp32, batch {result['batch']} (measured)",
+        "stored bytes (measured)"))
+    for f, ms in result["latency_ms"].items():
+        fig.add_trace(go.Scatter(x=s, y=ms, mode="lines+markers", name=f"{f} time"), 1, 1)
+    for f, b in result["bytes"].items():
+        fig.add_trace(go.Scatter(x=s, y=b, mode="lines+markers", name=f"{f} bytes", line=dict(dash="dot")), 1, 2)
+    for f, at in result["faster_from"].items():
+        if at is not None:
+            fig.add_vline(x=at, line_dash="dash", line_color="gray", row=1, col=1,
+                          annotation_text=f"{f} faster from {at:.0%}")
+    for f, at in result["smaller_from"].items():
+        fig.add_vline(x=at, line_dash="dot", line_color="gray", row=1, col=2, annotation_text=f"{f} {at:.0%}")
+    fig.update_xaxes(title_text="sparsity", tickformat=".0%")
+    fig.update_yaxes(title_text="ms", type="log", row=1, col=1)
+    fig.update_yaxes(title_text="bytes", row=1, col=2)
+    return fig.update_layout(**{**_LAYOUT, "height": 380})

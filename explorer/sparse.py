@@ -140,3 +140,48 @@ def model_bytes(state_dict: dict) -> dict:
         encs = encode_model(state_dict, fmt)
         out[fmt] = {"memory": sum(memory_bytes(e) for e in encs.values()), "file": file_bytes(encs)}
     return out
+
+
+def _median_ms(fn, budget_s: float, max_repeats: int = 15) -> float:
+    import statistics
+    import time
+
+    fn()  # warm-up
+    times, start = [], time.perf_counter()
+    while len(times) < max_repeats and (len(times) < 3 or time.perf_counter() - start < budget_s):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1000)
+    return statistics.median(times)
+
+
+@torch.inference_mode()
+def latency_tradeoff(rows: int = 1024, cols: int = 1024, batch: int = 256,
+                     sparsities: tuple = (0.0, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99), budget_s: float = 12.0,
+                     on_progress=None, seed: int = 0) -> dict:
+    """Measured CPU time of y = W·x for a (rows × cols) fp32 layer and a batch of inputs: dense matmul vs torch.sparse
+    CSR and COO, and the stored bytes of each format, across sparsity. Returns the series and the break-even points
+    (the first measured sparsity at which a format is faster / smaller than dense). Bounded by `budget_s` in total."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(cols, batch, generator=g)
+    per_cell = budget_s / (len(sparsities) * 3)
+    out = {"sparsity": list(sparsities), "latency_ms": {"dense": [], "csr": [], "coo": []},
+           "bytes": {f: [] for f in FORMATS}, "rows": rows, "cols": cols, "batch": batch}
+    for i, s in enumerate(sparsities):
+        w = torch.randn(rows, cols, generator=g)
+        w[torch.rand(rows, cols, generator=g) < s] = 0.0
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            csr, coo = w.to_sparse_csr(), w.to_sparse().coalesce()
+            out["latency_ms"]["dense"].append(_median_ms(lambda: w @ x, per_cell))
+            out["latency_ms"]["csr"].append(_median_ms(lambda: csr @ x, per_cell))
+            out["latency_ms"]["coo"].append(_median_ms(lambda: torch.sparse.mm(coo, x), per_cell))
+        for f in FORMATS:
+            out["bytes"][f].append(memory_bytes(encode(w, f)))
+        if on_progress is not None:
+            on_progress(i + 1, len(sparsities))
+    dense_t, dense_b = out["latency_ms"]["dense"], out["bytes"]["dense"]
+    out["faster_from"] = {f: next((s for s, t, d in zip(sparsities, out["latency_ms"][f], dense_t) if t < d), None)
+                          for f in ("csr", "coo")}
+    out["smaller_from"] = {f: break_even_sparsity((rows, cols), f) for f in ("coo", "csr", "bitmask")}
+    return out

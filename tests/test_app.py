@@ -361,3 +361,37 @@ def test_l1_setting_on_model_and_data(trained_experiment_factory):
     no_exceptions(at)
     exp = at.session_state["experiment"]
     assert exp.config.train.l1 == 0.0003 and exp.trained and exp.history[0].loss > 0
+
+
+@pytest.mark.parametrize("page, which", [("app_pages/model_data.py", "baseline"),
+                                         ("app_pages/weight_pruning.py", "pruned"),
+                                         ("app_pages/activations.py", "activations")])
+def test_decision_regions_on_2d_sets(page, which, trained_experiment_factory):
+    exp = trained_experiment_factory(tiny_config(data={"name": "moons"}, model={"arch": "mlp", "hidden": [32, 32]}))
+    at = app(exp, page)
+    no_exceptions(at)
+    grid = at.session_state["experiment"].decision_grid(which)
+    assert len(grid["pred"]) == 100 and len(grid["pred"][0]) == 100
+    titles = [c.proto.spec for c in at.get("plotly_chart")]
+    assert any("decision regions" in t for t in titles)
+
+
+def test_decision_regions_follow_the_sliders(trained_experiment_factory):
+    exp = trained_experiment_factory(tiny_config(data={"name": "moons"}, model={"arch": "mlp", "hidden": [32, 32]}))
+    dense = exp.decision_grid("pruned")["pred"]
+    at = app(exp, "app_pages/weight_pruning.py")
+    at.slider(key="wp_all").set_value(99.0).run()
+    no_exceptions(at)
+    assert at.session_state["experiment"].decision_grid("pruned")["pred"] != dense
+
+
+def test_when_sparsity_pays_view():
+    at = app(page="app_pages/export.py")
+    at.selectbox(key="tr_size").set_value(128)
+    at.selectbox(key="tr_batch").set_value(32)
+    next(b for b in at.button if b.label.startswith("Measure latency")).click().run()
+    no_exceptions(at)
+    tr = at.session_state["tradeoff"]
+    assert tr["rows"] == 128 and len(tr["latency_ms"]["csr"]) == len(tr["sparsity"])
+    assert tr["smaller_from"]["bitmask"] == pytest.approx(1 / 32)
+    assert any("smaller than dense" in m.value for m in at.markdown)

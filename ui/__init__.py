@@ -11,6 +11,7 @@ import streamlit as st
 
 from explorer.config import ConfigError, ExperimentConfig, parse_config
 from explorer.experiment import Experiment, compare_presets
+from explorer.sparse import latency_tradeoff
 from explorer import plots
 
 EXPERIMENT_KEY = "experiment"
@@ -61,6 +62,21 @@ def compare_regularisers(on_progress=None) -> dict:
 def _compare_cached(texts: tuple, _on_progress=None) -> dict:
     configs = {name.replace("_before_pruning", "").upper(): parse_config(text) for name, text in texts}
     return compare_presets(configs, _on_progress)
+
+
+def decision_view(exp: Experiment, which: str, key: str) -> None:
+    """On a 2-D data set, the model's decision regions with the test points (cached per model state and setting)."""
+    if not exp.is_2d:
+        return
+    titles = {"baseline": "decision regions of the dense baseline", "pruned": "decision regions with the weight masks",
+              "activations": "decision regions with weight masks and activation thresholds"}
+    st.plotly_chart(plots.decision_regions(exp.decision_grid(which), titles[which]), key=key)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def sparse_tradeoff(rows: int, cols: int, batch: int, _on_progress=None) -> dict:
+    """Measured once per layer size on this machine (timings are of the machine, not of a session)."""
+    return latency_tradeoff(rows, cols, batch, on_progress=_on_progress)
 
 
 def stop_event() -> threading.Event:
