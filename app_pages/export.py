@@ -106,11 +106,13 @@ c2.download_button(f"The {which} model (.pt)", exp.model_state_bytes(),
                    file_name=f"{which.replace(' ', '-')}-model.pt", mime="application/octet-stream",
                    disabled=not exp.trained,
                    help="a plain state_dict: model.load_state_dict(torch.load(path, weights_only=True))")
-compact_ok = exp.is_structured and exp.finetune_result is None
-c3.download_button("The compacted model (.pt)", exp.compact_bytes() if compact_ok else b"",
-                   file_name="compacted-model.pt", mime="application/octet-stream", disabled=not compact_ok,
-                   help="{'model': its architecture (ModelConfig), 'state_dict': …}: build_model(ModelConfig(**d["
-                        "'model']), …).load_state_dict(d['state_dict']). Needs structured pruning on Weight pruning.")
+compact_problem = exp.compact_problem()
+c3.download_button("The compacted model (.pt)", exp.compact_bytes() if compact_problem is None else b"",
+                   file_name="compacted-model.pt", mime="application/octet-stream",
+                   disabled=compact_problem is not None,
+                   help=(f"Not available: {compact_problem}." if compact_problem else
+                         "{'model': its architecture (ModelConfig), 'state_dict': …}: build_model(ModelConfig(**d["
+                         "'model']), …).load_state_dict(d['state_dict'])"))
 fmt = c4.selectbox("Sparse format", [f for f in FORMATS if f != "dense"], key="cmp_sparse_fmt")
 c4.download_button(f"Sparse file ({fmt})", exp.sparse_bytes(fmt), file_name=f"model-{fmt}.pt",
                    mime="application/octet-stream",

@@ -59,7 +59,7 @@ def run(config_path: str, out: str, quiet: bool = False) -> int:
         (out_dir / "config.json").write_text(config_json(exp.config) + "\n")
         torch.save(exp.baseline_state_cpu(), out_dir / "baseline.pt")
         torch.save(exp.model_state(), out_dir / "model.pt")
-        if exp.is_structured:
+        if exp.compact_problem() is None:
             (out_dir / "compact.pt").write_bytes(exp.compact_bytes())
     except OSError as e:
         return _fail(f"cannot write to {out}: {e.strerror or e}")
@@ -76,7 +76,9 @@ def run(config_path: str, out: str, quiet: bool = False) -> int:
         print(f"fine-tuned ({f['schedule']}, {f['epochs']} epochs in {finetune_seconds:.1f} s): test accuracy "
               f"{f['test_accuracy']:.2%} at {f['weight_sparsity']:.1%} weight sparsity; masks and frozen layers "
               f"{'held' if held else 'DID NOT HOLD'}")
-    if "compacted" in metrics:
+    if "compacted" in metrics and "error" in metrics["compacted"]:
+        print(f"not compacted: {metrics['compacted']['error']}")
+    elif "compacted" in metrics:
         c = metrics["compacted"]
         print(f"compacted: {c['parameters']:,} parameters (hidden {c['model'].get('hidden') or c['model'].get('channels')}),"
               f" {c['macs_per_example']:,} multiply-adds per example; written to compact.pt")

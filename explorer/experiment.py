@@ -254,8 +254,21 @@ class Experiment:
         return self._config.weight_pruning.structured.amount is not None
 
     def compacted(self):
-        """(smaller dense model, its ModelConfig) with the same outputs as the structurally pruned model."""
+        """(smaller dense model, its ModelConfig) with the same outputs as the structurally pruned model.
+        Raises ValueError when there is nothing to compact or a layer lost every unit."""
+        if not self.is_structured:
+            raise ValueError("compaction needs structured pruning (whole neurons or filters removed)")
         return pruning.compact(self.model, self._config.model, self.masks)
+
+    def compact_problem(self) -> Optional[str]:
+        """Why the current model cannot be compacted (None when it can)."""
+        if self.finetune_result is not None:
+            return "the current numbers are a fine-tuned model; compaction applies to the structured pruning itself"
+        try:
+            self.compacted()
+        except ValueError as e:
+            return str(e)
+        return None
 
     # ---- freezing and fine-tuning ------------------------------------------------------------------------------------
     def set_frozen(self, layers: list[str]) -> None:
@@ -408,7 +421,7 @@ class Experiment:
             "macs_nonzero": count_macs(model, self.data.n_features, nonzero=True),
             "latency_ms": _latency_ms(model, self.data, latency_repeats),
         }
-        if self.is_structured and not f:
+        if self.compact_problem() is None:
             small, small_cfg = self.compacted()
             snap.update(compact_arch=small_cfg.model_dump(), macs_compact=count_macs(small, self.data.n_features),
                         latency_compact_ms=_latency_ms(small, self.data, latency_repeats))
@@ -443,6 +456,7 @@ class Experiment:
         key = "curve" + repr(sparsities)
         if key not in self._act_cache:
             model = copy.deepcopy(self.model)
+            model.load_state_dict(self.baseline_state)  # biases too: a structured setting may have zeroed some
             out = []
             for s in sparsities:
                 masks = pruning.masks_from_weights(self.baseline_weights, sparsity=s, scope="global")
@@ -566,6 +580,9 @@ class Experiment:
         }
 
     def _compact_metrics(self) -> dict:
+        problem = self.compact_problem()
+        if problem is not None:
+            return {"error": problem}
         small, cfg = self.compacted()
         return {"model": cfg.model_dump(), "parameters": sum(p.numel() for p in small.parameters()),
                 "parameters_before": sum(p.numel() for p in self.model.parameters()),

@@ -395,3 +395,18 @@ def test_when_sparsity_pays_view():
     assert tr["rows"] == 128 and len(tr["latency_ms"]["csr"]) == len(tr["sparsity"])
     assert tr["smaller_from"]["bitmask"] == pytest.approx(1 / 32)
     assert any("smaller than dense" in m.value for m in at.markdown)
+
+
+def test_every_unit_removed_is_a_message_not_a_crash(trained_experiment_factory):
+    at = app(trained_experiment_factory(), "app_pages/weight_pruning.py")
+    at.radio(key="wp_kind").set_value("structured").run()
+    at.slider(key="wp_st_fc1").set_value(100.0).run()
+    no_exceptions(at)
+    at.switch_page("app_pages/export.py").run()
+    no_exceptions(at)
+    at.text_input[0].set_value("all of fc1 gone")
+    at.form_submit_button[0].click().run()
+    no_exceptions(at)
+    exp = at.session_state["experiment"]
+    assert "every unit of layer 'fc1'" in exp.compact_problem()
+    assert "compact_arch" not in exp.snapshots[-1] and exp.metrics()["compacted"] == {"error": exp.compact_problem()}
