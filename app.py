@@ -6,7 +6,7 @@ on a fresh server would run the page alone, without this navigation or sidebar.
 """
 import streamlit as st
 
-from ui import get_experiment, session_run_lock
+from ui import apply_shared_link, get_experiment, session_run_lock, share_current_setup
 
 st.set_page_config(page_title="Pruning Explorer", page_icon=":material/content_cut:", layout="wide")
 
@@ -41,5 +41,7 @@ def sidebar_summary() -> None:
 
 
 with session_run_lock():
+    apply_shared_link()  # a ?setup=… link opens that exact setup (trained with its seed)
     page.run()
     sidebar_summary()  # after the page, so it shows what the page just did (a training run, a slider move)
+    share_current_setup()  # the address bar always holds a link to what is on screen

@@ -335,3 +335,34 @@ def config_json(config: ExperimentConfig) -> str:
 
 def json_schema() -> dict:
     return ExperimentConfig.model_json_schema()
+
+
+# ---- shareable links -------------------------------------------------------------------------------------------------
+_LINK_MAX_BYTES = 64_000  # a decompressed setup is a few hundred bytes: anything near this is not one of ours
+
+
+def encode_setup(config: ExperimentConfig) -> str:
+    """A compact URL-safe text for the setup: the fields that differ from the defaults, as JSON, zlib, base64url."""
+    import base64
+    import zlib
+
+    raw = json.dumps(config.model_dump(exclude_defaults=True), separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(zlib.compress(raw, 9)).decode().rstrip("=")
+
+
+def decode_setup(text: str) -> ExperimentConfig:
+    """The setup of a shared link. A damaged or edited link raises ConfigError saying so (never a traceback)."""
+    import base64
+    import binascii
+    import zlib
+
+    try:
+        packed = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        inflater = zlib.decompressobj()
+        raw = inflater.decompress(packed, _LINK_MAX_BYTES)
+        if inflater.unconsumed_tail or not inflater.eof:  # too large, or cut short
+            raise ValueError("not a whole setup")
+    except (binascii.Error, zlib.error, ValueError):
+        raise ConfigError(["the link's setup is damaged or was edited (it does not decode); "
+                           "the default setup is used"]) from None
+    return parse_config(raw)

@@ -5,7 +5,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from conftest import ROOT, tiny_config
-from explorer.config import config_json, parse_config
+from explorer.config import ExperimentConfig, config_json, parse_config
 
 PAGES = ["app_pages/home.py", "app_pages/model_data.py", "app_pages/freeze.py", "app_pages/weight_pruning.py",
          "app_pages/activations.py", "app_pages/train.py", "app_pages/export.py"]
@@ -410,3 +410,26 @@ def test_every_unit_removed_is_a_message_not_a_crash(trained_experiment_factory)
     exp = at.session_state["experiment"]
     assert "every unit of layer 'fc1'" in exp.compact_problem()
     assert "compact_arch" not in exp.snapshots[-1] and exp.metrics()["compacted"] == {"error": exp.compact_problem()}
+
+
+def test_shared_link_opens_the_same_setup_and_a_broken_one_is_a_message():
+    from explorer.config import encode_setup
+    cfg = tiny_config(seed=4, weight_pruning={"sparsity": 0.5})
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.query_params["setup"] = encode_setup(cfg)
+    at.run()
+    no_exceptions(at)
+    exp = at.session_state["experiment"]
+    assert exp.config == cfg and exp.trained
+    from explorer.experiment import Experiment
+    replay = Experiment(cfg)
+    replay.train_baseline()
+    assert replay.metrics() == exp.metrics()
+    # the address bar follows what is set
+    at.switch_page("app_pages/weight_pruning.py").run()
+    bad = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    bad.query_params["setup"] = "not-a-setup"
+    bad.run()
+    no_exceptions(bad)
+    assert bad.error and "shared link" in bad.error[0].value
+    assert bad.session_state["experiment"].config == ExperimentConfig()

@@ -159,4 +159,15 @@ def test_train_prune_export_and_reload(browser, app_url, tmp_path):
     assert metric_value(page, "Weight sparsity") == sparsity
     assert metric_value(page, "Test accuracy after") == after_acc
     assert before_acc != after_acc or sparsity == "0.0%"
+
+    # The address bar is a shareable link: a fresh browser context opens the same setup, with the same numbers.
+    shared = page.url
+    assert "setup=" in shared
+    other = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    other.goto(shared)
+    settle(other)
+    assert_no_exception(other)
+    assert metric_value(other, "Weight sparsity") == sparsity
+    assert metric_value(other, "Test accuracy after") == after_acc
+    other.close()
     page.close()

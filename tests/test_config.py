@@ -74,3 +74,28 @@ def test_schema_is_json_schema_with_the_sections():
     schema = json_schema()
     assert {"data", "model", "train", "weight_pruning"} <= set(schema["properties"])
     assert schema["additionalProperties"] is False
+
+
+def test_published_schema_file_is_in_sync():
+    """explorer/schema.json is what `python -m explorer schema` prints; regenerate it with that command."""
+    from conftest import ROOT
+    published = json.loads((ROOT / "explorer" / "schema.json").read_text())
+    assert published == json_schema(), "run: python -m explorer schema > explorer/schema.json"
+
+
+def test_shared_link_round_trip_and_tampering():
+    from explorer.config import decode_setup, encode_setup
+    cfg = ExperimentConfig.model_validate({"seed": 3, "model": {"arch": "mlp", "hidden": [16]},
+                                           "weight_pruning": {"sparsity": {"fc1": 0.5}}, "freeze": ["fc2"]})
+    link = encode_setup(cfg)
+    assert decode_setup(link) == cfg and len(link) < 200 and link.isascii()
+    assert decode_setup(encode_setup(ExperimentConfig())) == ExperimentConfig()
+    flipped = link[:10] + ("B" if link[10] != "B" else "C") + link[11:]
+    for bad in ("garbage!!", link[:-6], flipped, ""):
+        with pytest.raises(ConfigError, match="damaged|JSON"):
+            decode_setup(bad)
+    import base64
+    import zlib
+    bomb = base64.urlsafe_b64encode(zlib.compress(b" " * 10_000_000)).decode()
+    with pytest.raises(ConfigError, match="damaged"):
+        decode_setup(bomb)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from explorer.config import ConfigError, ExperimentConfig, parse_config
+from explorer.config import ConfigError, ExperimentConfig, decode_setup, encode_setup, parse_config
 from explorer.experiment import Experiment, compare_presets
 from explorer.sparse import latency_tradeoff
 from explorer import plots
@@ -62,6 +62,38 @@ def compare_regularisers(on_progress=None) -> dict:
 def _compare_cached(texts: tuple, _on_progress=None) -> dict:
     configs = {name.replace("_before_pruning", "").upper(): parse_config(text) for name, text in texts}
     return compare_presets(configs, _on_progress)
+
+
+LINK_PARAM = "setup"
+
+
+def apply_shared_link() -> None:
+    """Adopt the setup of a shared link once per session (and again when the link changes); a broken one is a message,
+    and the session keeps its setup (the default one, for a link just opened)."""
+    link = st.query_params.get(LINK_PARAM)
+    if not link or st.session_state.get("_applied_link") == link:
+        return
+    st.session_state["_applied_link"] = link
+    exp = get_experiment()
+    try:
+        config = decode_setup(link)
+    except ConfigError as e:
+        show_problems(e, "This shared link cannot be opened")
+        return
+    if config == exp.config and exp.trained:
+        return
+    with st.spinner("opening the shared setup: training its baseline…"):
+        result = exp.setup_and_train(config)
+    forget_setting_widgets()
+    if result.diverged:
+        st.error(f"The shared setup's training diverged ({result.message}); the default setup is kept.")
+
+
+def share_current_setup() -> None:
+    link = encode_setup(get_experiment().config)
+    st.session_state["_applied_link"] = link
+    if st.query_params.get(LINK_PARAM) != link:
+        st.query_params[LINK_PARAM] = link
 
 
 def decision_view(exp: Experiment, which: str, key: str) -> None:
