@@ -6,7 +6,7 @@ on a fresh server would run the page alone, without this navigation or sidebar.
 """
 import streamlit as st
 
-from ui import apply_shared_link, get_experiment, session_run_lock, share_current_setup
+from ui import apply_shared_link, get_experiment, session_run_lock, share_current_setup, workshop_mode
 
 st.set_page_config(page_title="Pruning Explorer", page_icon=":material/content_cut:", layout="wide")
 
@@ -27,6 +27,8 @@ def sidebar_summary() -> None:
     exp = get_experiment()
     cfg, h = exp.config, exp.headline()
     with st.sidebar:
+        if workshop_mode():
+            st.caption("Workshop mode: advanced controls are hidden.")
         st.markdown(f"**Device:** `{exp.device}`  \n**Data:** {cfg.data.name} · **Model:** {cfg.model.arch} · "
                     f"**Seed:** {cfg.seed}")
         if h["trained"]:

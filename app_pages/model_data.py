@@ -5,8 +5,9 @@ import streamlit as st
 from explorer import plots
 from explorer.config import ARCHS, DATASETS, DEFAULT_MLP_HIDDEN, ConfigError, validate_config
 from explorer.data import raw_preview
-from ui import decision_view, get_experiment, show_problems, train_with_progress
+from ui import decision_view, get_experiment, show_problems, train_with_progress, workshop_mode
 
+OPTIMIZERS = ["adam", "adamw", "sgd"]
 ARCH_NAMES = {"lenet300100": "LeNet-300-100 (Han et al. 2015)", "mlp": "MLP (choose hidden sizes)",
               "cnn": "Small CNN (2 conv + 1 linear, digits only)"}
 
@@ -26,11 +27,14 @@ with st.form("setup"):
     seed = c2.number_input("Seed", 0, 2**32 - 1, cfg.seed, 1)
     epochs = c3.number_input("Epochs", 0, 1000, cfg.train.epochs, 1)
     lr = c3.number_input("Learning rate", 1e-6, 1e6, cfg.train.lr, format="%.5f")
-    optimizer = c3.selectbox("Optimizer", ["adam", "sgd"], index=["adam", "sgd"].index(cfg.train.optimizer))
-    batch = c3.number_input("Batch size", 1, 65536, cfg.train.batch_size, 1)
-    l1 = c1.number_input("L1 penalty (prunable weights)", 0.0, 1.0, cfg.train.l1, format="%.5f",
-                         help="adds l1·Σ|w| to the loss (Han et al. 2015: prepares a network for pruning)")
-    weight_decay = c1.number_input("Weight decay (L2)", 0.0, 1.0, cfg.train.weight_decay, format="%.5f")
+    optimizer, batch, l1, weight_decay = (cfg.train.optimizer, cfg.train.batch_size, cfg.train.l1,
+                                          cfg.train.weight_decay)
+    if not workshop_mode():  # a class sees the essentials; the rest keeps the setup's values
+        optimizer = c3.selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index(cfg.train.optimizer))
+        batch = c3.number_input("Batch size", 1, 65536, cfg.train.batch_size, 1)
+        l1 = c1.number_input("L1 penalty (prunable weights)", 0.0, 1.0, cfg.train.l1, format="%.5f",
+                             help="adds l1·Σ|w| to the loss (Han et al. 2015: prepares a network for pruning)")
+        weight_decay = c1.number_input("Weight decay (L2)", 0.0, 1.0, cfg.train.weight_decay, format="%.5f")
     submitted = st.form_submit_button("Train baseline", type="primary")
 
 if submitted:

@@ -433,3 +433,29 @@ def test_shared_link_opens_the_same_setup_and_a_broken_one_is_a_message():
     no_exceptions(bad)
     assert bad.error and "shared link" in bad.error[0].value
     assert bad.session_state["experiment"].config == ExperimentConfig()
+
+
+def test_workshop_mode_hides_advanced_controls_and_still_trains(trained_experiment_factory):
+    exp = trained_experiment_factory()
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.session_state["experiment"] = exp
+    at.query_params["workshop"] = "1"
+    at.run()
+    assert any("Workshop mode" in c.value for c in at.caption)
+    at.switch_page("app_pages/model_data.py").run()
+    no_exceptions(at)
+    labels = [n.label for n in at.number_input]
+    assert "Batch size" not in labels and "Epochs" in labels
+    at.switch_page("app_pages/train.py").run()
+    assert "Learning rate" not in [n.label for n in at.number_input]
+    next(n for n in at.number_input if n.label == "Epochs").set_value(1)
+    at.form_submit_button[0].click().run()
+    no_exceptions(at)
+    out = at.session_state["experiment"].finetune_result
+    assert out is not None and out.result.steps > 0
+
+
+def test_imported_adamw_config_renders(trained_experiment_factory):
+    exp = trained_experiment_factory(tiny_config(train={"optimizer": "adamw"}))
+    for page in ("app_pages/model_data.py", "app_pages/train.py"):
+        no_exceptions(app(exp, page))

@@ -67,6 +67,13 @@ def _compare_cached(texts: tuple, _on_progress=None) -> dict:
 LINK_PARAM = "setup"
 
 
+def workshop_mode() -> bool:
+    """?workshop=1 hides advanced controls for a class (as TensorFlow Playground does); it lasts for the session."""
+    if st.query_params.get("workshop", "").lower() in ("1", "true", "yes", "on"):
+        st.session_state["_workshop"] = True
+    return bool(st.session_state.get("_workshop", False))
+
+
 def apply_shared_link() -> None:
     """Adopt the setup of a shared link once per session (and again when the link changes); a broken one is a message,
     and the session keeps its setup (the default one, for a link just opened)."""
