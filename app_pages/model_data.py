@@ -5,7 +5,8 @@ import streamlit as st
 from explorer import plots
 from explorer.config import ARCHS, DATASETS, DEFAULT_MLP_HIDDEN, ConfigError, validate_config
 from explorer.data import raw_preview
-from ui import decision_view, get_experiment, show_problems, train_with_progress, workshop_mode
+from ui import (decision_view, forget_setting_widgets, get_experiment, get_presets, show_problems,
+                train_with_progress, workshop_mode)
 
 OPTIMIZERS = ["adam", "adamw", "sgd"]
 ARCH_NAMES = {"lenet300100": "LeNet-300-100 (Han et al. 2015)", "mlp": "MLP (choose hidden sizes)",
@@ -14,6 +15,17 @@ ARCH_NAMES = {"lenet300100": "LeNet-300-100 (Han et al. 2015)", "mlp": "MLP (cho
 exp = get_experiment()
 cfg = exp.config
 st.title("Model & data")
+
+presets = get_presets()
+with st.expander("Start from a preset: an idea from the literature, set up in one click", expanded=not exp.trained):
+    key = st.selectbox("Preset", list(presets), format_func=lambda k: presets[k].title, key="preset_choice")
+    st.write(presets[key].about)
+    if st.button("Load this preset and train its baseline", key="preset_load"):
+        if train_with_progress(exp, presets[key].config):
+            forget_setting_widgets()
+            if presets[key].config.finetune.schedule != "none":
+                st.info("This preset also fine-tunes: press **Train** on the Train page to run its schedule.")
+            cfg = exp.config
 
 with st.form("setup"):
     c1, c2, c3 = st.columns(3)

@@ -26,10 +26,16 @@ def run(config_path: str, out: str, quiet: bool = False) -> int:
         text = Path(config_path).read_bytes()
     except OSError as e:
         return _fail(f"cannot read {config_path}: {e.strerror}")
+    from .presets import is_preset, preset_from_raw
+
     try:
-        config = parse_config(text)
+        raw = json.loads(text)
+    except ValueError:
+        raw = None  # parse_config below says what is wrong with it
+    try:
+        config = preset_from_raw(Path(config_path).stem, raw).config if is_preset(raw) else parse_config(text)
         exp = Experiment(config)
-    except (ConfigError, ValueError) as e:
+    except (ConfigError, ValueError, KeyError) as e:
         return _fail(f"{config_path}: {e}")
 
     def progress(r):

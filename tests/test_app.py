@@ -459,3 +459,13 @@ def test_imported_adamw_config_renders(trained_experiment_factory):
     exp = trained_experiment_factory(tiny_config(train={"optimizer": "adamw"}))
     for page in ("app_pages/model_data.py", "app_pages/train.py"):
         no_exceptions(app(exp, page))
+
+
+def test_preset_loads_in_one_click():
+    at = app(page="app_pages/model_data.py")
+    at.selectbox(key="preset_choice").set_value("thinet").run()
+    assert any("APoZ" in m.value for m in at.markdown)
+    at.button(key="preset_load").click().run()
+    no_exceptions(at)
+    exp = at.session_state["experiment"]
+    assert exp.trained and exp.config.weight_pruning.structured.method == "apoz"

@@ -11,6 +11,7 @@ import streamlit as st
 
 from explorer.config import ConfigError, ExperimentConfig, decode_setup, encode_setup, parse_config
 from explorer.experiment import Experiment, compare_presets
+from explorer.presets import load_presets
 from explorer.sparse import latency_tradeoff
 from explorer import plots
 
@@ -65,6 +66,12 @@ def _compare_cached(texts: tuple, _on_progress=None) -> dict:
 
 
 LINK_PARAM = "setup"
+
+
+@st.cache_resource(show_spinner=False)
+def get_presets() -> dict:
+    """The preset files, read once (read-only: a loaded preset's config is copied into the session's Experiment)."""
+    return load_presets()
 
 
 def workshop_mode() -> bool:

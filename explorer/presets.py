@@ -1,0 +1,54 @@
+"""Presets: versioned JSON files in presets/ — a title, one paragraph on the idea, the figures it reaches, the config.
+
+A preset's `expect` maps a dotted path of metrics.json (as `python -m explorer run` writes it) to [min, max] (either may
+be null; a boolean is compared for equality), so the paragraph's claims are checked, not just stated.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import ConfigError, ExperimentConfig, validate_config
+
+PRESETS_DIR = Path(__file__).resolve().parents[1] / "presets"
+
+
+@dataclass(frozen=True)
+class Preset:
+    key: str
+    title: str
+    about: str
+    expect: dict
+    config: ExperimentConfig
+
+
+def is_preset(raw: dict) -> bool:
+    return isinstance(raw, dict) and "config" in raw and "title" in raw
+
+
+def preset_from_raw(key: str, raw: dict) -> Preset:
+    if raw.get("version") != 1:
+        raise ConfigError([f"version: this app reads preset version 1, the file has {raw.get('version')!r}"])
+    return Preset(key, raw["title"], raw["about"], raw.get("expect", {}), validate_config(raw["config"]))
+
+
+def load_presets(directory: Path = PRESETS_DIR) -> dict[str, Preset]:
+    return {p.stem: preset_from_raw(p.stem, json.loads(p.read_text())) for p in sorted(directory.glob("*.json"))}
+
+
+def check_expectations(metrics: dict, expect: dict) -> list[str]:
+    """The claims of a preset that the metrics do not meet ([] when all hold)."""
+    failures = []
+    for path, (lo, hi) in expect.items():
+        node = metrics
+        for part in path.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if node is None:
+            failures.append(f"{path}: missing")
+        elif isinstance(lo, bool):
+            if node is not lo:
+                failures.append(f"{path} = {node}, expected {lo}")
+        elif (lo is not None and node < lo) or (hi is not None and node > hi):
+            failures.append(f"{path} = {node:.4g}, expected within [{lo}, {hi}]")
+    return failures

@@ -1,0 +1,46 @@
+"""Presets: each file parses, its paragraph's figures are checked by replaying it (the cheap ones here; all of them
+with `python -m explorer run presets/NAME.json`), and the app loads one in one click."""
+import pytest
+
+from conftest import ROOT
+from explorer.experiment import Experiment
+from explorer.presets import check_expectations, load_presets
+
+PRESETS = load_presets()
+# Replayed in the suite: those that take a few seconds on 2 cores (guo2016's 20 epochs of surgery and han2015's
+# 45 epochs are replayed by test_training.py's Han test and by hand).
+CHEAP = ["li2016", "thinet", "activations", "freeze_features"]
+
+
+def test_six_presets_with_titles_paragraphs_and_claims():
+    assert set(PRESETS) == {"han2015", "li2016", "guo2016", "thinet", "activations", "freeze_features"}
+    for p in PRESETS.values():
+        assert p.title and len(p.about) > 100 and p.expect
+
+
+@pytest.mark.parametrize("key", CHEAP)
+def test_cheap_presets_reach_their_figures(key):
+    preset = PRESETS[key]
+    exp = Experiment(preset.config)
+    exp.train_baseline()
+    if preset.config.finetune.schedule != "none":
+        exp.finetune()
+    assert check_expectations(exp.metrics(), preset.expect) == []
+
+
+def test_expectation_checker_reports_what_fails():
+    m = {"a": {"b": 0.5, "ok": True}}
+    assert check_expectations(m, {"a.b": [0.4, 0.6], "a.ok": [True, None]}) == []
+    assert check_expectations(m, {"a.b": [0.6, None]}) == ["a.b = 0.5, expected within [0.6, None]"]
+    assert check_expectations(m, {"a.c": [0, 1]}) == ["a.c: missing"]
+
+
+def test_preset_replays_through_the_cli(tmp_path):
+    import json
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "-m", "explorer", "run", str(ROOT / "presets" / "thinet.json"), "--out",
+                        str(tmp_path), "--quiet"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert check_expectations(metrics, PRESETS["thinet"].expect) == []
