@@ -73,6 +73,20 @@ if submitted:
     else:
         train_with_progress(exp, new_config)
 
+with st.expander("…or load a checkpoint: a state_dict of this model (.pt)"):
+    st.caption(f"From a notebook: build the same model (`{cfg.model.arch}`), train it, then "
+               "`torch.save(model.state_dict(), 'model.pt')`. Only tensors are read (weights_only=True): a file that "
+               "holds pickled code is refused and nothing in it runs.")
+    ckpt = st.file_uploader("Checkpoint", type=["pt", "pth"], key="ckpt_upload")
+    if ckpt is not None and st.button("Use these weights as the baseline", key="ckpt_load"):
+        try:
+            exp.load_checkpoint(ckpt.getvalue())
+        except ValueError as e:
+            show_problems(e, f"{ckpt.name} cannot be used")
+        else:
+            st.success(f"Loaded {ckpt.name}: test accuracy {exp.baseline_test_accuracy:.1%}. The exported config "
+                       "replays a fresh training; download the model itself on Compare & export.")
+
 left, right = st.columns([2, 3])
 with left:
     st.subheader("Data")

@@ -20,7 +20,8 @@ import copy
 from . import activations, freezing, pruning, sparse
 from .config import ActivationConfig, ExperimentConfig, FinetuneConfig, WeightPruningConfig
 from .data import Dataset, load_dataset
-from .models import activation_modules, build_model, count_macs, layer_table, prunable_layers
+from .models import (activation_modules, build_model, count_macs, layer_table, load_state_dict_file,
+                     prunable_layers)
 from .schedules import make_schedule
 from .training import EpochRecord, TrainResult, accuracy, select_device, train
 
@@ -170,6 +171,18 @@ class Experiment:
         self._set_baseline()
         self._apply_pruning(self._config.weight_pruning)
         return result
+
+    def load_checkpoint(self, data: bytes) -> None:
+        """Use the weights of an uploaded state_dict (of this setup's architecture) as the baseline. Raises ValueError,
+        changing nothing, for an unsafe, corrupt or mismatched file."""
+        model = self._fresh_model(self._config, self.data, self.device)
+        load_state_dict_file(io.BytesIO(data), model)  # checks everything before the session is touched
+        self.model = model.to(self.device).eval()
+        self.history = []
+        self.trained = True
+        self.finetuned = None
+        self._set_baseline()
+        self._apply_pruning(self._config.weight_pruning)
 
     def setup_and_train(self, config: ExperimentConfig, on_epoch: Optional[Callable[[EpochRecord], None]] = None,
                         should_stop: Optional[Callable[[], bool]] = None) -> TrainResult:

@@ -118,18 +118,33 @@ def layer_table(model: nn.Module) -> list[dict]:
     return rows
 
 
+def check_state_dict(state, model: nn.Module) -> None:
+    """Raise ValueError naming the first key that does not fit `model` (missing, unexpected, or of another shape)."""
+    if not isinstance(state, dict) or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in state.items()):
+        raise ValueError("expected a state_dict: a dict of parameter names to tensors")
+    expected = model.state_dict()
+    for key, tensor in expected.items():
+        if key not in state:
+            raise ValueError(f"the checkpoint has no '{key}' (this model's keys: {', '.join(expected)})")
+        if tuple(state[key].shape) != tuple(tensor.shape):
+            raise ValueError(f"'{key}' has shape {tuple(state[key].shape)} in the checkpoint, the model needs "
+                             f"{tuple(tensor.shape)}: was it saved from another architecture or size?")
+    extra = [k for k in state if k not in expected]
+    if extra:
+        raise ValueError(f"the checkpoint has '{extra[0]}', which this model does not have")
+
+
 def load_state_dict_file(path_or_buffer, model: nn.Module) -> None:
-    """Load a plain state_dict saved by torch.save into `model`, safely (weights_only: no pickled code runs)."""
+    """Load a plain state_dict saved by torch.save into `model`, safely: weights_only=True, so a file that holds
+    pickled code is refused and nothing in it runs; every key and shape is checked before anything is copied."""
     try:
         state = torch.load(path_or_buffer, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises several types for corrupt or unsafe files
-        raise ValueError(f"not a loadable PyTorch state_dict: {str(e).splitlines()[0]}") from None
-    if not isinstance(state, dict):
-        raise ValueError(f"expected a state_dict (a dict of tensors), got {type(state).__name__}")
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as e:
-        raise ValueError(f"state_dict does not fit this model: {str(e).splitlines()[0]}") from None
+        raise ValueError(f"not a loadable PyTorch state_dict (only tensors are accepted, no pickled code): "
+                         f"{str(e).splitlines()[0][:200]}") from None
+    check_state_dict(state, model)
+    with torch.no_grad():
+        model.load_state_dict({k: v.to(dtype=model.state_dict()[k].dtype) for k, v in state.items()})
 
 
 @torch.no_grad()

@@ -469,3 +469,28 @@ def test_preset_loads_in_one_click():
     no_exceptions(at)
     exp = at.session_state["experiment"]
     assert exp.trained and exp.config.weight_pruning.structured.method == "apoz"
+
+
+def test_checkpoint_upload_good_and_bad(trained_experiment_factory):
+    import io
+
+    import torch
+
+    from explorer.config import ModelConfig
+    from explorer.models import build_model
+
+    exp = trained_experiment_factory()
+    before = exp.baseline_test_accuracy
+    at = app(exp, "app_pages/model_data.py")
+    at.file_uploader(key="ckpt_upload").set_value(("junk.pt", b"not a checkpoint", "application/octet-stream")).run()
+    at.button(key="ckpt_load").click().run()
+    no_exceptions(at)
+    assert at.error and "cannot be used" in at.error[0].value
+    assert at.session_state["experiment"].baseline_test_accuracy == before
+    torch.manual_seed(5)
+    buf = io.BytesIO()
+    torch.save(build_model(ModelConfig(arch="lenet300100"), 64, 10).state_dict(), buf)
+    at.file_uploader(key="ckpt_upload").set_value(("good.pt", buf.getvalue(), "application/octet-stream")).run()
+    at.button(key="ckpt_load").click().run()
+    no_exceptions(at)
+    assert any("Loaded good.pt" in s.value for s in at.success)

@@ -189,9 +189,49 @@ def test_state_dict_loader_is_safe_and_explains(tmp_path):
     torch.save({"fc1.weight": _NotAllowed()}, evil)
     with pytest.raises(ValueError, match="not a loadable PyTorch state_dict"):
         load_state_dict_file(evil, other)
-    with pytest.raises(ValueError, match="does not fit this model"):
+    with pytest.raises(ValueError, match="has shape|has no"):
         load_state_dict_file(good, build_model(ModelConfig(arch="cnn"), 64, 10))
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="not a loadable"):
         load_state_dict_file(junk, other)
+
+
+class _Payload:
+    """Unpickling this would create a file: proof that code in a checkpoint ran."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_malicious_checkpoint_never_executes_and_session_is_unchanged(tmp_path, trained_experiment_factory):
+    import io
+    import pickle
+
+    exp = trained_experiment_factory()
+    before = {k: v.clone() for k, v in exp.model.state_dict().items()}
+    marker = tmp_path / "pwned.txt"
+    buf = io.BytesIO()
+    torch.save({"fc1.weight": _Payload(str(marker))}, buf, pickle_module=pickle)
+    with pytest.raises(ValueError, match="no pickled code"):
+        exp.load_checkpoint(buf.getvalue())
+    assert not marker.exists()
+    assert all(torch.equal(exp.model.state_dict()[k], v) for k, v in before.items())
+
+
+def test_checkpoint_mismatch_names_the_first_key(trained_experiment_factory):
+    import io
+    exp = trained_experiment_factory()
+    other = build_model(ModelConfig(arch="mlp", hidden=[300, 50]), 64, 10)
+    buf = io.BytesIO()
+    torch.save(other.state_dict(), buf)
+    with pytest.raises(ValueError, match=r"'fc2.weight' has shape \(50, 300\).*needs \(100, 300\)"):
+        exp.load_checkpoint(buf.getvalue())
+    good = build_model(ModelConfig(arch="lenet300100"), 64, 10)
+    buf = io.BytesIO()
+    torch.save(good.state_dict(), buf)
+    exp.load_checkpoint(buf.getvalue())
+    assert all(torch.equal(exp.baseline_state[k], v) for k, v in good.state_dict().items())
