@@ -117,12 +117,26 @@ fmt = c4.selectbox("Sparse format", [f for f in FORMATS if f != "dense"], key="c
 c4.download_button(f"Sparse file ({fmt})", exp.sparse_bytes(fmt), file_name=f"model-{fmt}.pt",
                    mime="application/octet-stream",
                    help="explorer.sparse.decode_model(torch.load(path, weights_only=True)) gives the state_dict back")
+st.download_button("Setup + model in one zip", exp.bundle_bytes(), file_name="pruning-explorer-bundle.zip",
+                   mime="application/zip", disabled=not exp.trained,
+                   help="config.json and model.pt together; upload it below to get both back")
 with st.expander("Config JSON"):
     st.code(config_json(exp.config), language="json")
 
 st.subheader("Upload")
-upload = st.file_uploader("A config JSON exported by this app", type=["json"], key="config_upload")
-if upload is not None:
+upload = st.file_uploader("A config JSON or a setup + model zip exported by this app", type=["json", "zip"],
+                          key="config_upload")
+if upload is not None and upload.name.lower().endswith(".zip"):
+    if st.button("Restore this setup and its model", type="primary"):
+        try:
+            exp.load_bundle(upload.getvalue())
+        except (ConfigError, ValueError) as e:
+            show_problems(e, f"{upload.name} cannot be restored")
+        else:
+            forget_setting_widgets()
+            st.success(f"Restored {upload.name}: test accuracy {exp.baseline_test_accuracy:.1%}, pruned "
+                       f"{exp.pruning.stats['sparsity']:.1%} → {exp.pruning.test_accuracy:.1%}.")
+elif upload is not None:
     try:
         incoming = parse_config(upload.getvalue())
     except ConfigError as e:

@@ -184,6 +184,44 @@ class Experiment:
         self._set_baseline()
         self._apply_pruning(self._config.weight_pruning)
 
+    def bundle_bytes(self) -> bytes:
+        """One zip with config.json and model.pt (the trained, pruned — fine-tuned if current — state_dict)."""
+        import zipfile
+
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+            z.writestr("config.json", self._config.model_dump_json(indent=2))
+            z.writestr("model.pt", self.model_state_bytes())
+        return buf.getvalue()
+
+    def load_bundle(self, data: bytes) -> None:
+        """Restore a bundle: its setup, and its model.pt as the baseline weights. All or nothing."""
+        import zipfile
+
+        from .config import parse_config
+
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as z:
+                names = set(z.namelist())
+                if not {"config.json", "model.pt"} <= names:
+                    raise ValueError("a bundle holds config.json and model.pt; this zip has "
+                                     + (", ".join(sorted(names)[:5]) or "nothing"))
+                if sum(i.file_size for i in z.infolist()) > 512 * 2**20:
+                    raise ValueError("the bundle unpacks to more than 512 MB")
+                config_text, model_bytes = z.read("config.json"), z.read("model.pt")
+        except zipfile.BadZipFile:
+            raise ValueError("not a zip file") from None
+        config = parse_config(config_text)
+        old = self.__dict__.copy()
+        old["_config"] = self._config.model_copy(deep=True)
+        try:
+            self.update(config)
+            self.load_checkpoint(model_bytes)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(old)
+            raise
+
     def setup_and_train(self, config: ExperimentConfig, on_epoch: Optional[Callable[[EpochRecord], None]] = None,
                         should_stop: Optional[Callable[[], bool]] = None) -> TrainResult:
         """Adopt `config` and train its baseline, all or nothing: if the config is refused, training diverges, or

@@ -494,3 +494,24 @@ def test_checkpoint_upload_good_and_bad(trained_experiment_factory):
     at.button(key="ckpt_load").click().run()
     no_exceptions(at)
     assert any("Loaded good.pt" in s.value for s in at.success)
+
+
+def test_bundle_round_trip_and_bad_zip(trained_experiment_factory):
+    exp = trained_experiment_factory()
+    from explorer.config import WeightPruningConfig
+    exp.set_pruning(WeightPruningConfig(sparsity=0.5))
+    bundle = exp.bundle_bytes()
+    fresh = app(page="app_pages/export.py")
+    fresh.file_uploader[0].set_value(("bundle.zip", bundle, "application/zip")).run()
+    next(b for b in fresh.button if b.label.startswith("Restore")).click().run()
+    no_exceptions(fresh)
+    got = fresh.session_state["experiment"]
+    assert got.config == exp.config and got.trained
+    # the bundle's model.pt is the pruned model, so the restored baseline equals it (and 50 % more pruning of it)
+    assert all(v.equal(exp.model_state()[k]) for k, v in got.baseline_state_cpu().items())
+    bad = app(exp, "app_pages/export.py")
+    bad.file_uploader[0].set_value(("bad.zip", b"PK\x03\x04 broken", "application/zip")).run()
+    next(b for b in bad.button if b.label.startswith("Restore")).click().run()
+    no_exceptions(bad)
+    assert bad.error and "cannot be restored" in bad.error[0].value
+    assert bad.session_state["experiment"].config == exp.config
