@@ -7,9 +7,14 @@ from explorer.experiment import Experiment
 from explorer.presets import check_expectations, load_presets
 
 PRESETS = load_presets()
-# Replayed in the suite: those that take a few seconds on 2 cores (guo2016's 20 epochs of surgery and han2015's
-# 45 epochs are replayed by test_training.py's Han test and by hand).
-CHEAP = ["li2016", "thinet", "activations", "freeze_features"]
+# Replayed here: every preset but han2015, whose config is configs/han2015_lenet300100.json (replayed against the same
+# figures by test_training.py::test_han_config_in_repo_meets_its_figures).
+CHEAP = ["li2016", "guo2016", "thinet", "activations", "freeze_features"]
+
+
+def test_han_preset_is_the_replayed_han_config():
+    from explorer.config import parse_config
+    assert PRESETS["han2015"].config == parse_config((ROOT / "configs" / "han2015_lenet300100.json").read_text())
 
 
 def test_six_presets_with_titles_paragraphs_and_claims():
