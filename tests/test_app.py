@@ -20,6 +20,11 @@ def app(experiment=None, page=None) -> AppTest:
     return at.run()
 
 
+def labelled(widgets, label: str):
+    """The widget with this label (positions move when a page gains a control)."""
+    return next(w for w in widgets if w.label == label)
+
+
 def metric(at, label_start: str) -> str:
     return next(m.value for m in at.metric if m.label.startswith(label_start))
 
@@ -69,8 +74,8 @@ def test_model_data_bad_setup_is_a_message_and_changes_nothing(trained_experimen
     exp = trained_experiment_factory()
     at = app(exp, "app_pages/model_data.py")
     before = exp.config
-    at.selectbox[1].set_value("mlp")
-    at.text_input[0].set_value("12, lots")
+    labelled(at.selectbox, "Model").set_value("mlp")
+    labelled(at.text_input, "MLP hidden sizes").set_value("12, lots")
     at.form_submit_button[0].click()
     at.run()
     no_exceptions(at)
@@ -83,7 +88,7 @@ def test_absurd_learning_rate_says_so_and_keeps_the_baseline(trained_experiment_
     acc = exp.baseline_test_accuracy
     at = app(exp, "app_pages/model_data.py")
     next(n for n in at.number_input if n.label == "Learning rate").set_value(10.0)
-    at.selectbox[2].set_value("sgd")
+    labelled(at.selectbox, "Optimizer").set_value("sgd")
     next(n for n in at.number_input if n.label == "Epochs").set_value(2)
     at.form_submit_button[0].click()
     at.run()
@@ -191,7 +196,7 @@ def test_freeze_page_counts_and_sets_frozen_layers(trained_experiment_factory):
 
 
 def train_page_run(at, schedule="oneshot", epochs=2, lr=None):
-    at.selectbox[0].set_value(schedule)
+    labelled(at.selectbox, "Schedule").set_value(schedule)
     next(n for n in at.number_input if n.label == "Epochs").set_value(epochs)
     if lr is not None:
         next(n for n in at.number_input if n.label == "Learning rate").set_value(lr)
@@ -225,7 +230,7 @@ def test_train_page_finetunes_and_shows_measured_proof(trained_experiment_factor
 
 def test_train_page_diverging_rate_is_a_message(trained_experiment_factory):
     at = app(trained_experiment_factory(), "app_pages/train.py")
-    at.selectbox[1].set_value("sgd")
+    labelled(at.selectbox, "Optimizer").set_value("sgd")
     train_page_run(at, "oneshot", epochs=2, lr=1e6)
     no_exceptions(at)
     assert at.error and "diverged" in at.error[0].value
@@ -276,8 +281,8 @@ def test_changing_the_model_drops_per_layer_settings_of_the_old_one(trained_expe
     exp = trained_experiment_factory()
     exp.set_frozen(["fc3"])
     at = app(exp, "app_pages/model_data.py")
-    at.selectbox[1].set_value("mlp")
-    at.text_input[0].set_value("32")
+    labelled(at.selectbox, "Model").set_value("mlp")
+    labelled(at.text_input, "MLP hidden sizes").set_value("32")
     next(n for n in at.number_input if n.label == "Epochs").set_value(1)
     at.form_submit_button[0].click()
     at.run()
