@@ -520,3 +520,16 @@ def test_bundle_round_trip_and_bad_zip(trained_experiment_factory):
     no_exceptions(bad)
     assert bad.error and "cannot be restored" in bad.error[0].value
     assert bad.session_state["experiment"].config == exp.config
+
+
+def test_shared_link_asking_for_a_missing_device_is_a_message():
+    import torch
+    from explorer.config import encode_setup
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: the link would run")
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.query_params["setup"] = encode_setup(tiny_config(device="cuda"))
+    at.run()
+    no_exceptions(at)
+    assert at.error and "cannot run here" in at.error[0].value and "cuda" in at.error[0].value
+    assert at.session_state["experiment"].config == ExperimentConfig()

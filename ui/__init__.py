@@ -96,8 +96,12 @@ def apply_shared_link() -> None:
         return
     if config == exp.config and exp.trained:
         return
-    with st.spinner("opening the shared setup: training its baseline…"):
-        result = exp.setup_and_train(config)
+    try:
+        with st.spinner("opening the shared setup: training its baseline…"):
+            result = exp.setup_and_train(config)
+    except ValueError as e:  # e.g. a link made on a CUDA machine asking for device "cuda"
+        show_problems(e, "This shared link's setup cannot run here")
+        return
     forget_setting_widgets()
     if result.diverged:
         st.error(f"The shared setup's training diverged ({result.message}); the default setup is kept.")
