@@ -29,7 +29,7 @@ def sidebar_summary() -> None:
     with st.sidebar:
         if workshop_mode():
             st.caption("Workshop mode: advanced controls are hidden.")
-        st.markdown(f"**Device:** `{exp.device}`  \n**Data:** {cfg.data.name} · **Model:** {cfg.model.arch} · "
+        st.markdown(f"**Device:** `{exp.device}`  \n**Data:** {exp.data.name} · **Model:** {cfg.model.arch} · "
                     f"**Seed:** {cfg.seed}")
         if h["trained"]:
             st.markdown(f"**Baseline:** {h['baseline_test_accuracy']:.1%} test accuracy  \n"

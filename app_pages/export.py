@@ -142,7 +142,7 @@ elif upload is not None:
     except ConfigError as e:
         show_problems(e, f"{upload.name} is not a usable config")
     else:
-        st.write(f"**{upload.name}**: {incoming.data.name} / {incoming.model.arch}, seed {incoming.seed}, "
+        st.write(f"**{upload.name}**: {incoming.data.file or incoming.data.name} / {incoming.model.arch}, seed {incoming.seed}, "
                  f"{incoming.train.epochs} epochs.")
         if st.button("Load this setup and train", type="primary") and train_with_progress(exp, incoming):
             forget_setting_widgets()  # sliders and checkboxes re-read the imported setting

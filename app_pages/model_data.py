@@ -2,7 +2,7 @@
 import pandas as pd
 import streamlit as st
 
-from explorer import plots
+from explorer import plots, userdata
 from explorer.config import ARCHS, DATASETS, DEFAULT_MLP_HIDDEN, ConfigError, validate_config
 from explorer.data import raw_preview
 from ui import (decision_view, forget_setting_widgets, get_experiment, get_presets, show_problems,
@@ -27,26 +27,63 @@ with st.expander("Start from a preset: an idea from the literature, set up in on
                 st.info("This preset also fine-tunes: press **Train** on the Train page to run its schedule.")
             cfg = exp.config
 
+with st.expander("Bring your own data: a CSV or a .npz", expanded=cfg.data.name == "upload"):
+    st.caption(f"CSV: a header row, numeric feature columns and one label column (any values; at most "
+               f"{userdata.MAX_CLASSES} classes). .npz: arrays `X` (examples × features) and `y` (labels), e.g. "
+               f"`np.savez('data.npz', X=X, y=y)`. Up to {userdata.MAX_BYTES // 2**20} MB, {userdata.MAX_ROWS:,} "
+               "rows. The file stays in this browser session only; the exported setup names it and records its "
+               "SHA-256, and `python -m explorer run setup.json --data FILE` replays it.")
+    data_file = st.file_uploader("Data file", type=["csv", "npz"], key="data_upload")
+    label = None
+    if data_file is not None and data_file.name.lower().endswith(".csv"):
+        try:
+            columns = userdata.csv_columns(data_file.getvalue())
+        except ValueError as e:
+            show_problems(e, f"{data_file.name} cannot be used")
+            data_file = None
+        else:
+            label = st.selectbox("Label column (the class to predict)", columns, index=len(columns) - 1,
+                                 key="data_label")
+    if data_file is not None and st.button("Train on this data", key="data_use"):
+        try:
+            upload = userdata.parse_upload(data_file.name, data_file.getvalue(), label)
+            new_config = userdata.with_upload(cfg, upload)
+        except ValueError as e:
+            show_problems(e, f"{data_file.name} cannot be used")
+        else:
+            if train_with_progress(exp, new_config, upload=upload):
+                forget_setting_widgets()
+                st.info(f"Training on **{upload.file}**: {upload.summary}.")
+                cfg = exp.config
+
+datasets = DATASETS + (("upload",) if exp.upload is not None else ())
 with st.form("setup"):
     c1, c2, c3 = st.columns(3)
-    name = c1.selectbox("Dataset", DATASETS, index=DATASETS.index(cfg.data.name),
+    name = c1.selectbox("Dataset", datasets, index=datasets.index(cfg.data.name),
+                        format_func=lambda d: f"your file: {exp.upload.file}" if d == "upload" else d,
                         help="digits: scikit-learn's 8×8 handwritten digits (1,797 images, 10 classes); "
-                             "the others are generated 2-D sets")
-    noise = c1.slider("Noise (2-D sets)", 0.0, 1.0, cfg.data.noise, 0.01)
-    arch = c2.selectbox("Model", ARCHS, index=ARCHS.index(cfg.model.arch), format_func=ARCH_NAMES.get)
+                             "moons, circles, spirals: generated 2-D sets; your own file: upload it above",
+                        key="md_dataset")
+    noise = c1.slider("Noise (2-D sets)", 0.0, 1.0, cfg.data.noise, 0.01, key="md_noise")
+    arch = c2.selectbox("Model", ARCHS, index=ARCHS.index(cfg.model.arch), format_func=ARCH_NAMES.get,
+                        key="md_arch")
     hidden_text = c2.text_input("MLP hidden sizes", ", ".join(map(str, cfg.model.hidden_sizes())),
-                                help=f"comma-separated, e.g. {', '.join(map(str, DEFAULT_MLP_HIDDEN))}")
-    seed = c2.number_input("Seed", 0, 2**32 - 1, cfg.seed, 1)
-    epochs = c3.number_input("Epochs", 0, 1000, cfg.train.epochs, 1)
-    lr = c3.number_input("Learning rate", 1e-6, 1e6, cfg.train.lr, format="%.5f")
+                                help=f"comma-separated, e.g. {', '.join(map(str, DEFAULT_MLP_HIDDEN))}",
+                                key="md_hidden")
+    seed = c2.number_input("Seed", 0, 2**32 - 1, cfg.seed, 1, key="md_seed")
+    epochs = c3.number_input("Epochs", 0, 1000, cfg.train.epochs, 1, key="md_epochs")
+    lr = c3.number_input("Learning rate", 1e-6, 1e6, cfg.train.lr, format="%.5f", key="md_lr")
     optimizer, batch, l1, weight_decay = (cfg.train.optimizer, cfg.train.batch_size, cfg.train.l1,
                                           cfg.train.weight_decay)
     if not workshop_mode():  # a class sees the essentials; the rest keeps the setup's values
-        optimizer = c3.selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index(cfg.train.optimizer))
-        batch = c3.number_input("Batch size", 1, 65536, cfg.train.batch_size, 1)
+        optimizer = c3.selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index(cfg.train.optimizer),
+                                 key="md_optimizer")
+        batch = c3.number_input("Batch size", 1, 65536, cfg.train.batch_size, 1, key="md_batch")
         l1 = c1.number_input("L1 penalty (prunable weights)", 0.0, 1.0, cfg.train.l1, format="%.5f",
-                             help="adds l1·Σ|w| to the loss (Han et al. 2015: prepares a network for pruning)")
-        weight_decay = c1.number_input("Weight decay (L2)", 0.0, 1.0, cfg.train.weight_decay, format="%.5f")
+                             help="adds l1·Σ|w| to the loss (Han et al. 2015: prepares a network for pruning)",
+                             key="md_l1")
+        weight_decay = c1.number_input("Weight decay (L2)", 0.0, 1.0, cfg.train.weight_decay, format="%.5f",
+                                       key="md_weight_decay")
     submitted = st.form_submit_button("Train baseline", type="primary")
 
 if submitted:
@@ -55,7 +92,9 @@ if submitted:
         hidden = [int(h) for h in hidden_text.replace(" ", "").split(",") if h] if arch == "mlp" else None
     except ValueError:
         hidden = hidden_text  # let validation name the field
-    raw["data"].update(name=name, noise=noise)
+    raw["data"].update(name=name, noise=noise, file=None, sha256=None, label_column=None)
+    if name == "upload":
+        raw["data"].update(file=exp.upload.file, sha256=exp.upload.sha256, label_column=exp.upload.label_column)
     raw["model"] = {"arch": arch, "hidden": hidden}
     raw["seed"] = int(seed)
     raw["train"].update(epochs=int(epochs), lr=float(lr), optimizer=optimizer, batch_size=int(batch), l1=float(l1),
@@ -93,11 +132,20 @@ with left:
     d = exp.data
     st.write(f"**{d.name}**: {len(d.x_train):,} training and {len(d.x_test):,} test examples, "
              f"{d.n_features} features, {d.n_classes} classes (stratified split, standardised with train statistics).")
-    x, y = raw_preview(exp.config.data, exp.config.seed)
-    if exp.config.data.name == "digits":
-        st.plotly_chart(plots.digits_preview(x[:10], y[:10]), key="md_preview")
+    if exp.config.data.name == "upload":
+        up = exp.upload
+        st.caption(f"classes: {', '.join(up.classes[:20])}{' …' if len(up.classes) > 20 else ''}")
+        preview = pd.DataFrame(up.x[:8, :20], columns=list(up.feature_names[:20]))
+        preview[up.label_column or "y"] = [up.classes[i] for i in up.y[:8]]
+        st.dataframe(preview, hide_index=True)
+        if up.x.shape[1] == 2:
+            st.plotly_chart(plots.scatter_2d(up.x, up.y, up.file), key="md_preview")
     else:
-        st.plotly_chart(plots.scatter_2d(x, y, exp.config.data.name), key="md_preview")
+        x, y = raw_preview(exp.config.data, exp.config.seed)
+        if exp.config.data.name == "digits":
+            st.plotly_chart(plots.digits_preview(x[:10], y[:10]), key="md_preview")
+        else:
+            st.plotly_chart(plots.scatter_2d(x, y, exp.config.data.name), key="md_preview")
 with right:
     st.subheader("Layers")
     st.dataframe(pd.DataFrame(exp.layer_table()), hide_index=True)

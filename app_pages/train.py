@@ -33,25 +33,31 @@ if not exp.trained:
 with st.form("finetune"):
     c1, c2, c3 = st.columns(3)
     schedule = c1.selectbox("Schedule", list(SCHEDULES), format_func=SCHEDULES.get,
-                            index=list(SCHEDULES).index(ft.schedule) if ft.schedule in SCHEDULES else 0)
-    epochs = c1.number_input("Epochs", 1, 1000, max(ft.epochs, 1), 1)
+                            index=list(SCHEDULES).index(ft.schedule) if ft.schedule in SCHEDULES else 0,
+                            key="ft_schedule")
+    epochs = c1.number_input("Epochs", 1, 1000, max(ft.epochs, 1), 1, key="ft_epochs")
     lr, optimizer, weight_decay, momentum = tcfg.lr, tcfg.optimizer, tcfg.weight_decay, tcfg.momentum
     steps, s_i, freq, ramp, margin = (ft.iterative_steps, ft.agp_initial_sparsity, ft.agp_frequency, ft.agp_ramp,
                                       ft.dns_margin)
     if not workshop_mode():  # a class sees the schedule and the epochs; the rest keeps the setup's values
         lr = c2.number_input("Learning rate", 1e-7, 1e6, tcfg.lr, format="%.6f",
-                             help="Han et al. retrain at about 1/10 of the original rate (the default)")
+                             help="Han et al. retrain at about 1/10 of the original rate (the default)",
+                             key="ft_lr")
         optimizer = c2.selectbox("Optimizer", ["adam", "adamw", "sgd"],
-                                 index=["adam", "adamw", "sgd"].index(tcfg.optimizer))
-        weight_decay = c2.number_input("Weight decay", 0.0, 1.0, tcfg.weight_decay, format="%.5f")
-        momentum = c2.number_input("Momentum (SGD)", 0.0, 0.999, tcfg.momentum, format="%.3f")
+                                 index=["adam", "adamw", "sgd"].index(tcfg.optimizer), key="ft_optimizer")
+        weight_decay = c2.number_input("Weight decay", 0.0, 1.0, tcfg.weight_decay, format="%.5f",
+                                       key="ft_weight_decay")
+        momentum = c2.number_input("Momentum (SGD)", 0.0, 0.999, tcfg.momentum, format="%.3f", key="ft_momentum")
         with c3:
             st.markdown("**Schedule settings**")
-            steps = st.number_input("Iterative: pruning steps", 1, 50, ft.iterative_steps)
-            s_i = st.number_input("AGP: initial sparsity s_i", 0.0, 0.99, ft.agp_initial_sparsity, format="%.2f")
-            freq = st.number_input("AGP: steps between prunings Δt", 1, 100000, ft.agp_frequency)
-            ramp = st.number_input("AGP: share of steps that ramp", 0.05, 1.0, ft.agp_ramp, format="%.2f")
-            margin = st.number_input("DNS: splice margin (b = (1+m)·a)", 0.0, 10.0, ft.dns_margin, format="%.2f")
+            steps = st.number_input("Iterative: pruning steps", 1, 50, ft.iterative_steps, key="ft_steps")
+            s_i = st.number_input("AGP: initial sparsity s_i", 0.0, 0.99, ft.agp_initial_sparsity, format="%.2f",
+                                  key="ft_agp_si")
+            freq = st.number_input("AGP: steps between prunings Δt", 1, 100000, ft.agp_frequency, key="ft_agp_freq")
+            ramp = st.number_input("AGP: share of steps that ramp", 0.05, 1.0, ft.agp_ramp, format="%.2f",
+                                   key="ft_agp_ramp")
+            margin = st.number_input("DNS: splice margin (b = (1+m)·a)", 0.0, 10.0, ft.dns_margin, format="%.2f",
+                                     key="ft_dns_margin")
     go = st.form_submit_button("Train", type="primary")
 st.button("Stop training", on_click=lambda: stop_event().set(),
           help="ends the run after the current epoch and keeps what it trained")

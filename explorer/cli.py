@@ -19,7 +19,7 @@ def _fail(msg: str) -> int:
     return 2
 
 
-def run(config_path: str, out: str, quiet: bool = False) -> int:
+def run(config_path: str, out: str, quiet: bool = False, data_path: str | None = None) -> int:
     from .experiment import Experiment  # torch-heavy imports only when a run is asked for
 
     try:
@@ -34,7 +34,15 @@ def run(config_path: str, out: str, quiet: bool = False) -> int:
         raw = None  # parse_config below says what is wrong with it
     try:
         config = preset_from_raw(Path(config_path).stem, raw).config if is_preset(raw) else parse_config(text)
-        exp = Experiment(config)
+        upload = None
+        if config.data.name == "upload":
+            from .userdata import read_for_config
+
+            where = Path(data_path) if data_path else Path(config_path).parent / config.data.file
+            upload = read_for_config(config.data, where)
+        elif data_path:
+            raise ValueError(f"--data is for setups on uploaded data; this one uses data.name '{config.data.name}'")
+        exp = Experiment(config, upload=upload)
     except (ConfigError, ValueError, KeyError) as e:
         return _fail(f"{config_path}: {e}")
 
@@ -70,7 +78,7 @@ def run(config_path: str, out: str, quiet: bool = False) -> int:
     except OSError as e:
         return _fail(f"cannot write to {out}: {e.strerror or e}")
     b, p = metrics["baseline"], metrics["pruned"]
-    print(f"{config.data.name} / {config.model.arch} on {exp.device.type}, seed {config.seed}: "
+    print(f"{exp.data.name} / {config.model.arch} on {exp.device.type}, seed {config.seed}: "
           f"trained {b['epochs']} epochs in {result.seconds:.1f} s")
     print(f"baseline test accuracy {b['test_accuracy']:.2%}; pruned to {p['weight_sparsity']:.1%} weight sparsity "
           f"({p['weights_kept']:,} of {p['weights_total']:,} weights kept): test accuracy {p['test_accuracy']:.2%}")
@@ -100,9 +108,11 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--out", required=True, help="folder for metrics.json, config.json, baseline.pt and model.pt "
                                                 "(the fine-tuned model when the config has a finetune schedule)")
     r.add_argument("--quiet", action="store_true", help="no per-epoch progress")
+    r.add_argument("--data", help="the CSV/.npz of a setup made on uploaded data (default: data.file beside the "
+                                  "config); its SHA-256 must match data.sha256")
     sub.add_parser("schema", help="print the config's JSON Schema")
     args = ap.parse_args(argv)
     if args.command == "schema":
         print(json.dumps(json_schema(), indent=2))
         return 0
-    return run(args.config, args.out, args.quiet)
+    return run(args.config, args.out, args.quiet, args.data)

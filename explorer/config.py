@@ -32,11 +32,35 @@ class _Section(BaseModel):
 
 
 class DataConfig(_Section):
-    name: Literal["digits", "moons", "circles", "spirals"] = Field(
-        "digits", description="digits: scikit-learn's bundled 8x8 digits; the others are generated 2-D toy sets")
+    name: Literal["digits", "moons", "circles", "spirals", "upload"] = Field(
+        "digits", description="digits: scikit-learn's bundled 8x8 digits; moons/circles/spirals: generated 2-D toy "
+                              "sets; upload: your own CSV or .npz (see 'file')")
     noise: float = Field(0.15, ge=0.0, le=1.0, description="std of the Gaussian noise of the 2-D toy sets")
     n_samples: int = Field(800, ge=40, le=20000, description="points generated for the 2-D toy sets")
     test_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="share of examples held out (stratified)")
+    file: Optional[str] = Field(
+        None, max_length=255, description="upload only: the file's name (a .csv or .npz); `python -m explorer run` "
+                                          "reads it beside the config file, or from --data")
+    label_column: Optional[str] = Field(None, max_length=255,
+                                        description="upload of a CSV only: the column that holds the class labels")
+    sha256: Optional[str] = Field(None, pattern="^[0-9a-f]{64}$",
+                                  description="upload only: SHA-256 of the file, so a replay on other data is refused")
+
+    @model_validator(mode="after")
+    def _upload_fields(self) -> "DataConfig":
+        given = [f for f in ("file", "label_column", "sha256") if getattr(self, f) is not None]
+        if self.name != "upload":
+            if given:
+                raise ValueError(f"{', '.join(given)} only apply to data.name 'upload', not '{self.name}'; remove them")
+            return self
+        if self.file is None or self.sha256 is None:
+            raise ValueError("data.name 'upload' needs 'file' and 'sha256' (the app's export writes both)")
+        suffix = self.file.lower().rsplit(".", 1)[-1]
+        if suffix not in ("csv", "npz"):
+            raise ValueError(f"file: '{self.file}' is neither a .csv nor a .npz")
+        if suffix == "npz" and self.label_column is not None:
+            raise ValueError("label_column: a .npz holds its labels in 'y'; remove label_column")
+        return self
 
 
 class ModelConfig(_Section):

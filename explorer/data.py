@@ -14,6 +14,7 @@ from sklearn.datasets import load_digits, make_circles, make_moons
 from sklearn.model_selection import train_test_split
 
 from .config import DataConfig
+from .userdata import UserData
 
 
 @dataclass
@@ -60,24 +61,33 @@ def _raw(name: str, n_samples: int, noise: float, seed: int) -> tuple[np.ndarray
     return x.astype(np.float32), y.astype(np.int64)
 
 
+def _standardised(x_tr, y_tr, x_te, y_te):
+    mean, std = x_tr.mean(axis=0), x_tr.std(axis=0)
+    std[std == 0] = 1.0  # constant features (the digits' border pixels) stay 0 instead of dividing by 0
+    return (x_tr - mean) / std, y_tr, (x_te - mean) / std, y_te
+
+
 @lru_cache(maxsize=16)
 def _split_arrays(name: str, n_samples: int, noise: float, test_fraction: float, seed: int):
     x, y = _raw(name, n_samples, noise, seed)
     x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=test_fraction, random_state=seed, stratify=y)
-    mean, std = x_tr.mean(axis=0), x_tr.std(axis=0)
-    std[std == 0] = 1.0  # constant pixels (the digits' border) stay 0 instead of dividing by 0
-    arrays = ((x_tr - mean) / std, y_tr, (x_te - mean) / std, y_te)
+    arrays = _standardised(x_tr, y_tr, x_te, y_te)
     for a in arrays:
         a.flags.writeable = False
     return arrays
 
 
-def load_dataset(cfg: DataConfig, seed: int) -> Dataset:
-    """Seeded, stratified train/test split of `cfg.name`, standardised with the training statistics."""
-    x_tr, y_tr, x_te, y_te = _split_arrays(cfg.name, cfg.n_samples, cfg.noise, cfg.test_fraction, seed)
-    n_classes = int(max(y_tr.max(), y_te.max())) + 1
+def load_dataset(cfg: DataConfig, seed: int, upload: UserData | None = None) -> Dataset:
+    """Seeded, stratified train/test split of `cfg.name`, standardised with the training statistics.
+    For data.name 'upload', `upload` is the validated file the config names (its SHA-256 must match)."""
+    if cfg.name == "upload":
+        x_tr, y_tr, x_te, y_te = _split_upload(cfg, seed, upload)
+        n_classes = len(upload.classes)
+    else:
+        x_tr, y_tr, x_te, y_te = _split_arrays(cfg.name, cfg.n_samples, cfg.noise, cfg.test_fraction, seed)
+        n_classes = int(max(y_tr.max(), y_te.max())) + 1
     return Dataset(
-        name=cfg.name,
+        name=upload.file if cfg.name == "upload" else cfg.name,
         x_train=torch.tensor(x_tr), y_train=torch.tensor(y_tr),
         x_test=torch.tensor(x_te), y_test=torch.tensor(y_te),
         n_features=x_tr.shape[1], n_classes=n_classes,
@@ -85,8 +95,28 @@ def load_dataset(cfg: DataConfig, seed: int) -> Dataset:
     )
 
 
+def _split_upload(cfg: DataConfig, seed: int, upload: UserData | None):
+    if upload is None or upload.sha256 != cfg.sha256:
+        what = "is not loaded" if upload is None else f"differs from the loaded '{upload.file}'"
+        raise ValueError(f"data: this setup trains on your file '{cfg.file}' (SHA-256 {cfg.sha256[:12]}…), which "
+                         f"{what}; upload that file on Model & data (or pass --data to the command line)")
+    if upload.label_column != cfg.label_column:
+        raise ValueError(f"data.label_column: the setup says {cfg.label_column!r}, the loaded file uses "
+                         f"{upload.label_column!r}")
+    n, k = len(upload.y), len(upload.classes)
+    n_test = int(np.ceil(n * cfg.test_fraction))
+    if n_test < k or n - n_test < k:
+        raise ValueError(f"data.test_fraction: {cfg.test_fraction} of {n} rows leaves {n_test} test and "
+                         f"{n - n_test} training rows, but each side needs one row of each of the {k} classes")
+    x_tr, x_te, y_tr, y_te = train_test_split(upload.x, upload.y, test_size=cfg.test_fraction, random_state=seed,
+                                              stratify=upload.y)
+    return _standardised(x_tr, y_tr, x_te, y_te)
+
+
 def raw_preview(cfg: DataConfig, seed: int, n: int = 16) -> tuple[np.ndarray, np.ndarray]:
     """A few unstandardised examples for the data preview: digit images (n, 8, 8) or all 2-D points (N, 2)."""
+    if cfg.name == "upload":
+        raise ValueError("an uploaded file is previewed from the session's copy, not regenerated")
     x, y = _raw(cfg.name, cfg.n_samples, cfg.noise, seed)
     if cfg.name == "digits":
         idx = np.random.default_rng(seed).choice(len(x), size=n, replace=False)

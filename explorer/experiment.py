@@ -20,6 +20,7 @@ import copy
 from . import activations, freezing, pruning, sparse
 from .config import ActivationConfig, ExperimentConfig, FinetuneConfig, WeightPruningConfig
 from .data import Dataset, load_dataset
+from .userdata import UserData
 from .models import (activation_modules, build_model, count_macs, layer_table, load_state_dict_file,
                      prunable_layers)
 from .schedules import make_schedule
@@ -89,8 +90,9 @@ def _latency_ms(model: torch.nn.Module, data: Dataset, repeats: int, batch: int 
 
 
 class Experiment:
-    def __init__(self, config: Optional[ExperimentConfig] = None):
+    def __init__(self, config: Optional[ExperimentConfig] = None, upload: Optional[UserData] = None):
         config = config if config is not None else ExperimentConfig()
+        self.upload = upload  # this session's own data file, if any (never shared with another session)
         self._setup(config)
         self._config = config.model_copy(deep=True)
         self._apply_pruning(config.weight_pruning)
@@ -98,7 +100,7 @@ class Experiment:
     # ---- setup and baseline -------------------------------------------------------------------------------------
     def _setup(self, config: ExperimentConfig) -> None:
         device = select_device(config.device)
-        data = load_dataset(config.data, config.seed).to(device)
+        data = load_dataset(config.data, config.seed, self.upload).to(device)
         model = self._fresh_model(config, data, device)
         self.device, self.data, self.model = device, data, model
         self.trained = False
@@ -223,13 +225,16 @@ class Experiment:
             raise
 
     def setup_and_train(self, config: ExperimentConfig, on_epoch: Optional[Callable[[EpochRecord], None]] = None,
-                        should_stop: Optional[Callable[[], bool]] = None) -> TrainResult:
-        """Adopt `config` and train its baseline, all or nothing: if the config is refused, training diverges, or
-        the run is interrupted (an exception from a callback, such as a page rerun), the experiment is restored to
-        exactly what it was, config included."""
+                        should_stop: Optional[Callable[[], bool]] = None,
+                        upload: Optional[UserData] = None) -> TrainResult:
+        """Adopt `config` (and, when given, the uploaded data file it names) and train its baseline, all or nothing:
+        if the config is refused, training diverges, or the run is interrupted (an exception from a callback, such as
+        a page rerun), the experiment is restored to exactly what it was, config and data included."""
         old = self.__dict__.copy()
         old["_config"] = self._config.model_copy(deep=True)
         try:
+            if upload is not None:
+                self.upload = upload  # a different file has another sha256, so update() sets up anew
             self.update(config)
             result = self.train_baseline(on_epoch=on_epoch, should_stop=should_stop)
         except BaseException:

@@ -533,3 +533,47 @@ def test_shared_link_asking_for_a_missing_device_is_a_message():
     no_exceptions(at)
     assert at.error and "cannot run here" in at.error[0].value and "cuda" in at.error[0].value
     assert at.session_state["experiment"].config == ExperimentConfig()
+
+
+def test_data_upload_trains_on_it_and_bad_files_change_nothing(trained_experiment_factory):
+    from test_userdata import blobs_frame, csv_bytes
+
+    exp = trained_experiment_factory()
+    before = exp.config
+    at = app(exp, "app_pages/model_data.py")
+    bad = csv_bytes(blobs_frame().assign(colour="red")[["height", "colour", "animal"]])
+    at.file_uploader(key="data_upload").set_value(("bad.csv", bad, "text/csv")).run()
+    at.button(key="data_use").click().run()
+    no_exceptions(at)
+    assert at.error and "not numeric: 'colour'" in at.error[0].value and "nothing was changed" in at.error[0].value
+    assert at.session_state["experiment"].config == before
+    at.file_uploader(key="data_upload").set_value(("zoo.csv", csv_bytes(blobs_frame()), "text/csv")).run()
+    assert at.selectbox(key="data_label").value == "animal"  # the last column by default
+    at.button(key="data_use").click().run()
+    no_exceptions(at)
+    got = at.session_state["experiment"]
+    assert got.config.data.name == "upload" and got.config.data.label_column == "animal"
+    assert got.data.name == "zoo.csv" and got.data.n_classes == 3 and got.trained
+    assert any("Training on **zoo.csv**" in i.value for i in at.info)
+    assert "zoo.csv" in sidebar_text(at)
+    # the form offers the file as a dataset, and going back to digits works
+    dataset = labelled(at.selectbox, "Dataset")
+    assert dataset.value == "upload" and dataset.options[-1] == "your file: zoo.csv"
+    dataset.set_value("digits")
+    next(b for b in at.button if b.label == "Train baseline").click().run()
+    no_exceptions(at)
+    assert at.session_state["experiment"].config.data.name == "digits"
+    assert at.session_state["experiment"].config.data.sha256 is None
+
+
+def test_config_on_data_this_session_lacks_is_a_message(trained_experiment_factory):
+    exp = trained_experiment_factory()
+    before = exp.config
+    raw = json.loads(config_json(before))
+    raw["data"] = {"name": "upload", "file": "theirs.csv", "sha256": "a" * 64, "label_column": "y"}
+    at = app(exp, "app_pages/export.py")
+    at.file_uploader[0].set_value(("setup.json", json.dumps(raw).encode(), "application/json")).run()
+    next(b for b in at.button if b.label == "Load this setup and train").click().run()
+    no_exceptions(at)
+    assert at.error and "theirs.csv" in at.error[0].value and "upload that file" in at.error[0].value
+    assert at.session_state["experiment"].config == before

@@ -1,6 +1,8 @@
 """The real app in headless Chromium: train, prune with a slider, download the config and load it back."""
 import json
 import re
+import tempfile
+from pathlib import Path
 
 from conftest import ROOT
 import torch
@@ -10,6 +12,7 @@ from explorer.sparse import decode_model
 
 IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
 SCREENSHOT = ROOT / "docs" / "weight-pruning.png"
+FAILURE_SHOT = Path(tempfile.gettempdir()) / "pruning-explorer-browser-failure.png"
 
 
 def settle(page, timeout_ms: int = 120_000) -> None:
@@ -24,6 +27,28 @@ def goto_page(page, name: str) -> None:
     settle(page)
 
 
+def fill_and_commit(page, label: str, value: str) -> None:
+    """Type into a field and leave it, so Streamlit commits the value before the next click (a form submitted in the
+    same instant can otherwise still see the old value)."""
+    field = page.get_by_label(label)
+    field.fill(value)
+    field.press("Tab")
+    page.wait_for_timeout(300)
+    assert field.input_value() == value
+
+
+def wait_until(page, predicate, what: str, timeout_ms: int = 20_000) -> None:
+    """Poll a condition on the page (a slider's rerun starts after its debounce, so an idle page right after a key
+    press may still be the old one), then wait for the script to be idle."""
+    for _ in range(timeout_ms // 200):
+        if predicate():
+            settle(page)
+            if predicate():
+                return
+        page.wait_for_timeout(200)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 def metric_value(page, label: str) -> str:
     box = page.locator("[data-testid='stMetric']", has_text=label).first
     return box.locator("[data-testid='stMetricValue']").inner_text().strip()
@@ -36,6 +61,15 @@ def assert_no_exception(page) -> None:
 
 def test_train_prune_export_and_reload(browser, app_url, tmp_path):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        _train_prune_export_and_reload(page, browser, app_url, tmp_path)
+    except BaseException:
+        page.screenshot(path=str(FAILURE_SHOT), full_page=True)  # what the page showed, for the CI log's reader
+        print(f"screenshot of the failing page: {FAILURE_SHOT}")
+        raise
+
+
+def _train_prune_export_and_reload(page, browser, app_url, tmp_path):
     # A deep link on a fresh server gets the app's own navigation and sidebar, not the page script alone.
     page.goto(app_url + "/weight_pruning")
     settle(page)
@@ -59,7 +93,9 @@ def test_train_prune_export_and_reload(browser, app_url, tmp_path):
     page.locator("[data-testid='stSlider']").first.locator("input[type='range']").focus()
     for _ in range(8):  # quick keyboard steps, each a rerun that interrupts the previous one
         page.keyboard.press("PageUp")
-    settle(page)
+    thumb = page.locator("[data-testid='stSliderThumbValue']").first
+    wait_until(page, lambda: metric_value(page, "Weight sparsity") == thumb.inner_text().strip() != "0.0%",
+               "the sparsity metric to follow the slider")
     sparsity = metric_value(page, "Weight sparsity")
     assert sparsity != "0.0%" and re.fullmatch(r"\d+\.\d%", sparsity), sparsity
     slider_text = page.locator("[data-testid='stSliderThumbValue']").first.inner_text().strip()
@@ -79,9 +115,9 @@ def test_train_prune_export_and_reload(browser, app_url, tmp_path):
     page.locator("[data-testid='stSlider']").first.locator("input[type='range']").focus()
     for _ in range(4):
         page.keyboard.press("PageUp")
-    settle(page)
+    wait_until(page, lambda: metric_value(page, "Activation sparsity") != act_before,
+               "the activation sparsity to follow the slider")
     assert_no_exception(page)
-    assert metric_value(page, "Activation sparsity") != act_before
     page.locator("text=/^t = /").first.wait_for(timeout=10_000)  # the threshold line is drawn on the histogram
 
     # Freeze a layer, fine-tune a few epochs: the proof panel reads 0 / 0 / identical.
@@ -89,7 +125,7 @@ def test_train_prune_export_and_reload(browser, app_url, tmp_path):
     page.get_by_text("Freeze fc3").click()
     settle(page)
     goto_page(page, "Train")
-    page.get_by_label("Epochs").fill("3")
+    fill_and_commit(page, "Epochs", "3")
     page.get_by_role("button", name="Train", exact=True).click()
     page.get_by_text("Fine-tuned 3 epochs").wait_for(timeout=120_000)
     settle(page)
@@ -109,15 +145,11 @@ def test_train_prune_export_and_reload(browser, app_url, tmp_path):
     assert rows["fc3"][col["frozen"]] == "yes" and before == after
 
     # A long run, stopped from the page: it ends within an epoch or so and keeps what it trained.
-    page.get_by_label("Epochs").fill("500")
+    fill_and_commit(page, "Epochs", "500")
     page.get_by_role("button", name="Train", exact=True).click()
-    page.get_by_text("fine-tuning: epoch").wait_for(timeout=60_000)
+    page.get_by_text(re.compile(r"fine-tuning: epoch \d+/500")).wait_for(timeout=60_000)
     page.get_by_role("button", name="Stop training").click()
-    try:
-        page.get_by_text("The last run was stopped").wait_for(timeout=30_000)
-    except Exception:
-        page.screenshot(path="/tmp/stop_fail.png")
-        raise
+    page.get_by_text("The last run was stopped").wait_for(timeout=30_000)
     settle(page)
     assert_no_exception(page)
 
@@ -125,7 +157,7 @@ def test_train_prune_export_and_reload(browser, app_url, tmp_path):
     assert f"at {sparsity} sparsity" in page.locator("[data-testid='stSidebar']").inner_text()
     # two snapshots, compared side by side
     for name in ("first", "second"):
-        page.get_by_label("Name").fill(name)
+        fill_and_commit(page, "Name", name)
         page.get_by_role("button", name="Take snapshot").click()
         page.get_by_text(f"Snapshot {name} taken").wait_for(timeout=60_000)
         settle(page)

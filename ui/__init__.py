@@ -34,7 +34,9 @@ def session_run_lock() -> threading.Lock:
     return st.session_state.setdefault(RUN_LOCK_KEY, threading.Lock())
 
 
-SETTING_WIDGET_PREFIXES = ("wp_", "freeze_", "act_")
+# Every control that shows a config value has a key with one of these prefixes. A key makes the widget's identity
+# independent of its default, so the first edit after a submit that changed the config is not lost to a "new" widget.
+SETTING_WIDGET_PREFIXES = ("wp_", "freeze_", "act_", "md_", "ft_")
 
 
 def forget_setting_widgets() -> None:
@@ -175,12 +177,12 @@ def run_with_progress(job, epochs: int, what: str, sparsity: bool = False):
     return result
 
 
-def train_with_progress(exp: Experiment, config: ExperimentConfig) -> bool:
-    """Adopt `config` and train its baseline with a progress bar and live curves, all or nothing; report a refused
-    config, divergence or the final numbers. Returns True when the new baseline was kept."""
+def train_with_progress(exp: Experiment, config: ExperimentConfig, upload=None) -> bool:
+    """Adopt `config` (and an uploaded data file) and train its baseline with a progress bar and live curves, all or
+    nothing; report a refused config, divergence or the final numbers. Returns True when the new baseline was kept."""
     try:
-        result = run_with_progress(lambda **kw: exp.setup_and_train(config, **kw), config.train.epochs,
-                                   "training the baseline")
+        result = run_with_progress(lambda **kw: exp.setup_and_train(config, upload=upload, **kw),
+                                   config.train.epochs, "training the baseline")
     except (ConfigError, ValueError) as e:
         show_problems(e, "This setup cannot be used")
         return False
