@@ -226,3 +226,18 @@ def test_cli_refuses_data_for_a_builtin_setup(tmp_path, capsys):
     (tmp_path / "c.json").write_text(config_json(tiny_config()))
     assert cli.main(["run", str(tmp_path / "c.json"), "--out", str(tmp_path / "o"), "--data", "x.csv"]) == 2
     assert "--data is for setups on uploaded data" in capsys.readouterr().err
+
+
+def test_readme_notebook_checkpoint_recipe_loads_in_the_app(tmp_path, monkeypatch):
+    """The README's "export a compatible checkpoint from a notebook" snippet, run as written."""
+    import re
+
+    from conftest import ROOT
+
+    block = next(b for b in re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+                 if "build_model" in b)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(re.sub(r"(?m)^ {2}", "", block), "README.md", "exec"), {})
+    exp = Experiment(tiny_config())
+    exp.load_checkpoint((tmp_path / "model.pt").read_bytes())
+    assert exp.trained
