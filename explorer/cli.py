@@ -54,6 +54,8 @@ def run(config_path: str, out: str, quiet: bool = False, data_path: str | None =
     result = exp.train_baseline(on_epoch=progress)
     if result.diverged:
         return _fail(result.message)
+    if exp.learning_problem():
+        print(f"warning: {exp.learning_problem()}", file=sys.stderr)
     finetune_seconds = None
     if config.finetune.schedule != "none":
         if not quiet:

@@ -51,15 +51,16 @@ class DataConfig(_Section):
         given = [f for f in ("file", "label_column", "sha256") if getattr(self, f) is not None]
         if self.name != "upload":
             if given:
-                raise ValueError(f"{', '.join(given)} only apply to data.name 'upload', not '{self.name}'; remove them")
+                raise ValueError(f"data.{given[0]}: only applies to data.name 'upload', not '{self.name}'; remove "
+                                 + ", ".join(given))
             return self
         if self.file is None or self.sha256 is None:
-            raise ValueError("data.name 'upload' needs 'file' and 'sha256' (the app's export writes both)")
+            raise ValueError("data.name: 'upload' needs 'file' and 'sha256' (the app's export writes both)")
         suffix = self.file.lower().rsplit(".", 1)[-1]
         if suffix not in ("csv", "npz"):
-            raise ValueError(f"file: '{self.file}' is neither a .csv nor a .npz")
+            raise ValueError(f"data.file: '{self.file}' is neither a .csv nor a .npz")
         if suffix == "npz" and self.label_column is not None:
-            raise ValueError("label_column: a .npz holds its labels in 'y'; remove label_column")
+            raise ValueError("data.label_column: a .npz holds its labels in 'y'; remove label_column")
         return self
 
 

@@ -174,6 +174,20 @@ class Experiment:
         self._apply_pruning(self._config.weight_pruning)
         return result
 
+    def learning_problem(self) -> Optional[str]:
+        """Why a trained baseline is no better than guessing, or None. An absurd learning rate need not produce NaN
+        (Adam's steps are bounded by lr): the loss stays finite and the network just predicts one class."""
+        if not self.trained or not self.history:
+            return None
+        guess = float(torch.bincount(self.data.y_train).max()) / len(self.data.y_train)  # always the largest class
+        if self.baseline_train_accuracy > guess + 0.05:
+            return None
+        tcfg = self._config.train
+        hint = (f"the learning rate {tcfg.lr:g} is far too high for {tcfg.optimizer}; try 0.001"
+                if tcfg.lr > 1.0 else "train longer, or raise the learning rate")
+        return (f"the baseline did not learn: training accuracy {self.baseline_train_accuracy:.1%} is what always "
+                f"guessing the largest class gives ({guess:.1%}); {hint}")
+
     def load_checkpoint(self, data: bytes) -> None:
         """Use the weights of an uploaded state_dict (of this setup's architecture) as the baseline. Raises ValueError,
         changing nothing, for an unsafe, corrupt or mismatched file."""

@@ -5,6 +5,8 @@ the architecture alone, so a config can be checked against its model without bui
 """
 from __future__ import annotations
 
+import pickle
+
 import torch
 from torch import nn
 
@@ -139,9 +141,17 @@ def load_state_dict_file(path_or_buffer, model: nn.Module) -> None:
     pickled code is refused and nothing in it runs; every key and shape is checked before anything is copied."""
     try:
         state = torch.load(path_or_buffer, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises several types for corrupt or unsafe files
-        raise ValueError(f"not a loadable PyTorch state_dict (only tensors are accepted, no pickled code): "
-                         f"{str(e).splitlines()[0][:200]}") from None
+    except pickle.UnpicklingError as e:
+        if "Unsupported global" not in str(e):  # junk bytes, not a pickle that names Python objects
+            raise ValueError("not a PyTorch checkpoint: the file could not be read as a state_dict saved by "
+                             "torch.save (only tensors are accepted, no pickled code)") from None
+        # torch's own message explains how to load the file anyway: not advice for a file from a stranger.
+        raise ValueError("this checkpoint holds pickled Python objects, not only tensors, so it was refused and nothing "
+                         "in it ran (no pickled code is ever loaded here); save it with "
+                         "torch.save(model.state_dict(), 'model.pt')") from None
+    except Exception:  # torch raises several types for files that are not checkpoints at all
+        raise ValueError("not a PyTorch checkpoint: the file could not be read as a state_dict saved by "
+                         "torch.save (only tensors are accepted, no pickled code)") from None
     check_state_dict(state, model)
     with torch.no_grad():
         model.load_state_dict({k: v.to(dtype=model.state_dict()[k].dtype) for k, v in state.items()})

@@ -105,6 +105,8 @@ def _from_csv(data: bytes, label_column: str | None):
     df = _read_csv(data, nrows=MAX_ROWS + 1)
     if len(df) > MAX_ROWS:
         raise ValueError(f"the CSV has more than {MAX_ROWS:,} rows; sample it down before uploading")
+    if len(df) == 0:
+        raise ValueError("the CSV has a header row but no data rows")
     columns = [str(c) for c in df.columns]
     df.columns = columns
     if len(set(columns)) != len(columns):
@@ -129,8 +131,10 @@ def _from_csv(data: bytes, label_column: str | None):
             continue
         if not pd.api.types.is_numeric_dtype(col):
             values = pd.to_numeric(col, errors="coerce")
-            first = int(np.flatnonzero(values.isna().to_numpy() & col.notna().to_numpy())[0])
-            bad.append(f"'{c}' (data row {first + 1}: {str(col.iloc[first])[:30]!r})")
+            offending = np.flatnonzero(values.isna().to_numpy() & col.notna().to_numpy())
+            if len(offending):  # else the column is only empty cells: the missing-value check below names it
+                first = int(offending[0])
+                bad.append(f"'{c}' (data row {first + 1}: {str(col.iloc[first])[:30]!r})")
     if bad:
         raise ValueError("these feature columns are not numeric: " + ", ".join(bad[:8])
                          + ("…" if len(bad) > 8 else "") + ". Encode them as numbers, drop them, or choose one of "

@@ -203,3 +203,96 @@ def _train_prune_export_and_reload(page, browser, app_url, tmp_path):
     assert metric_value(other, "Test accuracy after") == after_acc
     other.close()
     page.close()
+
+
+def train_baseline_in(page, app_url) -> None:
+    page.goto(app_url)
+    settle(page)
+    goto_page(page, "Model & data")
+    page.get_by_role("button", name="Train baseline").click()
+
+
+def test_two_sessions_at_once_never_see_each_other(browser, app_url):
+    """Two browser contexts (two participants) train at the same time and set different sliders."""
+    ctx_a, ctx_b = browser.new_context(viewport={"width": 1400, "height": 1000}), \
+        browser.new_context(viewport={"width": 1400, "height": 1000})
+    a, b = ctx_a.new_page(), ctx_b.new_page()
+    try:
+        train_baseline_in(a, app_url)
+        train_baseline_in(b, app_url)  # both runs are in flight together
+        for page in (a, b):
+            page.get_by_text("Baseline trained").wait_for(timeout=120_000)
+            settle(page)
+            goto_page(page, "Weight pruning")
+        values = {}
+        for page, presses in ((a, 8), (b, 3)):
+            page.locator("[data-testid='stSlider']").first.locator("input[type='range']").focus()
+            for _ in range(presses):
+                page.keyboard.press("PageUp")
+        for page in (a, b):
+            thumb = page.locator("[data-testid='stSliderThumbValue']").first
+            wait_until(page, lambda: metric_value(page, "Weight sparsity") == thumb.inner_text().strip() != "0.0%",
+                       "the sparsity metric to follow the slider")
+            values[page] = metric_value(page, "Weight sparsity")
+            assert_no_exception(page)
+        assert values[a] != values[b]
+        for page in (a, b):  # each sidebar (drawn from the session's own experiment) shows its own setting
+            goto_page(page, "Compare & export")
+            assert f"at {values[page]} sparsity" in page.locator("[data-testid='stSidebar']").inner_text()
+    except BaseException:
+        a.screenshot(path=str(FAILURE_SHOT.with_name("pruning-explorer-session-a.png")), full_page=True)
+        b.screenshot(path=str(FAILURE_SHOT.with_name("pruning-explorer-session-b.png")), full_page=True)
+        raise
+    finally:
+        ctx_a.close()
+        ctx_b.close()
+
+
+def test_controls_at_their_extremes_are_messages_not_exceptions(browser, app_url):
+    """docs/reliability.md lists these inputs and what a user sees; this walks them in a real browser."""
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = ctx.new_page()
+    try:
+        train_baseline_in(page, app_url)
+        page.get_by_text("Baseline trained").wait_for(timeout=120_000)
+        settle(page)
+        # lr = 0 cannot be typed (the field's minimum); with lr = 1e6 Adam's loss stays finite but nothing is learnt
+        fill_and_commit(page, "Learning rate", "1000000.00000")
+        page.get_by_role("button", name="Train baseline").click()
+        page.get_by_text("The baseline did not learn").wait_for(timeout=120_000)
+        settle(page)
+        assert_no_exception(page)
+        # a batch larger than the whole training set is one batch per epoch: a sane result
+        fill_and_commit(page, "Learning rate", "0.00100")
+        fill_and_commit(page, "Batch size", "65536")
+        page.get_by_role("button", name="Train baseline").click()
+        page.get_by_text("Baseline trained").wait_for(timeout=120_000)
+        settle(page)
+        assert_no_exception(page)
+        # 100 % weight sparsity: every weight pruned, chance accuracy, no error
+        goto_page(page, "Weight pruning")
+        page.locator("[data-testid='stSlider']").first.locator("input[type='range']").focus()
+        page.keyboard.press("End")
+        wait_until(page, lambda: metric_value(page, "Weight sparsity") == "100.0%", "100 % sparsity")
+        assert_no_exception(page)
+        # thresholds above every activation: all zeros, no error
+        goto_page(page, "Activation sparsity")
+        page.locator("[data-testid='stSlider']").first.locator("input[type='range']").focus()
+        page.keyboard.press("End")
+        wait_until(page, lambda: page.locator("text=/^t = /").count() > 0, "the threshold line")
+        assert_no_exception(page)
+        # every layer frozen: training says there is nothing to train
+        goto_page(page, "Freeze")
+        for name in ("fc1", "fc2", "fc3"):
+            page.get_by_text(f"Freeze {name}").click()
+            settle(page)
+        goto_page(page, "Train")
+        page.get_by_role("button", name="Train", exact=True).click()
+        page.get_by_text("every layer is frozen").wait_for(timeout=60_000)
+        settle(page)
+        assert_no_exception(page)
+    except BaseException:
+        page.screenshot(path=str(FAILURE_SHOT.with_name("pruning-explorer-extremes.png")), full_page=True)
+        raise
+    finally:
+        ctx.close()

@@ -187,13 +187,13 @@ def test_state_dict_loader_is_safe_and_explains(tmp_path):
     assert all(torch.equal(other.state_dict()[k], v) for k, v in model.state_dict().items())
     evil = tmp_path / "evil.pt"
     torch.save({"fc1.weight": _NotAllowed()}, evil)
-    with pytest.raises(ValueError, match="not a loadable PyTorch state_dict"):
+    with pytest.raises(ValueError, match="holds pickled Python objects.*nothing in it ran"):
         load_state_dict_file(evil, other)
     with pytest.raises(ValueError, match="has shape|has no"):
         load_state_dict_file(good, build_model(ModelConfig(arch="cnn"), 64, 10))
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="not a loadable"):
+    with pytest.raises(ValueError, match="not a PyTorch checkpoint"):
         load_state_dict_file(junk, other)
 
 
@@ -235,3 +235,18 @@ def test_checkpoint_mismatch_names_the_first_key(trained_experiment_factory):
     torch.save(good.state_dict(), buf)
     exp.load_checkpoint(buf.getvalue())
     assert all(torch.equal(exp.baseline_state[k], v) for k, v in good.state_dict().items())
+
+
+def test_a_baseline_that_learnt_nothing_says_why():
+    from explorer.experiment import Experiment
+
+    exp = Experiment(tiny_config(train={"lr": 1e6, "epochs": 2}))
+    result = exp.train_baseline()
+    assert not result.diverged  # Adam's steps are bounded by lr: finite loss, one class predicted
+    assert "did not learn" in exp.learning_problem() and "learning rate 1e+06 is far too high" in exp.learning_problem()
+    healthy = Experiment(tiny_config())
+    healthy.train_baseline()
+    assert healthy.learning_problem() is None
+    untrained = Experiment(tiny_config(train={"epochs": 0}))
+    untrained.train_baseline()
+    assert untrained.learning_problem() is None  # 0 epochs keeps the random init on purpose

@@ -55,6 +55,7 @@ def test_npz_parses_and_flattens_images():
 
 BAD_CSVS = [
     (b"", "empty"),
+    (b"a,b,c\n", "no data rows"),
     (b"a,b\n" + b"1,0\n" * 5, "at least 20"),
     (csv_bytes(blobs_frame().assign(colour="red")[["height", "colour", "animal"]]), "not numeric: 'colour'"),
     (csv_bytes(blobs_frame().assign(width=lambda d: d.width.where(d.index != 7))), "missing, in column(s) 'width' (1)"),
@@ -147,9 +148,9 @@ def test_config_fields_for_uploads_are_checked():
     sha = "0" * 64
     ok = validate_config({"data": {"name": "upload", "file": "a.csv", "sha256": sha, "label_column": "y"}})
     assert ok.data.file == "a.csv"
-    for data, words in [({"name": "upload", "file": "a.csv"}, "needs 'file' and 'sha256'"),
-                        ({"name": "digits", "file": "a.csv"}, "only apply to data.name 'upload'"),
-                        ({"name": "upload", "file": "a.txt", "sha256": sha}, "neither a .csv nor a .npz"),
+    for data, words in [({"name": "upload", "file": "a.csv"}, "data.name: 'upload' needs 'file' and 'sha256'"),
+                        ({"name": "digits", "file": "a.csv"}, "data.file: only applies to data.name 'upload'"),
+                        ({"name": "upload", "file": "a.txt", "sha256": sha}, "data.file: 'a.txt' is neither a .csv nor a .npz"),
                         ({"name": "upload", "file": "a.npz", "sha256": sha, "label_column": "y"}, "remove label_column"),
                         ({"name": "upload", "file": "a.csv", "sha256": "xyz"}, "data.sha256")]:
         with pytest.raises(ConfigError) as err:

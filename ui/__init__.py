@@ -84,12 +84,15 @@ def workshop_mode() -> bool:
 
 
 def apply_shared_link() -> None:
-    """Adopt the setup of a shared link once per session (and again when the link changes); a broken one is a message,
-    and the session keeps its setup (the default one, for a link just opened)."""
+    """Adopt the setup of a shared link opened in this session (opening an address starts a new session); a broken one
+    is a message, and the session keeps its setup (the default one, for a link just opened)."""
     link = st.query_params.get(LINK_PARAM)
-    if not link or st.session_state.get("_applied_link") == link:
+    own = st.session_state.setdefault("_own_links", {})
+    if not link or link in own:
+        # A link this session wrote itself: a rerun may still carry an address from before the latest change, and
+        # re-applying it would undo that change (and drop the form values being submitted).
         return
-    st.session_state["_applied_link"] = link
+    own[link] = None
     exp = get_experiment()
     try:
         config = decode_setup(link)
@@ -111,7 +114,10 @@ def apply_shared_link() -> None:
 
 def share_current_setup() -> None:
     link = encode_setup(get_experiment().config)
-    st.session_state["_applied_link"] = link
+    own = st.session_state.setdefault("_own_links", {})
+    own[link] = None
+    while len(own) > 200:  # bounded: a long session moves sliders thousands of times
+        del own[next(iter(own))]
     if st.query_params.get(LINK_PARAM) != link:
         st.query_params[LINK_PARAM] = link
 
@@ -192,4 +198,7 @@ def train_with_progress(exp: Experiment, config: ExperimentConfig, upload=None) 
         return False
     st.success(f"Baseline trained: {len(result.history)} epochs in {result.seconds:.1f} s, "
                f"test accuracy {exp.baseline_test_accuracy:.1%}.")
+    problem = exp.learning_problem()
+    if problem:
+        st.warning(problem[0].upper() + problem[1:] + ".")
     return True

@@ -1,0 +1,155 @@
+"""docs/reliability.md lists every bad input we try and what the user sees. Each row's `quoted` text must be part of
+what the engine really says for that input (the pages show these messages as they are), and every case here has its
+row: change a message, and this test asks for the document to change with it."""
+import io
+import json
+import pickle
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from conftest import ROOT, tiny_config
+from explorer.config import (ActivationConfig, ConfigError, ExperimentConfig, FinetuneConfig, StructuredConfig,
+                             WeightPruningConfig, decode_setup, parse_config)
+from explorer.experiment import Experiment
+from explorer.userdata import parse_upload
+
+DOC = ROOT / "docs" / "reliability.md"
+
+
+def message(fn) -> str:
+    """What the user is told: the text of the refusal, or the description of the result when it is accepted."""
+    try:
+        out = fn()
+    except (ConfigError, ValueError) as e:
+        return str(e)
+    return out
+
+
+def config(raw) -> str:
+    return message(lambda: parse_config(json.dumps(raw)) and "accepted")
+
+
+def csv(df: pd.DataFrame, label="y") -> str:
+    return message(lambda: parse_upload("data.csv", df.to_csv(index=False).encode(), label) and "accepted")
+
+
+def frame(n=60, classes=3) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    return pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n), "y": np.arange(n) % classes})
+
+
+class _Payload:
+    def __reduce__(self):
+        return (print, ("this must never run",))
+
+
+def _pickled_checkpoint() -> bytes:
+    buf = io.BytesIO()
+    torch.save({"fc1.weight": _Payload()}, buf, pickle_module=pickle)
+    return buf.getvalue()
+
+
+def _wrong_shape_checkpoint() -> bytes:
+    from explorer.config import ModelConfig
+    from explorer.models import build_model
+    buf = io.BytesIO()
+    torch.save(build_model(ModelConfig(arch="lenet300100"), 2, 10).state_dict(), buf)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def exp():
+    e = Experiment(tiny_config())
+    e.train_baseline()
+    return e
+
+
+def _trained(**train) -> Experiment:
+    e = Experiment(tiny_config(train=train))
+    e.train_baseline()
+    return e
+
+
+def _finetune_all_frozen(exp):
+    e = Experiment(exp.config)
+    e.train_baseline()
+    e.set_frozen(["fc1", "fc2", "fc3"])
+    e.set_finetune(FinetuneConfig(schedule="oneshot", epochs=1))
+    return message(lambda: e.finetune() and "trained")
+
+
+CASES = {
+    "config-not-json": lambda exp: message(lambda: parse_config("{\"seed\": 1,")),
+    "config-not-an-object": lambda exp: message(lambda: parse_config("[1, 2]")),
+    "config-unknown-field": lambda exp: config({"learning_rate": 0.1}),
+    "config-wrong-type": lambda exp: config({"train": {"epochs": "ten"}}),
+    "config-huge-number": lambda exp: config({"train": {"epochs": 10**9}}),
+    "config-negative-size": lambda exp: config({"model": {"arch": "mlp", "hidden": [-3]}}),
+    "config-unknown-layer": lambda exp: config({"weight_pruning": {"sparsity": {"fc9": 0.5}}}),
+    "config-other-version": lambda exp: message(lambda: parse_config('{"version": 2}')),
+    "config-lr-zero": lambda exp: config({"train": {"lr": 0}}),
+    "config-sparsity-above-1": lambda exp: config({"weight_pruning": {"sparsity": 1.5}}),
+    "link-tampered": lambda exp: message(lambda: decode_setup("not-a-setup")),
+    "checkpoint-not-torch": lambda exp: message(lambda: Experiment(exp.config).load_checkpoint(b"junk")),
+    "checkpoint-pickled-code": lambda exp: message(lambda: Experiment(exp.config).load_checkpoint(_pickled_checkpoint())),
+    "checkpoint-wrong-shapes": lambda exp: message(
+        lambda: Experiment(exp.config).load_checkpoint(_wrong_shape_checkpoint())),
+    "bundle-not-zip": lambda exp: message(lambda: Experiment(exp.config).load_bundle(b"PK not really")),
+    "csv-non-numeric": lambda exp: csv(frame().assign(a="red")),
+    "csv-missing-value": lambda exp: csv(frame().assign(b=lambda d: d.b.where(d.index != 4))),
+    "csv-one-class": lambda exp: csv(frame(classes=1)),
+    "csv-too-few-rows": lambda exp: csv(frame(n=10)),
+    "csv-too-many-classes": lambda exp: csv(frame(n=180).assign(y=np.arange(180))),
+    "csv-label-column-missing": lambda exp: csv(frame(), "label"),
+    "npz-pickled-objects": lambda exp: message(lambda: parse_upload("d.npz", _object_npz(), None)),
+    "data-not-in-session": lambda exp: message(lambda: Experiment(ExperimentConfig.model_validate(
+        {"data": {"name": "upload", "file": "theirs.csv", "sha256": "a" * 64}}))),
+    "lr-1e6-adam": lambda exp: _trained(lr=1e6).learning_problem(),
+    "lr-1e6-sgd": lambda exp: _trained(lr=1e6, optimizer="sgd").last_train.message,
+    "batch-larger-than-data": lambda exp: f"trained: test accuracy {_trained(batch_size=65536).baseline_test_accuracy:.0%}",
+    "all-layers-frozen": _finetune_all_frozen,
+    "sparsity-100": lambda exp: "{:.1%} weight sparsity".format(
+        Experiment(exp.config).set_pruning(WeightPruningConfig(sparsity=1.0)).stats["sparsity"]),
+    "threshold-above-every-weight": lambda exp: "{:.1%} weight sparsity".format(
+        Experiment(exp.config).set_pruning(WeightPruningConfig(threshold=1e9)).stats["sparsity"]),
+    "activation-threshold-above-all": lambda exp: "{:.1%} activation sparsity".format(
+        Experiment(exp.config).set_activation(ActivationConfig(threshold=1e9)).layers["fc1"].sparsity_after),
+    "structured-remove-every-unit": lambda exp: "{:.1%} weight sparsity".format(
+        Experiment(exp.config).set_pruning(WeightPruningConfig(structured=StructuredConfig(amount=1.0))).stats[
+            "sparsity"]),
+}
+
+
+def _object_npz() -> bytes:
+    obj = np.empty(30, dtype=object)
+    obj[:] = [_Payload()] * 30
+    buf = io.BytesIO()
+    np.savez(buf, X=obj, y=np.arange(30) % 2)
+    return buf.getvalue()
+
+
+def doc_rows() -> dict[str, str]:
+    rows = {}
+    for line in DOC.read_text().splitlines():
+        m = re.match(r"\|\s*`([\w-]+)`\s*\|(.*)\|(.*)\|\s*$", line)
+        if m:
+            rows[m[1]] = m[3]
+    return rows
+
+
+def test_every_case_has_a_row_and_every_row_a_case():
+    assert set(doc_rows()) == set(CASES)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_the_document_quotes_what_the_user_sees(case, exp):
+    said = CASES[case](exp)
+    assert isinstance(said, str) and said
+    quotes = re.findall(r"“([^”]+)”", doc_rows()[case])
+    assert quotes, f"docs/reliability.md row {case} quotes nothing"
+    for q in quotes:
+        assert q in said, f"{case}: the document quotes “{q}” but the app says: {said}"
