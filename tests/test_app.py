@@ -577,3 +577,20 @@ def test_config_on_data_this_session_lacks_is_a_message(trained_experiment_facto
     no_exceptions(at)
     assert at.error and "theirs.csv" in at.error[0].value and "upload that file" in at.error[0].value
     assert at.session_state["experiment"].config == before
+
+
+def test_a_closed_session_frees_its_experiment():
+    """Nothing global (caches, module state) keeps a session's Experiment — its model, data and masks — alive once the
+    session is gone: every page, cached views included, holds it only through session_state."""
+    import gc
+    import weakref
+
+    at = app(page="app_pages/model_data.py")
+    next(b for b in at.button if b.label == "Train baseline").click().run()
+    for page in PAGES[2:]:
+        at.switch_page(page).run()
+    no_exceptions(at)
+    ref = weakref.ref(at.session_state["experiment"])
+    del at
+    gc.collect()
+    assert ref() is None
