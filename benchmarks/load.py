@@ -10,7 +10,7 @@ TTL the RSS is read again: what a closed session gives back.
 
 Loopback only; bounded: at most 60 sessions, every wait times out (120 s), the whole run too.
 
-    python benchmarks/load.py --sessions 1 10 30 [--moves 5] [--json results.json]
+    python benchmarks/load.py --sessions 1 10 30 [--moves 5] [--servers 1] [--json results.json]
 """
 from __future__ import annotations
 
@@ -154,11 +154,12 @@ async def participant(url: str, moves: int, out: dict, hold: asyncio.Event) -> N
         await hold.wait()  # stay connected until every session has been measured
 
 
-async def one_round(server: Server, n: int, moves: int) -> dict:
+async def one_round(servers: list[Server], n: int, moves: int) -> dict:
+    """n participants, spread over the server processes as a sticky load balancer would (round robin)."""
     out = {"page_ready": [], "train": [], "slider": [], "exceptions": [], "wrong": [], "done": 0}
     hold = asyncio.Event()
     start = time.perf_counter()
-    tasks = [asyncio.create_task(participant(server.ws_url, moves, out, hold)) for _ in range(n)]
+    tasks = [asyncio.create_task(participant(servers[i % len(servers)].ws_url, moves, out, hold)) for i in range(n)]
     while out["done"] < n and not any(t.done() and t.exception() for t in tasks):
         await asyncio.sleep(0.2)
         if time.perf_counter() - start > WAIT_S * 4:
@@ -167,11 +168,11 @@ async def one_round(server: Server, n: int, moves: int) -> dict:
         if t.done() and t.exception():
             raise t.exception()
     wall = time.perf_counter() - start
-    rss_all = rss_mb(server.proc.pid)
+    rss_all = sum(rss_mb(s.proc.pid) for s in servers)
     hold.set()
     await asyncio.gather(*tasks)
     await asyncio.sleep(TTL_S + 8)  # the runtime drops disconnected sessions after the TTL
-    return {**out, "wall": wall, "rss_all": rss_all, "rss_closed": rss_mb(server.proc.pid)}
+    return {**out, "wall": wall, "rss_all": rss_all, "rss_closed": sum(rss_mb(s.proc.pid) for s in servers)}
 
 
 async def warm_up(server: Server) -> None:
@@ -187,21 +188,26 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sessions", type=int, nargs="+", default=[1, 10, 30])
     ap.add_argument("--moves", type=int, default=5, help="slider moves per session")
+    ap.add_argument("--servers", type=int, default=1,
+                    help="server processes, sessions spread round robin (a deployment behind a sticky proxy)")
     ap.add_argument("--json", help="write the figures here")
     args = ap.parse_args()
     if max(args.sessions) > MAX_SESSIONS:
         ap.error(f"at most {MAX_SESSIONS} sessions")
     results = []
     for n in args.sessions:
-        server = Server()  # a fresh server per N, so memory figures do not carry over
+        servers = []  # fresh servers per N, so memory figures do not carry over
         try:
-            asyncio.run(warm_up(server))
-            rss0 = rss_mb(server.proc.pid)
-            r = asyncio.run(one_round(server, n, args.moves))
+            servers = [Server() for _ in range(args.servers)]
+            for server in servers:
+                asyncio.run(warm_up(server))
+            rss0 = sum(rss_mb(s.proc.pid) for s in servers)
+            r = asyncio.run(one_round(servers, n, args.moves))
         finally:
-            server.stop()
+            for server in servers:
+                server.stop()
         row = {
-            "sessions": n, "page_ready_p50_ms": 1000 * statistics.median(r["page_ready"]),
+            "sessions": n, "servers": args.servers, "page_ready_p50_ms": 1000 * statistics.median(r["page_ready"]),
             "page_ready_p95_ms": 1000 * pct(r["page_ready"], 95),
             "slider_p50_ms": 1000 * statistics.median(r["slider"]), "slider_p95_ms": 1000 * pct(r["slider"], 95),
             "train_p50_s": statistics.median(r["train"]), "train_max_s": max(r["train"]),
@@ -222,7 +228,8 @@ def main() -> None:
               f"{row['slider_p50_ms']:.0f} / {row['slider_p95_ms']:.0f} ms | {row['train_p50_s']:.1f} / "
               f"{row['train_max_s']:.1f} s | {row['mb_per_session']:.1f} | {row['rss_warm_mb']:.0f} → "
               f"{row['rss_all_mb']:.0f} → {row['rss_after_close_mb']:.0f} MB |")
-    print(f"\n{os.cpu_count()} CPUs; {args.moves} slider moves per session; python benchmarks/load.py "
+    print(f"\n{os.cpu_count()} CPUs, {args.servers} server process(es); {args.moves} slider moves per session; "
+          "python benchmarks/load.py "
           + " ".join(sys.argv[1:]))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
