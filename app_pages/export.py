@@ -142,8 +142,8 @@ elif upload is not None:
     except ConfigError as e:
         show_problems(e, f"{upload.name} is not a usable config")
     else:
-        st.write(f"**{upload.name}**: {incoming.data.file or incoming.data.name} / {incoming.model.arch}, seed {incoming.seed}, "
-                 f"{incoming.train.epochs} epochs.")
+        st.write(f"**{upload.name}**: {incoming.data.file or incoming.data.name} / {incoming.model.arch}, "
+                 f"seed {incoming.seed}, {incoming.train.epochs} epochs.")
         if st.button("Load this setup and train", type="primary") and train_with_progress(exp, incoming):
             forget_setting_widgets()  # sliders and checkboxes re-read the imported setting
             st.write(f"Pruned: {exp.pruning.stats['sparsity']:.1%} weight sparsity, "
