@@ -10,7 +10,7 @@ TTL the RSS is read again: what a closed session gives back.
 
 Loopback only; bounded: at most 60 sessions, every wait times out (120 s), the whole run too.
 
-    python benchmarks/load.py --sessions 1 10 30 [--moves 5] [--servers 1] [--json results.json]
+    python benchmarks/load.py --sessions 1 10 30 [--moves 5] [--servers 1] [--stagger 0] [--json results.json]
 """
 from __future__ import annotations
 
@@ -136,7 +136,8 @@ class Session:
         return state
 
 
-async def participant(url: str, moves: int, out: dict, hold: asyncio.Event) -> None:
+async def participant(url: str, moves: int, out: dict, hold: asyncio.Event, delay: float = 0.0) -> None:
+    await asyncio.sleep(delay)  # a class joins over some seconds, not in the same millisecond (--stagger)
     async with websockets.connect(url, subprotocols=["streamlit"], max_size=None, open_timeout=WAIT_S) as ws:
         s = Session(ws)
         out["page_ready"].append(await s.run(""))
@@ -154,16 +155,17 @@ async def participant(url: str, moves: int, out: dict, hold: asyncio.Event) -> N
         await hold.wait()  # stay connected until every session has been measured
 
 
-async def one_round(servers: list[Server], n: int, moves: int) -> dict:
+async def one_round(servers: list[Server], n: int, moves: int, stagger: float = 0.0) -> dict:
     """n participants, spread over the server processes as a sticky load balancer would (round robin)."""
     out = {"page_ready": [], "train": [], "slider": [], "exceptions": [], "wrong": [], "done": 0}
     hold = asyncio.Event()
     start = time.perf_counter()
-    tasks = [asyncio.create_task(participant(servers[i % len(servers)].ws_url, moves, out, hold)) for i in range(n)]
+    tasks = [asyncio.create_task(participant(servers[i % len(servers)].ws_url, moves, out, hold, stagger * i / n))
+             for i in range(n)]
     while out["done"] < n and not any(t.done() and t.exception() for t in tasks):
         await asyncio.sleep(0.2)
-        if time.perf_counter() - start > WAIT_S * 4:
-            raise TimeoutError(f"{n} sessions did not finish in {WAIT_S * 4} s")
+        if time.perf_counter() - start > WAIT_S * 4 + stagger:
+            raise TimeoutError(f"{n} sessions did not finish in {WAIT_S * 4 + stagger:.0f} s")
     for t in tasks:
         if t.done() and t.exception():
             raise t.exception()
@@ -190,6 +192,8 @@ def main() -> None:
     ap.add_argument("--moves", type=int, default=5, help="slider moves per session")
     ap.add_argument("--servers", type=int, default=1,
                     help="server processes, sessions spread round robin (a deployment behind a sticky proxy)")
+    ap.add_argument("--stagger", type=float, default=0.0,
+                    help="seconds over which the sessions start (default 0: all at once, the worst case)")
     ap.add_argument("--json", help="write the figures here")
     args = ap.parse_args()
     if max(args.sessions) > MAX_SESSIONS:
@@ -202,12 +206,12 @@ def main() -> None:
             for server in servers:
                 asyncio.run(warm_up(server))
             rss0 = sum(rss_mb(s.proc.pid) for s in servers)
-            r = asyncio.run(one_round(servers, n, args.moves))
+            r = asyncio.run(one_round(servers, n, args.moves, min(args.stagger, 600.0)))
         finally:
             for server in servers:
                 server.stop()
         row = {
-            "sessions": n, "servers": args.servers, "page_ready_p50_ms": 1000 * statistics.median(r["page_ready"]),
+            "sessions": n, "servers": args.servers, "stagger_s": args.stagger, "page_ready_p50_ms": 1000 * statistics.median(r["page_ready"]),
             "page_ready_p95_ms": 1000 * pct(r["page_ready"], 95),
             "slider_p50_ms": 1000 * statistics.median(r["slider"]), "slider_p95_ms": 1000 * pct(r["slider"], 95),
             "train_p50_s": statistics.median(r["train"]), "train_max_s": max(r["train"]),
@@ -228,7 +232,8 @@ def main() -> None:
               f"{row['slider_p50_ms']:.0f} / {row['slider_p95_ms']:.0f} ms | {row['train_p50_s']:.1f} / "
               f"{row['train_max_s']:.1f} s | {row['mb_per_session']:.1f} | {row['rss_warm_mb']:.0f} → "
               f"{row['rss_all_mb']:.0f} → {row['rss_after_close_mb']:.0f} MB |")
-    print(f"\n{os.cpu_count()} CPUs, {args.servers} server process(es); {args.moves} slider moves per session; "
+    print(f"\n{os.cpu_count()} CPUs, {args.servers} server process(es), starts spread over {args.stagger:g} s; "
+          f"{args.moves} slider moves per session; "
           "python benchmarks/load.py "
           + " ".join(sys.argv[1:]))
     if args.json:
