@@ -268,38 +268,32 @@ class ExperimentConfig(_Section):
         if self.model.arch == "cnn" and self.data.name != "digits":
             raise ValueError(f"model.arch: 'cnn' needs 8x8 images (data.name 'digits'), not '{self.data.name}'")
         # Per-layer keys must name layers of this model: a config written for another model is refused here.
-        from .models import layer_names  # local: models imports torch, config stays cheap to import
-        names = layer_names(self.model)
+        from .models import activation_layer_names, layer_names  # local: models imports torch; config stays cheap
+        names, hidden, arch = layer_names(self.model), activation_layer_names(self.model), self.model.arch
         for field in ("sparsity", "threshold"):
-            value = getattr(self.weight_pruning, field)
-            if isinstance(value, dict):
-                unknown = [k for k in value if k not in names]
-                if unknown:
-                    raise ValueError(f"weight_pruning.{field}: {', '.join(repr(k) for k in unknown)} is not a layer of "
-                                     f"model '{self.model.arch}' (its layers: {', '.join(names)}); "
-                                     "was this config written for another model?")
-        from .models import activation_layer_names
-        hidden = activation_layer_names(self.model)
-        if isinstance(self.weight_pruning.structured.amount, dict):
-            unknown = [k for k in self.weight_pruning.structured.amount if k not in hidden]
-            if unknown:
-                raise ValueError(f"weight_pruning.structured.amount: {', '.join(map(repr, unknown))} cannot lose units "
-                                 f"in model '{self.model.arch}' (hidden layers: {', '.join(hidden)}; the output "
-                                 "layer's units are the classes)")
+            if unknown := _unknown_keys(getattr(self.weight_pruning, field), names):
+                raise ValueError(f"weight_pruning.{field}: {unknown} is not a layer of model '{arch}' (its layers: "
+                                 f"{', '.join(names)}); was this config written for another model?")
+        if unknown := _unknown_keys(self.weight_pruning.structured.amount, hidden):
+            raise ValueError(f"weight_pruning.structured.amount: {unknown} cannot lose units in model '{arch}' (hidden "
+                             f"layers: {', '.join(hidden)}; the output layer's units are the classes)")
         for field in ("threshold", "target_sparsity"):
-            value = getattr(self.activation, field)
-            if isinstance(value, dict):
-                unknown = [k for k in value if k not in hidden]
-                if unknown:
-                    raise ValueError(f"activation.{field}: {', '.join(map(repr, unknown))} has no activation to "
-                                     f"threshold in model '{self.model.arch}' (hidden layers: {', '.join(hidden)})")
-        unknown = [k for k in self.freeze if k not in names]
-        if unknown:
-            raise ValueError(f"freeze: {', '.join(repr(k) for k in unknown)} is not a layer of model "
-                             f"'{self.model.arch}' (its layers: {', '.join(names)})")
+            if unknown := _unknown_keys(getattr(self.activation, field), hidden):
+                raise ValueError(f"activation.{field}: {unknown} has no activation to threshold in model '{arch}' "
+                                 f"(hidden layers: {', '.join(hidden)})")
+        if unknown := _unknown_keys(self.freeze, names):
+            raise ValueError(f"freeze: {unknown} is not a layer of model '{arch}' (its layers: {', '.join(names)})")
         if len(set(self.freeze)) != len(self.freeze):
             raise ValueError("freeze: a layer is listed twice")
         return self
+
+
+def _unknown_keys(value, allowed) -> str:
+    """The per-layer keys (or listed names) of `value` that are not in `allowed`, quoted; '' when all are known or
+    `value` is one number for every layer."""
+    if not isinstance(value, (dict, list)):
+        return ""
+    return ", ".join(repr(k) for k in value if k not in allowed)
 
 
 def _format_errors(err: ValidationError) -> list[str]:
