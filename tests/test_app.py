@@ -33,6 +33,14 @@ def no_exceptions(at):
     assert not at.exception, [e.value for e in at.exception]
 
 
+def assert_replays(exp) -> None:
+    """What the app shows for a setup equals a fresh engine replay of its config (what the CLI does)."""
+    from explorer.experiment import Experiment
+    replay = Experiment(exp.config)
+    replay.train_baseline()
+    assert replay.metrics() == exp.metrics()
+
+
 def sidebar_text(at) -> str:
     return " ".join(m.value for m in at.sidebar.markdown)
 
@@ -155,11 +163,7 @@ def test_export_download_and_upload_round_trip(trained_experiment_factory):
     no_exceptions(at)
     now = at.session_state["experiment"]
     assert now.config == incoming and now.trained
-    # Same numbers as a replay of the same file.
-    from explorer.experiment import Experiment
-    replay = Experiment(incoming)
-    replay.train_baseline()
-    assert replay.metrics() == now.metrics()
+    assert_replays(now)  # the same numbers as a replay of the same file
 
 
 @pytest.mark.parametrize("content, words", [
@@ -426,10 +430,7 @@ def test_shared_link_opens_the_same_setup_and_a_broken_one_is_a_message():
     no_exceptions(at)
     exp = at.session_state["experiment"]
     assert exp.config == cfg and exp.trained
-    from explorer.experiment import Experiment
-    replay = Experiment(cfg)
-    replay.train_baseline()
-    assert replay.metrics() == exp.metrics()
+    assert_replays(exp)
     # the address bar follows what is set
     at.switch_page("app_pages/weight_pruning.py").run()
     bad = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
