@@ -4,15 +4,15 @@ import streamlit as st
 
 from explorer import plots
 from explorer.snippets import activation_code
-from ui import decision_view, get_experiment, show_problems
 from ui.activation_controls import activation_controls
+from ui.session import get_experiment
+from ui.views import decision_view, page_header, show_problems
 
 exp = get_experiment()
-st.title("Activation sparsity")
-st.caption("A forced-threshold ReLU: after each hidden layer's nonlinearity, activations with |a| < t become 0, and no "
-           "gradient flows through them. Measured on the test set, with the weight pruning of the previous page applied.")
-if not exp.trained:
-    st.warning("The baseline is not trained yet: these are the activations of a random initialisation.")
+page_header("Activation sparsity",
+            "A forced-threshold ReLU: after each hidden layer's nonlinearity, activations with |a| < t become 0, and "
+            "no gradient flows through them. Measured on the test set, with the weight pruning of the previous page "
+            "applied.", "these are the activations of a random initialisation.")
 
 setting = activation_controls(exp)
 try:

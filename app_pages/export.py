@@ -3,11 +3,14 @@ the papers' figures; download the config, the models and the sparse file; upload
 import pandas as pd
 import streamlit as st
 
-from explorer import plots
+from explorer import plots, report
 from explorer.config import ConfigError, config_json, parse_config
+from explorer.measure import break_even
 from explorer.sparse import FORMATS
-from ui import (compare_regularisers, forget_setting_widgets, get_experiment, show_problems, sparse_tradeoff,
-                train_with_progress)
+from ui.cached import compare_regularisers, sparse_tradeoff
+from ui.progress import train_with_progress
+from ui.session import forget_setting_widgets, get_experiment
+from ui.views import show_problems
 
 exp = get_experiment()
 st.title("Compare & export")
@@ -21,15 +24,14 @@ with st.form("snapshot"):
     if st.form_submit_button("Take snapshot", type="primary"):
         with st.spinner("measuring bytes and latency…"):
             snap = exp.snapshot(name)
-        st.success(f"Snapshot **{snap['name']}** taken.")
+        st.success(f"Snapshot **{snap.name}** taken.")
 if exp.snapshots:
     st.dataframe(pd.DataFrame([{
-        "name": s["name"], "kind": s["kind"], "weight sparsity": s["weight_sparsity"],
-        "test accuracy": s["test_accuracy"], "dense bytes": s["bytes"]["dense"]["file"],
-        "bitmask bytes": s["bytes"]["bitmask"]["file"], "CSR bytes": s["bytes"]["csr"]["file"],
-        "COO bytes": s["bytes"]["coo"]["file"], "MACs dense": s["macs_dense"], "MACs non-zero": s["macs_nonzero"],
-        "MACs compacted": s.get("macs_compact"), "latency ms": s["latency_ms"],
-        "compacted ms": s.get("latency_compact_ms"),
+        "name": s.name, "kind": s.kind, "weight sparsity": s.weight_sparsity, "test accuracy": s.test_accuracy,
+        **{f"{label} bytes": s.file_bytes(fmt) for fmt, label in
+           (("dense", "dense"), ("bitmask", "bitmask"), ("csr", "CSR"), ("coo", "COO"))},
+        "MACs dense": s.macs_dense, "MACs non-zero": s.macs_nonzero, "MACs compacted": s.macs_compact,
+        "latency ms": s.latency_ms, "compacted ms": s.latency_compact_ms,
     } for s in exp.snapshots]), hide_index=True, column_config={
         "weight sparsity": st.column_config.NumberColumn(format="percent"),
         "test accuracy": st.column_config.NumberColumn(format="percent"),
@@ -39,7 +41,7 @@ if exp.snapshots:
     left.plotly_chart(plots.snapshots_accuracy_vs_sparsity(exp.snapshots), key="cmp_acc")
     right.plotly_chart(plots.snapshots_bytes(exp.snapshots), key="cmp_bytes")
     st.plotly_chart(plots.snapshots_latency(exp.snapshots), key="cmp_latency")
-    layer, even = exp.break_even()
+    layer, even = break_even(exp.baseline)
     st.caption("Why is a 90 %-sparse model neither smaller nor faster? Stored dense, zeros cost as much as any weight; "
                f"a sparse format pays off only past its break-even sparsity (for {layer}, "
                + ", ".join(f"{f} {v:.0%}" for f, v in even.items()) + "), and dense kernels do every multiply-add "
@@ -60,8 +62,8 @@ if exp.has_sensitivity:
     st.plotly_chart(plots.sensitivity_curves(exp.sensitivity()), key="cmp_sens")
 
 st.subheader("L1 vs L2 before pruning")
-st.caption("Two presets trained from scratch with the same seed — configs/l1_before_pruning.json (L1 penalty) and "
-           "configs/l2_before_pruning.json (weight decay) — then pruned by global magnitude without retraining.")
+st.caption("Two presets trained from scratch with the same seed — presets/l1_before_pruning.json (L1 penalty) and "
+           "presets/l2_before_pruning.json (weight decay) — then pruned by global magnitude without retraining.")
 if st.button("Train both and compare", help="about 5 s on a laptop CPU; your own setup is not touched"):
     bar = st.progress(0.0, text="training the presets…")
     st.session_state["l1_vs_l2"] = compare_regularisers(
@@ -70,9 +72,9 @@ if st.button("Train both and compare", help="about 5 s on a laptop CPU; your own
 if "l1_vs_l2" in st.session_state:
     res = st.session_state["l1_vs_l2"]
     left, right = st.columns(2)
-    left.plotly_chart(plots.pruning_curve({n: r["curve"] for n, r in res.items()}), key="reg_curves")
+    left.plotly_chart(plots.pruning_curve({n: r.curve for n, r in res.items()}), key="reg_curves")
     right.plotly_chart(plots.magnitude_histograms(res), key="reg_hist")
-    st.markdown(" · ".join(f"**{n}**: baseline {r['baseline_accuracy']:.1%}, {r['near_zero']:.1%} of weights below "
+    st.markdown(" · ".join(f"**{n}**: baseline {r.baseline_accuracy:.1%}, {r.near_zero:.1%} of weights below "
                            "0.001" for n, r in res.items()))
 
 st.subheader("When sparsity pays")
@@ -90,10 +92,10 @@ if "tradeoff" in st.session_state:
     tr = st.session_state["tradeoff"]
     st.plotly_chart(plots.sparse_tradeoff(tr), key="tr_plot")
     faster = ", ".join(f"{f.upper()} from {s:.0%}" if s is not None else f"{f.upper()} never (up to 99 %)"
-                       for f, s in tr["faster_from"].items())
-    st.markdown(f"On this machine, for a {tr['rows']}×{tr['cols']} layer at batch {tr['batch']}: faster than dense — "
+                       for f, s in tr.faster_from.items())
+    st.markdown(f"On this machine, for a {tr.rows}×{tr.cols} layer at batch {tr.batch}: faster than dense — "
                 f"{faster}; smaller than dense — " + ", ".join(f"{f.upper()} from {s:.0%}"
-                                                               for f, s in tr["smaller_from"].items()) + ".")
+                                                               for f, s in tr.smaller_from.items()) + ".")
 
 st.subheader("Download")
 st.write("The config JSON holds every setting (dataset, model, seed, training, pruning, fine-tuning). "
@@ -102,19 +104,21 @@ c1, c2, c3, c4 = st.columns(4)
 c1.download_button("Config JSON", config_json(exp.config), file_name="pruning-explorer-config.json",
                    mime="application/json", type="primary")
 which = "fine-tuned pruned" if exp.finetune_result else "pruned"
-c2.download_button(f"The {which} model (.pt)", exp.model_state_bytes(),
+c2.download_button(f"The {which} model (.pt)", report.state_bytes(exp.current_model()),
                    file_name=f"{which.replace(' ', '-')}-model.pt", mime="application/octet-stream",
                    disabled=not exp.trained,
                    help="a plain state_dict: model.load_state_dict(torch.load(path, weights_only=True))")
-compact_problem = exp.compact_problem()
-c3.download_button("The compacted model (.pt)", exp.compact_bytes() if compact_problem is None else b"",
+compacted = exp.compaction()
+compact_problem = compacted.problem
+c3.download_button("The compacted model (.pt)",
+                   report.compact_bytes(compacted.model, compacted.config) if compact_problem is None else b"",
                    file_name="compacted-model.pt", mime="application/octet-stream",
                    disabled=compact_problem is not None,
                    help=(f"Not available: {compact_problem}." if compact_problem else
                          "{'model': its architecture (ModelConfig), 'state_dict': …}: build_model(ModelConfig(**d["
                          "'model']), …).load_state_dict(d['state_dict'])"))
 fmt = c4.selectbox("Sparse format", [f for f in FORMATS if f != "dense"], key="cmp_sparse_fmt")
-c4.download_button(f"Sparse file ({fmt})", exp.sparse_bytes(fmt), file_name=f"model-{fmt}.pt",
+c4.download_button(f"Sparse file ({fmt})", report.sparse_bytes(exp.current_model(), fmt), file_name=f"model-{fmt}.pt",
                    mime="application/octet-stream",
                    help="explorer.sparse.decode_model(torch.load(path, weights_only=True)) gives the state_dict back")
 st.download_button("Setup + model in one zip", exp.bundle_bytes(), file_name="pruning-explorer-bundle.zip",
@@ -135,7 +139,7 @@ if upload is not None and upload.name.lower().endswith(".zip"):
         else:
             forget_setting_widgets()
             st.success(f"Restored {upload.name}: test accuracy {exp.baseline_test_accuracy:.1%}, pruned "
-                       f"{exp.pruning.stats['sparsity']:.1%} → {exp.pruning.test_accuracy:.1%}.")
+                       f"{exp.pruning.stats.sparsity:.1%} → {exp.pruning.test_accuracy:.1%}.")
 elif upload is not None:
     try:
         incoming = parse_config(upload.getvalue())
@@ -146,5 +150,5 @@ elif upload is not None:
                  f"seed {incoming.seed}, {incoming.train.epochs} epochs.")
         if st.button("Load this setup and train", type="primary") and train_with_progress(exp, incoming):
             forget_setting_widgets()  # sliders and checkboxes re-read the imported setting
-            st.write(f"Pruned: {exp.pruning.stats['sparsity']:.1%} weight sparsity, "
+            st.write(f"Pruned: {exp.pruning.stats.sparsity:.1%} weight sparsity, "
                      f"test accuracy {exp.pruning.test_accuracy:.1%}.")

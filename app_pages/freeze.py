@@ -3,7 +3,7 @@ import pandas as pd
 import streamlit as st
 
 from explorer.snippets import freeze_code
-from ui import get_experiment
+from ui.session import get_experiment
 
 exp = get_experiment()
 st.title("Freeze")
@@ -15,7 +15,7 @@ counts = exp.parameter_counts()
 frozen_now = exp.config.freeze
 chosen = []
 for name in exp.layer_names:
-    if st.checkbox(f"Freeze **{name}** ({counts['layers'][name]:,} parameters)", value=name in frozen_now,
+    if st.checkbox(f"Freeze **{name}** ({counts.layers[name]:,} parameters)", value=name in frozen_now,
                    key=f"freeze_{name}"):
         chosen.append(name)
 if chosen != frozen_now:
@@ -23,10 +23,10 @@ if chosen != frozen_now:
     counts = exp.parameter_counts()
 
 c = st.columns(3)
-c[0].metric("Trainable parameters", f"{counts['trainable']:,}")
-c[1].metric("Frozen parameters", f"{counts['frozen']:,}")
-c[2].metric("Share frozen", f"{counts['frozen'] / counts['total']:.1%}")
-if counts["trainable"] == 0:
+c[0].metric("Trainable parameters", f"{counts.trainable:,}")
+c[1].metric("Frozen parameters", f"{counts.frozen:,}")
+c[2].metric("Share frozen", f"{counts.frozen / counts.total:.1%}")
+if counts.trainable == 0:
     st.warning("Every layer is frozen: there is nothing left to train. Unfreeze at least one layer before training.")
 
 ft = exp.finetune_result
@@ -37,7 +37,7 @@ else:
     st.table(pd.DataFrame([
         {"layer": n, "frozen": "yes" if p.frozen else "no", "fingerprint before": p.fingerprint_before,
          "fingerprint after": p.fingerprint_after,
-         "result": ("identical ✓" if p.fingerprint_before == p.fingerprint_after else "changed")
+         "result": ("identical ✓" if p.unchanged else "changed")
          + ("" if p.frozen else " (trainable)")}
         for n, p in ft.proof.items()]).set_index("layer"))
     st.caption("Fingerprint: SHA-256 of the layer's weight and bias bytes, measured before and after the last run.")

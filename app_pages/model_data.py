@@ -3,12 +3,22 @@ import pandas as pd
 import streamlit as st
 
 from explorer import plots, userdata
-from explorer.config import ARCHS, DATASETS, DEFAULT_MLP_HIDDEN, ConfigError, validate_config
+from explorer.config import (
+    ARCHS,
+    DATASETS,
+    DEFAULT_MLP_HIDDEN,
+    OPTIMIZERS,
+    ConfigError,
+    reset_for_new_model,
+    validate_config,
+)
 from explorer.data import raw_preview
-from ui import (decision_view, forget_setting_widgets, get_experiment, get_presets, show_problems,
-                train_with_progress, workshop_mode)
+from explorer.models import layer_table
+from ui.cached import get_presets
+from ui.progress import train_with_progress
+from ui.session import forget_setting_widgets, get_experiment, workshop_mode
+from ui.views import decision_view, show_problems
 
-OPTIMIZERS = ["adam", "adamw", "sgd"]
 ARCH_NAMES = {"lenet300100": "LeNet-300-100 (Han et al. 2015)", "mlp": "MLP (choose hidden sizes)",
               "cnn": "Small CNN (2 conv + 1 linear, digits only)"}
 
@@ -99,14 +109,8 @@ if submitted:
     raw["seed"] = int(seed)
     raw["train"].update(epochs=int(epochs), lr=float(lr), optimizer=optimizer, batch_size=int(batch), l1=float(l1),
                         weight_decay=float(weight_decay))
-    # A new model has other layers: per-layer settings (pruning, frozen layers, activation thresholds) cannot carry
-    # over, and a stale layer name would make the whole setup invalid.
-    if arch != cfg.model.arch or hidden != cfg.model.hidden:
-        raw["weight_pruning"] = {"scope": "layer", "sparsity": None, "threshold": None}
-        raw["freeze"] = []
-        raw["activation"] = {"threshold": None, "target_sparsity": None, "ema": cfg.activation.ema}
     try:
-        new_config = validate_config(raw)
+        new_config = validate_config(reset_for_new_model(raw, cfg.model))
     except ConfigError as e:
         show_problems(e, "This setup cannot be used")
     else:
@@ -148,9 +152,9 @@ with left:
             st.plotly_chart(plots.scatter_2d(x, y, exp.config.data.name), key="md_preview")
 with right:
     st.subheader("Layers")
-    st.dataframe(pd.DataFrame(exp.layer_table()), hide_index=True)
-    if exp.trained and exp.history:
-        st.plotly_chart(plots.training_curves(exp.history), key="md_curves")
+    st.dataframe(pd.DataFrame(layer_table(exp.model)), hide_index=True)
+    if exp.trained and exp.baseline.history:
+        st.plotly_chart(plots.training_curves(exp.baseline.history), key="md_curves")
         decision_view(exp, "baseline", "md_regions")
     elif not exp.trained:
         st.info("Not trained yet: press **Train baseline**.")

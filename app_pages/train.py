@@ -5,9 +5,10 @@ import streamlit as st
 from pydantic import ValidationError
 
 from explorer import plots
-from explorer.config import FinetuneConfig
+from explorer.config import OPTIMIZERS, FinetuneConfig
 from explorer.snippets import masked_training_code
-from ui import get_experiment, run_with_progress, stop_event, workshop_mode
+from ui.progress import run_with_progress, stop_event
+from ui.session import get_experiment, workshop_mode
 
 SCHEDULES = {
     "oneshot": "One-shot: prune to the target, retrain (Han et al. 2015)",
@@ -25,7 +26,7 @@ act = cfg.activation
 act_text = ("activation targets (dynamic thresholds)" if act.target_sparsity is not None
             else "activation thresholds" if act.threshold is not None else "no activation thresholds")
 st.caption(f"Fine-tunes the pruned **{cfg.model.arch}** on **{exp.device.type}** toward the Weight pruning target "
-           f"({exp.pruning.stats['sparsity']:.1%} of weights), with "
+           f"({exp.pruning.stats.sparsity:.1%} of weights), with "
            f"{'frozen layers ' + ', '.join(cfg.freeze) if cfg.freeze else 'no frozen layers'} and {act_text}.")
 if not exp.trained:
     st.warning("The baseline is not trained yet: train it on Model & data first for meaningful numbers.")
@@ -43,8 +44,8 @@ with st.form("finetune"):
         lr = c2.number_input("Learning rate", 1e-7, 1e6, tcfg.lr, format="%.6f",
                              help="Han et al. retrain at about 1/10 of the original rate (the default)",
                              key="ft_lr")
-        optimizer = c2.selectbox("Optimizer", ["adam", "adamw", "sgd"],
-                                 index=["adam", "adamw", "sgd"].index(tcfg.optimizer), key="ft_optimizer")
+        optimizer = c2.selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index(tcfg.optimizer),
+                                 key="ft_optimizer")
         weight_decay = c2.number_input("Weight decay", 0.0, 1.0, tcfg.weight_decay, format="%.5f",
                                        key="ft_weight_decay")
         momentum = c2.number_input("Momentum (SGD)", 0.0, 0.999, tcfg.momentum, format="%.3f", key="ft_momentum")
@@ -89,7 +90,7 @@ if out is not None:
     c[1].metric("Pruned, before fine-tuning", f"{exp.pruning.test_accuracy:.1%}")
     c[2].metric("After fine-tuning", f"{out.test_accuracy:.1%}",
                 delta=f"{(out.test_accuracy - exp.baseline_test_accuracy) * 100:+.1f} pts vs dense")
-    c[3].metric("Weight sparsity", f"{out.stats['sparsity']:.1%}")
+    c[3].metric("Weight sparsity", f"{out.stats.sparsity:.1%}")
     st.plotly_chart(plots.training_curves(out.result.history, sparsity=True), key="train_curves")
     if out.activation_thresholds:
         kind = "dynamic, where they ended" if exp.config.activation.target_sparsity is not None else "static"
@@ -101,7 +102,7 @@ if out is not None:
     dns = exp.config.finetune.schedule == "dns"
     # st.table (plain HTML), not st.dataframe: a small panel that screen readers and browser tests can read.
     st.table(pd.DataFrame([{
-        "layer": n, "sparsity": f"{out.stats['layers'][n]['sparsity']:.1%}",
+        "layer": n, "sparsity": f"{out.stats.layers[n].sparsity:.1%}",
         "pruned weights ≠ 0": p.masked_nonzero,
         "max |grad| on pruned": "by design (DNS)" if p.max_masked_grad is None else f"{p.max_masked_grad:.3g}",
         "frozen": "yes" if p.frozen else "no",

@@ -4,17 +4,17 @@ import streamlit as st
 
 from explorer import plots
 from explorer.snippets import pruning_code
-from ui import decision_view, get_experiment, show_problems
+from explorer.views import mask_map
 from ui.pruning_controls import pruning_controls
+from ui.session import get_experiment
+from ui.views import decision_view, page_header, show_problems
 
 exp = get_experiment()
-st.title("Weight pruning")
-st.caption("Unstructured magnitude pruning (Han et al. 2015) sets the smallest weights to exactly zero; structured "
-           "pruning (Li et al. 2016) removes whole neurons or filters, which the mask map shows as empty rows. "
-           "Masks are computed from the trained baseline, so every slider moves both ways.")
-if not exp.trained:
-    st.warning("The baseline is not trained yet: you are pruning a random initialisation.")
-    st.page_link("app_pages/model_data.py", label="Train a baseline on Model & data", icon=":material/arrow_forward:")
+page_header("Weight pruning",
+            "Unstructured magnitude pruning (Han et al. 2015) sets the smallest weights to exactly zero; structured "
+            "pruning (Li et al. 2016) removes whole neurons or filters, which the mask map shows as empty rows. "
+            "Masks are computed from the trained baseline, so every slider moves both ways.",
+            "you are pruning a random initialisation.")
 
 setting = pruning_controls(exp)
 try:
@@ -25,8 +25,8 @@ except ValueError as e:
 
 stats = result.stats
 c = st.columns(4)
-c[0].metric("Weight sparsity", f"{stats['sparsity']:.1%}")
-c[1].metric(f"Weights kept (of {stats['total']:,})", f"{stats['kept']:,}")
+c[0].metric("Weight sparsity", f"{stats.sparsity:.1%}")
+c[1].metric(f"Weights kept (of {stats.total:,})", f"{stats.kept:,}")
 c[2].metric("Test accuracy before", f"{exp.baseline_test_accuracy:.1%}")
 c[3].metric("Test accuracy after", f"{result.test_accuracy:.1%}",
             delta=f"{(result.test_accuracy - exp.baseline_test_accuracy) * 100:+.1f} pts")
@@ -35,11 +35,12 @@ layer = st.selectbox("Layer to inspect", exp.layer_names, key="wp_inspect")
 log_y = st.toggle("Log-scale counts", key="wp_log_y")
 left, right = st.columns(2)
 left.plotly_chart(plots.weight_histogram(exp.weight_histogram(layer), layer, log_y), key="wp_hist")
-right.plotly_chart(plots.mask_heatmap(exp.mask_map(layer), layer, tuple(exp.masks[layer].shape)), key="wp_map")
+mask = exp.pruning.masks[layer]
+right.plotly_chart(plots.mask_heatmap(mask_map(mask), layer, tuple(mask.shape)), key="wp_map")
 
 left, right = st.columns(2)
-table = pd.DataFrame([{"layer": n, "weights": s["total"], "kept": s["kept"], "sparsity": s["sparsity"],
-                       "cut at |w|": result.thresholds[n]} for n, s in stats["layers"].items()])
+table = pd.DataFrame([{"layer": n, "weights": s.total, "kept": s.kept, "sparsity": s.sparsity,
+                       "cut at |w|": result.thresholds[n]} for n, s in stats.layers.items()])
 left.dataframe(table, hide_index=True, column_config={
     "sparsity": st.column_config.NumberColumn(format="percent"),
     "cut at |w|": st.column_config.NumberColumn(format="%.4f", help="largest pruned magnitude")})
@@ -49,7 +50,8 @@ decision_view(exp, "pruned", "wp_regions")
 
 left, right = st.columns([3, 2])
 left.plotly_chart(plots.pruning_curve({"this baseline": exp.pruning_curve()}), key="wp_curve")
-right.markdown(f"**{exp.near_zero_share():.1%}** of this baseline's weights have |w| < 0.001. Training with an L1 "
+near_zero = exp.baseline.near_zero_share()
+right.markdown(f"**{near_zero:.1%}** of this baseline's weights have |w| < 0.001. Training with an L1 "
                "penalty (Model & data) builds a spike at zero and moves this curve right: more can be pruned before "
                "accuracy drops, even without retraining (Han et al. 2015). Compare both on **Compare & export**.")
 

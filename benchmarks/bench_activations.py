@@ -7,15 +7,11 @@ p95 ≤ 50 ms (engine).
 import argparse
 import random
 import statistics
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from explorer import activations as A  # noqa: E402
-from explorer.config import ActivationConfig, ExperimentConfig  # noqa: E402
-from explorer.experiment import Experiment  # noqa: E402
+from explorer import activations as A
+from explorer.config import ActivationConfig, ExperimentConfig
+from explorer.experiment import Experiment
 
 
 def pct(xs, q):
@@ -44,7 +40,8 @@ def main() -> None:
     moves = []
     for i in range(a.moves):
         if i % 2:
-            ac = ActivationConfig(threshold={"fc1": rng.uniform(0, ranges["fc1"]), "fc2": rng.uniform(0, ranges["fc2"])})
+            ac = ActivationConfig(threshold={"fc1": rng.uniform(0, ranges["fc1"]),
+                                             "fc2": rng.uniform(0, ranges["fc2"])})
         else:
             ac = ActivationConfig(target_sparsity={"fc1": rng.uniform(0, 0.99), "fc2": rng.uniform(0, 0.99)})
         t = time.perf_counter()

@@ -5,16 +5,12 @@ the whole default run. Target (issue 3): ≥ 95 % in ≤ 5 s on a 2-core CPU.
 """
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
 
-import torch  # noqa: E402
-
-from explorer.config import ExperimentConfig  # noqa: E402
-from explorer.experiment import Experiment  # noqa: E402
+from explorer.config import ExperimentConfig
+from explorer.experiment import Experiment
 
 
 def main() -> None:

@@ -5,19 +5,14 @@ neurons removed, latency speedup ≥ 0.7 × the FLOP reduction, batch 256, media
     python benchmarks/bench_compaction.py [--repeats 200]
 """
 import argparse
-import copy
 import statistics
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
 
-import torch  # noqa: E402
-
-from explorer.config import ModelConfig  # noqa: E402
-from explorer.models import build_model, count_macs, prunable_layers  # noqa: E402
-from explorer.pruning import apply_structured, compact, structured_masks  # noqa: E402
+from explorer.config import ModelConfig
+from explorer.models import build_model, count_macs, prunable_layers
+from explorer.pruning import apply_structured, compact, structured_masks
 
 
 def latency_ms(model, x, repeats):

@@ -10,22 +10,17 @@ Rounds are interleaved so that drift of a shared machine hits every variant alik
 """
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
+import torch.nn.utils.prune as prune
+from torch import nn
 
-import torch  # noqa: E402
-import torch.nn.utils.prune as prune  # noqa: E402
-from torch import nn  # noqa: E402
-
-from explorer.config import ExperimentConfig  # noqa: E402
-from explorer.data import load_dataset  # noqa: E402
-from explorer.models import build_model, prunable_layers  # noqa: E402
-from explorer.pruning import magnitude_masks  # noqa: E402
-from explorer.config import TrainConfig  # noqa: E402
-from explorer.training import GradientMasker, make_optimizer  # noqa: E402
+from explorer.config import ExperimentConfig, TrainConfig
+from explorer.data import load_dataset
+from explorer.models import build_model, prunable_layers
+from explorer.pruning import magnitude_masks
+from explorer.training import GradientMasker, make_optimizer
 
 
 def make(variant: str, masks):

@@ -8,15 +8,14 @@ Targets (issue 3): engine p95 ≤ 50 ms, AppTest rerun p95 ≤ 300 ms.
 """
 import argparse
 import random
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from explorer.config import ExperimentConfig, WeightPruningConfig
+from explorer.experiment import Experiment
+from explorer.views import mask_map
 
-from explorer.config import ExperimentConfig, WeightPruningConfig  # noqa: E402
-from explorer.experiment import Experiment  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def pct(xs, q):
@@ -37,7 +36,7 @@ def main() -> None:
         s = round(rng.uniform(0, 1), 6)
         settings.append([WeightPruningConfig(sparsity=s),
                          WeightPruningConfig(scope="global", sparsity=s),
-                         WeightPruningConfig(threshold=s * exp.max_abs_weight()),
+                         WeightPruningConfig(threshold=s * exp.baseline.max_abs_weight()),
                          WeightPruningConfig(sparsity={"fc1": s, "fc2": 1 - s})][i % 4])
     times = []
     for wp in settings:
@@ -45,7 +44,7 @@ def main() -> None:
         exp.set_pruning(wp)
         for layer in exp.layer_names[:1]:
             exp.weight_histogram(layer)
-            exp.mask_map(layer)
+            mask_map(exp.pruning.masks[layer])
         times.append((time.perf_counter() - t) * 1000)
     p50, p95 = pct(times, 50), pct(times, 95)
     print(f"engine slider move ({a.moves} moves, 4 kinds): p50 {p50:.1f} ms, p95 {p95:.1f} ms, max {max(times):.1f} ms "

@@ -5,14 +5,10 @@ values ≤ 0.14× dense.
     python benchmarks/bench_sparse_bytes.py [--rows 1024 --cols 1024]
 """
 import argparse
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
 
-import torch  # noqa: E402
-
-from explorer import sparse  # noqa: E402
+from explorer import sparse
 
 
 def main() -> None:

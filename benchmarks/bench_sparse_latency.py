@@ -5,15 +5,11 @@ torch.sparse CSR and COO, across sparsity, with the break-even points. The app's
     python benchmarks/bench_sparse_latency.py [--size 1024 --batch 256]
 """
 import argparse
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
 
-import torch  # noqa: E402
-
-from explorer.sparse import latency_tradeoff  # noqa: E402
+from explorer.sparse import latency_tradeoff
 
 
 def main() -> None:
@@ -27,12 +23,12 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {a.size}×{a.size} fp32, batch {a.batch}; "
           f"measured in {took:.1f} s (app budget 15 s)")
     print("sparsity   dense ms    CSR ms    COO ms   CSR÷dense  COO÷dense")
-    for i, s in enumerate(r["sparsity"]):
-        d, c, o = (r["latency_ms"][f][i] for f in ("dense", "csr", "coo"))
+    for i, s in enumerate(r.sparsity):
+        d, c, o = (r.latency_ms[f][i] for f in ("dense", "csr", "coo"))
         print(f"{s:8.0%}   {d:8.2f}  {c:8.2f}  {o:8.2f}   {c / d:9.2f}  {o / d:9.2f}")
     print("faster than dense from: " + ", ".join(f"{f} {s:.0%}" if s is not None else f"{f} never"
-                                                  for f, s in r["faster_from"].items()))
-    print("smaller than dense from: " + ", ".join(f"{f} {s:.1%}" for f, s in r["smaller_from"].items()))
+                                                  for f, s in r.faster_from.items()))
+    print("smaller than dense from: " + ", ".join(f"{f} {s:.1%}" for f, s in r.smaller_from.items()))
 
 
 if __name__ == "__main__":

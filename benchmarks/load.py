@@ -211,7 +211,8 @@ def main() -> None:
             for server in servers:
                 server.stop()
         row = {
-            "sessions": n, "servers": args.servers, "stagger_s": args.stagger, "page_ready_p50_ms": 1000 * statistics.median(r["page_ready"]),
+            "sessions": n, "servers": args.servers, "stagger_s": args.stagger,
+            "page_ready_p50_ms": 1000 * statistics.median(r["page_ready"]),
             "page_ready_p95_ms": 1000 * pct(r["page_ready"], 95),
             "slider_p50_ms": 1000 * statistics.median(r["slider"]), "slider_p95_ms": 1000 * pct(r["slider"], 95),
             "train_p50_s": statistics.median(r["train"]), "train_max_s": max(r["train"]),

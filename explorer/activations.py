@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .layers import check_known, expand
 from .models import activation_modules, prunable_layers
 
 
@@ -48,10 +49,7 @@ class Threshold:
 def thresholds_installed(model: nn.Module, hooks: Mapping[str, Threshold]) -> Iterator[None]:
     """Install the given {layer: Threshold} on the layers' nonlinearities for the duration; always removed after."""
     acts = activation_modules(model)
-    unknown = [n for n in hooks if n not in acts]
-    if unknown:
-        raise ValueError(f"activation: {', '.join(map(repr, unknown))} has no activation to threshold; "
-                         f"hidden layers are {', '.join(acts)}")
+    check_known(hooks, acts, "activation", "has no activation to threshold", "hidden layers:")
     handles = [acts[n].register_forward_hook(h) for n, h in hooks.items()]
     try:
         yield
@@ -60,21 +58,35 @@ def thresholds_installed(model: nn.Module, hooks: Mapping[str, Threshold]) -> It
             h.remove()
 
 
+def view(model: nn.Module, x: torch.Tensor, y: torch.Tensor, ac, ranges: Mapping[str, float]):
+    """({layer: threshold in use}, ActivationStats on (x, y)) for an ActivationConfig: static thresholds as given, or
+    the ones that reach its target sparsities on x. Raises ValueError naming a layer without an activation."""
+    names = list(activation_modules(model))
+    if ac.target_sparsity is not None:
+        targets = expand(ac.target_sparsity, names, "activation.target_sparsity")
+        thresholds = thresholds_for_targets(model, x, targets)
+    else:
+        thresholds = expand(ac.threshold, names, "activation.threshold")
+    return thresholds, activation_stats(model, x, y, thresholds, ranges)
+
+
 def static_hooks(thresholds: Mapping[str, float]) -> dict[str, Threshold]:
+    """A static Threshold for every layer with t > 0 (t = 0 is no threshold: nothing to hook)."""
     return {n: Threshold(t) for n, t in thresholds.items() if t > 0}
 
 
-def per_layer(value, names: list[str]) -> dict[str, float]:
-    """A float for every hidden layer, or {layer: float} for some of them."""
-    if value is None:
-        return {}
-    if isinstance(value, Mapping):
-        return {n: float(v) for n, v in value.items()}
-    return {n: float(value) for n in names}
+def hooks_for(ac, names: list[str]) -> dict[str, Threshold]:
+    """The Threshold hooks an ActivationConfig asks for on the hidden layers `names`: dynamic ones that follow a
+    target sparsity while training, or static ones. Raises ValueError naming a layer without an activation."""
+    if ac.target_sparsity is not None:
+        targets = expand(ac.target_sparsity, names, "activation.target_sparsity")
+        return {n: Threshold(0.0, s, ac.ema) for n, s in targets.items() if s > 0}
+    return static_hooks(expand(ac.threshold, names, "activation.threshold"))
 
 
 @dataclass
 class LayerActivationStats:
+    """Statistics of one hidden layer's activations over the test set, before and after its threshold."""
     units: int
     edges: list                 # histogram bin edges over [0, max |a|]
     hist_before: list           # counts of |a| before the threshold (exact zeros counted in the first bin)
@@ -89,15 +101,18 @@ class LayerActivationStats:
 
     @property
     def sparsity_before(self) -> float:
+        """Share of zeros from the nonlinearity alone."""
         return self.zeros_before / self.values if self.values else 0.0
 
     @property
     def sparsity_after(self) -> float:
+        """Share of zeros with the threshold applied."""
         return self.zeros_after / self.values if self.values else 0.0
 
 
 @dataclass
 class ActivationStats:
+    """Statistics of every thresholded layer, and what the thresholds cost or save."""
     layers: dict = field(default_factory=dict)     # {layer: LayerActivationStats}
     accuracy: float = 0.0                          # test accuracy with the thresholds applied
     skippable_macs: dict = field(default_factory=dict)  # {next layer: multiply-adds per example with a zero input}

@@ -9,9 +9,8 @@ import json
 import sys
 from pathlib import Path
 
-import torch
-
 from .config import ConfigError, config_json, json_schema, parse_config
+from .presets import is_preset, preset_from_raw
 
 
 def _fail(msg: str) -> int:
@@ -20,14 +19,11 @@ def _fail(msg: str) -> int:
 
 
 def run(config_path: str, out: str, quiet: bool = False, data_path: str | None = None) -> int:
-    from .experiment import Experiment  # torch-heavy imports only when a run is asked for
-
+    """Replay a config (or a preset file) and write its results to `out`; returns the exit code (2: refused)."""
     try:
         text = Path(config_path).read_bytes()
     except OSError as e:
         return _fail(f"cannot read {config_path}: {e.strerror}")
-    from .presets import is_preset, preset_from_raw
-
     try:
         raw = json.loads(text)
     except ValueError:
@@ -42,6 +38,11 @@ def run(config_path: str, out: str, quiet: bool = False, data_path: str | None =
             upload = read_for_config(config.data, where)
         elif data_path:
             raise ValueError(f"--data is for setups on uploaded data; this one uses data.name '{config.data.name}'")
+        # torch (seconds to import) only now that there is something to train: `schema` and a refused config answer
+        # at once.
+        from . import report
+        from .experiment import Experiment
+
         exp = Experiment(config, upload=upload)
     except (ConfigError, ValueError, KeyError) as e:
         return _fail(f"{config_path}: {e}")
@@ -68,41 +69,40 @@ def run(config_path: str, out: str, quiet: bool = False, data_path: str | None =
             return _fail(f"fine-tuning: {ft.message}")
         finetune_seconds = ft.seconds
     out_dir = Path(out)
+    metrics = exp.metrics()
+    compacted = exp.compaction() if config.weight_pruning.is_structured else None
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        metrics = exp.metrics()
-        (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        (out_dir / "metrics.json").write_text(json.dumps(metrics.as_dict(), indent=2) + "\n")
         (out_dir / "config.json").write_text(config_json(exp.config) + "\n")
-        torch.save(exp.baseline_state_cpu(), out_dir / "baseline.pt")
-        torch.save(exp.model_state(), out_dir / "model.pt")
-        if exp.compact_problem() is None:
-            (out_dir / "compact.pt").write_bytes(exp.compact_bytes())
+        (out_dir / "baseline.pt").write_bytes(report.state_bytes(exp.baseline.fresh_model()))
+        (out_dir / "model.pt").write_bytes(report.state_bytes(exp.current_model()))
+        if compacted is not None and compacted.model is not None:
+            (out_dir / "compact.pt").write_bytes(report.compact_bytes(compacted.model, compacted.config))
     except OSError as e:
         return _fail(f"cannot write to {out}: {e.strerror or e}")
-    b, p = metrics["baseline"], metrics["pruned"]
+    b, p = metrics.baseline, metrics.pruned
     print(f"{exp.data.name} / {config.model.arch} on {exp.device.type}, seed {config.seed}: "
-          f"trained {b['epochs']} epochs in {result.seconds:.1f} s")
-    print(f"baseline test accuracy {b['test_accuracy']:.2%}; pruned to {p['weight_sparsity']:.1%} weight sparsity "
-          f"({p['weights_kept']:,} of {p['weights_total']:,} weights kept): test accuracy {p['test_accuracy']:.2%}")
-    for name, layer in p["layers"].items():
-        print(f"  {name:<8} sparsity {layer['sparsity']:6.1%}  kept {layer['kept']:>7,} / {layer['total']:,}")
-    if "finetuned" in metrics:
-        f = metrics["finetuned"]
-        held = all(v["masked_nonzero"] == 0 and (not v["frozen"] or v["unchanged"]) for v in f["layers"].values())
-        print(f"fine-tuned ({f['schedule']}, {f['epochs']} epochs in {finetune_seconds:.1f} s): test accuracy "
-              f"{f['test_accuracy']:.2%} at {f['weight_sparsity']:.1%} weight sparsity; masks and frozen layers "
-              f"{'held' if held else 'DID NOT HOLD'}")
-    if "compacted" in metrics and "error" in metrics["compacted"]:
-        print(f"not compacted: {metrics['compacted']['error']}")
-    elif "compacted" in metrics:
-        c = metrics["compacted"]
-        print(f"compacted: {c['parameters']:,} parameters (hidden {c['model'].get('hidden') or c['model'].get('channels')}),"
-              f" {c['macs_per_example']:,} multiply-adds per example; written to compact.pt")
+          f"trained {b.epochs} epochs in {result.seconds:.1f} s")
+    print(f"baseline test accuracy {b.test_accuracy:.2%}; pruned to {p.weight_sparsity:.1%} weight sparsity "
+          f"({p.weights_kept:,} of {p.weights_total:,} weights kept): test accuracy {p.test_accuracy:.2%}")
+    for name, layer in p.layers.items():
+        print(f"  {name:<8} sparsity {layer.sparsity:6.1%}  kept {layer.kept:>7,} / {layer.total:,}")
+    if (f := metrics.finetuned) is not None:
+        print(f"fine-tuned ({f.schedule}, {f.epochs} epochs in {finetune_seconds:.1f} s): test accuracy "
+              f"{f.test_accuracy:.2%} at {f.weight_sparsity:.1%} weight sparsity; masks and frozen layers "
+              f"{'held' if f.held else 'DID NOT HOLD'}")
+    if (c := metrics.compacted) is not None and c.error is not None:
+        print(f"not compacted: {c.error}")
+    elif c is not None:
+        print(f"compacted: {c.parameters:,} parameters (hidden {c.model.get('hidden') or c.model.get('channels')}),"
+              f" {c.macs_per_example:,} multiply-adds per example; written to compact.pt")
     print(f"wrote metrics.json, config.json, baseline.pt, model.pt to {out_dir}")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`python -m explorer …`: parse the arguments and run the command; returns the exit code."""
     ap = argparse.ArgumentParser(prog="python -m explorer", description="Pruning Explorer on the command line")
     sub = ap.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="train the baseline, apply the pruning, write metrics and models")

@@ -6,17 +6,22 @@ Every knob is a named field with a default, so export → import is lossless and
 from __future__ import annotations
 
 import json
-from typing import Literal, Optional, Union
+from typing import Literal, Optional, Union, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from .layers import activation_layer_names, check_known, layer_names
+
 CONFIG_VERSION = 1
-DATASETS = ("digits", "moons", "circles", "spirals")
-ARCHS = ("mlp", "lenet300100", "cnn")
+Optimizer = Literal["adam", "adamw", "sgd"]
+OPTIMIZERS: tuple[str, ...] = get_args(Optimizer)
+Arch = Literal["mlp", "lenet300100", "cnn"]
+ARCHS: tuple[str, ...] = get_args(Arch)
+DATASETS = ("digits", "moons", "circles", "spirals")  # the built-in sets ("upload" is the user's own file)
 DEFAULT_MLP_HIDDEN = (128, 64)
 DEFAULT_CNN_CHANNELS = (8, 16)
-
-Fraction = float  # documented alias: a value in [0, 1]
+# Changing one of these discards the trained baseline; any other section is applied to the kept baseline.
+SETUP_FIELDS = ("seed", "device", "data", "model", "train")
 
 
 class ConfigError(ValueError):
@@ -28,10 +33,13 @@ class ConfigError(ValueError):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # Frozen: a config is shared, never changed in place (a change is a new object from model_copy or validation),
+    # so the experiment can hand out its config without copying it on every read.
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class DataConfig(_Section):
+    """Which data set, and how it is generated and split."""
     name: Literal["digits", "moons", "circles", "spirals", "upload"] = Field(
         "digits", description="digits: scikit-learn's bundled 8x8 digits; moons/circles/spirals: generated 2-D toy "
                               "sets; upload: your own CSV or .npz (see 'file')")
@@ -65,7 +73,8 @@ class DataConfig(_Section):
 
 
 class ModelConfig(_Section):
-    arch: Literal["mlp", "lenet300100", "cnn"] = Field(
+    """Which architecture, and its sizes."""
+    arch: Arch = Field(
         "lenet300100", description="mlp (hidden sizes below), lenet300100 (Han et al. 2015), cnn (8x8 digits only)")
     hidden: Optional[list[int]] = Field(
         None, description=f"hidden layer sizes of 'mlp' (default {list(DEFAULT_MLP_HIDDEN)}); only for 'mlp'")
@@ -83,6 +92,7 @@ class ModelConfig(_Section):
         return self
 
     def channel_sizes(self) -> tuple[int, int]:
+        """conv1 and conv2 filter counts of the cnn (the defaults unless `channels` is given)."""
         return tuple(self.channels) if self.channels is not None else DEFAULT_CNN_CHANNELS
 
     @model_validator(mode="after")
@@ -96,14 +106,16 @@ class ModelConfig(_Section):
         return self
 
     def hidden_sizes(self) -> tuple[int, ...]:
+        """Hidden layer sizes of the mlp (the defaults unless `hidden` is given)."""
         return tuple(self.hidden) if self.hidden is not None else DEFAULT_MLP_HIDDEN
 
 
 class TrainConfig(_Section):
+    """How the baseline is trained (and, unless `finetune` says otherwise, fine-tuned)."""
     epochs: int = Field(15, ge=0, le=1000, description="passes over the training set; 0 keeps the random init")
     batch_size: int = Field(64, ge=1, le=65536)
     lr: float = Field(1e-3, gt=0.0, le=1e6, description="learning rate (an absurd one diverges with a message)")
-    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    optimizer: Optimizer = "adam"
     momentum: float = Field(0.9, ge=0.0, lt=1.0, description="SGD momentum (ignored by Adam/AdamW)")
     weight_decay: float = Field(0.0, ge=0.0, le=1.0,
                                 description="the optimizer's weight_decay (L2 for SGD/Adam, decoupled for AdamW)")
@@ -122,7 +134,7 @@ class FinetuneConfig(_Section):
     epochs: int = Field(10, ge=0, le=1000)
     lr: Optional[float] = Field(None, gt=0.0, le=1e6,
                                 description="default: train.lr / 10 (Han et al. retrain at about 1/10 of the rate)")
-    optimizer: Optional[Literal["adam", "adamw", "sgd"]] = Field(None, description="default: train.optimizer")
+    optimizer: Optional[Optimizer] = Field(None, description="default: train.optimizer")
     momentum: Optional[float] = Field(None, ge=0.0, lt=1.0, description="default: train.momentum")
     weight_decay: Optional[float] = Field(None, ge=0.0, le=1.0, description="default: train.weight_decay")
     batch_size: Optional[int] = Field(None, ge=1, le=65536, description="default: train.batch_size")
@@ -213,7 +225,13 @@ class WeightPruningConfig(_Section):
 
     @property
     def is_active(self) -> bool:
+        """Whether this setting prunes anything at all."""
         return self.sparsity is not None or self.threshold is not None or self.structured.amount is not None
+
+    @property
+    def is_structured(self) -> bool:
+        """Whole units are removed (structured.amount is set), rather than single weights."""
+        return self.structured.amount is not None
 
 
 class ActivationConfig(_Section):
@@ -245,6 +263,7 @@ class ActivationConfig(_Section):
 
     @property
     def is_active(self) -> bool:
+        """Whether any activation threshold or target is set."""
         return self.threshold is not None or self.target_sparsity is not None
 
 
@@ -267,33 +286,48 @@ class ExperimentConfig(_Section):
     def _model_fits_data(self) -> "ExperimentConfig":
         if self.model.arch == "cnn" and self.data.name != "digits":
             raise ValueError(f"model.arch: 'cnn' needs 8x8 images (data.name 'digits'), not '{self.data.name}'")
-        # Per-layer keys must name layers of this model: a config written for another model is refused here.
-        from .models import activation_layer_names, layer_names  # local: models imports torch; config stays cheap
-        names, hidden, arch = layer_names(self.model), activation_layer_names(self.model), self.model.arch
-        for field in ("sparsity", "threshold"):
-            if unknown := _unknown_keys(getattr(self.weight_pruning, field), names):
-                raise ValueError(f"weight_pruning.{field}: {unknown} is not a layer of model '{arch}' (its layers: "
-                                 f"{', '.join(names)}); was this config written for another model?")
-        if unknown := _unknown_keys(self.weight_pruning.structured.amount, hidden):
-            raise ValueError(f"weight_pruning.structured.amount: {unknown} cannot lose units in model '{arch}' (hidden "
-                             f"layers: {', '.join(hidden)}; the output layer's units are the classes)")
-        for field in ("threshold", "target_sparsity"):
-            if unknown := _unknown_keys(getattr(self.activation, field), hidden):
-                raise ValueError(f"activation.{field}: {unknown} has no activation to threshold in model '{arch}' "
-                                 f"(hidden layers: {', '.join(hidden)})")
-        if unknown := _unknown_keys(self.freeze, names):
-            raise ValueError(f"freeze: {unknown} is not a layer of model '{arch}' (its layers: {', '.join(names)})")
+        self.check_layers()
         if len(set(self.freeze)) != len(self.freeze):
             raise ValueError("freeze: a layer is listed twice")
         return self
 
+    def check_layers(self) -> None:
+        """Per-layer keys must name layers of this model: a config written for another model is refused. Raises
+        ValueError naming the field (run on validation, and by `with_section` after a change)."""
+        names, hidden, arch = layer_names(self.model), activation_layer_names(self.model), self.model.arch
+        for field in ("sparsity", "threshold"):
+            check_known(getattr(self.weight_pruning, field), names, f"weight_pruning.{field}",
+                        f"is not a layer of model '{arch}'", "its layers:", "; was this config written for another "
+                        "model?")
+        check_known(self.weight_pruning.structured.amount, hidden, "weight_pruning.structured.amount",
+                    f"cannot lose units in model '{arch}'", "hidden layers:", "; the output layer's units are the "
+                    "classes")
+        for field in ("threshold", "target_sparsity"):
+            check_known(getattr(self.activation, field), hidden, f"activation.{field}",
+                        f"has no activation to threshold in model '{arch}'", "hidden layers:")
+        check_known(self.freeze, names, "freeze", f"is not a layer of model '{arch}'", "its layers:")
 
-def _unknown_keys(value, allowed) -> str:
-    """The per-layer keys (or listed names) of `value` that are not in `allowed`, quoted; '' when all are known or
-    `value` is one number for every layer."""
-    if not isinstance(value, (dict, list)):
-        return ""
-    return ", ".join(repr(k) for k in value if k not in allowed)
+    def with_section(self, **sections) -> "ExperimentConfig":
+        """This config with whole sections replaced (each already a validated section), checked against the model's
+        layers. One shallow copy: sections are frozen, so the new config shares the unchanged ones."""
+        new = self.model_copy(update=sections)
+        new.check_layers()
+        return new
+
+    def resets_baseline(self, other: "ExperimentConfig") -> bool:
+        """Whether going from this config to `other` discards the trained baseline (see SETUP_FIELDS)."""
+        return any(getattr(self, f) != getattr(other, f) for f in SETUP_FIELDS)
+
+
+def reset_for_new_model(raw: dict, old_model: ModelConfig) -> dict:
+    """A raw config (a dict, as a form or an upload builds it) whose model differs from `old_model` loses its
+    per-layer settings (weight pruning, frozen layers, activation thresholds): the new model has other layers, and a
+    stale layer name would make the whole setup invalid. The one home of this rule."""
+    model = raw.get("model") or {}
+    if all(model.get(k) == getattr(old_model, k) for k in ("arch", "hidden", "channels")):
+        return raw
+    ema = (raw.get("activation") or {}).get("ema", ActivationConfig().ema)
+    return {**raw, "weight_pruning": {"scope": "layer"}, "freeze": [], "activation": {"ema": ema}}
 
 
 def _format_errors(err: ValidationError) -> list[str]:
@@ -342,6 +376,7 @@ def parse_config(text: str | bytes) -> ExperimentConfig:
 
 
 def validate_config(raw: dict) -> ExperimentConfig:
+    """Validate a config given as a dict. Raises ConfigError whose problems each name the field."""
     try:
         return ExperimentConfig.model_validate(raw)
     except ValidationError as e:
@@ -349,39 +384,10 @@ def validate_config(raw: dict) -> ExperimentConfig:
 
 
 def config_json(config: ExperimentConfig) -> str:
+    """The config as the indented JSON the app exports and the CLI writes."""
     return config.model_dump_json(indent=2)
 
 
 def json_schema() -> dict:
+    """The config's JSON Schema (`python -m explorer schema`)."""
     return ExperimentConfig.model_json_schema()
-
-
-# ---- shareable links -------------------------------------------------------------------------------------------------
-_LINK_MAX_BYTES = 64_000  # a decompressed setup is a few hundred bytes: anything near this is not one of ours
-
-
-def encode_setup(config: ExperimentConfig) -> str:
-    """A compact URL-safe text for the setup: the fields that differ from the defaults, as JSON, zlib, base64url."""
-    import base64
-    import zlib
-
-    raw = json.dumps(config.model_dump(exclude_defaults=True), separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(zlib.compress(raw, 9)).decode().rstrip("=")
-
-
-def decode_setup(text: str) -> ExperimentConfig:
-    """The setup of a shared link. A damaged or edited link raises ConfigError saying so (never a traceback)."""
-    import base64
-    import binascii
-    import zlib
-
-    try:
-        packed = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-        inflater = zlib.decompressobj()
-        raw = inflater.decompress(packed, _LINK_MAX_BYTES)
-        if inflater.unconsumed_tail or not inflater.eof:  # too large, or cut short
-            raise ValueError("not a whole setup")
-    except (binascii.Error, zlib.error, ValueError):
-        raise ConfigError(["the link's setup is damaged or was edited (it does not decode); "
-                           "the default setup is used"]) from None
-    return parse_config(raw)

@@ -19,6 +19,7 @@ from .userdata import UserData
 
 @dataclass
 class Dataset:
+    """A standardised train/test split as tensors on one device."""
     name: str
     x_train: torch.Tensor  # (N_train, F) float32, standardised with train statistics
     y_train: torch.Tensor  # (N_train,) int64
@@ -26,12 +27,11 @@ class Dataset:
     y_test: torch.Tensor   # (N_test,)
     n_features: int
     n_classes: int
-    image_shape: tuple[int, int, int] | None  # (C, H, W) when the features are an image, else None
 
     def to(self, device: torch.device) -> "Dataset":
+        """The same split with its tensors on `device`."""
         moved = {k: getattr(self, k).to(device) for k in ("x_train", "y_train", "x_test", "y_test")}
-        return Dataset(self.name, **moved, n_features=self.n_features, n_classes=self.n_classes,
-                       image_shape=self.image_shape)
+        return Dataset(self.name, **moved, n_features=self.n_features, n_classes=self.n_classes)
 
 
 def _spirals(n_samples: int, noise: float, rng: np.random.Generator, arms: int = 3) -> tuple[np.ndarray, np.ndarray]:
@@ -91,7 +91,6 @@ def load_dataset(cfg: DataConfig, seed: int, upload: UserData | None = None) -> 
         x_train=torch.tensor(x_tr), y_train=torch.tensor(y_tr),
         x_test=torch.tensor(x_te), y_test=torch.tensor(y_te),
         n_features=x_tr.shape[1], n_classes=n_classes,
-        image_shape=(1, 8, 8) if cfg.name == "digits" else None,
     )
 
 
@@ -99,7 +98,7 @@ def _split_upload(cfg: DataConfig, seed: int, upload: UserData | None):
     if upload is None or upload.sha256 != cfg.sha256:
         what = "is not loaded" if upload is None else f"differs from the loaded '{upload.file}'"
         raise ValueError(f"data: this setup trains on your file '{cfg.file}' (SHA-256 {cfg.sha256[:12]}…), which "
-                         f"{what}; upload that file on Model & data (or pass --data to the command line)")
+                         f"{what}; upload that file again (or pass --data to the command line)")
     if upload.label_column != cfg.label_column:
         raise ValueError(f"data.label_column: the setup says {cfg.label_column!r}, the loaded file uses "
                          f"{upload.label_column!r}")

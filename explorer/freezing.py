@@ -3,10 +3,12 @@ frozen layer did not move (a hash of its bytes, compared before and after traini
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from typing import Iterable
 
 from torch import nn
 
+from .layers import check_known
 from .models import prunable_layers
 
 
@@ -14,24 +16,29 @@ def set_frozen(model: nn.Module, frozen: Iterable[str]) -> None:
     """Freeze exactly the named layers (weight and bias) and unfreeze every other layer."""
     layers = prunable_layers(model)
     frozen = list(frozen)
-    unknown = [n for n in frozen if n not in layers]
-    if unknown:
-        raise ValueError(f"freeze: unknown layer {', '.join(map(repr, unknown))}; layers are {', '.join(layers)}")
+    check_known(frozen, layers, "freeze")
     for name, m in layers.items():
         for p in (m.weight, m.bias):
             if p is not None:
                 p.requires_grad_(name not in frozen)
 
 
-def frozen_layers(model: nn.Module) -> list[str]:
-    return [n for n, m in prunable_layers(model).items() if not m.weight.requires_grad]
+@dataclass(frozen=True)
+class ParameterCounts:
+    """Parameters of a model by whether training can move them, and per prunable layer (weight + bias)."""
+    trainable: int
+    frozen: int
+    total: int
+    layers: dict[str, int]
 
 
-def parameter_counts(model: nn.Module) -> dict:
-    """{"trainable": n, "frozen": n, "total": n} over all parameters of the model."""
+def parameter_counts(model: nn.Module) -> ParameterCounts:
+    """Trainable / frozen / total parameters of the model as its requires_grad flags stand now."""
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
-    return {"trainable": trainable, "frozen": total - trainable, "total": total}
+    layers = {n: sum(p.numel() for p in (m.weight, m.bias) if p is not None)
+              for n, m in prunable_layers(model).items()}
+    return ParameterCounts(trainable, total - trainable, total, layers)
 
 
 def fingerprint(module: nn.Module) -> str:
@@ -44,4 +51,5 @@ def fingerprint(module: nn.Module) -> str:
 
 
 def fingerprints(model: nn.Module) -> dict[str, str]:
+    """{layer: fingerprint} for every prunable layer."""
     return {n: fingerprint(m) for n, m in prunable_layers(model).items()}

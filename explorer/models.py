@@ -1,7 +1,8 @@
 """Model zoo (MLP, LeNet-300-100, a small CNN for 8x8 digits), the layer table, and the list of prunable layers.
 
 A *layer* is a prunable module (nn.Linear or nn.Conv2d) named by its `named_modules()` path. Layer names are fixed by
-the architecture alone, so a config can be checked against its model without building it (`layer_names`).
+the architecture alone (`explorer.layers.layer_names`), so a config is checked against its model without building it.
+Every zoo model records `n_features` and `n_classes`, so code that rebuilds one (compaction) needs nothing else.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ class MLP(nn.Module):
     def __init__(self, n_in: int, hidden: tuple[int, ...], n_out: int):
         super().__init__()
         sizes = (n_in, *hidden, n_out)
+        self.n_features, self.n_classes = n_in, n_out
         self.n_layers = len(sizes) - 1
         for i in range(self.n_layers):
             self.add_module(f"fc{i + 1}", nn.Linear(sizes[i], sizes[i + 1]))
@@ -31,6 +33,7 @@ class MLP(nn.Module):
                 self.add_module(f"act{i + 1}", nn.ReLU())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, F) → (B, classes)
+        """(B, F) inputs → (B, classes) logits."""
         for i in range(1, self.n_layers + 1):
             x = getattr(self, f"fc{i}")(x)
             if i < self.n_layers:
@@ -52,6 +55,7 @@ class SmallCNN(nn.Module):
     def __init__(self, n_out: int, channels: tuple[int, int] = (8, 16)):
         super().__init__()
         c1, c2 = channels
+        self.n_features, self.n_classes = 64, n_out  # 1×8×8 images, flattened
         self.conv1 = nn.Conv2d(1, c1, 3, padding=1)
         self.act1 = nn.ReLU()
         self.conv2 = nn.Conv2d(c1, c2, 3, padding=1)
@@ -59,6 +63,7 @@ class SmallCNN(nn.Module):
         self.fc = nn.Linear(c2 * 4 * 4, n_out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 64) flattened 8×8 images → (B, classes) logits."""
         x = x.view(x.shape[0], 1, 8, 8)          # (B, 64) → (B, 1, 8, 8)
         x = self.act1(self.conv1(x))             # (B, 8, 8, 8)
         x = self.act2(self.conv2(x))             # (B, 16, 8, 8)
@@ -77,18 +82,6 @@ def build_model(cfg: ModelConfig, n_features: int, n_classes: int) -> nn.Module:
             raise ValueError(f"model.arch 'cnn' needs 8x8 inputs (64 features), the data has {n_features}")
         return SmallCNN(n_classes, cfg.channel_sizes())
     raise ValueError(f"model.arch: unknown architecture '{cfg.arch}'")
-
-
-def layer_names(cfg: ModelConfig) -> list[str]:
-    if cfg.arch == "cnn":
-        return ["conv1", "conv2", "fc"]
-    n = 3 if cfg.arch == "lenet300100" else len(cfg.hidden_sizes()) + 1
-    return [f"fc{i + 1}" for i in range(n)]
-
-
-def activation_layer_names(cfg: ModelConfig) -> list[str]:
-    """Layers followed by a nonlinearity (every layer but the output one): where activation thresholds apply."""
-    return layer_names(cfg)[:-1]
 
 
 def activation_modules(model: nn.Module) -> dict[str, nn.Module]:
@@ -120,6 +113,11 @@ def layer_table(model: nn.Module) -> list[dict]:
     return rows
 
 
+def model_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A detached CPU copy of the model's state_dict (what downloads, bundles and files hold)."""
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
 def check_state_dict(state, model: nn.Module) -> None:
     """Raise ValueError naming the first key that does not fit `model` (missing, unexpected, or of another shape)."""
     if not isinstance(state, dict) or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in state.items()):
@@ -146,7 +144,8 @@ def load_state_dict_file(path_or_buffer, model: nn.Module) -> None:
             raise ValueError("not a PyTorch checkpoint: the file could not be read as a state_dict saved by "
                              "torch.save (only tensors are accepted, no pickled code)") from None
         # torch's own message explains how to load the file anyway: not advice for a file from a stranger.
-        raise ValueError("this checkpoint holds pickled Python objects, not only tensors, so it was refused and nothing "
+        raise ValueError("this checkpoint holds pickled Python objects, not only tensors, so it was refused and "
+                         "nothing "
                          "in it ran (no pickled code is ever loaded here); save it with "
                          "torch.save(model.state_dict(), 'model.pt')") from None
     except Exception:  # torch raises several types for files that are not checkpoints at all

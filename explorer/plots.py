@@ -39,15 +39,15 @@ def training_curves(history: Sequence, sparsity: bool = False) -> go.Figure:
     return fig.update_layout(**_LAYOUT)
 
 
-def weight_histogram(hist: dict, layer: str, log_y: bool = False) -> go.Figure:
-    """Stacked histogram of a layer's weights, kept vs pruned, with the magnitude cut drawn at ±threshold."""
-    edges = np.asarray(hist["edges"])
+def weight_histogram(hist, layer: str, log_y: bool = False) -> go.Figure:
+    """Stacked histogram of a layer's weights (a views.Histogram), kept vs pruned, with the cut drawn at ±threshold."""
+    edges = np.asarray(hist.edges)
     centers, width = (edges[:-1] + edges[1:]) / 2, edges[1] - edges[0]
     fig = go.Figure([
-        go.Bar(x=centers, y=hist["kept"], width=width, name="kept", marker_color=KEPT),
-        go.Bar(x=centers, y=hist["pruned"], width=width, name="pruned", marker_color=PRUNED),
+        go.Bar(x=centers, y=hist.kept, width=width, name="kept", marker_color=KEPT),
+        go.Bar(x=centers, y=hist.pruned, width=width, name="pruned", marker_color=PRUNED),
     ])
-    t = hist["threshold"]
+    t = hist.threshold
     if t is not None:
         for x in (-t, t):
             _vline(fig, x, "dash")
@@ -69,20 +69,22 @@ def mask_heatmap(kept_fraction: np.ndarray, layer: str, shape: Sequence[int]) ->
     x = (np.arange(cols) + 0.5) * full_cols / cols - 0.5
     fig = go.Figure(go.Heatmap(z=kept_fraction, x=x, y=y, zmin=0, zmax=1, colorscale=[[0, "#f2f2f2"], [1, KEPT]],
                                colorbar=dict(title="kept", tickformat=".0%")))
-    fig.update_layout(title=f"{layer}: mask {'×'.join(map(str, shape))}{note}", xaxis_title="input" if len(shape) == 2 else "input channel × kernel position",
+    fig.update_layout(title=f"{layer}: mask {'×'.join(map(str, shape))}{note}",
+                      xaxis_title="input" if len(shape) == 2 else "input channel × kernel position",
                       yaxis_title="output unit", **_LAYOUT)
     fig.update_yaxes(autorange="reversed")
     return fig
 
 
-def layer_sparsity_bars(stats: dict) -> go.Figure:
-    names = list(stats["layers"])
-    values = [stats["layers"][n]["sparsity"] for n in names]
+def layer_sparsity_bars(stats) -> go.Figure:
+    """Sparsity per layer (a pruning.PruningStats) as bars, the overall sparsity as a dotted line."""
+    names = list(stats.layers)
+    values = [stats.layers[n].sparsity for n in names]
     fig = go.Figure(go.Bar(x=names, y=values, marker_color=PRUNED, text=[f"{v:.1%}" for v in values],
                            textposition="outside"))
-    fig.add_shape(type="line", xref="paper", yref="y", x0=0, x1=1, y0=stats["sparsity"], y1=stats["sparsity"],
+    fig.add_shape(type="line", xref="paper", yref="y", x0=0, x1=1, y0=stats.sparsity, y1=stats.sparsity,
                   line=dict(dash="dot", color="black"))
-    fig.add_annotation(x=1, xref="paper", y=stats["sparsity"], text=f"overall {stats['sparsity']:.1%}",
+    fig.add_annotation(x=1, xref="paper", y=stats.sparsity, text=f"overall {stats.sparsity:.1%}",
                        showarrow=False, xanchor="right", yanchor="bottom")
     fig.update_layout(title="weight sparsity per layer", yaxis=dict(range=[0, 1.1], tickformat=".0%"), **_LAYOUT)
     return fig
@@ -100,6 +102,7 @@ def digits_preview(images: np.ndarray, labels: np.ndarray) -> go.Figure:
 
 
 def scatter_2d(x: np.ndarray, y: np.ndarray, title: str) -> go.Figure:
+    """The raw 2-D points coloured by class (the data preview of the toy sets)."""
     fig = go.Figure()
     for c in np.unique(y):
         pts = x[y == c]
@@ -183,9 +186,10 @@ PAPER_FIGURES = [
 
 
 def snapshots_accuracy_vs_sparsity(snapshots: list) -> go.Figure:
+    """Snapshots (measure.Snapshot) as points of accuracy vs sparsity, beside the papers' figures."""
     fig = go.Figure(go.Scatter(
-        x=[s["weight_sparsity"] for s in snapshots], y=[s["test_accuracy"] for s in snapshots],
-        mode="markers+text", text=[s["name"] for s in snapshots], textposition="top center", name="ours (digits)",
+        x=[s.weight_sparsity for s in snapshots], y=[s.test_accuracy for s in snapshots],
+        mode="markers+text", text=[s.name for s in snapshots], textposition="top center", name="ours (digits)",
         marker=dict(size=11, color=KEPT)))
     ref = [p for p in PAPER_FIGURES if p["weight_sparsity"] is not None and p["accuracy"] is not None]
     fig.add_trace(go.Scatter(x=[p["weight_sparsity"] for p in ref], y=[p["accuracy"] for p in ref],
@@ -198,23 +202,27 @@ def snapshots_accuracy_vs_sparsity(snapshots: list) -> go.Figure:
 
 
 def snapshots_bytes(snapshots: list, kind: str = "file") -> go.Figure:
+    """Stored bytes of each snapshot per format (`kind`: "file" or "memory")."""
     formats = ["dense", "coo", "csr", "bitmask"]
-    fig = go.Figure([go.Bar(name=f, x=[s["name"] for s in snapshots], y=[s["bytes"][f][kind] for s in snapshots])
+    fig = go.Figure([go.Bar(name=f, x=[s.name for s in snapshots], y=[s.bytes[f][kind] for s in snapshots])
                      for f in formats])
-    fig.update_layout(barmode="group", title=f"stored bytes per format ({'torch.save file' if kind == 'file' else 'in memory'})",
+    where = "torch.save file" if kind == "file" else "in memory"
+    fig.update_layout(barmode="group", title=f"stored bytes per format ({where})",
                       yaxis_title="bytes", **_LAYOUT)
     return fig
 
 
 def snapshots_latency(snapshots: list) -> go.Figure:
-    names = [s["name"] for s in snapshots]
-    fig = go.Figure([go.Bar(name="as stored (dense kernels)", x=names, y=[s["latency_ms"] for s in snapshots]),
-                     go.Bar(name="compacted", x=names, y=[s.get("latency_compact_ms") for s in snapshots])])
+    """CPU latency of each snapshot, as stored and (structured pruning) compacted."""
+    names = [s.name for s in snapshots]
+    fig = go.Figure([go.Bar(name="as stored (dense kernels)", x=names, y=[s.latency_ms for s in snapshots]),
+                     go.Bar(name="compacted", x=names, y=[s.latency_compact_ms for s in snapshots])])
     fig.update_layout(barmode="group", title="CPU latency, batch 256 (median)", yaxis_title="ms", **_LAYOUT)
     return fig
 
 
 def sensitivity_curves(curves: dict) -> go.Figure:
+    """{layer: [(sparsity, accuracy)]}: one line per layer pruned alone."""
     fig = go.Figure([go.Scatter(x=[s for s, _ in pts], y=[a for _, a in pts], mode="lines+markers", name=layer)
                      for layer, pts in curves.items()])
     fig.update_layout(title="sensitivity: accuracy with one layer pruned (Han et al. 2015)",
@@ -236,22 +244,22 @@ def magnitude_histograms(results: dict) -> go.Figure:
     """|w| histograms of several trained baselines, log counts: L1 builds a spike at zero."""
     fig = go.Figure()
     for name, r in results.items():
-        e = np.asarray(r["edges"])
-        fig.add_trace(go.Scatter(x=(e[:-1] + e[1:]) / 2, y=r["hist"], mode="lines", name=name, line_shape="hvh"))
+        e = np.asarray(r.edges)
+        fig.add_trace(go.Scatter(x=(e[:-1] + e[1:]) / 2, y=r.hist, mode="lines", name=name, line_shape="hvh"))
     fig.update_layout(title="|w| of the prunable weights after training", xaxis_title="|w|", yaxis_title="count",
                       **_LAYOUT)
     return fig.update_yaxes(type="log")
 
 
-def decision_regions(grid: dict, title: str) -> go.Figure:
-    """Predicted class over the plane (one batched forward on a grid) with the test points on top."""
-    pred = np.asarray(grid["pred"])
-    n_classes = int(max(pred.max(), max(grid["labels"]))) + 1
+def decision_regions(grid, title: str) -> go.Figure:
+    """Predicted class over the plane (a views.DecisionGrid) with the test points on top."""
+    pred = np.asarray(grid.pred)
+    n_classes = int(max(pred.max(), max(grid.labels))) + 1
     palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd"]
     scale = [[i / max(n_classes - 1, 1), palette[i % len(palette)]] for i in range(n_classes)]
-    fig = go.Figure(go.Heatmap(x=grid["x"], y=grid["y"], z=pred, colorscale=scale, opacity=0.35, showscale=False,
+    fig = go.Figure(go.Heatmap(x=grid.x, y=grid.y, z=pred, colorscale=scale, opacity=0.35, showscale=False,
                                zmin=0, zmax=max(n_classes - 1, 1), hoverinfo="skip"))
-    pts, labels = np.asarray(grid["points"]), np.asarray(grid["labels"])
+    pts, labels = np.asarray(grid.points), np.asarray(grid.labels)
     for c in range(n_classes):
         sel = labels == c
         fig.add_trace(go.Scattergl(x=pts[sel, 0], y=pts[sel, 1], mode="markers", name=f"class {c}",
@@ -262,21 +270,22 @@ def decision_regions(grid: dict, title: str) -> go.Figure:
     return fig
 
 
-def sparse_tradeoff(result: dict) -> go.Figure:
-    """Measured latency of W·x (dense vs CSR vs COO) and stored bytes per format across sparsity, break-evens marked."""
-    s = result["sparsity"]
+def sparse_tradeoff(result) -> go.Figure:
+    """Measured latency of W·x (dense vs CSR vs COO) and stored bytes per format across sparsity, break-evens marked
+    (`result`: a sparse.Tradeoff)."""
+    s = result.sparsity
     fig = make_subplots(rows=1, cols=2, subplot_titles=(
-        f"time of W·x, {result['rows']}×{result['cols']} fp32, batch {result['batch']} (measured)",
+        f"time of W·x, {result.rows}×{result.cols} fp32, batch {result.batch} (measured)",
         "stored bytes (measured)"))
-    for f, ms in result["latency_ms"].items():
+    for f, ms in result.latency_ms.items():
         fig.add_trace(go.Scatter(x=s, y=ms, mode="lines+markers", name=f"{f} time"), 1, 1)
-    for f, b in result["bytes"].items():
+    for f, b in result.bytes.items():
         fig.add_trace(go.Scatter(x=s, y=b, mode="lines+markers", name=f"{f} bytes", line=dict(dash="dot")), 1, 2)
-    for f, at in result["faster_from"].items():
+    for f, at in result.faster_from.items():
         if at is not None:
             fig.add_vline(x=at, line_dash="dash", line_color="gray", row=1, col=1,
                           annotation_text=f"{f} faster from {at:.0%}")
-    for f, at in result["smaller_from"].items():
+    for f, at in result.smaller_from.items():
         fig.add_vline(x=at, line_dash="dot", line_color="gray", row=1, col=2, annotation_text=f"{f} {at:.0%}")
     fig.update_xaxes(title_text="sparsity", tickformat=".0%")
     fig.update_yaxes(title_text="ms", type="log", row=1, col=1)

@@ -16,6 +16,7 @@ PRESETS_DIR = Path(__file__).resolve().parents[1] / "presets"
 
 @dataclass(frozen=True)
 class Preset:
+    """One preset file: a title, a paragraph on the idea, the figures it reaches, its config."""
     key: str
     title: str
     about: str
@@ -24,16 +25,19 @@ class Preset:
 
 
 def is_preset(raw: dict) -> bool:
+    """Whether a parsed JSON object is a preset file (rather than a bare config)."""
     return isinstance(raw, dict) and "config" in raw and "title" in raw
 
 
 def preset_from_raw(key: str, raw: dict) -> Preset:
+    """The Preset of a parsed preset file; raises ConfigError for a wrong version or config."""
     if raw.get("version") != 1:
         raise ConfigError([f"version: this app reads preset version 1, the file has {raw.get('version')!r}"])
     return Preset(key, raw["title"], raw["about"], raw.get("expect", {}), validate_config(raw["config"]))
 
 
 def load_presets(directory: Path = PRESETS_DIR) -> dict[str, Preset]:
+    """Every preset in `directory`, by file name without .json, in name order."""
     return {p.stem: preset_from_raw(p.stem, json.loads(p.read_text())) for p in sorted(directory.glob("*.json"))}
 
 

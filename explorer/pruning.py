@@ -12,25 +12,34 @@ applied once to a plain model, whose state_dict then has no `weight_orig`/`weigh
 """
 from __future__ import annotations
 
-from typing import Mapping, Optional, Union
+from dataclasses import dataclass
+from typing import Mapping, Optional
 
 import torch
 from torch import nn
 
-from .models import prunable_layers
+from .layers import PerLayerValue as Amount
+from .layers import expand
+from .models import build_model, prunable_layers
 
-Amount = Union[float, Mapping[str, float], None]
 Masks = dict[str, torch.Tensor]
 
 
-def _per_layer(value: Amount, names: list[str], what: str) -> dict[str, float]:
-    """Expand a float or {layer: float} into a value for every layer; layers left out are not pruned (None)."""
-    if isinstance(value, Mapping):
-        unknown = [k for k in value if k not in names]
-        if unknown:
-            raise ValueError(f"{what}: unknown layer {', '.join(map(repr, unknown))}; layers are {', '.join(names)}")
-        return {n: float(value[n]) for n in names if n in value}
-    return {n: float(value) for n in names}
+@dataclass(frozen=True)
+class LayerStats:
+    """How much of one layer a mask prunes."""
+    sparsity: float                # pruned share of the layer's weights
+    kept: int
+    total: int
+
+
+@dataclass(frozen=True)
+class PruningStats:
+    """How much a set of masks prunes: per layer and over all of them."""
+    layers: dict[str, LayerStats]
+    sparsity: float
+    kept: int
+    total: int
 
 
 def _check_sparsity(s: float, where: str) -> None:
@@ -74,7 +83,7 @@ def masks_from_weights(weights: Mapping[str, torch.Tensor], *, sparsity: Amount 
     if threshold is not None:
         if scope == "global" and isinstance(threshold, Mapping):
             raise ValueError("scope 'global' takes one threshold for all layers, not a per-layer object")
-        for n, t in _per_layer(threshold, names, "threshold").items():
+        for n, t in expand(threshold, names, "threshold").items():
             if not t >= 0.0:
                 raise ValueError(f"threshold of layer '{n}' must be >= 0, got {t}")
             masks[n] = weights[n].abs() > t
@@ -92,7 +101,7 @@ def masks_from_weights(weights: Mapping[str, torch.Tensor], *, sparsity: Amount 
             offset += w.numel()
         return masks
 
-    for n, s in _per_layer(sparsity, names, "sparsity").items():
+    for n, s in expand(sparsity, names, "sparsity").items():
         _check_sparsity(s, f" of layer '{n}'")
         w = weights[n].detach()
         masks[n] = _bottom_k_mask(w.abs(), n_to_prune(s, w.numel()))
@@ -100,6 +109,7 @@ def masks_from_weights(weights: Mapping[str, torch.Tensor], *, sparsity: Amount 
 
 
 def layer_weights(model: nn.Module) -> dict[str, torch.Tensor]:
+    """{layer: its weight, detached} for every prunable layer, in `named_modules()` order."""
     return {n: m.weight.detach() for n, m in prunable_layers(model).items()}
 
 
@@ -125,19 +135,18 @@ def apply_masks(model: nn.Module, masks: Mapping[str, torch.Tensor],
         w.copy_(torch.where(mask.to(w.device), base.to(w.device), torch.zeros((), dtype=w.dtype, device=w.device)))
 
 
-def mask_stats(masks: Mapping[str, torch.Tensor]) -> dict:
-    """Sparsity of each mask and of all of them: {"layers": {name: {sparsity, kept, total}}, "sparsity", "kept", "total"}."""
+def mask_stats(masks: Mapping[str, torch.Tensor]) -> PruningStats:
+    """Sparsity of each mask and of all of them."""
     layers, kept_all, total_all = {}, 0, 0
     for n, m in masks.items():
         kept, total = int(m.sum()), m.numel()
-        layers[n] = {"sparsity": 1.0 - kept / total if total else 0.0, "kept": kept, "total": total}
+        layers[n] = LayerStats(1.0 - kept / total if total else 0.0, kept, total)
         kept_all += kept
         total_all += total
-    return {"layers": layers, "kept": kept_all, "total": total_all,
-            "sparsity": 1.0 - kept_all / total_all if total_all else 0.0}
+    return PruningStats(layers, 1.0 - kept_all / total_all if total_all else 0.0, kept_all, total_all)
 
 
-def weight_sparsity(model: nn.Module) -> dict:
+def weight_sparsity(model: nn.Module) -> PruningStats:
     """Measured fraction of exact zeros in each prunable weight (not what a mask says: what the tensor holds)."""
     return mask_stats({n: w != 0 for n, w in layer_weights(model).items()})
 
@@ -183,7 +192,7 @@ def structured_masks(weights: Mapping[str, torch.Tensor], amount: Amount, *, met
         raise ValueError(f"structured method must be 'l1', 'l2' or 'apoz', got {method!r}")
     names = list(weights)
     masks = {n: torch.ones_like(w, dtype=torch.bool) for n, w in weights.items()}
-    for n, a in _per_layer(amount, names, "structured amount").items():
+    for n, a in expand(amount, names, "structured amount").items():
         _check_sparsity(a, f" of layer '{n}'")
         w = weights[n].detach()
         units = w.shape[0]
@@ -229,8 +238,6 @@ def compact(model: nn.Module, model_cfg, masks: Mapping[str, torch.Tensor]):
     channels. Returns (compact model, its ModelConfig): an `mlp` with the kept hidden sizes, or a `cnn` with the
     kept filter counts, whose state_dict loads into `build_model(config)` with plain PyTorch.
     """
-    from .models import build_model  # build_model is in the module that imports this one's names
-
     layers = prunable_layers(model)
     names = list(layers)
     keep = {}
@@ -246,8 +253,7 @@ def compact(model: nn.Module, model_cfg, masks: Mapping[str, torch.Tensor]):
     else:
         new_cfg = model_cfg.model_copy(update={"arch": "mlp", "hidden": [len(keep[n]) for n in names[:-1]]})
     first = layers[names[0]]
-    n_in = first.weight.shape[1] if isinstance(first, nn.Linear) else 64
-    small = build_model(new_cfg, n_in, layers[names[-1]].weight.shape[0]).to(first.weight.device)
+    small = build_model(new_cfg, model.n_features, model.n_classes).to(first.weight.device)
     small_layers = prunable_layers(small)
     prev = None
     for i, n in enumerate(names):

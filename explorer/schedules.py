@@ -22,6 +22,7 @@ from typing import Mapping, Optional, Union
 import torch
 
 from .config import FinetuneConfig, WeightPruningConfig
+from .layers import expand
 from .pruning import Masks, _bottom_k_mask, mask_stats, masks_from_weights, n_to_prune
 
 Target = Union[float, dict[str, float]]  # global sparsity, or per-layer sparsities
@@ -32,10 +33,9 @@ def target_sparsity(weights: Mapping[str, torch.Tensor], wp: WeightPruningConfig
     if wp.sparsity is not None and wp.scope == "global":
         return "global", float(wp.sparsity)
     if wp.sparsity is not None:
-        per = wp.sparsity if isinstance(wp.sparsity, dict) else {n: wp.sparsity for n in weights}
-        return "layer", {n: float(per.get(n, 0.0)) for n in weights}
+        return "layer", expand(wp.sparsity, weights, default=0.0)
     masks = masks_from_weights(weights, threshold=wp.threshold)  # a threshold: what it prunes on these weights
-    return "layer", {n: s["sparsity"] for n, s in mask_stats(masks)["layers"].items()}
+    return "layer", {n: s.sparsity for n, s in mask_stats(masks).layers.items()}
 
 
 def masks_at(weights: Mapping[str, torch.Tensor], scope: str, sparsity: Target,
@@ -99,14 +99,16 @@ class Schedule:
         return masks_at(weights, self.scope, sparsity, previous, self.fixed)
 
     def _record(self, step: int, masks: Masks) -> Masks:
-        self.trace.append((step, {n: s["sparsity"] for n, s in mask_stats(masks)["layers"].items()}))
+        self.trace.append((step, {n: s.sparsity for n, s in mask_stats(masks).layers.items()}))
         return masks
 
     def initial(self, weights) -> Masks:
+        """The masks before the first step (frozen layers fixed at the target here)."""
         self._fix_frozen(weights)
         return self._record(0, self._masks(weights, self.target))
 
     def after_step(self, step: int, weights, masks: Masks) -> Optional[Masks]:
+        """New masks after optimizer step `step`, or None when they stay."""
         return None
 
     def final(self, weights, masks: Masks) -> Masks:
@@ -115,10 +117,11 @@ class Schedule:
 
 
 class OneShot(Schedule):
-    pass
+    """Prune to the target at the start, then retrain with fixed masks (Han et al. 2015)."""
 
 
 class Iterative(Schedule):
+    """Prune → retrain cycles in equal steps of sparsity up to the target."""
     def __init__(self, *args, n_steps: int, **kw):
         super().__init__(*args, **kw)
         self.n = n_steps
@@ -127,10 +130,12 @@ class Iterative(Schedule):
         self.starts = [round(k * epochs / self.n) * self.steps_per_epoch for k in range(self.n)]
 
     def initial(self, weights) -> Masks:
+        """The first cycle's masks."""
         self._fix_frozen(weights)
         return self._record(0, self._masks(weights, _scale(self.target, 1 / self.n)))
 
     def after_step(self, step, weights, masks):
+        """At the start of each cycle, the masks of its share of the target."""
         if step in self.starts[1:]:
             k = self.starts.index(step) + 1
             return self._record(step, self._masks(weights, _scale(self.target, k / self.n), masks))
@@ -138,27 +143,32 @@ class Iterative(Schedule):
 
 
 class AGP(Schedule):
+    """Automated gradual pruning (Zhu & Gupta 2017): sparsity follows a cubic ramp every Δt steps."""
     def __init__(self, *args, s_i: float, frequency: int, ramp: float, **kw):
         super().__init__(*args, **kw)
         self.s_i, self.dt = s_i, frequency
         self.n_dt = max(self.dt, int(ramp * self.total_steps) // self.dt * self.dt)  # a whole number of Δt
 
     def sparsity_at(self, t: int) -> Target:
+        """The target sparsity at optimizer step t."""
         if isinstance(self.target, dict):
             return {n: agp_sparsity(min(self.s_i, s), s, t, 0, self.n_dt) for n, s in self.target.items()}
         return agp_sparsity(min(self.s_i, self.target), self.target, t, 0, self.n_dt)
 
     def initial(self, weights):
+        """The masks at the initial sparsity s_i."""
         self._fix_frozen(weights)
         return self._record(0, self._masks(weights, self.sparsity_at(0)))
 
     def after_step(self, step, weights, masks):
+        """Every Δt steps of the ramp, the masks of the sparsity the ramp has reached."""
         if step % self.dt == 0 and step <= self.n_dt:
             return self._record(step, self._masks(weights, self.sparsity_at(step), masks))
         return None
 
 
 class DNS(Schedule):
+    """Dynamic network surgery (Guo et al. 2016): cut below a, splice back above b, while training."""
     straight_through = True
 
     def __init__(self, *args, margin: float, every: int, **kw):
@@ -167,6 +177,7 @@ class DNS(Schedule):
         self.revived = 0  # splices of a weight that had been cut
 
     def initial(self, weights):
+        """The first cut (at the target), which fixes the cut bound a and splice bound b per layer."""
         self._fix_frozen(weights)
         masks = self._masks(weights, self.target)
         # Cut bound a: the largest magnitude the first cut removed (so the first cut meets the target).
@@ -176,6 +187,7 @@ class DNS(Schedule):
         return self._record(0, masks)
 
     def after_step(self, step, weights, masks):
+        """Cut weights that fell below a, splice back cut ones that grew above b."""
         if step % self.every:
             return None
         new = {}
@@ -193,11 +205,13 @@ class DNS(Schedule):
 
     def final(self, weights, masks):
         # Project onto the exact target by magnitude of the dense weights (DNS's own criterion), not by history.
+        """The exact target by magnitude of the dense weights."""
         return self._record(self.total_steps, self._masks(weights, self.target))
 
 
 def make_schedule(ft: FinetuneConfig, wp: WeightPruningConfig, weights, total_steps: int,
                   steps_per_epoch: int, frozen: tuple[str, ...] = ()) -> Schedule:
+    """The Schedule a fine-tuning config asks for, aimed at the weight-pruning target."""
     scope, target = target_sparsity(weights, wp)
     args = (scope, target, total_steps, steps_per_epoch)
     kw = {"frozen": tuple(frozen)}

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .config import WeightPruningConfig
+from .layers import expand
 
 _THRESHOLD_METHOD = '''\
 class ThresholdPruning(prune.BasePruningMethod):
@@ -34,11 +35,11 @@ def pruning_code(wp: WeightPruningConfig, layers: list[str]) -> str:
                       f"prune.global_unstructured(params, pruning_method=prune.L1Unstructured, "
                       f"amount={float(wp.sparsity)!r})"]
         else:
-            amounts = wp.sparsity if isinstance(wp.sparsity, dict) else {n: wp.sparsity for n in layers}
+            amounts = expand(wp.sparsity, layers)
             lines += [f'prune.l1_unstructured({_module(n)}, name="weight", amount={float(a)!r})'
                       for n, a in amounts.items()]
     else:
-        thresholds = wp.threshold if isinstance(wp.threshold, dict) else {n: wp.threshold for n in layers}
+        thresholds = expand(wp.threshold, layers)
         lines[1:1] = ["", _THRESHOLD_METHOD.rstrip("\n"), ""]
         lines += [f'ThresholdPruning.apply({_module(n)}, "weight", threshold={float(t)!r})'
                   for n, t in thresholds.items()]
@@ -50,8 +51,9 @@ def pruning_code(wp: WeightPruningConfig, layers: list[str]) -> str:
 
 
 def structured_lines(wp: WeightPruningConfig, hidden: list[str]) -> list[str]:
+    """The torch.nn.utils.prune lines of a structured setting on the hidden layers."""
     st = wp.structured
-    amounts = st.amount if isinstance(st.amount, dict) else {n: st.amount for n in hidden}
+    amounts = expand(st.amount, hidden)
     out = []
     if st.method == "apoz":
         out += ["# APoZ: remove the units whose activations are most often zero on data (Hu et al. 2016);",

@@ -7,8 +7,11 @@ that hold the format, `file` is the length of what `save` writes (torch.save of 
 from __future__ import annotations
 
 import io
+import statistics
+import time
 import warnings
-from typing import Union
+from dataclasses import dataclass
+from typing import Optional, Union
 
 import numpy as np
 import torch
@@ -52,6 +55,7 @@ def encode(w: torch.Tensor, fmt: str) -> dict:
 
 
 def decode(enc: dict) -> torch.Tensor:
+    """The dense tensor back from encode's output, bit-identical (signed zeros included)."""
     shape, fmt = tuple(enc["shape"]), enc["format"]
     if fmt == "dense":
         return enc["values"].clone()
@@ -77,6 +81,7 @@ def decode(enc: dict) -> torch.Tensor:
 
 
 def memory_bytes(enc: dict) -> int:
+    """Bytes the encoded tensors take in memory."""
     return sum(t.numel() * t.element_size() for t in enc.values() if torch.is_tensor(t))
 
 
@@ -86,12 +91,14 @@ def save(encs: Union[dict, dict[str, dict]], f) -> None:
 
 
 def file_bytes(encs) -> int:
+    """Bytes of the torch.save file of the encoded tensors."""
     buf = io.BytesIO()
     save(encs, buf)
     return len(buf.getvalue())
 
 
 def load(f) -> dict:
+    """A sparse file read back with weights_only=True (never runs pickled code)."""
     return torch.load(f, map_location="cpu", weights_only=True)
 
 
@@ -143,9 +150,6 @@ def model_bytes(state_dict: dict) -> dict:
 
 
 def _median_ms(fn, budget_s: float, max_repeats: int = 15) -> float:
-    import statistics
-    import time
-
     fn()  # warm-up
     times, start = [], time.perf_counter()
     while len(times) < max_repeats and (len(times) < 3 or time.perf_counter() - start < budget_s):
@@ -155,33 +159,44 @@ def _median_ms(fn, budget_s: float, max_repeats: int = 15) -> float:
     return statistics.median(times)
 
 
+@dataclass(frozen=True)
+class Tradeoff:
+    """Measured time and bytes of one layer size across sparsity, and where each format beats dense."""
+    rows: int
+    cols: int
+    batch: int
+    sparsity: list[float]
+    latency_ms: dict[str, list[float]]       # {"dense" / "csr" / "coo": ms per sparsity}
+    bytes: dict[str, list[int]]              # {format: bytes per sparsity}
+    faster_from: dict[str, Optional[float]]  # first measured sparsity where the format is faster (None: never)
+    smaller_from: dict[str, float]           # break-even sparsity for bytes
+
+
 @torch.inference_mode()
 def latency_tradeoff(rows: int = 1024, cols: int = 1024, batch: int = 256,
                      sparsities: tuple = (0.0, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99), budget_s: float = 12.0,
-                     on_progress=None, seed: int = 0) -> dict:
+                     on_progress=None, seed: int = 0) -> Tradeoff:
     """Measured CPU time of y = W·x for a (rows × cols) fp32 layer and a batch of inputs: dense matmul vs torch.sparse
     CSR and COO, and the stored bytes of each format, across sparsity. Returns the series and the break-even points
     (the first measured sparsity at which a format is faster / smaller than dense). Bounded by `budget_s` in total."""
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(cols, batch, generator=g)
     per_cell = budget_s / (len(sparsities) * 3)
-    out = {"sparsity": list(sparsities), "latency_ms": {"dense": [], "csr": [], "coo": []},
-           "bytes": {f: [] for f in FORMATS}, "rows": rows, "cols": cols, "batch": batch}
+    latency, stored = {"dense": [], "csr": [], "coo": []}, {f: [] for f in FORMATS}
     for i, s in enumerate(sparsities):
         w = torch.randn(rows, cols, generator=g)
         w[torch.rand(rows, cols, generator=g) < s] = 0.0
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             csr, coo = w.to_sparse_csr(), w.to_sparse().coalesce()
-            out["latency_ms"]["dense"].append(_median_ms(lambda: w @ x, per_cell))
-            out["latency_ms"]["csr"].append(_median_ms(lambda: csr @ x, per_cell))
-            out["latency_ms"]["coo"].append(_median_ms(lambda: torch.sparse.mm(coo, x), per_cell))
+            latency["dense"].append(_median_ms(lambda: w @ x, per_cell))
+            latency["csr"].append(_median_ms(lambda: csr @ x, per_cell))
+            latency["coo"].append(_median_ms(lambda: torch.sparse.mm(coo, x), per_cell))
         for f in FORMATS:
-            out["bytes"][f].append(memory_bytes(encode(w, f)))
+            stored[f].append(memory_bytes(encode(w, f)))
         if on_progress is not None:
             on_progress(i + 1, len(sparsities))
-    dense_t, dense_b = out["latency_ms"]["dense"], out["bytes"]["dense"]
-    out["faster_from"] = {f: next((s for s, t, d in zip(sparsities, out["latency_ms"][f], dense_t) if t < d), None)
-                          for f in ("csr", "coo")}
-    out["smaller_from"] = {f: break_even_sparsity((rows, cols), f) for f in ("coo", "csr", "bitmask")}
-    return out
+    faster = {f: next((s for s, t, d in zip(sparsities, latency[f], latency["dense"]) if t < d), None)
+              for f in ("csr", "coo")}
+    return Tradeoff(rows, cols, batch, list(sparsities), latency, stored, faster,
+                    {f: break_even_sparsity((rows, cols), f) for f in ("coo", "csr", "bitmask")})

@@ -57,6 +57,7 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
 
 @dataclass
 class EpochRecord:
+    """What one epoch gave: loss, accuracies, steps so far and the weights' sparsity."""
     epoch: int
     loss: float
     train_accuracy: float
@@ -67,6 +68,7 @@ class EpochRecord:
 
 @dataclass
 class TrainResult:
+    """How a training run ended and what it measured."""
     history: list[EpochRecord] = field(default_factory=list)
     stopped: bool = False      # a stop request ended the run early
     diverged: bool = False     # the loss or a weight became NaN/inf; the last good state was restored
@@ -117,6 +119,7 @@ class GradientMasker:
         self.set(masked)
 
     def set(self, masked: Mapping[str, tuple]) -> None:
+        """Mask gradients of these (weight, mask) pairs from now on."""
         self.layers = {n: (w, m.to(w.dtype), (~m).to(w.dtype)) for n, (w, m) in masked.items()}
         for n, (w, _, _) in self.layers.items():
             self.max.setdefault(n, torch.zeros((), device=w.device))
@@ -194,7 +197,6 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig, seed: int, *,
     loss_fn = nn.CrossEntropyLoss()
     layers = prunable_layers(model)
     n = len(data.x_train)
-    steps_per_epoch = math.ceil(n / cfg.batch_size)
     straight = bool(schedule is not None and schedule.straight_through)
 
     weights = {name: m.weight for name, m in layers.items()}

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .config import reset_for_new_model, validate_config
+
 MAX_BYTES = 20 * 2**20       # per upload: a workshop server holds each session's copy in memory
 MAX_ROWS = 50_000
 MAX_FEATURES = 2_000
@@ -27,7 +29,8 @@ MIN_PER_CLASS = 2            # a stratified split puts at least one of each clas
 
 @dataclass(frozen=True)
 class UserData:
-    """A validated upload. Arrays are read-only: the session keeps one copy and every training run gets fresh tensors."""
+    """A validated upload. Arrays are read-only: the session keeps one copy and every training run gets fresh
+    tensors."""
     file: str
     sha256: str
     label_column: str | None   # CSV only
@@ -38,12 +41,14 @@ class UserData:
 
     @property
     def summary(self) -> str:
+        """One line: rows, features, classes and the smallest class."""
         counts = np.bincount(self.y, minlength=len(self.classes))
         return (f"{len(self.y):,} rows, {self.x.shape[1]} features, {len(self.classes)} classes "
                 f"(smallest class: {counts.min():,} rows)")
 
 
 def sha256(data: bytes) -> str:
+    """Hex SHA-256 of the bytes (how a setup names its data file)."""
     return hashlib.sha256(data).hexdigest()
 
 
@@ -236,12 +241,7 @@ def with_upload(config, data: UserData):
                    "test_fraction": config.data.test_fraction}
     if raw["model"]["arch"] == "cnn":
         raw["model"] = {"arch": "lenet300100"}
-        raw["weight_pruning"] = {"scope": "layer"}
-        raw["freeze"] = []
-        raw["activation"] = {"ema": config.activation.ema}
-    from .config import validate_config
-
-    return validate_config(raw)
+    return validate_config(reset_for_new_model(raw, config.model))
 
 
 def read_for_config(data_cfg, path: Path) -> UserData:

@@ -1,20 +1,10 @@
+"""Fixtures (shared helper functions are in helpers.py; pyproject.toml puts the repo root and tests/ on sys.path)."""
 import sys
-from pathlib import Path
 
 import pytest
+from helpers import ROOT, tiny_config
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from explorer.config import ExperimentConfig  # noqa: E402
-
-
-def tiny_config(**overrides) -> ExperimentConfig:
-    """Default setup trained for few epochs: what most tests need, in well under a second."""
-    raw: dict = {"train": {"epochs": 3}}
-    for k, v in overrides.items():
-        raw[k] = {**raw.get(k, {}), **v} if isinstance(v, dict) else v
-    return ExperimentConfig.model_validate(raw)
+from explorer.config import ExperimentConfig
 
 
 @pytest.fixture(scope="session")

@@ -4,9 +4,9 @@ import copy
 
 import pytest
 import torch
+from helpers import tiny_config
 from torch import nn
 
-from conftest import tiny_config
 from explorer import activations as A
 from explorer.config import ActivationConfig, ConfigError, FinetuneConfig, WeightPruningConfig, parse_config
 from explorer.models import activation_modules

@@ -1,23 +1,15 @@
-"""Every page through streamlit.testing.v1.AppTest: renders without exception, and the controls do what the engine says."""
+"""Every page through streamlit.testing.v1.AppTest: renders without exception, and the controls do what the engine
+says."""
 import json
 
 import pytest
+from helpers import ROOT, app, blobs_frame, csv_bytes, no_exceptions, tiny_config
 from streamlit.testing.v1 import AppTest
 
-from conftest import ROOT, tiny_config
 from explorer.config import ExperimentConfig, config_json, parse_config
 
 PAGES = ["app_pages/home.py", "app_pages/model_data.py", "app_pages/freeze.py", "app_pages/weight_pruning.py",
          "app_pages/activations.py", "app_pages/train.py", "app_pages/export.py"]
-
-
-def app(experiment=None, page=None) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    if experiment is not None:
-        at.session_state["experiment"] = experiment
-    if page:
-        at.switch_page(page)
-    return at.run()
 
 
 def labelled(widgets, label: str):
@@ -27,10 +19,6 @@ def labelled(widgets, label: str):
 
 def metric(at, label_start: str) -> str:
     return next(m.value for m in at.metric if m.label.startswith(label_start))
-
-
-def no_exceptions(at):
-    assert not at.exception, [e.value for e in at.exception]
 
 
 def assert_replays(exp) -> None:
@@ -74,7 +62,7 @@ def test_model_data_trains_with_progress_and_reports():
     at.run()
     no_exceptions(at)
     exp = at.session_state["experiment"]
-    assert exp.trained and len(exp.history) == 2 and exp.config.train.epochs == 2
+    assert exp.trained and len(exp.baseline.history) == 2 and exp.config.train.epochs == 2
     assert any("Baseline trained" in s.value for s in at.success)
 
 
@@ -112,11 +100,11 @@ def test_sparsity_slider_moves_sparsity_and_accuracy_as_the_engine_says(trained_
     no_exceptions(at)
     exp = at.session_state["experiment"]
     assert exp.config.weight_pruning.sparsity == 0.8
-    assert metric(at, "Weight sparsity") == "80.0%" == f"{exp.pruning.stats['sparsity']:.1%}"
+    assert metric(at, "Weight sparsity") == "80.0%" == f"{exp.pruning.stats.sparsity:.1%}"
     assert metric(at, "Test accuracy after") == f"{exp.pruning.test_accuracy:.1%}"
     # The engine agrees: a fresh magnitude_masks on the baseline gives the same sparsity.
-    from explorer.pruning import masks_from_weights, mask_stats
-    ref = mask_stats(masks_from_weights(exp.baseline_weights, sparsity=0.8))
+    from explorer.pruning import mask_stats, masks_from_weights
+    ref = mask_stats(masks_from_weights(exp.baseline.weights, sparsity=0.8))
     assert ref == exp.pruning.stats
     at.slider(key="wp_all").set_value(100.0).run()
     assert metric(at, "Weight sparsity") == "100.0%"
@@ -131,7 +119,7 @@ def test_per_layer_and_global_scopes(trained_experiment_factory):
     no_exceptions(at)
     exp = at.session_state["experiment"]
     assert exp.config.weight_pruning.sparsity == {"fc1": 0.0, "fc2": 0.5, "fc3": 0.0}
-    assert exp.pruning.stats["layers"]["fc2"]["sparsity"] == 0.5 and exp.pruning.stats["layers"]["fc1"]["kept"] == 19200
+    assert exp.pruning.stats.layers["fc2"].sparsity == 0.5 and exp.pruning.stats.layers["fc1"].kept == 19200
     at.radio(key="wp_scope").set_value("global").run()
     at.slider(key="wp_all").set_value(90.0).run()
     exp = at.session_state["experiment"]
@@ -302,7 +290,8 @@ def test_structured_controls_remove_whole_units(trained_experiment_factory):
     no_exceptions(at)
     exp = at.session_state["experiment"]
     assert exp.config.weight_pruning.structured.amount == {"fc1": 0.4, "fc2": 0.0}
-    assert int((~exp.masks["fc1"].any(1)).sum()) == 120 and metric(at, "Weight sparsity") == f"{120 * 64 / 50200:.1%}"
+    assert int((~exp.pruning.masks["fc1"].any(1)).sum()) == 120
+    assert metric(at, "Weight sparsity") == f"{120 * 64 / 50200:.1%}"
     assert "ln_structured" in at.code[0].value
     at.radio(key="wp_kind").set_value("unstructured").run()
     no_exceptions(at)
@@ -314,9 +303,9 @@ def test_compare_snapshots_sensitivity_and_downloads(trained_experiment_factory)
 
     import torch
 
-    from explorer.config import StructuredConfig, WeightPruningConfig
+    from explorer import report
+    from explorer.config import ModelConfig, StructuredConfig, WeightPruningConfig
     from explorer.models import build_model
-    from explorer.config import ModelConfig
     from explorer.sparse import decode_model
 
     exp = trained_experiment_factory()
@@ -333,19 +322,20 @@ def test_compare_snapshots_sensitivity_and_downloads(trained_experiment_factory)
     table = at.dataframe[0].value
     assert list(table["name"]) == ["unstructured 90", "half the units"]
     first, second = exp.snapshots
-    assert first["bytes"]["bitmask"]["file"] < 0.2 * first["bytes"]["dense"]["file"]
-    assert first["macs_nonzero"] == 5020 and second["macs_compact"] < second["macs_dense"]
-    assert second["compact_arch"]["hidden"] == [150, 50]
+    assert first.file_bytes("bitmask") < 0.2 * first.file_bytes("dense")
+    assert first.macs_nonzero == 5020 and second.macs_compact < second.macs_dense
+    assert second.compact_arch["hidden"] == [150, 50]
     next(b for b in at.button if b.label.startswith("Compute per-layer")).click().run()
     no_exceptions(at)
     assert set(exp.sensitivity()) == {"fc1", "fc2", "fc3"} and len(exp.sensitivity()["fc1"]) == 11
     # the compacted download rebuilds with plain PyTorch from the architecture it carries
-    d = torch.load(io.BytesIO(exp.compact_bytes()), weights_only=True)
+    compacted = exp.compaction()
+    d = torch.load(io.BytesIO(report.compact_bytes(compacted.model, compacted.config)), weights_only=True)
     small = build_model(ModelConfig(**d["model"]), 64, 10)
     small.load_state_dict(d["state_dict"])
     with torch.no_grad():
         assert (small(exp.data.x_test) - exp.model(exp.data.x_test)).abs().max() <= 1e-5
-    state = decode_model(torch.load(io.BytesIO(exp.sparse_bytes("csr")), weights_only=True))
+    state = decode_model(torch.load(io.BytesIO(report.sparse_bytes(exp.current_model(), "csr")), weights_only=True))
     assert all(torch.equal(state[k], v) for k, v in exp.model.state_dict().items())
 
 
@@ -358,7 +348,7 @@ def test_l1_vs_l2_view_and_pruning_curve(trained_experiment_factory):
     next(b for b in at.button if b.label.startswith("Train both")).click().run()
     no_exceptions(at)
     res = at.session_state["l1_vs_l2"]
-    assert set(res) == {"L1", "L2"} and res["L1"]["near_zero"] > res["L2"]["near_zero"]
+    assert set(res) == {"L1", "L2"} and res["L1"].near_zero > res["L2"].near_zero
 
 
 def test_l1_setting_on_model_and_data(trained_experiment_factory):
@@ -369,7 +359,7 @@ def test_l1_setting_on_model_and_data(trained_experiment_factory):
     at.run()
     no_exceptions(at)
     exp = at.session_state["experiment"]
-    assert exp.config.train.l1 == 0.0003 and exp.trained and exp.history[0].loss > 0
+    assert exp.config.train.l1 == 0.0003 and exp.trained and exp.baseline.history[0].loss > 0
 
 
 @pytest.mark.parametrize("page, which", [("app_pages/model_data.py", "baseline"),
@@ -380,18 +370,18 @@ def test_decision_regions_on_2d_sets(page, which, trained_experiment_factory):
     at = app(exp, page)
     no_exceptions(at)
     grid = at.session_state["experiment"].decision_grid(which)
-    assert len(grid["pred"]) == 100 and len(grid["pred"][0]) == 100
+    assert len(grid.pred) == 100 and len(grid.pred[0]) == 100
     titles = [c.proto.spec for c in at.get("plotly_chart")]
     assert any("decision regions" in t for t in titles)
 
 
 def test_decision_regions_follow_the_sliders(trained_experiment_factory):
     exp = trained_experiment_factory(tiny_config(data={"name": "moons"}, model={"arch": "mlp", "hidden": [32, 32]}))
-    dense = exp.decision_grid("pruned")["pred"]
+    dense = exp.decision_grid("pruned").pred
     at = app(exp, "app_pages/weight_pruning.py")
     at.slider(key="wp_all").set_value(99.0).run()
     no_exceptions(at)
-    assert at.session_state["experiment"].decision_grid("pruned")["pred"] != dense
+    assert at.session_state["experiment"].decision_grid("pruned").pred != dense
 
 
 def test_when_sparsity_pays_view():
@@ -401,8 +391,8 @@ def test_when_sparsity_pays_view():
     next(b for b in at.button if b.label.startswith("Measure latency")).click().run()
     no_exceptions(at)
     tr = at.session_state["tradeoff"]
-    assert tr["rows"] == 128 and len(tr["latency_ms"]["csr"]) == len(tr["sparsity"])
-    assert tr["smaller_from"]["bitmask"] == pytest.approx(1 / 32)
+    assert tr.rows == 128 and len(tr.latency_ms["csr"]) == len(tr.sparsity)
+    assert tr.smaller_from["bitmask"] == pytest.approx(1 / 32)
     assert any("smaller than dense" in m.value for m in at.markdown)
 
 
@@ -417,12 +407,13 @@ def test_every_unit_removed_is_a_message_not_a_crash(trained_experiment_factory)
     at.form_submit_button[0].click().run()
     no_exceptions(at)
     exp = at.session_state["experiment"]
-    assert "every unit of layer 'fc1'" in exp.compact_problem()
-    assert "compact_arch" not in exp.snapshots[-1] and exp.metrics()["compacted"] == {"error": exp.compact_problem()}
+    assert "every unit of layer 'fc1'" in exp.compaction().problem
+    assert exp.snapshots[-1].compact_arch is None
+    assert exp.metrics().as_dict()["compacted"] == {"error": exp.compaction().problem}
 
 
 def test_shared_link_opens_the_same_setup_and_a_broken_one_is_a_message():
-    from explorer.config import encode_setup
+    from explorer.links import decode_setup, encode_setup
     cfg = tiny_config(seed=4, weight_pruning={"sparsity": 0.5})
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     at.query_params["setup"] = encode_setup(cfg)
@@ -431,8 +422,14 @@ def test_shared_link_opens_the_same_setup_and_a_broken_one_is_a_message():
     exp = at.session_state["experiment"]
     assert exp.config == cfg and exp.trained
     assert_replays(exp)
+    assert at.query_params["setup"] == encode_setup(cfg)
     # the address bar follows what is set
     at.switch_page("app_pages/weight_pruning.py").run()
+    at.slider(key="wp_all").set_value(80.0).run()
+    no_exceptions(at)
+    moved = at.session_state["experiment"].config
+    assert moved.weight_pruning != cfg.weight_pruning
+    assert at.query_params["setup"] == encode_setup(moved) and decode_setup(at.query_params["setup"]) == moved
     bad = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     bad.query_params["setup"] = "not-a-setup"
     bad.run()
@@ -505,6 +502,7 @@ def test_checkpoint_upload_good_and_bad(trained_experiment_factory):
 def test_bundle_round_trip_and_bad_zip(trained_experiment_factory):
     exp = trained_experiment_factory()
     from explorer.config import WeightPruningConfig
+    from explorer.models import model_state
     exp.set_pruning(WeightPruningConfig(sparsity=0.5))
     bundle = exp.bundle_bytes()
     fresh = app(page="app_pages/export.py")
@@ -514,7 +512,7 @@ def test_bundle_round_trip_and_bad_zip(trained_experiment_factory):
     got = fresh.session_state["experiment"]
     assert got.config == exp.config and got.trained
     # the bundle's model.pt is the pruned model, so the restored baseline equals it (and 50 % more pruning of it)
-    assert all(v.equal(exp.model_state()[k]) for k, v in got.baseline_state_cpu().items())
+    assert all(v.equal(model_state(exp.current_model())[k]) for k, v in got.baseline.state_cpu().items())
     bad = app(exp, "app_pages/export.py")
     bad.file_uploader[0].set_value(("bad.zip", b"PK\x03\x04 broken", "application/zip")).run()
     next(b for b in bad.button if b.label.startswith("Restore")).click().run()
@@ -523,11 +521,11 @@ def test_bundle_round_trip_and_bad_zip(trained_experiment_factory):
     assert bad.session_state["experiment"].config == exp.config
 
 
-def test_shared_link_asking_for_a_missing_device_is_a_message():
+def test_shared_link_asking_for_a_missing_device_is_a_message(monkeypatch):
     import torch
-    from explorer.config import encode_setup
-    if torch.cuda.is_available():
-        pytest.skip("this machine has CUDA: the link would run")
+
+    from explorer.links import encode_setup
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # a CUDA machine would run the link: not here
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     at.query_params["setup"] = encode_setup(tiny_config(device="cuda"))
     at.run()
@@ -537,8 +535,6 @@ def test_shared_link_asking_for_a_missing_device_is_a_message():
 
 
 def test_data_upload_trains_on_it_and_bad_files_change_nothing(trained_experiment_factory):
-    from test_userdata import blobs_frame, csv_bytes
-
     exp = trained_experiment_factory()
     before = exp.config
     at = app(exp, "app_pages/model_data.py")

@@ -3,12 +3,15 @@ import json
 import subprocess
 import sys
 
+import pytest
 import torch
+from helpers import ROOT, app, no_exceptions, tiny_config
 
-from conftest import ROOT, tiny_config
 from explorer.config import config_json, parse_config
 from explorer.data import load_dataset
 from explorer.models import build_model
+
+pytestmark = pytest.mark.slow  # every test here runs the CLI as a subprocess
 
 
 def cli(*args, cwd=ROOT):
@@ -105,8 +108,6 @@ def test_run_structured_writes_a_compact_model_that_loads(tmp_path):
 def test_same_setup_twice_in_the_app_and_twice_on_the_cli_gives_identical_metrics(tmp_path):
     """Determinism on the CPU: two browser sessions that load the same setup (and fine-tune it) and two CLI replays
     of the file all report the same metrics.json, to the last digit."""
-    from test_app import app, no_exceptions
-
     cfg = tiny_config(seed=11, weight_pruning={"sparsity": 0.7}, freeze=["fc3"],
                       finetune={"schedule": "oneshot", "epochs": 2})
     path = tmp_path / "setup.json"
@@ -119,7 +120,7 @@ def test_same_setup_twice_in_the_app_and_twice_on_the_cli_gives_identical_metric
         at.switch_page("app_pages/train.py").run()
         next(b for b in at.button if b.label == "Train").click().run()
         no_exceptions(at)
-        seen.append(at.session_state["experiment"].metrics())
+        seen.append(at.session_state["experiment"].metrics().as_dict())
     for out in ("a", "b"):
         assert cli("run", str(path), "--out", str(tmp_path / out), "--quiet").returncode == 0
         seen.append(json.loads((tmp_path / out / "metrics.json").read_text()))

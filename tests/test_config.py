@@ -78,13 +78,13 @@ def test_schema_is_json_schema_with_the_sections():
 
 def test_published_schema_file_is_in_sync():
     """explorer/schema.json is what `python -m explorer schema` prints; regenerate it with that command."""
-    from conftest import ROOT
+    from helpers import ROOT
     published = json.loads((ROOT / "explorer" / "schema.json").read_text())
     assert published == json_schema(), "run: python -m explorer schema > explorer/schema.json"
 
 
 def test_shared_link_round_trip_and_tampering():
-    from explorer.config import decode_setup, encode_setup
+    from explorer.links import decode_setup, encode_setup
     cfg = ExperimentConfig.model_validate({"seed": 3, "model": {"arch": "mlp", "hidden": [16]},
                                            "weight_pruning": {"sparsity": {"fc1": 0.5}}, "freeze": ["fc2"]})
     link = encode_setup(cfg)

@@ -1,13 +1,15 @@
 """Data, models, training and the Experiment: seeds, resets, bad input leaving the state as it was."""
 import pytest
 import torch
+from helpers import tiny_config
 
-from conftest import tiny_config
-from explorer.config import DataConfig, ExperimentConfig, ModelConfig, WeightPruningConfig
+from explorer.config import DataConfig, ModelConfig, WeightPruningConfig
 from explorer.data import load_dataset
 from explorer.experiment import Experiment
-from explorer.models import build_model, layer_names, layer_table, prunable_layers
+from explorer.layers import layer_names
+from explorer.models import build_model, layer_table, model_state, prunable_layers
 from explorer.training import select_device
+from explorer.views import mask_map
 
 
 def test_digits_split_is_stratified_standardised_and_offline():
@@ -51,11 +53,15 @@ def test_lenet_is_64_300_100_10():
     assert [tuple(m.weight.shape) for m in prunable_layers(model).values()] == [(300, 64), (100, 300), (10, 100)]
 
 
-def test_device_auto_is_cpu_here_and_missing_gpu_is_a_clear_error():
-    if not torch.cuda.is_available():
-        assert select_device("auto").type in ("cpu", "mps")
-        with pytest.raises(ValueError, match="no CUDA"):
-            select_device("cuda")
+def test_device_auto_prefers_cuda_and_missing_gpu_is_a_clear_error(monkeypatch):
+    """Both branches on every machine: CUDA's presence is what torch reports, so it is set here, not assumed."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert select_device("auto").type == "cuda" and select_device("cuda").type == "cuda"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert select_device("auto").type in ("cpu", "mps")
+    assert select_device("cpu").type == "cpu"
+    with pytest.raises(ValueError, match="no CUDA"):
+        select_device("cuda")
 
 
 def test_same_config_same_numbers(trained_experiment_factory):
@@ -65,7 +71,7 @@ def test_same_config_same_numbers(trained_experiment_factory):
     b = Experiment(cfg)
     b.train_baseline()
     assert a.metrics() == b.metrics()
-    assert all(torch.equal(a.model_state()[k], v) for k, v in b.model_state().items())
+    assert all(torch.equal(model_state(a.current_model())[k], v) for k, v in model_state(b.current_model()).items())
 
 
 def test_baseline_trains_and_pruning_moves_both_ways(trained_experiment_factory):
@@ -73,35 +79,35 @@ def test_baseline_trains_and_pruning_moves_both_ways(trained_experiment_factory)
     assert exp.trained and exp.baseline_test_accuracy > 0.9
     base = exp.pruning.test_accuracy
     heavy = exp.set_pruning(WeightPruningConfig(sparsity=0.99))
-    assert heavy.stats["sparsity"] == pytest.approx(0.99, abs=1e-3) and heavy.test_accuracy < base
+    assert heavy.stats.sparsity == pytest.approx(0.99, abs=1e-3) and heavy.test_accuracy < base
     back = exp.set_pruning(WeightPruningConfig(sparsity=0.0))
     assert back.test_accuracy == base == exp.baseline_test_accuracy
-    assert all(torch.equal(exp.model.state_dict()[k], v) for k, v in exp.baseline_state.items())
+    assert all(torch.equal(exp.model.state_dict()[k], v) for k, v in exp.baseline.state.items())
 
 
 def test_pruned_weights_are_exact_zeros_matching_masks(trained_experiment_factory):
     exp = trained_experiment_factory()
     exp.set_pruning(WeightPruningConfig(scope="global", sparsity=0.7))
     for n, m in prunable_layers(exp.model).items():
-        assert (m.weight[~exp.masks[n]] == 0).all()
-    assert not any(k.endswith(("_orig", "_mask")) for k in exp.model_state())
+        assert (m.weight[~exp.pruning.masks[n]] == 0).all()
+    assert not any(k.endswith(("_orig", "_mask")) for k in model_state(exp.current_model()))
 
 
 def test_extremes(trained_experiment_factory):
     exp = trained_experiment_factory()
     everything = exp.set_pruning(WeightPruningConfig(sparsity=1.0))
-    assert everything.stats["kept"] == 0 and 0.0 <= everything.test_accuracy <= 0.2
-    above = exp.set_pruning(WeightPruningConfig(threshold=exp.max_abs_weight() * 2))
-    assert above.stats["kept"] == 0
-    exact = exp.set_pruning(WeightPruningConfig(threshold={"fc1": exp.max_abs_weight("fc1")}))
-    assert exact.stats["layers"]["fc1"]["kept"] == 0 and exact.stats["layers"]["fc2"]["kept"] == 30000
+    assert everything.stats.kept == 0 and 0.0 <= everything.test_accuracy <= 0.2
+    above = exp.set_pruning(WeightPruningConfig(threshold=exp.baseline.max_abs_weight() * 2))
+    assert above.stats.kept == 0
+    exact = exp.set_pruning(WeightPruningConfig(threshold={"fc1": exp.baseline.max_abs_weight("fc1")}))
+    assert exact.stats.layers["fc1"].kept == 0 and exact.stats.layers["fc2"].kept == 30000
 
 
 def test_bad_pruning_leaves_experiment_as_it_was(trained_experiment_factory):
     exp = trained_experiment_factory()
     exp.set_pruning(WeightPruningConfig(sparsity=0.5))
     before = (exp.config, exp.pruning, {k: v.clone() for k, v in exp.model.state_dict().items()})
-    with pytest.raises(ValueError, match="unknown layer"):
+    with pytest.raises(ValueError, match="is not a layer"):
         exp.set_pruning(WeightPruningConfig.model_construct(scope="layer", sparsity={"conv9": 0.3}, threshold=None))
     assert exp.config == before[0] and exp.pruning == before[1]
     assert all(torch.equal(exp.model.state_dict()[k], v) for k, v in before[2].items())
@@ -109,24 +115,22 @@ def test_bad_pruning_leaves_experiment_as_it_was(trained_experiment_factory):
 
 def test_setup_change_resets_and_pruning_change_does_not(trained_experiment_factory):
     exp = trained_experiment_factory()
-    cfg = exp.config
-    cfg.weight_pruning = WeightPruningConfig(sparsity=0.3)
+    cfg = exp.config.model_copy(update={"weight_pruning": WeightPruningConfig(sparsity=0.3)})
     assert exp.update(cfg) is False and exp.trained
-    cfg.model = ModelConfig(arch="mlp", hidden=[32])
+    cfg = cfg.model_copy(update={"model": ModelConfig(arch="mlp", hidden=[32])})
     assert exp.update(cfg) is True and not exp.trained
     assert exp.layer_names == ["fc1", "fc2"]
 
 
 def test_absurd_learning_rate_keeps_previous_baseline(trained_experiment_factory):
     exp = trained_experiment_factory()
-    acc, state = exp.baseline_test_accuracy, {k: v.clone() for k, v in exp.baseline_state.items()}
+    acc, state = exp.baseline_test_accuracy, {k: v.clone() for k, v in exp.baseline.state.items()}
     before = exp.config
-    cfg = exp.config
-    cfg.train.lr, cfg.train.optimizer = 10.0, "sgd"
+    cfg = exp.config.model_copy(update={"train": exp.config.train.model_copy(update={"lr": 10.0, "optimizer": "sgd"})})
     result = exp.setup_and_train(cfg)
     assert result.diverged and "diverged" in result.message
     assert exp.baseline_test_accuracy == acc and exp.config == before and exp.trained
-    assert all(torch.equal(exp.baseline_state[k], v) for k, v in state.items())
+    assert all(torch.equal(exp.baseline.state[k], v) for k, v in state.items())
 
 
 def test_interrupted_training_restores_everything(trained_experiment_factory):
@@ -145,7 +149,7 @@ def test_stop_request_keeps_partial_baseline_and_config_reproduces_it():
     exp = Experiment(tiny_config(train={"epochs": 5}))
     seen = []
     result = exp.train_baseline(on_epoch=seen.append, should_stop=lambda: len(seen) >= 2)
-    assert result.stopped and len(exp.history) == 2 and exp.config.train.epochs == 2
+    assert result.stopped and len(exp.baseline.history) == 2 and exp.config.train.epochs == 2
     replay = Experiment(exp.config)
     replay.train_baseline()
     assert replay.metrics() == exp.metrics()
@@ -160,16 +164,16 @@ def test_other_setups_train(overrides):
     exp.train_baseline()
     assert exp.baseline_test_accuracy > 0.6
     exp.set_pruning(WeightPruningConfig(sparsity=0.5, scope="global"))
-    assert exp.pruning.stats["sparsity"] == pytest.approx(0.5, abs=1e-3)
+    assert exp.pruning.stats.sparsity == pytest.approx(0.5, abs=1e-3)
 
 
 def test_weight_histogram_and_mask_map(trained_experiment_factory):
     exp = trained_experiment_factory()
     exp.set_pruning(WeightPruningConfig(sparsity={"fc1": 0.4}))
     h = exp.weight_histogram("fc1")
-    assert sum(h["kept"]) == 19200 * 0.6 and sum(h["pruned"]) == 19200 * 0.4
-    assert h["threshold"] == pytest.approx(float(exp.baseline_weights["fc1"].abs()[~exp.masks["fc1"]].max()))
-    assert exp.mask_map("fc1").shape[0] <= 96
+    assert sum(h.kept) == 19200 * 0.6 and sum(h.pruned) == 19200 * 0.4
+    assert h.threshold == pytest.approx(float(exp.baseline.weights["fc1"].abs()[~exp.pruning.masks["fc1"]].max()))
+    assert mask_map(exp.pruning.masks["fc1"]).shape[0] <= 96
 
 
 class _NotAllowed:
@@ -234,7 +238,7 @@ def test_checkpoint_mismatch_names_the_first_key(trained_experiment_factory):
     buf = io.BytesIO()
     torch.save(good.state_dict(), buf)
     exp.load_checkpoint(buf.getvalue())
-    assert all(torch.equal(exp.baseline_state[k], v) for k, v in good.state_dict().items())
+    assert all(torch.equal(exp.baseline.state[k], v) for k, v in good.state_dict().items())
 
 
 def test_a_baseline_that_learnt_nothing_says_why():

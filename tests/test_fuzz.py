@@ -8,7 +8,8 @@ import time
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from explorer.config import ConfigError, ExperimentConfig, config_json, decode_setup, encode_setup, parse_config
+from explorer.config import ConfigError, ExperimentConfig, config_json, parse_config
+from explorer.links import decode_setup, encode_setup
 from explorer.userdata import parse_upload
 
 FUZZ = settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow],
@@ -23,7 +24,8 @@ scalars = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([1e308, -1e-308, 1e6, 1e7, 0, -1, 2**32]),
     st.text(max_size=12), st.sampled_from(["fc1", "fc9", "conv1", "mlp", "cnn", "upload", "global", "dns", "digits"]))
 values = st.recursive(scalars, lambda inner: st.one_of(
-    st.lists(inner, max_size=4), st.dictionaries(st.sampled_from(["fc1", "fc2", "fc3", "fc9", "x"]), inner, max_size=3)),
+    st.lists(inner, max_size=4),
+    st.dictionaries(st.sampled_from(["fc1", "fc2", "fc3", "fc9", "x"]), inner, max_size=3)),
     max_leaves=8)
 
 

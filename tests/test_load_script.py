@@ -1,12 +1,19 @@
 """benchmarks/load.py drives Streamlit's websocket protocol directly: keep it working (one session, one slider move)."""
 import asyncio
+import importlib.util
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
-from conftest import ROOT
+import pytest
+from helpers import ROOT
 
-sys.path.insert(0, str(ROOT / "benchmarks"))
-import load  # noqa: E402
+pytestmark = pytest.mark.slow
+
+# benchmarks/ is scripts, not a package: load the script by its path.
+_spec = importlib.util.spec_from_file_location("load", ROOT / "benchmarks" / "load.py")
+load = importlib.util.module_from_spec(_spec)
+sys.modules["load"] = load
+_spec.loader.exec_module(load)
 
 
 def test_one_participant_trains_and_moves_the_slider():

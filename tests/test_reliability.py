@@ -10,11 +10,19 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from helpers import ROOT, tiny_config
 
-from conftest import ROOT, tiny_config
-from explorer.config import (ActivationConfig, ConfigError, ExperimentConfig, FinetuneConfig, StructuredConfig,
-                             WeightPruningConfig, decode_setup, parse_config)
+from explorer.config import (
+    ActivationConfig,
+    ConfigError,
+    ExperimentConfig,
+    FinetuneConfig,
+    StructuredConfig,
+    WeightPruningConfig,
+    parse_config,
+)
 from explorer.experiment import Experiment
+from explorer.links import decode_setup
 from explorer.userdata import parse_upload
 
 DOC = ROOT / "docs" / "reliability.md"
@@ -95,7 +103,8 @@ CASES = {
     "config-sparsity-above-1": lambda exp: config({"weight_pruning": {"sparsity": 1.5}}),
     "link-tampered": lambda exp: message(lambda: decode_setup("not-a-setup")),
     "checkpoint-not-torch": lambda exp: message(lambda: Experiment(exp.config).load_checkpoint(b"junk")),
-    "checkpoint-pickled-code": lambda exp: message(lambda: Experiment(exp.config).load_checkpoint(_pickled_checkpoint())),
+    "checkpoint-pickled-code": lambda exp: message(
+        lambda: Experiment(exp.config).load_checkpoint(_pickled_checkpoint())),
     "checkpoint-wrong-shapes": lambda exp: message(
         lambda: Experiment(exp.config).load_checkpoint(_wrong_shape_checkpoint())),
     "bundle-not-zip": lambda exp: message(lambda: Experiment(exp.config).load_bundle(b"PK not really")),
@@ -109,18 +118,18 @@ CASES = {
     "data-not-in-session": lambda exp: message(lambda: Experiment(ExperimentConfig.model_validate(
         {"data": {"name": "upload", "file": "theirs.csv", "sha256": "a" * 64}}))),
     "lr-1e6-adam": lambda exp: _trained(lr=1e6).learning_problem(),
-    "lr-1e6-sgd": lambda exp: _trained(lr=1e6, optimizer="sgd").last_train.message,
-    "batch-larger-than-data": lambda exp: f"trained: test accuracy {_trained(batch_size=65536).baseline_test_accuracy:.0%}",
+    "lr-1e6-sgd": lambda exp: Experiment(tiny_config(train={"lr": 1e6, "optimizer": "sgd"})).train_baseline().message,
+    "batch-larger-than-data": lambda exp: (
+        f"trained: test accuracy {_trained(batch_size=65536).baseline_test_accuracy:.0%}"),
     "all-layers-frozen": _finetune_all_frozen,
     "sparsity-100": lambda exp: "{:.1%} weight sparsity".format(
-        Experiment(exp.config).set_pruning(WeightPruningConfig(sparsity=1.0)).stats["sparsity"]),
+        Experiment(exp.config).set_pruning(WeightPruningConfig(sparsity=1.0)).stats.sparsity),
     "threshold-above-every-weight": lambda exp: "{:.1%} weight sparsity".format(
-        Experiment(exp.config).set_pruning(WeightPruningConfig(threshold=1e9)).stats["sparsity"]),
+        Experiment(exp.config).set_pruning(WeightPruningConfig(threshold=1e9)).stats.sparsity),
     "activation-threshold-above-all": lambda exp: "{:.1%} activation sparsity".format(
         Experiment(exp.config).set_activation(ActivationConfig(threshold=1e9)).layers["fc1"].sparsity_after),
     "structured-remove-every-unit": lambda exp: "{:.1%} weight sparsity".format(
-        Experiment(exp.config).set_pruning(WeightPruningConfig(structured=StructuredConfig(amount=1.0))).stats[
-            "sparsity"]),
+        Experiment(exp.config).set_pruning(WeightPruningConfig(structured=StructuredConfig(amount=1.0))).stats.sparsity),
 }
 
 

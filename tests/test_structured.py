@@ -4,8 +4,8 @@ import copy
 import pytest
 import torch
 import torch.nn.utils.prune as prune
+from helpers import tiny_config
 
-from conftest import tiny_config
 from explorer.config import ModelConfig
 from explorer.data import load_dataset
 from explorer.models import build_model, prunable_layers
@@ -88,17 +88,18 @@ def test_experiment_structured_pruning_moves_both_ways_and_compacts(method, trai
     exp = trained_experiment_factory()
     dense_acc = exp.baseline_test_accuracy
     r = exp.set_pruning(WeightPruningConfig(structured=StructuredConfig(method=method, amount={"fc1": 0.5})))
-    assert r.stats["layers"]["fc1"]["sparsity"] == 0.5 and r.stats["layers"]["fc2"]["sparsity"] == 0.0
-    removed = (~exp.masks["fc1"].any(1)).nonzero().flatten()
+    assert r.stats.layers["fc1"].sparsity == 0.5 and r.stats.layers["fc2"].sparsity == 0.0
+    removed = (~exp.pruning.masks["fc1"].any(1)).nonzero().flatten()
     assert len(removed) == 150 and (exp.model.fc1.bias[removed] == 0).all()
-    small, cfg = exp.compacted()
+    c = exp.compaction()
+    small, cfg = c.model, c.config
     assert cfg.hidden == [150, 100]
     x = exp.data.x_test
     with torch.no_grad():
         assert (small(x) - exp.model(x)).abs().max() <= 1e-5
     back = exp.set_pruning(WeightPruningConfig())
     assert back.test_accuracy == dense_acc
-    assert all(torch.equal(exp.model.state_dict()[k], v) for k, v in exp.baseline_state.items())  # biases too
+    assert all(torch.equal(exp.model.state_dict()[k], v) for k, v in exp.baseline.state.items())  # biases too
     with pytest.raises(ValueError, match="fine-tuning after structured"):
         exp.set_pruning(WeightPruningConfig(structured=StructuredConfig(amount=0.3)))
         exp.finetune()

@@ -5,33 +5,13 @@ import os
 import pickle
 
 import numpy as np
-import pandas as pd
 import pytest
+from helpers import ROOT, blobs_frame, csv_bytes, npz_bytes, tiny_config
 
-from conftest import tiny_config
 from explorer import cli, userdata
 from explorer.config import ConfigError, ExperimentConfig, config_json, validate_config
 from explorer.experiment import Experiment
 from explorer.userdata import parse_upload, with_upload
-
-
-def blobs_frame(n=120, classes=("cat", "dog", "owl"), seed=0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    y = np.arange(n) % len(classes)
-    x = rng.normal(size=(n, 3)) + y[:, None] * 3.0  # well separated: a tiny MLP learns it
-    df = pd.DataFrame(x, columns=["height", "width", "depth"])
-    df["animal"] = np.array(classes)[y]
-    return df
-
-
-def csv_bytes(df: pd.DataFrame) -> bytes:
-    return df.to_csv(index=False).encode()
-
-
-def npz_bytes(**arrays) -> bytes:
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    return buf.getvalue()
 
 
 def test_csv_parses_with_class_names_and_read_only_arrays():
@@ -63,7 +43,8 @@ BAD_CSVS = [
     (csv_bytes(blobs_frame().assign(animal=np.arange(120))), "120 distinct values; at most 100 classes"),
     (csv_bytes(blobs_frame().assign(animal=np.linspace(0, 1, 120))), "continuous"),
     (csv_bytes(blobs_frame().assign(animal=["cat"] * 119 + ["rare"])), "'rare' have fewer than 2 rows"),
-    (csv_bytes(blobs_frame().assign(animal=lambda d: d.animal.where(d.index != 3))), "label column 'animal' has 1 missing"),
+    (csv_bytes(blobs_frame().assign(animal=lambda d: d.animal.where(d.index != 3))),
+     "label column 'animal' has 1 missing"),
     (csv_bytes(blobs_frame().assign(height=np.inf)), "infinite"),
     (csv_bytes(blobs_frame().assign(height=1e300)), "too large for 32-bit"),
     ("é,b\n".encode("latin-1") + b"1,2\n" * 30, "UTF-8"),
@@ -150,8 +131,10 @@ def test_config_fields_for_uploads_are_checked():
     assert ok.data.file == "a.csv"
     for data, words in [({"name": "upload", "file": "a.csv"}, "data.name: 'upload' needs 'file' and 'sha256'"),
                         ({"name": "digits", "file": "a.csv"}, "data.file: only applies to data.name 'upload'"),
-                        ({"name": "upload", "file": "a.txt", "sha256": sha}, "data.file: 'a.txt' is neither a .csv nor a .npz"),
-                        ({"name": "upload", "file": "a.npz", "sha256": sha, "label_column": "y"}, "remove label_column"),
+                        ({"name": "upload", "file": "a.txt", "sha256": sha},
+                         "data.file: 'a.txt' is neither a .csv nor a .npz"),
+                        ({"name": "upload", "file": "a.npz", "sha256": sha, "label_column": "y"},
+                         "remove label_column"),
                         ({"name": "upload", "file": "a.csv", "sha256": "xyz"}, "data.sha256")]:
         with pytest.raises(ConfigError) as err:
             validate_config({"data": data})
@@ -167,8 +150,7 @@ def zoo_upload():
 
 def upload_config(ud, **train) -> ExperimentConfig:
     cfg = with_upload(tiny_config(), ud)
-    cfg.train.epochs = train.get("epochs", 8)
-    return cfg
+    return cfg.with_section(train=cfg.train.model_copy(update={"epochs": train.get("epochs", 8)}))
 
 
 def test_experiment_trains_on_upload_and_keeps_it_in_the_session(zoo_upload):
@@ -182,7 +164,7 @@ def test_experiment_trains_on_upload_and_keeps_it_in_the_session(zoo_upload):
     # the split is standardised with training statistics, as for the bundled sets
     assert exp.data.x_train.mean(0).abs().max() < 1e-5
     # another session (another Experiment) does not see it: the same config there is a message, not this data
-    with pytest.raises(ValueError, match="upload that file on Model & data"):
+    with pytest.raises(ValueError, match="upload that file again"):
         Experiment(cfg)
 
 
@@ -191,12 +173,11 @@ def test_failed_upload_training_leaves_the_session_as_it_was(zoo_upload):
     exp.train_baseline()
     before_cfg, before_acc = exp.config, exp.baseline_test_accuracy
     cfg = upload_config(zoo_upload)
-    cfg.train.lr = 1e6  # diverges
-    cfg.train.optimizer = "sgd"
+    cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"lr": 1e6, "optimizer": "sgd"})})  # diverges
     assert exp.setup_and_train(cfg, upload=zoo_upload).diverged
     assert exp.config == before_cfg and exp.upload is None and exp.baseline_test_accuracy == before_acc
     bad = upload_config(zoo_upload)
-    bad.data.test_fraction = 0.01  # 2 test rows for 3 classes
+    bad = bad.model_copy(update={"data": bad.data.model_copy(update={"test_fraction": 0.01})})  # 2 test rows, 3 classes
     with pytest.raises(ValueError, match="data.test_fraction"):
         exp.setup_and_train(bad, upload=zoo_upload)
     assert exp.config == before_cfg and exp.upload is None
@@ -233,7 +214,6 @@ def test_readme_notebook_checkpoint_recipe_loads_in_the_app(tmp_path, monkeypatc
     """The README's "export a compatible checkpoint from a notebook" snippet, run as written."""
     import re
 
-    from conftest import ROOT
 
     block = next(b for b in re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
                  if "build_model" in b)

@@ -9,6 +9,8 @@ import streamlit as st
 
 from explorer.config import ActivationConfig
 from explorer.experiment import Experiment
+from explorer.layers import expand
+from ui.session import seed_widgets
 
 MODES = {"threshold": "Threshold t (static)", "target_sparsity": "Target sparsity (dynamic while training)"}
 PREFIX = "act_"
@@ -16,11 +18,8 @@ PREFIX = "act_"
 
 def _ui_from_config(ac: ActivationConfig, exp: Experiment, ranges: dict) -> dict:
     mode = "target_sparsity" if ac.target_sparsity is not None else "threshold"
-    value = getattr(ac, mode) or 0.0
-    per = value if isinstance(value, dict) else {n: value for n in exp.activation_layer_names}
     ui = {"mode": mode}
-    for n in exp.activation_layer_names:
-        v = per.get(n, 0.0)
+    for n, v in expand(getattr(ac, mode), exp.activation_layer_names, default=0.0).items():
         ui[n] = 100.0 * v if mode == "target_sparsity" else min(v, ranges[n])
     return ui
 
@@ -30,8 +29,7 @@ def activation_controls(exp: Experiment) -> ActivationConfig:
     current = exp.config.activation
     ranges = {n: max(r, 1e-6) for n, r in exp.activation_ranges().items()}
     initial = _ui_from_config(current, exp, ranges)
-    for k, v in initial.items():
-        st.session_state.setdefault(PREFIX + k, v)
+    seed_widgets(PREFIX, initial)
     mode = st.radio("Set per layer", list(MODES), format_func=MODES.get, key=PREFIX + "mode", horizontal=True,
                     help="A target sparsity is turned into the threshold that reaches it on the test set; while "
                          "training (Train page) the threshold follows each batch's quantile, smoothed.")

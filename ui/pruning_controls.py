@@ -9,6 +9,8 @@ import streamlit as st
 
 from explorer.config import StructuredConfig, WeightPruningConfig
 from explorer.experiment import Experiment
+from explorer.layers import expand
+from ui.session import seed_widgets
 
 SCOPES = {"one": "One value for every layer", "layer": "Per layer", "global": "Global ranking (all layers)"}
 UNITS = {"sparsity": "Sparsity (% of weights pruned)", "threshold": "Magnitude threshold |w|"}
@@ -20,14 +22,14 @@ def _ui_from_config(wp: WeightPruningConfig, exp: Experiment) -> dict:
     unit = "threshold" if wp.threshold is not None else "sparsity"
     value = wp.threshold if unit == "threshold" else (wp.sparsity or 0.0)
     scope = "global" if wp.scope == "global" else ("layer" if isinstance(value, dict) else "one")
-    per_layer = value if isinstance(value, dict) else {n: value for n in exp.layer_names}
+    per_layer = expand(value, exp.layer_names, default=0.0)
     ui = {"unit": unit, "scope": scope}
     if unit == "sparsity":
         ui["all"] = 100.0 * (0.0 if isinstance(value, dict) else value)
-        ui.update({f"layer_{n}": 100.0 * per_layer.get(n, 0.0) for n in exp.layer_names})
+        ui.update({f"layer_{n}": 100.0 * per_layer[n] for n in exp.layer_names})
     else:
         ui["all"] = min(0.0 if isinstance(value, dict) else value, _threshold_top(exp, None))
-        ui.update({f"layer_{n}": min(per_layer.get(n, 0.0), _threshold_top(exp, n)) for n in exp.layer_names})
+        ui.update({f"layer_{n}": min(per_layer[n], _threshold_top(exp, n)) for n in exp.layer_names})
     return ui
 
 
@@ -42,7 +44,7 @@ def _config_from_ui(ui: dict, exp: Experiment) -> WeightPruningConfig:
 
 def _threshold_top(exp: Experiment, layer: str | None) -> float:
     # A slider needs max > min: an all-zero layer still gets a tiny range.
-    return max(exp.max_abs_weight(layer), 1e-6)
+    return max(exp.baseline.max_abs_weight(layer), 1e-6)
 
 
 KINDS = {"unstructured": "Single weights (unstructured)", "structured": "Whole neurons / filters (structured)"}
@@ -51,11 +53,9 @@ METHODS = {"l1": "L1 norm (Li et al. 2016)", "l2": "L2 norm", "apoz": "APoZ: mos
 
 def _structured_controls(exp: Experiment, current: WeightPruningConfig) -> WeightPruningConfig:
     st_cfg = current.structured
-    amount = st_cfg.amount if st_cfg.amount is not None else 0.0
-    per = amount if isinstance(amount, dict) else {n: amount for n in exp.activation_layer_names}
-    initial = {"method": st_cfg.method, **{n: 100.0 * per.get(n, 0.0) for n in exp.activation_layer_names}}
-    for k, v in initial.items():
-        st.session_state.setdefault(PREFIX + "st_" + k, v)
+    per = expand(st_cfg.amount, exp.activation_layer_names, default=0.0)
+    initial = {"method": st_cfg.method, **{n: 100.0 * v for n, v in per.items()}}
+    seed_widgets(PREFIX + "st_", initial)
     method = st.radio("Rank units by", list(METHODS), format_func=METHODS.get, key=PREFIX + "st_method",
                       horizontal=True)
     ui = {"method": method}
@@ -72,16 +72,14 @@ def _structured_controls(exp: Experiment, current: WeightPruningConfig) -> Weigh
 def pruning_controls(exp: Experiment) -> WeightPruningConfig:
     """Draw the controls; return the setting they show (the current config when the user changed nothing)."""
     current = exp.config.weight_pruning
-    st.session_state.setdefault(PREFIX + "kind", "structured" if current.structured.amount is not None
-                                else "unstructured")
+    st.session_state.setdefault(PREFIX + "kind", "structured" if current.is_structured else "unstructured")
     kind = st.radio("What to remove", list(KINDS), format_func=KINDS.get, key=PREFIX + "kind", horizontal=True)
     if kind == "structured":
         return _structured_controls(exp, current)
-    if current.structured.amount is not None:  # switching back from structured: start from nothing pruned
+    if current.is_structured:  # switching back from structured: start from nothing pruned
         current = WeightPruningConfig()
     initial = _ui_from_config(current, exp)
-    for k, v in initial.items():
-        st.session_state.setdefault(PREFIX + k, v)
+    seed_widgets(PREFIX, initial)
 
     c1, c2 = st.columns(2)
     unit = c1.radio("Prune by", list(UNITS), format_func=UNITS.get, key=PREFIX + "unit", horizontal=True)

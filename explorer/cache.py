@@ -1,0 +1,42 @@
+"""ViewCache: the experiment's one cache of derived results (masks of a setting, activation statistics, curves, grids).
+
+Keys are tuples whose first item names the kind of view, e.g. ("pruning", setting_json). Each kind has its own bound
+and is evicted least-recently-used, so moving a slider a thousand times cannot push out a sensitivity study that took
+seconds, and nothing grows without bound. A new baseline starts a new cache: every view is derived from it.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Callable, Hashable, TypeVar
+
+T = TypeVar("T")
+
+DEFAULT_LIMIT = 64
+LIMITS = {"pruning": 64, "activation": 64, "ranges": 16, "grid": 16, "compact": 8}
+
+
+class ViewCache:
+    """Bounded per kind, least recently used first out. Values are shared: callers treat them as read-only."""
+
+    def __init__(self, limits: dict[str, int] | None = None):
+        self._limits = {**LIMITS, **(limits or {})}
+        self._kinds: dict[str, OrderedDict] = {}
+
+    def get(self, key: tuple, compute: Callable[[], T]) -> T:
+        """The cached value for `key`, computing and keeping it when missing. An exception from `compute` keeps
+        nothing, so a refused setting is refused again next time."""
+        kind = self._kinds.setdefault(key[0], OrderedDict())
+        if key in kind:
+            kind.move_to_end(key)
+            return kind[key]
+        value = compute()
+        kind[key] = value
+        while len(kind) > self._limits.get(key[0], DEFAULT_LIMIT):
+            kind.popitem(last=False)
+        return value
+
+    def __contains__(self, key: Hashable) -> bool:
+        return key in self._kinds.get(key[0], ())
+
+    def __len__(self) -> int:
+        return sum(len(k) for k in self._kinds.values())

@@ -1,0 +1,93 @@
+"""Fine-tuning the pruned baseline with everything that is set (frozen layers, the weight-pruning target through a
+schedule, activation thresholds), and the measured proof that masks and frozen layers held."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import torch
+from torch import nn
+
+from . import activations, freezing, pruning
+from .baseline import Baseline
+from .config import ExperimentConfig
+from .data import Dataset
+from .models import activation_modules, prunable_layers
+from .pruning import PruningStats
+from .schedules import make_schedule
+from .training import EpochRecord, TrainResult, accuracy, train
+
+
+@dataclass(frozen=True)
+class LayerProof:
+    """Measured after a fine-tuning run, never assumed."""
+    masked_nonzero: int            # pruned entries whose weight is not exactly 0 (must be 0)
+    max_masked_grad: Optional[float]  # largest |grad| the optimizer saw on a pruned entry (0; None: not measured)
+    frozen: bool
+    fingerprint_before: str        # after the run's initial masks were applied, before its first step
+    fingerprint_after: str
+
+    @property
+    def unchanged(self) -> bool:
+        """The layer's bytes are identical before and after the run."""
+        return self.fingerprint_before == self.fingerprint_after
+
+    @property
+    def held(self) -> bool:
+        """Masks held, and a frozen layer is bit-identical."""
+        grad_ok = self.max_masked_grad in (None, 0.0)
+        return self.masked_nonzero == 0 and grad_ok and (not self.frozen or self.unchanged)
+
+
+@dataclass(frozen=True, eq=False)  # compared by identity: it holds a model
+class FinetuneOutcome:
+    """One fine-tuning run: the model it produced and what was measured on it."""
+    config_json: str               # the whole config it was run with: a later change makes it stale
+    model: nn.Module
+    result: TrainResult
+    proof: dict                    # {layer: LayerProof}
+    stats: PruningStats            # of the final masks
+    test_accuracy: float           # with the activation thresholds (if any) applied
+    activation_thresholds: dict = field(default_factory=dict)  # final t per layer (dynamic ones where they ended)
+    activation_sparsity: dict = field(default_factory=dict)    # measured on the test set with those thresholds
+
+
+def finetune(baseline: Baseline, data: Dataset, config: ExperimentConfig,
+             on_epoch: Optional[Callable[[EpochRecord], None]] = None,
+             should_stop: Optional[Callable[[], bool]] = None) -> tuple[TrainResult, Optional[FinetuneOutcome]]:
+    """Retrain the dense baseline toward the config's weight-pruning target with its schedule ('none' retrains with
+    the fixed masks, as 'oneshot'), frozen layers and activation thresholds. Returns the run and its outcome (None
+    when it diverged). Raises ValueError for a setup that cannot be fine-tuned."""
+    if config.weight_pruning.is_structured:
+        raise ValueError("fine-tuning after structured pruning is not available yet: the removed units' biases "
+                         "would train back; compact the structurally pruned model instead")
+    tcfg = config.finetune.train_config(config.train)
+    model = baseline.fresh_model()  # schedules start from the dense baseline
+    freezing.set_frozen(model, config.freeze)
+    steps_per_epoch = -(-len(data.x_train) // tcfg.batch_size)
+    schedule = make_schedule(config.finetune, config.weight_pruning, pruning.layer_weights(model),
+                             tcfg.epochs * steps_per_epoch, steps_per_epoch, frozen=tuple(config.freeze))
+    hooks = activations.hooks_for(config.activation, list(activation_modules(model)))
+    result = train(model, data, tcfg, config.seed, schedule=schedule, on_epoch=on_epoch, should_stop=should_stop,
+                   act_hooks=hooks)
+    if result.diverged:
+        return result, None
+    layers = prunable_layers(model)
+    masks = result.masks or {n: torch.ones_like(m.weight, dtype=torch.bool) for n, m in layers.items()}
+    after = freezing.fingerprints(model)
+    proof = {n: LayerProof(
+        masked_nonzero=int(((m.weight != 0) & ~masks[n]).sum()),
+        max_masked_grad=None if schedule.straight_through else result.max_masked_grad.get(n, 0.0),
+        frozen=n in config.freeze, fingerprint_before=result.start_fingerprints[n], fingerprint_after=after[n])
+        for n, m in layers.items()}
+    final_t = {n: h.t for n, h in hooks.items()}
+    acts = None
+    if final_t:
+        acts = activations.activation_stats(model, data.x_test, data.y_test, final_t,
+                                            activations.activation_ranges(model, data.x_test))
+    return result, FinetuneOutcome(
+        config_json=config.model_dump_json(), model=model, result=result, proof=proof,
+        stats=pruning.mask_stats(masks),
+        test_accuracy=acts.accuracy if acts else accuracy(model, data.x_test, data.y_test),
+        activation_thresholds=final_t,
+        activation_sparsity={n: s.sparsity_after for n, s in acts.layers.items()} if acts else {})

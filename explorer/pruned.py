@@ -1,0 +1,91 @@
+"""The pruning state: the masks one weight-pruning setting gives on a Baseline, written into a working model, and
+what that model then scores; APoZ (the structured ranking's input) and compaction of a structurally pruned model.
+
+Masks are always computed from the baseline's weights, never from the working model, so a setting can move both
+ways (a smaller sparsity brings the original weights back).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+from torch import nn
+
+from . import activations, pruning
+from .baseline import Baseline
+from .config import ModelConfig, WeightPruningConfig
+from .data import Dataset
+from .models import activation_modules, prunable_layers
+from .pruning import Masks, PruningStats
+from .training import accuracy
+
+
+@dataclass(frozen=True, eq=False)  # compared by identity: it holds tensors
+class PruningResult:
+    """What one weight-pruning setting gives, measured on the baseline weights."""
+    masks: Masks                   # {layer: bool}, True = kept
+    stats: PruningStats
+    test_accuracy: float           # with the masks applied
+    thresholds: dict               # per layer: the magnitude cut that was applied (None: nothing pruned)
+
+
+def baseline_apoz(baseline: Baseline, data: Dataset) -> dict[str, torch.Tensor]:
+    """APoZ per hidden unit of the dense baseline on the test set (no thresholds): the APoZ ranking's input."""
+    dense = baseline.fresh_model()
+    stats = activations.activation_stats(dense, data.x_test, data.y_test, {},
+                                         activations.activation_ranges(dense, data.x_test))
+    return {n: torch.tensor(s.apoz) for n, s in stats.layers.items()}
+
+
+def masks_for(baseline: Baseline, wp: WeightPruningConfig, hidden: list[str], apoz=None) -> Masks:
+    """The masks of `wp` on the baseline's weights. `hidden`: the layers that may lose whole units; `apoz`: a
+    callable giving baseline_apoz, asked only when the APoZ ranking needs it. Raises ValueError for a setting that
+    does not fit the model."""
+    if not wp.is_structured:
+        return pruning.masks_from_weights(baseline.weights, sparsity=wp.sparsity, threshold=wp.threshold,
+                                          scope=wp.scope)
+    scores = apoz() if wp.structured.method == "apoz" else None
+    units = pruning.structured_masks({n: baseline.weights[n] for n in hidden}, wp.structured.amount,
+                                     method=wp.structured.method, apoz=scores)
+    return {n: units.get(n, torch.ones_like(w, dtype=torch.bool)) for n, w in baseline.weights.items()}
+
+
+@torch.no_grad()
+def write_masks(model: nn.Module, baseline: Baseline, masks: Masks, structured: bool) -> None:
+    """Baseline weights and biases under the masks into `model`; a structurally removed unit also loses its bias."""
+    for n, m in prunable_layers(model).items():
+        if m.bias is not None:
+            m.bias.copy_(baseline.state[f"{n}.bias"])
+    if structured:
+        pruning.apply_structured(model, masks, source=baseline.weights)
+    else:
+        pruning.apply_masks(model, masks, source=baseline.weights)
+
+
+def prune(model: nn.Module, baseline: Baseline, data: Dataset, wp: WeightPruningConfig, apoz=None) -> PruningResult:
+    """Compute the masks of `wp`, write them into `model` and measure it. Raises ValueError (model untouched) for a
+    setting that does not fit the model."""
+    masks = masks_for(baseline, wp, list(activation_modules(model)), apoz)
+    write_masks(model, baseline, masks, wp.is_structured)
+    return PruningResult(masks, pruning.mask_stats(masks), accuracy(model, data.x_test, data.y_test),
+                         {n: pruning.effective_threshold(baseline.weights[n], m) for n, m in masks.items()})
+
+
+@dataclass(frozen=True)
+class Compaction:
+    """A structurally pruned model rebuilt smaller, or why it cannot be (then `model` is None)."""
+    model: Optional[nn.Module]
+    config: Optional[ModelConfig]
+    problem: Optional[str] = None
+
+
+def compaction(model: nn.Module, model_cfg: ModelConfig, result: PruningResult, structured: bool) -> Compaction:
+    """The compacted model of a structured setting (pruning.compact), or the reason there is none."""
+    if not structured:
+        return Compaction(None, None, "compaction needs structured pruning (whole neurons or filters removed)")
+    try:
+        small, cfg = pruning.compact(model, model_cfg, result.masks)
+    except ValueError as e:
+        return Compaction(None, None, str(e))
+    return Compaction(small, cfg)

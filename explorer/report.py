@@ -1,0 +1,220 @@
+"""Reporting: the figures `python -m explorer run` writes to metrics.json (typed here, the same JSON as always), and
+the files a session downloads (model state, compacted model, sparse file, the setup + model bundle) and restores.
+
+Everything written here is plain data: state_dicts load with torch.load(..., weights_only=True).
+"""
+from __future__ import annotations
+
+import dataclasses
+import io
+import zipfile
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+from torch import nn
+
+from . import sparse
+from .activations import ActivationStats
+from .baseline import Baseline
+from .config import ExperimentConfig, ModelConfig, parse_config
+from .data import Dataset
+from .finetuning import FinetuneOutcome
+from .models import count_macs, model_state
+from .pruned import Compaction, PruningResult
+from .training import accuracy
+
+BUNDLE_MAX_UNPACKED = 512 * 2**20
+
+
+@dataclass(frozen=True)
+class BaselineMetrics:
+    """The dense baseline."""
+    test_accuracy: float
+    train_accuracy: float
+    epochs: int
+    final_loss: Optional[float]
+
+
+@dataclass(frozen=True)
+class PrunedLayer:
+    """One layer under the weight-pruning setting."""
+    sparsity: float
+    kept: int
+    total: int
+    threshold: Optional[float]
+
+
+@dataclass(frozen=True)
+class PrunedMetrics:
+    """The baseline with the weight-pruning setting applied, before any fine-tuning."""
+    test_accuracy: float
+    train_accuracy: float
+    weight_sparsity: float
+    weights_kept: int
+    weights_total: int
+    layers: dict[str, PrunedLayer]
+
+
+@dataclass(frozen=True)
+class ActivationMetrics:
+    """Activation thresholds applied to the pruned model. layers: {layer: {threshold, sparsity,
+    sparsity_without_threshold, dead_units}}."""
+    test_accuracy: float
+    layers: dict[str, dict]
+    skippable_macs_per_example: dict[str, float]
+
+
+@dataclass(frozen=True)
+class CompactMetrics:
+    """The structurally pruned model rebuilt smaller (or, in `error`, why it could not be)."""
+    error: Optional[str] = None
+    model: Optional[dict] = None
+    parameters: Optional[int] = None
+    parameters_before: Optional[int] = None
+    macs_per_example: Optional[int] = None
+    macs_per_example_before: Optional[int] = None
+    test_accuracy: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class FinetunedLayer:
+    """One layer after fine-tuning, with its proof."""
+    sparsity: float
+    kept: int
+    total: int
+    masked_nonzero: int
+    max_masked_grad: Optional[float]
+    frozen: bool
+    unchanged: bool
+
+
+@dataclass(frozen=True)
+class FinetuneMetrics:
+    """The fine-tuning run that matches the config."""
+    schedule: str
+    epochs: int
+    steps: int
+    test_accuracy: float
+    train_accuracy: float
+    weight_sparsity: float
+    weights_kept: int
+    weights_total: int
+    revived: int
+    activation_thresholds: dict[str, float]
+    activation_sparsity: dict[str, float]
+    layers: dict[str, FinetunedLayer]
+
+    @property
+    def held(self) -> bool:
+        """Every mask held and every frozen layer is unchanged."""
+        return all(v.masked_nonzero == 0 and (not v.frozen or v.unchanged) for v in self.layers.values())
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Everything metrics.json holds; the optional sections are there only when they apply."""
+    baseline: BaselineMetrics
+    pruned: PrunedMetrics
+    activation: Optional[ActivationMetrics] = None
+    compacted: Optional[CompactMetrics] = None
+    finetuned: Optional[FinetuneMetrics] = None
+
+    def as_dict(self) -> dict:
+        """The metrics.json object (absent sections and a compaction's unused fields left out)."""
+        out = {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+        if "compacted" in out:
+            out["compacted"] = {k: v for k, v in out["compacted"].items() if v is not None}
+        return out
+
+
+def baseline_metrics(b: Baseline) -> BaselineMetrics:
+    """The baseline's section."""
+    return BaselineMetrics(b.test_accuracy, b.train_accuracy, len(b.history),
+                           b.history[-1].loss if b.history else None)
+
+
+def pruned_metrics(p: PruningResult, model: nn.Module, data: Dataset) -> PrunedMetrics:
+    """The pruned section; `model` is the baseline with p's masks written in."""
+    s = p.stats
+    return PrunedMetrics(p.test_accuracy, accuracy(model, data.x_train, data.y_train), s.sparsity, s.kept, s.total,
+                         {n: PrunedLayer(ls.sparsity, ls.kept, ls.total, p.thresholds[n])
+                          for n, ls in s.layers.items()})
+
+
+def activation_metrics(thresholds: dict, stats: ActivationStats) -> ActivationMetrics:
+    """The activation section from the current activation view."""
+    return ActivationMetrics(stats.accuracy, {
+        n: {"threshold": thresholds.get(n, 0.0), "sparsity": s.sparsity_after,
+            "sparsity_without_threshold": s.sparsity_before, "dead_units": len(s.dead)}
+        for n, s in stats.layers.items()}, stats.skippable_macs)
+
+
+def compact_metrics(c: Compaction, model: nn.Module, data: Dataset) -> CompactMetrics:
+    """The compacted section (`model`: the structurally pruned one it was built from)."""
+    if c.problem is not None:
+        return CompactMetrics(error=c.problem)
+    return CompactMetrics(model=c.config.model_dump(), parameters=sum(p.numel() for p in c.model.parameters()),
+                          parameters_before=sum(p.numel() for p in model.parameters()),
+                          macs_per_example=count_macs(c.model, data.n_features),
+                          macs_per_example_before=count_macs(model, data.n_features),
+                          test_accuracy=accuracy(c.model, data.x_test, data.y_test))
+
+
+def finetune_metrics(f: FinetuneOutcome, schedule: str, data: Dataset) -> FinetuneMetrics:
+    """The fine-tuned section."""
+    return FinetuneMetrics(
+        schedule=schedule, epochs=len(f.result.history), steps=f.result.steps, test_accuracy=f.test_accuracy,
+        train_accuracy=accuracy(f.model, data.x_train, data.y_train), weight_sparsity=f.stats.sparsity,
+        weights_kept=f.stats.kept, weights_total=f.stats.total, revived=f.result.revived,
+        activation_thresholds=f.activation_thresholds, activation_sparsity=f.activation_sparsity,
+        layers={n: FinetunedLayer(s.sparsity, s.kept, s.total, f.proof[n].masked_nonzero, f.proof[n].max_masked_grad,
+                                  f.proof[n].frozen, f.proof[n].unchanged) for n, s in f.stats.layers.items()})
+
+
+# ---- files ---------------------------------------------------------------------------------------------------------
+def _saved(obj) -> bytes:
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()
+
+
+def state_bytes(model: nn.Module) -> bytes:
+    """The model's plain state_dict (on the CPU) as the bytes torch.save writes."""
+    return _saved(model_state(model))
+
+
+def compact_bytes(small: nn.Module, config: ModelConfig) -> bytes:
+    """{"model": its ModelConfig as a dict, "state_dict": …}: weights_only-loadable, rebuilt with build_model."""
+    return _saved({"model": config.model_dump(), "state_dict": model_state(small)})
+
+
+def sparse_bytes(model: nn.Module, fmt: str) -> bytes:
+    """The model's state_dict with every weight stored in sparse format `fmt` (sparse.decode_model reads it)."""
+    return _saved(sparse.encode_model(model_state(model), fmt))
+
+
+def bundle_bytes(config: ExperimentConfig, model: nn.Module) -> bytes:
+    """One zip with config.json and model.pt (the model's state_dict)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("config.json", config.model_dump_json(indent=2))
+        z.writestr("model.pt", state_bytes(model))
+    return buf.getvalue()
+
+
+def read_bundle(data: bytes) -> tuple[ExperimentConfig, bytes]:
+    """(its validated config, model.pt's bytes) of a bundle. Raises ValueError (ConfigError for the config) for what
+    is not a bundle, one that unpacks to more than BUNDLE_MAX_UNPACKED, or a config that is refused."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            names = set(z.namelist())
+            if not {"config.json", "model.pt"} <= names:
+                raise ValueError("a bundle holds config.json and model.pt; this zip has "
+                                 + (", ".join(sorted(names)[:5]) or "nothing"))
+            if sum(i.file_size for i in z.infolist()) > BUNDLE_MAX_UNPACKED:
+                raise ValueError("the bundle unpacks to more than 512 MB")
+            config_text, model_bytes = z.read("config.json"), z.read("model.pt")
+    except zipfile.BadZipFile:
+        raise ValueError("not a zip file") from None
+    return parse_config(config_text), model_bytes
