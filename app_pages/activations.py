@@ -9,7 +9,7 @@ from ui.session import get_experiment
 from ui.views import decision_view, page_header, show_problems
 
 exp = get_experiment()
-page_header("Activation sparsity",
+page_header(exp, "Activation sparsity",
             "A forced-threshold ReLU: after each hidden layer's nonlinearity, activations with |a| < t become 0, and "
             "no gradient flows through them. Measured on the test set, with the weight pruning of the previous page "
             "applied.", "these are the activations of a random initialisation.")

@@ -10,7 +10,7 @@ from ui.session import get_experiment
 from ui.views import decision_view, page_header, show_problems
 
 exp = get_experiment()
-page_header("Weight pruning",
+page_header(exp, "Weight pruning",
             "Unstructured magnitude pruning (Han et al. 2015) sets the smallest weights to exactly zero; structured "
             "pruning (Li et al. 2016) removes whole neurons or filters, which the mask map shows as empty rows. "
             "Masks are computed from the trained baseline, so every slider moves both ways.",
@@ -27,9 +27,10 @@ stats = result.stats
 c = st.columns(4)
 c[0].metric("Weight sparsity", f"{stats.sparsity:.1%}")
 c[1].metric(f"Weights kept (of {stats.total:,})", f"{stats.kept:,}")
-c[2].metric("Test accuracy before", f"{exp.baseline_test_accuracy:.1%}")
+dense = exp.baseline_test_accuracy
+c[2].metric("Test accuracy before", f"{dense:.1%}")
 c[3].metric("Test accuracy after", f"{result.test_accuracy:.1%}",
-            delta=f"{(result.test_accuracy - exp.baseline_test_accuracy) * 100:+.1f} pts")
+            delta=f"{(result.test_accuracy - dense) * 100:+.1f} pts")
 
 layer = st.selectbox("Layer to inspect", exp.layer_names, key="wp_inspect")
 log_y = st.toggle("Log-scale counts", key="wp_log_y")

@@ -25,11 +25,20 @@ class ViewCache:
     def get(self, key: tuple, compute: Callable[[], T]) -> T:
         """The cached value for `key`, computing and keeping it when missing. An exception from `compute` keeps
         nothing, so a refused setting is refused again next time."""
+        value = self.lookup(key)
+        return value if value is not None else self.put(key, compute())
+
+    def lookup(self, key: tuple):
+        """The cached value for `key` (now the most recently used), or None."""
+        kind = self._kinds.get(key[0])
+        if kind is None or key not in kind:
+            return None
+        kind.move_to_end(key)
+        return kind[key]
+
+    def put(self, key: tuple, value: T) -> T:
+        """Keep `value` under `key` (evicting the kind's least recently used beyond its bound); returns it."""
         kind = self._kinds.setdefault(key[0], OrderedDict())
-        if key in kind:
-            kind.move_to_end(key)
-            return kind[key]
-        value = compute()
         kind[key] = value
         while len(kind) > self._limits.get(key[0], DEFAULT_LIMIT):
             kind.popitem(last=False)

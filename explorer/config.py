@@ -162,6 +162,16 @@ class FinetuneConfig(_Section):
 PerLayer = dict[str, float]
 
 
+def _per_layer_values(field: str, value) -> list[tuple[str, float]]:
+    """(where, value) for each number of a one-number-or-{layer: number} field, `where` naming field and layer for a
+    message; [] for None. An empty per-layer object is refused."""
+    if isinstance(value, dict):
+        if not value:
+            raise ValueError(f"'{field}' is an empty per-layer object: name at least one layer, or give one number")
+        return [(f"'{field}' of layer '{layer}'", v) for layer, v in value.items()]
+    return [] if value is None else [(f"'{field}'", value)]
+
+
 class StructuredConfig(_Section):
     """Structured pruning: whole output neurons (Linear) or filters (Conv2d) of the hidden layers are removed."""
 
@@ -173,12 +183,8 @@ class StructuredConfig(_Section):
 
     @model_validator(mode="after")
     def _check(self) -> "StructuredConfig":
-        if isinstance(self.amount, dict) and not self.amount:
-            raise ValueError("'amount' is an empty per-layer object: name at least one layer, or give one number")
-        values = self.amount.items() if isinstance(self.amount, dict) else [(None, self.amount)]
-        for layer, v in values:
-            if v is not None and not 0.0 <= v <= 1.0:
-                where = "'amount'" + (f" of layer '{layer}'" if layer else "")
+        for where, v in _per_layer_values("amount", self.amount):
+            if not 0.0 <= v <= 1.0:
                 raise ValueError(f"{where} must be between 0 and 1, got {v}")
         return self
 
@@ -204,17 +210,10 @@ class WeightPruningConfig(_Section):
                              "are alternatives: set the other to null")
         for field in ("sparsity", "threshold"):
             value = getattr(self, field)
-            if value is None:
-                continue
-            values = value.items() if isinstance(value, dict) else [(None, value)]
-            if isinstance(value, dict):
-                if not value:
-                    raise ValueError(f"'{field}' is an empty per-layer object: name at least one layer, "
-                                     "or give one number for all layers")
-                if self.scope == "global":
-                    raise ValueError(f"a per-layer '{field}' needs scope 'layer'; scope 'global' takes one number")
-            for layer, v in values:
-                where = f"'{field}'" + (f" of layer '{layer}'" if layer else "")
+            values = _per_layer_values(field, value)
+            if isinstance(value, dict) and self.scope == "global":
+                raise ValueError(f"a per-layer '{field}' needs scope 'layer'; scope 'global' takes one number")
+            for where, v in values:
                 if v != v or v in (float("inf"), float("-inf")):
                     raise ValueError(f"{where} must be a finite number, got {v}")
                 if field == "sparsity" and not 0.0 <= v <= 1.0:
@@ -250,13 +249,7 @@ class ActivationConfig(_Section):
         if self.threshold is not None and self.target_sparsity is not None:
             raise ValueError("give either 'threshold' or 'target_sparsity', not both (set the other to null)")
         for field, lo, hi in (("threshold", 0.0, float("inf")), ("target_sparsity", 0.0, 0.999)):
-            value = getattr(self, field)
-            if value is None:
-                continue
-            if isinstance(value, dict) and not value:
-                raise ValueError(f"'{field}' is an empty per-layer object: name at least one layer, or give one number")
-            for layer, v in (value.items() if isinstance(value, dict) else [(None, value)]):
-                where = f"'{field}'" + (f" of layer '{layer}'" if layer else "")
+            for where, v in _per_layer_values(field, getattr(self, field)):
                 if not (lo <= v <= hi) or v == float("inf"):
                     raise ValueError(f"{where} must be between {lo:g} and {hi:g}, got {v}")
         return self
@@ -291,27 +284,36 @@ class ExperimentConfig(_Section):
             raise ValueError("freeze: a layer is listed twice")
         return self
 
-    def check_layers(self) -> None:
+    def check_layers(self, sections=("weight_pruning", "activation", "freeze")) -> None:
         """Per-layer keys must name layers of this model: a config written for another model is refused. Raises
-        ValueError naming the field (run on validation, and by `with_section` after a change)."""
-        names, hidden, arch = layer_names(self.model), activation_layer_names(self.model), self.model.arch
-        for field in ("sparsity", "threshold"):
-            check_known(getattr(self.weight_pruning, field), names, f"weight_pruning.{field}",
-                        f"is not a layer of model '{arch}'", "its layers:", "; was this config written for another "
-                        "model?")
-        check_known(self.weight_pruning.structured.amount, hidden, "weight_pruning.structured.amount",
-                    f"cannot lose units in model '{arch}'", "hidden layers:", "; the output layer's units are the "
-                    "classes")
-        for field in ("threshold", "target_sparsity"):
-            check_known(getattr(self.activation, field), hidden, f"activation.{field}",
-                        f"has no activation to threshold in model '{arch}'", "hidden layers:")
-        check_known(self.freeze, names, "freeze", f"is not a layer of model '{arch}'", "its layers:")
+        ValueError naming the field (run on validation, and by `with_section` for the sections it changed)."""
+        arch = self.model.arch
+        def names():
+            return layer_names(self.model)
+
+        def hidden():
+            return activation_layer_names(self.model)
+
+        if "weight_pruning" in sections:
+            wp = self.weight_pruning
+            for field in ("sparsity", "threshold"):
+                check_known(getattr(wp, field), names, f"weight_pruning.{field}", f"is not a layer of model '{arch}'",
+                            "its layers:", "; was this config written for another model?")
+            check_known(wp.structured.amount, hidden, "weight_pruning.structured.amount",
+                        f"cannot lose units in model '{arch}'", "hidden layers:", "; the output layer's units are "
+                        "the classes")
+        if "activation" in sections:
+            for field in ("threshold", "target_sparsity"):
+                check_known(getattr(self.activation, field), hidden, f"activation.{field}",
+                            f"has no activation to threshold in model '{arch}'", "hidden layers:")
+        if "freeze" in sections:
+            check_known(self.freeze, names, "freeze", f"is not a layer of model '{arch}'", "its layers:")
 
     def with_section(self, **sections) -> "ExperimentConfig":
         """This config with whole sections replaced (each already a validated section), checked against the model's
         layers. One shallow copy: sections are frozen, so the new config shares the unchanged ones."""
         new = self.model_copy(update=sections)
-        new.check_layers()
+        new.check_layers(tuple(sections))
         return new
 
     def resets_baseline(self, other: "ExperimentConfig") -> bool:

@@ -26,31 +26,29 @@ from .training import EpochRecord, TrainResult, select_device, train
 from .transaction import Rollback, all_or_nothing
 from .userdata import UserData
 
-EpochCallback = Optional[Callable[[EpochRecord], None]]
-StopPoll = Optional[Callable[[], bool]]
+EpochCallback, StopPoll = Optional[Callable[[EpochRecord], None]], Optional[Callable[[], bool]]
 
 
 class Experiment:
     """One session's experiment; see the module docstring."""
 
     def __init__(self, config: Optional[ExperimentConfig] = None, upload: Optional[UserData] = None):
-        config = config if config is not None else ExperimentConfig()
         self.upload = upload  # this session's own data file, if any (never shared with another session)
-        self._config = config
-        self._setup(config)
+        self._config = config if config is not None else ExperimentConfig()
+        self._setup(self._config)
 
     # ---- setup and baseline -------------------------------------------------------------------------------------
     def _setup(self, config: ExperimentConfig) -> None:
         self.device = select_device(config.device)
         self.data = load_dataset(config.data, config.seed, self.upload).to(self.device)
         self.snapshots: list[measure.Snapshot] = []  # kept for comparison; a new setup starts a new list
-        self._adopt(init_model(config, self.data, self.device), (), trained=False, wp=config.weight_pruning)
+        self._adopt(init_model(config, self.data, self.device), (), trained=False)
 
-    def _adopt(self, model: torch.nn.Module, history, trained: bool, wp: WeightPruningConfig) -> None:
-        """Make `model` the baseline (and, with `wp`'s masks written in, the working model)."""
+    def _adopt(self, model: torch.nn.Module, history, trained: bool) -> None:
+        """Make `model` the baseline (and, with the config's masks written in, the working model)."""
         self.model, self.baseline = model, Baseline.of(model, self.data, history, trained)
         self.views, self.finetuned = ViewCache(), None
-        self._apply_pruning(wp)
+        self._apply_pruning(self._config.weight_pruning)
 
     def _rewrite_masks(self) -> None:
         """After a rollback: the working model's weights are the one thing changed in place; write them back."""
@@ -74,7 +72,7 @@ class Experiment:
     @property
     def layer_names(self) -> list[str]:
         """The prunable layers."""
-        return self.baseline.layer_names
+        return list(self.baseline.weights)
 
     @property
     def activation_layer_names(self) -> list[str]:
@@ -106,7 +104,7 @@ class Experiment:
         with all_or_nothing(self, self._rewrite_masks):
             if result.stopped:
                 self._config = cfg.with_section(train=cfg.train.model_copy(update={"epochs": len(result.history)}))
-            self._adopt(model, result.history, trained=True, wp=cfg.weight_pruning)
+            self._adopt(model, result.history, trained=True)
         return result
 
     def learning_problem(self) -> Optional[str]:
@@ -119,7 +117,7 @@ class Experiment:
         model = init_model(self._config, self.data, self.device)
         load_state_dict_file(io.BytesIO(data), model)  # checks everything before the session is touched
         with all_or_nothing(self, self._rewrite_masks):
-            self._adopt(model.to(self.device).eval(), (), trained=True, wp=self._config.weight_pruning)
+            self._adopt(model.to(self.device).eval(), (), trained=True)
 
     def load_bundle(self, data: bytes) -> None:
         """Restore a bundle (report.bundle_bytes): its setup, and its model.pt as the baseline. All or nothing."""
@@ -158,9 +156,11 @@ class Experiment:
 
     def _apply_pruning(self, wp: WeightPruningConfig) -> PruningResult:
         key = ("pruning", wp.model_dump_json())
-        hit = key in self.views
-        result = self.views.get(key, lambda: pruned.prune(self.model, self.baseline, self.data, wp, self._apoz))
-        if hit:
+        result = self.views.lookup(key)
+        if result is None:  # computing writes the masks into the working model; a kept result is written here
+            result = self.views.put(key, pruned.prune(self.model, self._config.model, self.baseline, self.data, wp,
+                                                      self._apoz))
+        else:
             pruned.write_masks(self.model, self.baseline, result.masks, wp.is_structured)
         self.pruning = result
         return result

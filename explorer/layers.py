@@ -6,7 +6,7 @@ the architecture alone; `explorer.models` builds modules with exactly these name
 """
 from __future__ import annotations
 
-from typing import Iterable, Mapping, Optional, Union
+from typing import Callable, Iterable, Mapping, Optional, Union
 
 PerLayerValue = Union[float, Mapping[str, float], None]
 
@@ -33,12 +33,15 @@ def unknown_names(value, allowed: Iterable[str]) -> list[str]:
     return [k for k in value if k not in allowed]
 
 
-def check_known(value, allowed: Iterable[str], field: str, what: str = "is not a layer",
-                listing: str = "layers are", hint: str = "") -> None:
-    """Raise ValueError `field: 'x', 'y' <what>; <listing> a, b<hint>` when `value` names layers not in `allowed`.
+def check_known(value, allowed: Union[Iterable[str], Callable[[], Iterable[str]]], field: str,
+                what: str = "is not a layer", listing: str = "layers are", hint: str = "") -> None:
+    """Raise ValueError `field: 'x', 'y' <what> (<listing> a, b)<hint>` when `value` names layers not in `allowed`
+    (the names, or a callable giving them, asked only when `value` names layers at all).
 
     Every "unknown layer" message of the engine and the config is written by this one function."""
-    allowed = list(allowed)
+    if not isinstance(value, (Mapping, list, tuple)):
+        return  # one number for every layer (or nothing): no names to check
+    allowed = list(allowed() if callable(allowed) else allowed)
     unknown = unknown_names(value, allowed)
     if unknown:
         raise ValueError(f"{field}: {', '.join(map(repr, unknown))} {what} ({listing} {', '.join(allowed)}){hint}")

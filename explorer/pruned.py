@@ -16,7 +16,8 @@ from . import activations, pruning
 from .baseline import Baseline
 from .config import ModelConfig, WeightPruningConfig
 from .data import Dataset
-from .models import activation_modules, prunable_layers
+from .layers import activation_layer_names
+from .models import prunable_layers
 from .pruning import Masks, PruningStats
 from .training import accuracy
 
@@ -38,13 +39,13 @@ def baseline_apoz(baseline: Baseline, data: Dataset) -> dict[str, torch.Tensor]:
     return {n: torch.tensor(s.apoz) for n, s in stats.layers.items()}
 
 
-def masks_for(baseline: Baseline, wp: WeightPruningConfig, hidden: list[str], apoz=None) -> Masks:
-    """The masks of `wp` on the baseline's weights. `hidden`: the layers that may lose whole units; `apoz`: a
-    callable giving baseline_apoz, asked only when the APoZ ranking needs it. Raises ValueError for a setting that
-    does not fit the model."""
+def masks_for(baseline: Baseline, wp: WeightPruningConfig, model_cfg: ModelConfig, apoz=None) -> Masks:
+    """The masks of `wp` on the baseline's weights (a model of `model_cfg`); `apoz`: a callable giving baseline_apoz,
+    asked only when the APoZ ranking needs it. Raises ValueError for a setting that does not fit the model."""
     if not wp.is_structured:
         return pruning.masks_from_weights(baseline.weights, sparsity=wp.sparsity, threshold=wp.threshold,
                                           scope=wp.scope)
+    hidden = activation_layer_names(model_cfg)  # the output layer's units are the classes: never removed
     scores = apoz() if wp.structured.method == "apoz" else None
     units = pruning.structured_masks({n: baseline.weights[n] for n in hidden}, wp.structured.amount,
                                      method=wp.structured.method, apoz=scores)
@@ -63,10 +64,11 @@ def write_masks(model: nn.Module, baseline: Baseline, masks: Masks, structured: 
         pruning.apply_masks(model, masks, source=baseline.weights)
 
 
-def prune(model: nn.Module, baseline: Baseline, data: Dataset, wp: WeightPruningConfig, apoz=None) -> PruningResult:
-    """Compute the masks of `wp`, write them into `model` and measure it. Raises ValueError (model untouched) for a
-    setting that does not fit the model."""
-    masks = masks_for(baseline, wp, list(activation_modules(model)), apoz)
+def prune(model: nn.Module, model_cfg: ModelConfig, baseline: Baseline, data: Dataset, wp: WeightPruningConfig,
+          apoz=None) -> PruningResult:
+    """Compute the masks of `wp`, write them into `model` (built from `model_cfg`) and measure it. Raises ValueError
+    (model untouched) for a setting that does not fit the model."""
+    masks = masks_for(baseline, wp, model_cfg, apoz)
     write_masks(model, baseline, masks, wp.is_structured)
     return PruningResult(masks, pruning.mask_stats(masks), accuracy(model, data.x_test, data.y_test),
                          {n: pruning.effective_threshold(baseline.weights[n], m) for n, m in masks.items()})

@@ -99,3 +99,52 @@ def test_no_sys_path_manipulation_in_tests_or_benchmarks():
     for folder in ("tests", "benchmarks"):
         for path in (ROOT / folder).glob("*.py"):
             assert "sys.path.insert" not in path.read_text() or path.name == "test_architecture.py", path
+
+
+def _count_config_copies(monkeypatch) -> list:
+    """Every ExperimentConfig made from another (model_copy) or validated anew, from now on."""
+    from explorer.config import ExperimentConfig
+
+    made = []
+    copy, validate = ExperimentConfig.model_copy, ExperimentConfig.model_validate.__func__
+
+    def counting_copy(self, *args, **kwargs):
+        made.append("model_copy")
+        return copy(self, *args, **kwargs)
+
+    def counting_validate(cls, *args, **kwargs):
+        made.append("model_validate")
+        return validate(cls, *args, **kwargs)
+
+    monkeypatch.setattr(ExperimentConfig, "model_copy", counting_copy)
+    monkeypatch.setattr(ExperimentConfig, "model_validate", classmethod(counting_validate))
+    return made
+
+
+def test_a_slider_move_copies_the_config_at_most_once(monkeypatch, trained_experiment_factory):
+    from helpers import app, no_exceptions
+
+    at = app(trained_experiment_factory(), "app_pages/weight_pruning.py")
+    made = _count_config_copies(monkeypatch)
+    at.slider(key="wp_all").set_value(70.0).run()
+    no_exceptions(at)
+    assert at.session_state["experiment"].config.weight_pruning.sparsity == 0.7
+    assert made == ["model_copy"], made  # with_section: the one shallow copy of the new setting
+    made.clear()
+    at.run()  # a rerun that changes nothing copies nothing
+    assert made == []
+
+
+def test_cli_run_compacts_a_structured_model_once(monkeypatch, tmp_path):
+    from helpers import tiny_config
+
+    from explorer import cli, pruning
+    from explorer.config import config_json
+
+    calls = []
+    compact = pruning.compact
+    monkeypatch.setattr(pruning, "compact", lambda *a, **k: calls.append(1) or compact(*a, **k))
+    cfg = tiny_config(weight_pruning={"structured": {"amount": 0.5}})
+    (tmp_path / "setup.json").write_text(config_json(cfg))
+    assert cli.main(["run", str(tmp_path / "setup.json"), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    assert (tmp_path / "out" / "compact.pt").exists() and len(calls) == 1

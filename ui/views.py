@@ -7,7 +7,6 @@ import streamlit as st
 from explorer import plots
 from explorer.config import ConfigError
 from explorer.experiment import Experiment
-from ui.session import get_experiment
 
 DECISION_TITLES = {"baseline": "decision regions of the dense baseline",
                    "pruned": "decision regions with the weight masks",
@@ -27,12 +26,12 @@ def decision_view(exp: Experiment, which: str, key: str) -> None:
     st.plotly_chart(plots.decision_regions(exp.decision_grid(which), DECISION_TITLES[which]), key=key)
 
 
-def page_header(title: str, caption: str, untrained: str | None = None) -> None:
-    """A page's title and one-paragraph caption; with `untrained`, a warning (and a way to train) while the baseline
-    is still a random initialisation."""
+def page_header(exp: Experiment, title: str, caption: str, untrained: str | None = None) -> None:
+    """A page's title and one-paragraph caption; with `untrained`, a warning (and a way to train) while `exp`'s
+    baseline is still a random initialisation."""
     st.title(title)
     st.caption(caption)
-    if untrained and not get_experiment().trained:
+    if untrained and not exp.trained:
         st.warning(f"The baseline is not trained yet: {untrained}")
         st.page_link("app_pages/model_data.py", label="Train a baseline on Model & data",
                      icon=":material/arrow_forward:")
