@@ -183,7 +183,7 @@ class StructuredConfig(_Section):
 
     @model_validator(mode="after")
     def _check(self) -> "StructuredConfig":
-        for where, v in _per_layer_values("amount", self.amount):
+        for where, v in _per_layer_values("amount", self.amount) if self.amount is not None else ():
             if not 0.0 <= v <= 1.0:
                 raise ValueError(f"{where} must be between 0 and 1, got {v}")
         return self
@@ -210,6 +210,8 @@ class WeightPruningConfig(_Section):
                              "are alternatives: set the other to null")
         for field in ("sparsity", "threshold"):
             value = getattr(self, field)
+            if value is None:
+                continue
             values = _per_layer_values(field, value)
             if isinstance(value, dict) and self.scope == "global":
                 raise ValueError(f"a per-layer '{field}' needs scope 'layer'; scope 'global' takes one number")
