@@ -85,7 +85,7 @@ size = c1.selectbox("Layer size", [128, 256, 512, 1024], index=3, format_func=la
 batch = c2.selectbox("Batch", [32, 256], index=1, key="tr_batch")
 if c3.button("Measure latency and bytes vs sparsity"):
     bar = st.progress(0.0, text="timing W·x…")
-    st.session_state["tradeoff"] = sparse_tradeoff(size, size, batch, _on_progress=lambda done, total: bar.progress(
+    st.session_state["tradeoff"] = sparse_tradeoff(size, size, batch, on_progress=lambda done, total: bar.progress(
         done / total, text=f"sparsity {done}/{total}"))
     bar.empty()
 if "tradeoff" in st.session_state:

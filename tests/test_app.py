@@ -384,6 +384,19 @@ def test_decision_regions_follow_the_sliders(trained_experiment_factory):
     assert at.session_state["experiment"].decision_grid("pruned").pred != dense
 
 
+def test_shared_studies_open_in_a_second_session_without_a_traceback():
+    """The L1-vs-L2 study and the sparsity trade-off are computed once per server with the first session's progress
+    bar; a second session pressing the same button gets the kept result, not Streamlit's cache-replay error."""
+    for _ in range(2):
+        at = app(page="app_pages/export.py")
+        at.selectbox(key="tr_size").set_value(128)
+        at.selectbox(key="tr_batch").set_value(32)
+        next(b for b in at.button if b.label.startswith("Measure latency")).click().run()
+        next(b for b in at.button if b.label.startswith("Train both")).click().run()
+        no_exceptions(at)
+        assert at.session_state["tradeoff"].rows == 128 and set(at.session_state["l1_vs_l2"]) == {"L1", "L2"}
+
+
 def test_when_sparsity_pays_view():
     at = app(page="app_pages/export.py")
     at.selectbox(key="tr_size").set_value(128)

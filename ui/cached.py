@@ -1,13 +1,41 @@
 """Results shared by every session of the server process: read-only data that depends only on files or the machine,
-computed once (the engine computes; this module only caches)."""
+computed once (the engine computes; this module only keeps the results).
+
+The long studies report progress through a bar of the session that asked first. st.cache_data would record that bar's
+updates and replay them into a later session's page, where the bar does not exist (Streamlit's CacheReplayClosureError:
+the second participant to press the button saw a traceback), so they are kept in a small process-wide memo instead.
+"""
 from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import Callable, TypeVar
 
 import streamlit as st
 
-from explorer.config import ExperimentConfig
 from explorer.presets import Preset, load_presets
-from explorer.sparse import latency_tradeoff
+from explorer.sparse import Tradeoff, latency_tradeoff
 from explorer.studies import TrainedComparison, compare_setups, regulariser_configs
+
+T = TypeVar("T")
+MAX_SHARED = 8  # results kept per process (each is a few kB of curves)
+_shared: OrderedDict = OrderedDict()
+_shared_lock = threading.Lock()
+
+
+def _memo(key: tuple, compute: Callable[[], T]) -> T:
+    """The kept result for `key`, or `compute()` kept now (outside the lock: a slow study never blocks other keys;
+    two sessions asking for the same new key at once both compute it, and either result is right)."""
+    with _shared_lock:
+        if key in _shared:
+            _shared.move_to_end(key)
+            return _shared[key]
+    value = compute()
+    with _shared_lock:
+        _shared[key] = value
+        while len(_shared) > MAX_SHARED:
+            _shared.popitem(last=False)
+    return value
 
 
 @st.cache_resource(show_spinner=False)
@@ -18,17 +46,12 @@ def get_presets() -> dict[str, Preset]:
 
 def compare_regularisers(on_progress=None) -> dict[str, TrainedComparison]:
     """The L1-vs-L2-before-pruning study (studies.compare_setups on the two presets), trained in Experiments of their
-    own; cached per preset content, so an edited preset file is trained anew."""
+    own; kept per preset content, so an edited preset file is trained anew."""
     configs = regulariser_configs()
-    return _compare_cached(tuple((label, cfg.model_dump_json()) for label, cfg in configs.items()), on_progress)
+    key = ("l1_vs_l2", *((label, cfg.model_dump_json()) for label, cfg in configs.items()))
+    return _memo(key, lambda: compare_setups(configs, on_progress))
 
 
-@st.cache_data(show_spinner=False, max_entries=4)
-def _compare_cached(configs: tuple, _on_progress=None) -> dict[str, TrainedComparison]:
-    return compare_setups({label: ExperimentConfig.model_validate_json(text) for label, text in configs}, _on_progress)
-
-
-@st.cache_data(show_spinner=False, max_entries=8)
-def sparse_tradeoff(rows: int, cols: int, batch: int, _on_progress=None) -> dict:
+def sparse_tradeoff(rows: int, cols: int, batch: int, on_progress=None) -> Tradeoff:
     """Measured once per layer size on this machine (timings are of the machine, not of a session)."""
-    return latency_tradeoff(rows, cols, batch, on_progress=_on_progress)
+    return _memo(("tradeoff", rows, cols, batch), lambda: latency_tradeoff(rows, cols, batch, on_progress=on_progress))
