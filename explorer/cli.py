@@ -47,12 +47,14 @@ def run(config_path: str, out: str, quiet: bool = False, data_path: str | None =
     except (ConfigError, ValueError, KeyError) as e:
         return _fail(f"{config_path}: {e}")
 
-    def progress(r):
-        if not quiet:
-            print(f"  epoch {r.epoch:>3}/{config.train.epochs}  loss {r.loss:.4f}  "
-                  f"train {r.train_accuracy:.2%}  test {r.test_accuracy:.2%}", file=sys.stderr)
+    def progress(total: int):
+        def show(r):
+            if not quiet:
+                print(f"  epoch {r.epoch:>3}/{total}  loss {r.loss:.4f}  "
+                      f"train {r.train_accuracy:.2%}  test {r.test_accuracy:.2%}", file=sys.stderr)
+        return show
 
-    result = exp.train_baseline(on_epoch=progress)
+    result = exp.train_baseline(on_epoch=progress(config.train.epochs))
     if result.diverged:
         return _fail(result.message)
     if exp.learning_problem():
@@ -62,7 +64,7 @@ def run(config_path: str, out: str, quiet: bool = False, data_path: str | None =
         if not quiet:
             print(f"fine-tuning ({config.finetune.schedule}, {config.finetune.epochs} epochs)", file=sys.stderr)
         try:
-            ft = exp.finetune(on_epoch=progress)
+            ft = exp.finetune(on_epoch=progress(config.finetune.epochs))
         except ValueError as e:
             return _fail(f"fine-tuning: {e}")
         if ft.diverged:

@@ -358,6 +358,7 @@ def _format_errors(err: ValidationError) -> list[str]:
 
 
 _UNION_TAGS = {"float", "int", "str", "bool", "none"}
+_MAX_INT_DIGITS = 100  # far above any real setting; below Python's 4300-digit conversion limit
 
 
 def parse_config(text: str | bytes) -> ExperimentConfig:
@@ -368,7 +369,8 @@ def parse_config(text: str | bytes) -> ExperimentConfig:
         except UnicodeDecodeError:
             raise ConfigError(["not a UTF-8 text file; expected a config JSON"]) from None
     try:
-        raw = json.loads(text)
+        # A huge integer is read as inf, so validation names its field (not Python's set_int_max_str_digits advice).
+        raw = json.loads(text, parse_int=lambda s: int(s) if len(s) <= _MAX_INT_DIGITS else float(s))
     except json.JSONDecodeError as e:
         raise ConfigError([f"not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}"]) from None
     if not isinstance(raw, dict):

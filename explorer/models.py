@@ -153,7 +153,10 @@ def load_state_dict_file(path_or_buffer, model: nn.Module) -> None:
                          "torch.save (only tensors are accepted, no pickled code)") from None
     check_state_dict(state, model)
     with torch.no_grad():
-        model.load_state_dict({k: v.to(dtype=model.state_dict()[k].dtype) for k, v in state.items()})
+        # + 0.0: a -0.0 (what `w * mask` leaves for a pruned negative weight) becomes +0.0, so a pruned entry of an
+        # uploaded model is stored by no sparse format; every other value is unchanged.
+        model.load_state_dict({k: v.to(dtype=model.state_dict()[k].dtype) + (0.0 if v.is_floating_point() else 0)
+                               for k, v in state.items()})
 
 
 @torch.no_grad()

@@ -123,6 +123,15 @@ def magnitude_masks(model: nn.Module, *, sparsity: Amount = None, threshold: Amo
     return masks_from_weights(layer_weights(model), sparsity=sparsity, threshold=threshold, scope=scope)
 
 
+def zero_pruned_(w: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """In place: entries where `mask` is False (or 0) become +0.0, the others stay as they are; returns `w`.
+
+    Not `w.mul_(mask)` alone: a negative weight times 0 is -0.0, whose bits are not zero, so every lossless sparse
+    format (explorer.sparse) would store it as if it were kept. Adding +0.0 turns -0.0 into +0.0 and leaves every
+    other value unchanged."""
+    return w.mul_(mask).add_(0.0)
+
+
 @torch.no_grad()
 def apply_masks(model: nn.Module, masks: Mapping[str, torch.Tensor],
                 source: Mapping[str, torch.Tensor] | None = None) -> None:

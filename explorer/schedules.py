@@ -71,6 +71,12 @@ def _scale(target: Target, f: float) -> Target:
     return {n: s * f for n, s in target.items()} if isinstance(target, dict) else target * f
 
 
+def ramp_steps(ramp: float, total_steps: int, dt: int) -> int:
+    """nΔt: the optimizer steps over which AGP ramps, a whole number (at least one) of Δt within ramp × total_steps.
+    The product is rounded to 9 decimals before it is floored, so 0.29 × 100 is 29 steps, not float's 28.999…"""
+    return max(dt, int(round(ramp * total_steps, 9)) // dt * dt)
+
+
 def agp_sparsity(s_i: float, s_f: float, t: int, t0: int, n_dt: int) -> float:
     """Zhu & Gupta 2017, eq. 1: s_t = s_f + (s_i − s_f)(1 − (t − t0)/(nΔt))³, clamped to [t0, t0 + nΔt]."""
     progress = min(max((t - t0) / n_dt, 0.0), 1.0) if n_dt > 0 else 1.0
@@ -147,7 +153,7 @@ class AGP(Schedule):
     def __init__(self, *args, s_i: float, frequency: int, ramp: float, **kw):
         super().__init__(*args, **kw)
         self.s_i, self.dt = s_i, frequency
-        self.n_dt = max(self.dt, int(ramp * self.total_steps) // self.dt * self.dt)  # a whole number of Δt
+        self.n_dt = ramp_steps(ramp, self.total_steps, self.dt)
 
     def sparsity_at(self, t: int) -> Target:
         """The target sparsity at optimizer step t."""

@@ -89,7 +89,7 @@ def masked_training_code() -> str:
 layers = {name: model.get_submodule(name) for name in masks}
 with torch.no_grad():
     for name, m in layers.items():
-        m.weight.mul_(masks[name])              # pruned weights become exactly 0, once
+        m.weight.mul_(masks[name]).add_(0.0)    # pruned weights become exactly +0.0 (not -0.0), once
 
 for x, y in loader:
     optimizer.zero_grad()

@@ -38,7 +38,8 @@ def encode(w: torch.Tensor, fmt: str) -> dict:
         # clone(): the accessors return views, and torch.save would write the whole storage behind a view
         return {"format": "coo", "shape": list(w.shape), "indices": t.indices().clone(), "values": t.values().clone()}
     if fmt == "csr":
-        flat = w.reshape(w.shape[0], -1) if w.dim() > 1 else w.reshape(1, -1)
+        rows = w.shape[0] if w.dim() > 1 else 1  # explicit sizes: reshape cannot infer -1 for a 0-row tensor
+        flat = w.reshape(rows, w.numel() // rows if rows else int(np.prod(w.shape[1:])))
         k2 = keep.reshape(flat.shape)
         rows, cols = k2.nonzero(as_tuple=True)
         crow = torch.zeros(flat.shape[0] + 1, dtype=torch.int64)

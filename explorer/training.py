@@ -24,6 +24,7 @@ from .config import TrainConfig
 from .data import Dataset
 from .freezing import fingerprints
 from .models import prunable_layers
+from .pruning import zero_pruned_
 
 
 def select_device(requested: str = "auto") -> torch.device:
@@ -208,7 +209,7 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig, seed: int, *,
     with torch.no_grad():
         for w, mk in masked.values():
             if not straight or not w.requires_grad:  # DNS keeps dense values only where they can train
-                w.mul_(mk)
+                zero_pruned_(w, mk)
     result.start_fingerprints = fingerprints(model)
     mask_gradients = GradientMasker(masked, audit and not straight)
 
@@ -222,7 +223,7 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig, seed: int, *,
         if not straight:
             with torch.no_grad():
                 for w, mk in masked.values():
-                    w.mul_(mk)
+                    zero_pruned_(w, mk)
             mask_optimizer_state(opt, masked)
             mask_gradients.set(masked)
 
@@ -282,7 +283,7 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig, seed: int, *,
     elif straight:  # diverged DNS run: the restored dense weights still need their masks
         with torch.no_grad():
             for w, mk in masked.values():
-                w.mul_(mk)
+                zero_pruned_(w, mk)
     if masked:
         result.masks = {k: mk for k, (w, mk) in masked.items()}
         result.max_masked_grad = {k: float(v) for k, v in mask_gradients.max.items()}

@@ -169,7 +169,7 @@ def test_agp_follows_the_cubic_formula_at_each_step(trained_experiment_factory):
                                     agp_initial_sparsity=0.1))
     result = exp.finetune()
     total_steps = result.steps
-    n_dt = max(7, int(0.6 * total_steps) // 7 * 7)
+    n_dt = max(7, int(round(0.6 * total_steps, 9)) // 7 * 7)  # written out: the schedule's ramp_steps
     pruning_steps = [t for t, _ in result.trace[:-1]]
     assert pruning_steps == list(range(0, n_dt + 1, 7))
     for t, sparsities in result.trace[:-1]:

@@ -1,0 +1,39 @@
+"""Small findings of the expert review (issue 15, finding 4), each pinned: AGP's ramp length, a zero-row layer in CSR,
+an integer too long to convert in a config, the CLI's fine-tuning progress line."""
+import pytest
+import torch
+from helpers import tiny_config
+
+from explorer import cli, sparse
+from explorer.config import ConfigError, config_json, parse_config
+from explorer.schedules import AGP, ramp_steps
+
+
+def test_agp_ramp_length_does_not_lose_a_step_to_float_truncation():
+    assert 0.29 * 100 < 29  # the float product is 28.999…, which int() truncated to 28
+    assert ramp_steps(0.29, 100, 1) == 29 and ramp_steps(0.29, 100, 10) == 20 and ramp_steps(0.01, 100, 10) == 10
+    agp = AGP("layer", {"fc1": 0.5}, 100, 10, s_i=0.0, frequency=1, ramp=0.29)
+    assert agp.n_dt == 29
+
+
+@pytest.mark.parametrize("shape", [(0, 5), (0,), (0, 2, 3, 3), (3, 0)])
+@pytest.mark.parametrize("fmt", sparse.FORMATS)
+def test_empty_tensors_round_trip_in_every_format(shape, fmt):
+    w = torch.zeros(shape)
+    assert sparse.decode(sparse.encode(w, fmt)).shape == w.shape
+
+
+@pytest.mark.parametrize("field, text", [("seed", '{"seed": %s}'), ("train.epochs", '{"train": {"epochs": %s}}')])
+def test_an_integer_too_long_to_convert_is_a_field_message(field, text):
+    with pytest.raises(ConfigError) as e:
+        parse_config(text % ("9" * 5000))
+    assert e.value.problems[0].startswith(field + ":") and "set_int_max_str_digits" not in str(e.value)
+
+
+def test_cli_fine_tuning_progress_counts_the_fine_tuning_epochs(tmp_path, capsys):
+    cfg = tiny_config(weight_pruning={"sparsity": 0.5}, finetune={"schedule": "oneshot", "epochs": 2})
+    (tmp_path / "setup.json").write_text(config_json(cfg))
+    assert cli.main(["run", str(tmp_path / "setup.json"), "--out", str(tmp_path / "out")]) == 0
+    err = capsys.readouterr().err
+    baseline, finetuning = err.split("fine-tuning (")
+    assert "epoch   3/3" in baseline and "epoch   2/2" in finetuning and "/3" not in finetuning
