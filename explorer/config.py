@@ -1,25 +1,43 @@
 """ExperimentConfig: the one typed, versioned object behind a setup and its JSON (see DESIGN.md, "experiment").
 
 Every knob is a named field with a default, so export → import is lossless and a validation message names the field
-(`weight_pruning.sparsity: ...`). Unknown fields are rejected rather than silently dropped.
+(`weight_pruning.sparsity: ...`). Unknown fields are rejected rather than silently dropped. The sections live in
+explorer/sections.py and are re-exported here.
 """
 from __future__ import annotations
 
 import json
-from typing import Literal, Optional, Union, get_args
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from .layers import activation_layer_names, check_known, layer_names
+from .sections import (
+    ARCHS,
+    DATASETS,
+    DEFAULT_CNN_CHANNELS,
+    DEFAULT_MLP_HIDDEN,
+    OPTIMIZERS,
+    ActivationConfig,
+    Arch,
+    DataConfig,
+    FinetuneConfig,
+    ModelConfig,
+    Optimizer,
+    PerLayer,
+    StructuredConfig,
+    TrainConfig,
+    WeightPruningConfig,
+    _Section,
+)
+
+__all__ = ["ARCHS", "CONFIG_VERSION", "DATASETS", "DEFAULT_CNN_CHANNELS", "DEFAULT_MLP_HIDDEN", "OPTIMIZERS",
+           "SETUP_FIELDS", "ActivationConfig", "Arch", "ConfigError", "DataConfig", "ExperimentConfig",
+           "FinetuneConfig", "ModelConfig", "Optimizer", "PerLayer", "StructuredConfig", "TrainConfig",
+           "WeightPruningConfig", "config_json", "json_schema", "parse_config", "reset_for_new_model",
+           "validate_config"]
 
 CONFIG_VERSION = 1
-Optimizer = Literal["adam", "adamw", "sgd"]
-OPTIMIZERS: tuple[str, ...] = get_args(Optimizer)
-Arch = Literal["mlp", "lenet300100", "cnn"]
-ARCHS: tuple[str, ...] = get_args(Arch)
-DATASETS = ("digits", "moons", "circles", "spirals")  # the built-in sets ("upload" is the user's own file)
-DEFAULT_MLP_HIDDEN = (128, 64)
-DEFAULT_CNN_CHANNELS = (8, 16)
 # Changing one of these discards the trained baseline; any other section is applied to the kept baseline.
 SETUP_FIELDS = ("seed", "device", "data", "model", "train")
 
@@ -30,236 +48,6 @@ class ConfigError(ValueError):
     def __init__(self, problems: list[str]):
         self.problems = problems
         super().__init__("; ".join(problems))
-
-
-class _Section(BaseModel):
-    # Frozen: a config is shared, never changed in place (a change is a new object from model_copy or validation),
-    # so the experiment can hand out its config without copying it on every read.
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class DataConfig(_Section):
-    """Which data set, and how it is generated and split."""
-    name: Literal["digits", "moons", "circles", "spirals", "upload"] = Field(
-        "digits", description="digits: scikit-learn's bundled 8x8 digits; moons/circles/spirals: generated 2-D toy "
-                              "sets; upload: your own CSV or .npz (see 'file')")
-    noise: float = Field(0.15, ge=0.0, le=1.0, description="std of the Gaussian noise of the 2-D toy sets")
-    n_samples: int = Field(800, ge=40, le=20000, description="points generated for the 2-D toy sets")
-    test_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="share of examples held out (stratified)")
-    file: Optional[str] = Field(
-        None, max_length=255, description="upload only: the file's name (a .csv or .npz); `python -m explorer run` "
-                                          "reads it beside the config file, or from --data")
-    label_column: Optional[str] = Field(None, max_length=255,
-                                        description="upload of a CSV only: the column that holds the class labels")
-    sha256: Optional[str] = Field(None, pattern="^[0-9a-f]{64}$",
-                                  description="upload only: SHA-256 of the file, so a replay on other data is refused")
-
-    @model_validator(mode="after")
-    def _upload_fields(self) -> "DataConfig":
-        given = [f for f in ("file", "label_column", "sha256") if getattr(self, f) is not None]
-        if self.name != "upload":
-            if given:
-                raise ValueError(f"data.{given[0]}: only applies to data.name 'upload', not '{self.name}'; remove "
-                                 + ", ".join(given))
-            return self
-        if self.file is None or self.sha256 is None:
-            raise ValueError("data.name: 'upload' needs 'file' and 'sha256' (the app's export writes both)")
-        suffix = self.file.lower().rsplit(".", 1)[-1]
-        if suffix not in ("csv", "npz"):
-            raise ValueError(f"data.file: '{self.file}' is neither a .csv nor a .npz")
-        if suffix == "npz" and self.label_column is not None:
-            raise ValueError("data.label_column: a .npz holds its labels in 'y'; remove label_column")
-        return self
-
-
-class ModelConfig(_Section):
-    """Which architecture, and its sizes."""
-    arch: Arch = Field(
-        "lenet300100", description="mlp (hidden sizes below), lenet300100 (Han et al. 2015), cnn (8x8 digits only)")
-    hidden: Optional[list[int]] = Field(
-        None, description=f"hidden layer sizes of 'mlp' (default {list(DEFAULT_MLP_HIDDEN)}); only for 'mlp'")
-    channels: Optional[list[int]] = Field(
-        None, description=f"filters of conv1 and conv2 of 'cnn' (default {list(DEFAULT_CNN_CHANNELS)}); only for "
-                          "'cnn' (a compacted cnn has fewer)")
-
-    @model_validator(mode="after")
-    def _channels_only_for_cnn(self) -> "ModelConfig":
-        if self.channels is not None:
-            if self.arch != "cnn":
-                raise ValueError(f"'channels' applies only to arch 'cnn', not '{self.arch}'; remove it")
-            if len(self.channels) != 2 or any(not 1 <= c <= 256 for c in self.channels):
-                raise ValueError("'channels' must list 2 filter counts (conv1, conv2), each between 1 and 256")
-        return self
-
-    def channel_sizes(self) -> tuple[int, int]:
-        """conv1 and conv2 filter counts of the cnn (the defaults unless `channels` is given)."""
-        return tuple(self.channels) if self.channels is not None else DEFAULT_CNN_CHANNELS
-
-    @model_validator(mode="after")
-    def _hidden_only_for_mlp(self) -> "ModelConfig":
-        if self.hidden is not None:
-            if self.arch != "mlp":
-                raise ValueError(f"'hidden' applies only to arch 'mlp', not '{self.arch}'; remove it")
-            # Bounded so that a typo cannot freeze a workshop laptop for minutes of training.
-            if not 1 <= len(self.hidden) <= 6 or any(not 1 <= h <= 1024 for h in self.hidden):
-                raise ValueError("'hidden' must list 1 to 6 layer sizes, each between 1 and 1024")
-        return self
-
-    def hidden_sizes(self) -> tuple[int, ...]:
-        """Hidden layer sizes of the mlp (the defaults unless `hidden` is given)."""
-        return tuple(self.hidden) if self.hidden is not None else DEFAULT_MLP_HIDDEN
-
-
-class TrainConfig(_Section):
-    """How the baseline is trained (and, unless `finetune` says otherwise, fine-tuned)."""
-    epochs: int = Field(15, ge=0, le=1000, description="passes over the training set; 0 keeps the random init")
-    batch_size: int = Field(64, ge=1, le=65536)
-    lr: float = Field(1e-3, gt=0.0, le=1e6, description="learning rate (an absurd one diverges with a message)")
-    optimizer: Optimizer = "adam"
-    momentum: float = Field(0.9, ge=0.0, lt=1.0, description="SGD momentum (ignored by Adam/AdamW)")
-    weight_decay: float = Field(0.0, ge=0.0, le=1.0,
-                                description="the optimizer's weight_decay (L2 for SGD/Adam, decoupled for AdamW)")
-    l1: float = Field(0.0, ge=0.0, le=1.0, description="strength of an L1 penalty l1·Σ|w| on the prunable layers' "
-                                                       "weights (not biases), added to the logged loss (Han et al. "
-                                                       "2015: L1 before pruning pushes weights to zero)")
-
-
-class FinetuneConfig(_Section):
-    """Retraining after pruning, with the weight_pruning setting as the target (see explorer/schedules.py)."""
-
-    schedule: Literal["none", "oneshot", "iterative", "agp", "dns"] = Field(
-        "none", description="none: no fine-tuning; oneshot: prune to the target, retrain (Han et al. 2015); "
-                            "iterative: prune/retrain cycles in equal steps; agp: automated gradual pruning "
-                            "(Zhu & Gupta 2017); dns: dynamic network surgery (Guo et al. 2016)")
-    epochs: int = Field(10, ge=0, le=1000)
-    lr: Optional[float] = Field(None, gt=0.0, le=1e6,
-                                description="default: train.lr / 10 (Han et al. retrain at about 1/10 of the rate)")
-    optimizer: Optional[Optimizer] = Field(None, description="default: train.optimizer")
-    momentum: Optional[float] = Field(None, ge=0.0, lt=1.0, description="default: train.momentum")
-    weight_decay: Optional[float] = Field(None, ge=0.0, le=1.0, description="default: train.weight_decay")
-    batch_size: Optional[int] = Field(None, ge=1, le=65536, description="default: train.batch_size")
-    iterative_steps: int = Field(3, ge=1, le=50, description="iterative: number of equal pruning steps")
-    agp_initial_sparsity: float = Field(0.0, ge=0.0, lt=1.0, description="agp: s_i")
-    agp_frequency: int = Field(10, ge=1, le=100000, description="agp: optimizer steps between pruning steps (Δt)")
-    agp_ramp: float = Field(0.7, gt=0.0, le=1.0,
-                            description="agp: share of the fine-tuning steps over which sparsity ramps up (nΔt)")
-    dns_margin: float = Field(0.1, ge=0.0, le=10.0,
-                              description="dns: a weight is spliced back when |w| > (1 + margin) × its cut bound")
-    dns_every: int = Field(1, ge=1, le=100000, description="dns: optimizer steps between mask updates")
-
-    def train_config(self, base: "TrainConfig") -> "TrainConfig":
-        """The optimizer settings of the fine-tuning run: this section's where given, else `train`'s."""
-        return base.model_copy(update={
-            "epochs": self.epochs,
-            "lr": self.lr if self.lr is not None else base.lr / 10,
-            "optimizer": self.optimizer or base.optimizer,
-            "momentum": self.momentum if self.momentum is not None else base.momentum,
-            "weight_decay": self.weight_decay if self.weight_decay is not None else base.weight_decay,
-            "batch_size": self.batch_size or base.batch_size,
-        })
-
-
-PerLayer = dict[str, float]
-
-
-def _per_layer_values(field: str, value) -> list[tuple[str, float]]:
-    """(where, value) for each number of a one-number-or-{layer: number} field, `where` naming field and layer for a
-    message; [] for None. An empty per-layer object is refused."""
-    if isinstance(value, dict):
-        if not value:
-            raise ValueError(f"'{field}' is an empty per-layer object: name at least one layer, or give one number")
-        return [(f"'{field}' of layer '{layer}'", v) for layer, v in value.items()]
-    return [] if value is None else [(f"'{field}'", value)]
-
-
-class StructuredConfig(_Section):
-    """Structured pruning: whole output neurons (Linear) or filters (Conv2d) of the hidden layers are removed."""
-
-    method: Literal["l1", "l2", "apoz"] = Field(
-        "l1", description="l1 / l2: smallest weight-row norm first (Li et al. 2016; torch.nn.utils.prune.ln_structured "
-                          "along dim 0); apoz: most often zero activation first (Hu et al. 2016)")
-    amount: Union[float, PerLayer, None] = Field(
-        None, description="fraction of units to remove, one float for every hidden layer or {layer: float}")
-
-    @model_validator(mode="after")
-    def _check(self) -> "StructuredConfig":
-        for where, v in _per_layer_values("amount", self.amount) if self.amount is not None else ():
-            if not 0.0 <= v <= 1.0:
-                raise ValueError(f"{where} must be between 0 and 1, got {v}")
-        return self
-
-
-class WeightPruningConfig(_Section):
-    """Magnitude pruning of single weights (`sparsity` or `threshold`), or of whole units (`structured`); or nothing."""
-
-    scope: Literal["layer", "global"] = Field(
-        "layer", description="layer: each layer pruned on its own; global: one ranking over all layers")
-    sparsity: Union[float, PerLayer, None] = Field(
-        None, description="fraction of weights to prune, one float or {layer: float}; "
-                          "agrees with torch.nn.utils.prune.l1_unstructured / global_unstructured")
-    threshold: Union[float, PerLayer, None] = Field(
-        None, description="magnitude t, one float or {layer: float}: a weight is kept iff abs(w) > t")
-    structured: StructuredConfig = Field(default_factory=StructuredConfig)
-
-    @model_validator(mode="after")
-    def _check(self) -> "WeightPruningConfig":
-        if self.sparsity is not None and self.threshold is not None:
-            raise ValueError("give either 'sparsity' or 'threshold', not both (set the other to null)")
-        if self.structured.amount is not None and (self.sparsity is not None or self.threshold is not None):
-            raise ValueError("structured pruning (structured.amount) and unstructured pruning (sparsity or threshold) "
-                             "are alternatives: set the other to null")
-        for field in ("sparsity", "threshold"):
-            value = getattr(self, field)
-            if value is None:
-                continue
-            values = _per_layer_values(field, value)
-            if isinstance(value, dict) and self.scope == "global":
-                raise ValueError(f"a per-layer '{field}' needs scope 'layer'; scope 'global' takes one number")
-            for where, v in values:
-                if v != v or v in (float("inf"), float("-inf")):
-                    raise ValueError(f"{where} must be a finite number, got {v}")
-                if field == "sparsity" and not 0.0 <= v <= 1.0:
-                    raise ValueError(f"{where} must be between 0 and 1, got {v}")
-                if field == "threshold" and v < 0.0:
-                    raise ValueError(f"{where} must be >= 0, got {v}")
-        return self
-
-    @property
-    def is_active(self) -> bool:
-        """Whether this setting prunes anything at all."""
-        return self.sparsity is not None or self.threshold is not None or self.structured.amount is not None
-
-    @property
-    def is_structured(self) -> bool:
-        """Whole units are removed (structured.amount is set), rather than single weights."""
-        return self.structured.amount is not None
-
-
-class ActivationConfig(_Section):
-    """Activation thresholds after each hidden layer's nonlinearity: a value with abs(a) < t becomes 0 (forced-threshold
-    ReLU), and no gradient flows through it. Give `threshold` (static) or `target_sparsity` (dynamic), or neither."""
-
-    threshold: Union[float, PerLayer, None] = Field(
-        None, description="static t, one float for every hidden layer or {layer: float}")
-    target_sparsity: Union[float, PerLayer, None] = Field(
-        None, description="dynamic: per layer the share of zero activations to reach; while training, t follows the "
-                          "batch quantile that reaches it, smoothed by `ema`")
-    ema: float = Field(0.9, ge=0.0, lt=1.0, description="dynamic: t ← ema·t + (1 − ema)·batch quantile")
-
-    @model_validator(mode="after")
-    def _check(self) -> "ActivationConfig":
-        if self.threshold is not None and self.target_sparsity is not None:
-            raise ValueError("give either 'threshold' or 'target_sparsity', not both (set the other to null)")
-        for field, lo, hi in (("threshold", 0.0, float("inf")), ("target_sparsity", 0.0, 0.999)):
-            for where, v in _per_layer_values(field, getattr(self, field)):
-                if not (lo <= v <= hi) or v == float("inf"):
-                    raise ValueError(f"{where} must be between {lo:g} and {hi:g}, got {v}")
-        return self
-
-    @property
-    def is_active(self) -> bool:
-        """Whether any activation threshold or target is set."""
-        return self.threshold is not None or self.target_sparsity is not None
 
 
 class ExperimentConfig(_Section):
