@@ -11,8 +11,9 @@ from ui.views import decision_view, page_header, show_problems
 exp = get_experiment()
 page_header(exp, "Activation sparsity",
             "A forced-threshold ReLU: after each hidden layer's nonlinearity, activations with |a| < t become 0, and "
-            "no gradient flows through them. Measured on the test set, with the weight pruning of the previous page "
-            "applied.", "these are the activations of a random initialisation.")
+            "no gradient flows through them. A target sparsity is calibrated on the validation split; everything is "
+            "measured on the test set, with the weight pruning of the previous page applied.",
+            "these are the activations of a random initialisation.")
 
 setting = activation_controls(exp)
 try:
@@ -35,6 +36,8 @@ c[2].metric("Activation sparsity", f"{zeros_after / values:.1%}",
             delta=f"{(zeros_after - zeros_before) / values * 100:+.1f} pts vs nonlinearity only", delta_color="off")
 c[3].metric("Skippable next-layer MACs", f"{skip / total:.1%}",
             help="multiply-adds of the layer after each thresholded one whose input is zero, per example")
+st.caption(f"Validation accuracy (where thresholds are chosen): weights pruned {exp.pruning.val_accuracy:.1%}, "
+           f"and activations thresholded {stats.val_accuracy:.1%}.")
 
 st.plotly_chart(plots.activation_sparsity_bars(layers), key="act_bars")
 decision_view(exp, "activations", "act_regions")

@@ -54,7 +54,8 @@ with st.expander("The papers' figures (their models and data sets, not ours)"):
 
 st.subheader("Sensitivity")
 if st.button("Compute per-layer sensitivity curves", disabled=not exp.trained,
-             help="each layer alone pruned to 0…95 % by magnitude, the others dense (Han et al. 2015)"):
+             help="each layer alone pruned to 0…95 % by magnitude, the others dense (Han et al. 2015); accuracy on "
+                  "the validation split, since the curves are there to choose per-layer sparsities"):
     bar = st.progress(0.0, text="pruning one layer at a time…")
     exp.sensitivity(on_progress=lambda done, total: bar.progress(done / total, text=f"{done}/{total} evaluations"))
     bar.empty()

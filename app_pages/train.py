@@ -91,6 +91,8 @@ if out is not None:
     c[2].metric("After fine-tuning", f"{out.test_accuracy:.1%}",
                 delta=f"{(out.test_accuracy - exp.baseline_test_accuracy) * 100:+.1f} pts vs dense")
     c[3].metric("Weight sparsity", f"{out.stats.sparsity:.1%}")
+    st.caption(f"Validation accuracy: dense {exp.baseline.val_accuracy:.1%}, pruned {exp.pruning.val_accuracy:.1%}, "
+               f"fine-tuned {out.val_accuracy:.1%} (the test figures above are the final ones).")
     st.plotly_chart(plots.training_curves(out.result.history, sparsity=True), key="train_curves")
     if out.activation_thresholds:
         kind = "dynamic, where they ended" if exp.config.activation.target_sparsity is not None else "static"

@@ -58,16 +58,23 @@ def thresholds_installed(model: nn.Module, hooks: Mapping[str, Threshold]) -> It
             h.remove()
 
 
-def view(model: nn.Module, x: torch.Tensor, y: torch.Tensor, ac, ranges: Mapping[str, float]):
-    """({layer: threshold in use}, ActivationStats on (x, y)) for an ActivationConfig: static thresholds as given, or
-    the ones that reach its target sparsities on x. Raises ValueError naming a layer without an activation."""
+def calibrate(model: nn.Module, x_val: torch.Tensor, ac) -> dict[str, float]:
+    """{layer: threshold} of an ActivationConfig: static ones as given, or the ones that reach its target sparsities on
+    `x_val` (the validation split: a choice is never made on the test set). Raises ValueError naming a layer without
+    an activation."""
     names = list(activation_modules(model))
     if ac.target_sparsity is not None:
-        targets = expand(ac.target_sparsity, names, "activation.target_sparsity")
-        thresholds = thresholds_for_targets(model, x, targets)
-    else:
-        thresholds = expand(ac.threshold, names, "activation.threshold")
-    return thresholds, activation_stats(model, x, y, thresholds, ranges)
+        return thresholds_for_targets(model, x_val, expand(ac.target_sparsity, names, "activation.target_sparsity"))
+    return expand(ac.threshold, names, "activation.threshold")
+
+
+def view(model: nn.Module, data, ac, ranges: Mapping[str, float]):
+    """({layer: threshold in use}, ActivationStats) for an ActivationConfig on a Dataset: thresholds calibrated on the
+    validation split, statistics over the test split, and the validation accuracy beside (`val_accuracy`)."""
+    thresholds = calibrate(model, data.x_val, ac)
+    stats = activation_stats(model, data.x_test, data.y_test, thresholds, ranges)
+    stats.val_accuracy = activation_stats(model, data.x_val, data.y_val, thresholds, ranges).accuracy
+    return thresholds, stats
 
 
 def static_hooks(thresholds: Mapping[str, float]) -> dict[str, Threshold]:
@@ -115,6 +122,7 @@ class ActivationStats:
     """Statistics of every thresholded layer, and what the thresholds cost or save."""
     layers: dict = field(default_factory=dict)     # {layer: LayerActivationStats}
     accuracy: float = 0.0                          # test accuracy with the thresholds applied
+    val_accuracy: Optional[float] = None           # validation accuracy with them (where the thresholds were chosen)
     skippable_macs: dict = field(default_factory=dict)  # {next layer: multiply-adds per example with a zero input}
     total_macs: dict = field(default_factory=dict)      # {next layer: multiply-adds per example}
 

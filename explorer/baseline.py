@@ -38,6 +38,7 @@ class Baseline:
     weights: dict[str, torch.Tensor]    # {layer: weight} of the prunable layers, in named_modules() order
     test_accuracy: float
     train_accuracy: float
+    val_accuracy: float
     history: tuple[EpochRecord, ...] = ()
     trained: bool = False
 
@@ -48,7 +49,8 @@ class Baseline:
         state = {k: v.detach() for k, v in dense.state_dict().items()}
         weights = {n: state[f"{n}.weight"] for n in prunable_layers(dense)}
         return cls(dense, state, weights, accuracy(dense, data.x_test, data.y_test),
-                   accuracy(dense, data.x_train, data.y_train), tuple(history), trained)
+                   accuracy(dense, data.x_train, data.y_train), accuracy(dense, data.x_val, data.y_val),
+                   tuple(history), trained)
 
     @property
     def layer_names(self) -> list[str]:

@@ -214,26 +214,26 @@ class Experiment:
 
     # ---- activation sparsity -------------------------------------------------------------------------------------
     def set_activation(self, ac: ActivationConfig) -> activations.ActivationStats:
-        """Apply activation thresholds (static, or static ones calibrated to reach target sparsities on the test set)
-        and return the statistics. Raises ValueError, changing nothing, for a layer without an activation."""
+        """Apply activation thresholds (static, or static ones calibrated to reach target sparsities on the validation
+        split) and return the statistics. Raises ValueError, changing nothing, for a layer without an activation."""
         stats = self._activation_view(ac)[1]
         if ac != self._config.activation:
             self._config = self._config.with_section(activation=ac)
         return stats
 
     def activation_ranges(self) -> dict[str, float]:
-        """Largest activation per hidden layer on the test set, with the current weights and no thresholds."""
+        """Largest activation per hidden layer on the validation split, with the current weights, no thresholds."""
         return self.views.get(("ranges", self._config.weight_pruning.model_dump_json()),
-                              lambda: activations.activation_ranges(self.model, self.data.x_test))
+                              lambda: activations.activation_ranges(self.model, self.data.x_val))
 
     def activation_view(self) -> tuple[dict, activations.ActivationStats]:
-        """({layer: threshold in use}, statistics over the test set) for the current weights and activation setting."""
+        """({layer: threshold in use}, statistics over the test split, val_accuracy beside) for the current weights and
+        activation setting."""
         return self._activation_view(self._config.activation)
 
     def _activation_view(self, ac: ActivationConfig):
         return self.views.get(("activation", self._config.weight_pruning.model_dump_json(), ac.model_dump_json()),
-                              lambda: activations.view(self.model, self.data.x_test, self.data.y_test, ac,
-                                                       self.activation_ranges()))
+                              lambda: activations.view(self.model, self.data, ac, self.activation_ranges()))
 
     # ---- measurements and views ------------------------------------------------------------------------------------
     def snapshot(self, name: str, latency_repeats: int = 30) -> measure.Snapshot:

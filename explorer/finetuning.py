@@ -48,6 +48,7 @@ class FinetuneOutcome:
     proof: dict                    # {layer: LayerProof}
     stats: PruningStats            # of the final masks
     test_accuracy: float           # with the activation thresholds (if any) applied
+    val_accuracy: float            # the same on the validation split
     activation_thresholds: dict = field(default_factory=dict)  # final t per layer (dynamic ones where they ended)
     activation_sparsity: dict = field(default_factory=dict)    # measured on the test set with those thresholds
 
@@ -81,13 +82,15 @@ def finetune(baseline: Baseline, data: Dataset, config: ExperimentConfig,
         frozen=n in config.freeze, fingerprint_before=result.start_fingerprints[n], fingerprint_after=after[n])
         for n, m in layers.items()}
     final_t = {n: h.t for n, h in hooks.items()}
-    acts = None
+    acts = val_acts = None
     if final_t:
-        acts = activations.activation_stats(model, data.x_test, data.y_test, final_t,
-                                            activations.activation_ranges(model, data.x_test))
+        ranges = activations.activation_ranges(model, data.x_val)
+        acts = activations.activation_stats(model, data.x_test, data.y_test, final_t, ranges)
+        val_acts = activations.activation_stats(model, data.x_val, data.y_val, final_t, ranges)
     return result, FinetuneOutcome(
         config_json=config.model_dump_json(), model=model, result=result, proof=proof,
         stats=pruning.mask_stats(masks),
         test_accuracy=acts.accuracy if acts else accuracy(model, data.x_test, data.y_test),
+        val_accuracy=val_acts.accuracy if val_acts else accuracy(model, data.x_val, data.y_val),
         activation_thresholds=final_t,
         activation_sparsity={n: s.sparsity_after for n, s in acts.layers.items()} if acts else {})

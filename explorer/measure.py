@@ -2,8 +2,9 @@
 
 - latency: median wall time of a forward pass on a batch of test inputs;
 - snapshots: sparsity, accuracy, bytes in every storage format, multiply-adds and latency of one state, side by side;
-- sensitivity (Han et al. 2015): accuracy with one layer alone pruned to each sparsity;
-- the pruning curve: accuracy against one global magnitude ranking, without retraining;
+- sensitivity (Han et al. 2015): validation accuracy with one layer alone pruned to each sparsity;
+- the pruning curve: validation accuracy against one global magnitude ranking, without retraining;
+(both are made to choose sparsities, so they read the validation split, never the test split)
 - break-even: the sparsity above which a sparse format stores fewer bytes than dense.
 """
 from __future__ import annotations
@@ -81,14 +82,14 @@ def snapshot(name: str, kind: str, model: nn.Module, data: Dataset, weight_spars
 
 def sensitivity(baseline: Baseline, data: Dataset, sparsities: tuple = SENSITIVITY_SPARSITIES,
                 on_progress: Optional[Callable[[int, int], None]] = None) -> dict[str, list[tuple[float, float]]]:
-    """{layer: [(s, test accuracy)]} with only that layer pruned by magnitude to each s, the others dense."""
+    """{layer: [(s, validation accuracy)]} with only that layer pruned by magnitude to each s, the others dense."""
     model = baseline.fresh_model()
     out, done, total = {}, 0, len(baseline.weights) * len(sparsities)
     for n, w in baseline.weights.items():
         out[n] = []
         for s in sparsities:
             pruning.apply_masks(model, pruning.masks_from_weights({n: w}, sparsity=s), source=baseline.weights)
-            out[n].append((s, accuracy(model, data.x_test, data.y_test)))
+            out[n].append((s, accuracy(model, data.x_val, data.y_val)))
             done += 1
             if on_progress is not None:
                 on_progress(done, total)
@@ -97,13 +98,13 @@ def sensitivity(baseline: Baseline, data: Dataset, sparsities: tuple = SENSITIVI
 
 
 def pruning_curve(baseline: Baseline, data: Dataset, sparsities: tuple = CURVE_SPARSITIES) -> list:
-    """[(s, test accuracy)] with one global magnitude ranking pruned to s, from the baseline, no retraining."""
+    """[(s, validation accuracy)] with one global magnitude ranking pruned to s, from the baseline, no retraining."""
     model = baseline.fresh_model()
     out = []
     for s in sparsities:
         masks = pruning.masks_from_weights(baseline.weights, sparsity=s, scope="global")
         pruning.apply_masks(model, masks, source=baseline.weights)
-        out.append((s, accuracy(model, data.x_test, data.y_test)))
+        out.append((s, accuracy(model, data.x_val, data.y_val)))
     return out
 
 

@@ -227,7 +227,7 @@ def sensitivity_curves(curves: dict) -> go.Figure:
                      for layer, pts in curves.items()])
     fig.update_layout(title="sensitivity: accuracy with one layer pruned (Han et al. 2015)",
                       xaxis=dict(title="sparsity of that layer", tickformat=".0%"),
-                      yaxis=dict(title="test accuracy", tickformat=".0%"), **_LAYOUT)
+                      yaxis=dict(title="validation accuracy", tickformat=".0%"), **_LAYOUT)
     return fig
 
 
@@ -236,7 +236,7 @@ def pruning_curve(curves: dict, title: str = "accuracy vs global sparsity, no re
     fig = go.Figure([go.Scatter(x=[s for s, _ in pts], y=[a for _, a in pts], mode="lines+markers", name=label)
                      for label, pts in curves.items()])
     fig.update_layout(title=title, xaxis=dict(title="weight sparsity (global magnitude)", tickformat=".0%"),
-                      yaxis=dict(title="test accuracy", tickformat=".0%"), **_LAYOUT)
+                      yaxis=dict(title="validation accuracy", tickformat=".0%"), **_LAYOUT)
     return fig
 
 

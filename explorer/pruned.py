@@ -29,13 +29,15 @@ class PruningResult:
     stats: PruningStats
     test_accuracy: float           # with the masks applied
     thresholds: dict               # per layer: the magnitude cut that was applied (None: nothing pruned)
+    val_accuracy: float            # with the masks applied, on the validation split (what to choose a setting by)
 
 
 def baseline_apoz(baseline: Baseline, data: Dataset) -> dict[str, torch.Tensor]:
-    """APoZ per hidden unit of the dense baseline on the test set (no thresholds): the APoZ ranking's input."""
+    """APoZ per hidden unit of the dense baseline on the validation split (no thresholds): the APoZ ranking's input,
+    a choice, so never made on the test set."""
     dense = baseline.fresh_model()
-    stats = activations.activation_stats(dense, data.x_test, data.y_test, {},
-                                         activations.activation_ranges(dense, data.x_test))
+    stats = activations.activation_stats(dense, data.x_val, data.y_val, {},
+                                         activations.activation_ranges(dense, data.x_val))
     return {n: torch.tensor(s.apoz) for n, s in stats.layers.items()}
 
 
@@ -71,7 +73,8 @@ def prune(model: nn.Module, model_cfg: ModelConfig, baseline: Baseline, data: Da
     masks = masks_for(baseline, wp, model_cfg, apoz)
     write_masks(model, baseline, masks, wp.is_structured)
     return PruningResult(masks, pruning.mask_stats(masks), accuracy(model, data.x_test, data.y_test),
-                         {n: pruning.effective_threshold(baseline.weights[n], m) for n, m in masks.items()})
+                         {n: pruning.effective_threshold(baseline.weights[n], m) for n, m in masks.items()},
+                         accuracy(model, data.x_val, data.y_val))
 
 
 @dataclass(frozen=True)

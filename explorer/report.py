@@ -34,6 +34,7 @@ class BaselineMetrics:
     train_accuracy: float
     epochs: int
     final_loss: Optional[float]
+    val_accuracy: float
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class PrunedMetrics:
     weights_kept: int
     weights_total: int
     layers: dict[str, PrunedLayer]
+    val_accuracy: float
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,7 @@ class ActivationMetrics:
     test_accuracy: float
     layers: dict[str, dict]
     skippable_macs_per_example: dict[str, float]
+    val_accuracy: Optional[float]  # thresholds calibrated on the validation split: its accuracy, beside the test one
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,7 @@ class FinetuneMetrics:
     activation_thresholds: dict[str, float]
     activation_sparsity: dict[str, float]
     layers: dict[str, FinetunedLayer]
+    val_accuracy: float
 
     @property
     def held(self) -> bool:
@@ -131,7 +135,7 @@ class Metrics:
 def baseline_metrics(b: Baseline) -> BaselineMetrics:
     """The baseline's section."""
     return BaselineMetrics(b.test_accuracy, b.train_accuracy, len(b.history),
-                           b.history[-1].loss if b.history else None)
+                           b.history[-1].loss if b.history else None, b.val_accuracy)
 
 
 def pruned_metrics(p: PruningResult, model: nn.Module, data: Dataset) -> PrunedMetrics:
@@ -139,7 +143,7 @@ def pruned_metrics(p: PruningResult, model: nn.Module, data: Dataset) -> PrunedM
     s = p.stats
     return PrunedMetrics(p.test_accuracy, accuracy(model, data.x_train, data.y_train), s.sparsity, s.kept, s.total,
                          {n: PrunedLayer(ls.sparsity, ls.kept, ls.total, p.thresholds[n])
-                          for n, ls in s.layers.items()})
+                          for n, ls in s.layers.items()}, p.val_accuracy)
 
 
 def activation_metrics(thresholds: dict, stats: ActivationStats) -> ActivationMetrics:
@@ -147,7 +151,7 @@ def activation_metrics(thresholds: dict, stats: ActivationStats) -> ActivationMe
     return ActivationMetrics(stats.accuracy, {
         n: {"threshold": thresholds.get(n, 0.0), "sparsity": s.sparsity_after,
             "sparsity_without_threshold": s.sparsity_before, "dead_units": len(s.dead)}
-        for n, s in stats.layers.items()}, stats.skippable_macs)
+        for n, s in stats.layers.items()}, stats.skippable_macs, stats.val_accuracy)
 
 
 def compact_metrics(c: Compaction, model: nn.Module, data: Dataset) -> CompactMetrics:
@@ -169,7 +173,8 @@ def finetune_metrics(f: FinetuneOutcome, schedule: str, data: Dataset) -> Finetu
         weights_kept=f.stats.kept, weights_total=f.stats.total, revived=f.result.revived,
         activation_thresholds=f.activation_thresholds, activation_sparsity=f.activation_sparsity,
         layers={n: FinetunedLayer(s.sparsity, s.kept, s.total, f.proof[n].masked_nonzero, f.proof[n].max_masked_grad,
-                                  f.proof[n].frozen, f.proof[n].unchanged) for n, s in f.stats.layers.items()})
+                                  f.proof[n].frozen, f.proof[n].unchanged) for n, s in f.stats.layers.items()},
+        val_accuracy=f.val_accuracy)
 
 
 # ---- files ---------------------------------------------------------------------------------------------------------

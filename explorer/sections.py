@@ -31,6 +31,11 @@ class DataConfig(_Section):
     noise: float = Field(0.15, ge=0.0, le=1.0, description="std of the Gaussian noise of the 2-D toy sets")
     n_samples: int = Field(800, ge=40, le=20000, description="points generated for the 2-D toy sets")
     test_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="share of examples held out (stratified)")
+    val_fraction: float = Field(
+        0.15, gt=0.0, lt=1.0, description="share of the remaining (training) examples held out as the validation split "
+                                          "(stratified, seeded): every choice (APoZ ranking, activation calibration, "
+                                          "sensitivity and pruning curves) is made on it; the test split gives the "
+                                          "final figures only")
     file: Optional[str] = Field(
         None, max_length=255, description="upload only: the file's name (a .csv or .npz); `python -m explorer run` "
                                           "reads it beside the config file, or from --data")

@@ -24,7 +24,7 @@ MAX_FEATURES = 2_000
 MAX_VALUES = 10_000_000      # rows × features, about 40 MB as float32
 MAX_CLASSES = 100
 MIN_ROWS = 20
-MIN_PER_CLASS = 2            # a stratified split puts at least one of each class on each side
+MIN_PER_CLASS = 3            # stratified train / validation / test splits put at least one of each class in each
 
 
 @dataclass(frozen=True)
@@ -230,7 +230,7 @@ def _check_shape(x: np.ndarray, y: np.ndarray, classes: tuple[str, ...]) -> None
     small = [classes[i] for i in np.flatnonzero(counts < MIN_PER_CLASS)]
     if small:
         raise ValueError(f"class(es) {', '.join(repr(c) for c in small[:8])} have fewer than {MIN_PER_CLASS} rows; a "
-                         "stratified train/test split needs at least 2 of each class")
+                         "stratified train / validation / test split needs at least 3 of each class")
 
 
 def with_upload(config, data: UserData):
@@ -238,7 +238,7 @@ def with_upload(config, data: UserData):
     needs 8×8 images (then LeNet-300-100, whose layers take any number of features)."""
     raw = config.model_dump()
     raw["data"] = {"name": "upload", "file": data.file, "sha256": data.sha256, "label_column": data.label_column,
-                   "test_fraction": config.data.test_fraction}
+                   "test_fraction": config.data.test_fraction, "val_fraction": config.data.val_fraction}
     if raw["model"]["arch"] == "cnn":
         raw["model"] = {"arch": "lenet300100"}
     return validate_config(reset_for_new_model(raw, config.model))

@@ -14,13 +14,19 @@ from explorer.views import mask_map
 
 def test_digits_split_is_stratified_standardised_and_offline():
     d = load_dataset(DataConfig(), seed=0)
-    assert len(d.x_train) + len(d.x_test) == 1797 and d.n_classes == 10 and d.n_features == 64
-    assert len(d.x_test) == 360
+    assert len(d.x_train) + len(d.x_val) + len(d.x_test) == 1797 and d.n_classes == 10 and d.n_features == 64
+    assert len(d.x_test) == 360 and len(d.x_val) == 216  # 20 % of all; 15 % of the other 1,437
     assert torch.allclose(d.x_train.mean(0), torch.zeros(64), atol=1e-5)
-    # Stratified: each class's share in test is within one example of its share in train.
+    # Stratified: each class's share in test and validation is within one example of its share in train.
     for c in range(10):
         share_tr = float((d.y_train == c).float().mean())
         assert abs(int((d.y_test == c).sum()) - share_tr * len(d.y_test)) <= 1.5
+        assert abs(int((d.y_val == c).sum()) - share_tr * len(d.y_val)) <= 1.5
+    # the test split does not move with the validation share; the three splits are disjoint
+    other = load_dataset(DataConfig(val_fraction=0.3), seed=0)
+    assert torch.equal(other.y_test, d.y_test) and len(other.x_val) > len(d.x_val)
+    rows = {tuple(r.tolist()) for r in torch.cat([d.x_train, d.x_val, d.x_test])}
+    assert len(rows) >= 1797 - 20  # (the digits hold a few duplicate images)
 
 
 @pytest.mark.parametrize("name", ["moons", "circles", "spirals"])

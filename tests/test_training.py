@@ -59,7 +59,7 @@ class GradSpy:
 def test_pruned_weights_stay_zero_and_get_zero_gradient_over_200_steps(opt, digits):
     model = fresh_lenet()
     masks = magnitude_masks(model, sparsity={"fc1": 0.8, "fc2": 0.5, "fc3": 0.3})
-    cfg = TrainConfig(epochs=9, batch_size=64, **opt)  # 23 steps per epoch → 207 steps
+    cfg = TrainConfig(epochs=11, batch_size=64, **opt)  # 20 steps per epoch (1,221 training examples) → 220 steps
     with GradSpy(model, masks) as spy:
         result = train(model, digits, cfg, seed=0, masks=masks)
     assert spy.steps == result.steps >= 200
@@ -187,7 +187,8 @@ def test_dns_splices_back_a_weight_that_matters():
     g = torch.Generator().manual_seed(0)
     x = torch.randn(400, 2, generator=g)
     y = (x[:, 0] > 0).long()
-    data = Dataset("toy", x[:320], y[:320], x[320:], y[320:], n_features=2, n_classes=2)
+    data = Dataset("toy", x[:280], y[:280], x[320:], y[320:], n_features=2, n_classes=2, x_val=x[280:320],
+                   y_val=y[280:320])
     model = nn.Module()
     model.fc1 = nn.Linear(2, 2)
     model.forward = lambda inp: model.fc1(inp)

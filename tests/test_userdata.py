@@ -42,7 +42,7 @@ BAD_CSVS = [
     (csv_bytes(blobs_frame().assign(animal="cat")), "at least two classes"),
     (csv_bytes(blobs_frame().assign(animal=np.arange(120))), "120 distinct values; at most 100 classes"),
     (csv_bytes(blobs_frame().assign(animal=np.linspace(0, 1, 120))), "continuous"),
-    (csv_bytes(blobs_frame().assign(animal=["cat"] * 119 + ["rare"])), "'rare' have fewer than 2 rows"),
+    (csv_bytes(blobs_frame().assign(animal=["cat"] * 119 + ["rare"])), "'rare' have fewer than 3 rows"),
     (csv_bytes(blobs_frame().assign(animal=lambda d: d.animal.where(d.index != 3))),
      "label column 'animal' has 1 missing"),
     (csv_bytes(blobs_frame().assign(height=np.inf)), "infinite"),
