@@ -14,7 +14,7 @@ SCHEDULES = {
     "oneshot": "One-shot: prune to the target, retrain (Han et al. 2015)",
     "iterative": "Iterative: prune → retrain in equal steps",
     "agp": "AGP: gradual, cubic ramp (Zhu & Gupta 2017)",
-    "dns": "DNS: cut and splice while training (Guo et al. 2016)",
+    "dns": "DNS: cut and splice while training, then freeze (Guo et al. 2016)",
 }
 
 exp = get_experiment()
@@ -38,8 +38,8 @@ with st.form("finetune"):
                             key="ft_schedule")
     epochs = c1.number_input("Epochs", 1, 1000, max(ft.epochs, 1), 1, key="ft_epochs")
     lr, optimizer, weight_decay, momentum = tcfg.lr, tcfg.optimizer, tcfg.weight_decay, tcfg.momentum
-    steps, s_i, freq, ramp, margin = (ft.iterative_steps, ft.agp_initial_sparsity, ft.agp_frequency, ft.agp_ramp,
-                                      ft.dns_margin)
+    steps, s_i, freq, ramp, margin, stop = (ft.iterative_steps, ft.agp_initial_sparsity, ft.agp_frequency,
+                                            ft.agp_ramp, ft.dns_margin, ft.dns_stop)
     if not workshop_mode():  # a class sees the schedule and the epochs; the rest keeps the setup's values
         lr = c2.number_input("Learning rate", 1e-7, 1e6, tcfg.lr, format="%.6f",
                              help="Han et al. retrain at about 1/10 of the original rate (the default)",
@@ -58,17 +58,23 @@ with st.form("finetune"):
             ramp = st.number_input("AGP: share of steps that ramp", 0.05, 1.0, ft.agp_ramp, format="%.2f",
                                    key="ft_agp_ramp")
             margin = st.number_input("DNS: splice margin (b = (1+m)·a)", 0.0, 10.0, ft.dns_margin, format="%.2f",
-                                     key="ft_dns_margin")
+                                     key="ft_dns_margin", help="Guo et al.'s code: a = 0.9 t, b = 1.1 t, so m ≈ 0.22")
+            stop = st.number_input("DNS: share of steps before the masks freeze", 0.01, 1.0, ft.dns_stop,
+                                   format="%.2f", key="ft_dns_stop",
+                                   help="masks are updated with a decaying probability until then; training "
+                                        "goes on with them fixed")
     go = st.form_submit_button("Train", type="primary")
 st.button("Stop training", on_click=lambda: stop_event().set(),
           help="ends the run after the current epoch and keeps what it trained")
 
 if go:
     try:
-        exp.set_finetune(FinetuneConfig(
+        # From the current section, so that settings the form does not show (dns_every, dns_c_rate, …) are kept.
+        exp.set_finetune(FinetuneConfig.model_validate({**ft.model_dump(), **dict(
             schedule=schedule, epochs=int(epochs), lr=float(lr), optimizer=optimizer,
             weight_decay=float(weight_decay), momentum=float(momentum), iterative_steps=int(steps),
-            agp_initial_sparsity=float(s_i), agp_frequency=int(freq), agp_ramp=float(ramp), dns_margin=float(margin)))
+            agp_initial_sparsity=float(s_i), agp_frequency=int(freq), agp_ramp=float(ramp), dns_margin=float(margin),
+            dns_stop=float(stop))}))
         result = run_with_progress(exp.finetune, int(epochs), "fine-tuning", sparsity=True)
     except (ValidationError, ValueError) as e:
         st.error(f"Cannot train: {e}")
@@ -114,7 +120,8 @@ if out is not None:
     st.caption("Measured after the run: non-zero weights under each final mask; the largest gradient the optimizer "
                "received on a pruned entry at any step; a hash of each layer's bytes before and after."
                + (" DNS trains the dense weights behind the mask on purpose (pruned weights get straight-through "
-                  f"gradients so they can be spliced back: {out.result.revived:,} splices)." if dns else ""))
+                  f"gradients so they can be spliced back: {out.result.revived:,} splices, biases included); the "
+                  "sparsity above is what the surgery left, not a count forced at the end." if dns else ""))
 else:
     st.info("Press **Train** to fine-tune; the curves and the proof panel appear here.")
 

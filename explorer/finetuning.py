@@ -67,7 +67,9 @@ def finetune(baseline: Baseline, data: Dataset, config: ExperimentConfig,
     freezing.set_frozen(model, config.freeze)
     steps_per_epoch = -(-len(data.x_train) // tcfg.batch_size)
     schedule = make_schedule(config.finetune, config.weight_pruning, pruning.layer_weights(model),
-                             tcfg.epochs * steps_per_epoch, steps_per_epoch, frozen=tuple(config.freeze))
+                             tcfg.epochs * steps_per_epoch, steps_per_epoch, frozen=tuple(config.freeze),
+                             biases={n: m.bias for n, m in prunable_layers(model).items() if m.bias is not None},
+                             seed=config.seed)
     hooks = activations.hooks_for(config.activation, list(activation_modules(model)))
     result = train(model, data, tcfg, config.seed, schedule=schedule, on_epoch=on_epoch, should_stop=should_stop,
                    act_hooks=hooks)

@@ -174,50 +174,85 @@ class AGP(Schedule):
 
 
 class DNS(Schedule):
-    """Dynamic network surgery (Guo et al. 2016): cut below a, splice back above b, while training."""
+    """Dynamic network surgery (Guo et al. 2016, as in the authors' code): per layer a cut bound a from its statistics
+    (a = max(mean|w| + c·std(w), 0) over weights and biases; c chosen so the first cut meets the target unless
+    dns_c_rate gives it) and a splice bound b = (1 + margin)·a. At step t, with probability (1 + γt)^(−power) and only
+    before the stop step, masks are updated: a kept entry with |w| ≤ a is cut, a cut one with |w| > b is spliced
+    back. Then the masks are frozen and training goes on with them. Biases are masked like the weights. The sparsity
+    reached is what the surgery leaves (reported as measured): there is no final cut to an exact count."""
     straight_through = True
 
-    def __init__(self, *args, margin: float, every: int, **kw):
+    def __init__(self, *args, margin: float, every: int, gamma: float, power: float, stop: float,
+                 c_rate: Optional[float] = None, biases: Optional[Mapping[str, torch.Tensor]] = None, seed: int = 0,
+                 **kw):
         super().__init__(*args, **kw)
-        self.margin, self.every = margin, every
-        self.revived = 0  # splices of a weight that had been cut
+        self.margin, self.every, self.gamma, self.power, self.c_rate = margin, every, gamma, power, c_rate
+        self.stop_step = max(1, round(stop * self.total_steps))
+        self.biases = dict(biases or {})   # the live bias parameters, masked like the weights
+        self.bias_masks: Masks = {}
+        self.rng = torch.Generator().manual_seed(seed)  # the update coin, seeded: a replay makes the same surgery
+        self.revived = 0  # splices of an entry (weight or bias) that had been cut
+
+    def _values(self, n, weights) -> torch.Tensor:
+        w = weights[n].detach().reshape(-1)
+        return torch.cat([w, self.biases[n].detach().reshape(-1)]) if n in self.biases else w
 
     def initial(self, weights):
-        """The first cut (at the target), which fixes the cut bound a and splice bound b per layer."""
+        """The first cut, which fixes the bounds a and b per layer from the layer's statistics."""
         self._fix_frozen(weights)
-        masks = self._masks(weights, self.target)
-        # Cut bound a: the largest magnitude the first cut removed (so the first cut meets the target).
-        self.a = {n: float(torch.where(m, -1.0, weights[n].abs()).max()) if not bool(m.all()) else 0.0
-                  for n, m in masks.items()}
-        self.b = {n: a * (1.0 + self.margin) for n, a in self.a.items()}
+        target = self._masks(weights, self.target)
+        self.a, self.b, self.c = {}, {}, {}
+        for n in weights:
+            v = self._values(n, weights).abs()
+            v = v[v != 0]
+            mu = float(v.mean()) if len(v) else 0.0
+            std = float((v.pow(2).mean() - mu * mu).clamp_min(0).sqrt()) if len(v) else 0.0
+            if self.c_rate is not None:
+                a = max(mu + self.c_rate * std, 0.0)
+            else:  # the largest magnitude the target's cut removes: the first cut then meets the target
+                m = target[n]
+                a = float(torch.where(m, -1.0, weights[n].abs()).max()) if not bool(m.all()) else 0.0
+            self.a[n], self.b[n] = a, a * (1.0 + self.margin)
+            self.c[n] = (a - mu) / std if std else 0.0
+        masks = {n: target[n] if n in self.fixed or self.c_rate is None else weights[n].abs() > self.a[n]
+                 for n in weights}
+        self.bias_masks = {n: b.detach().abs() > self.a[n] if n not in self.fixed and self.a[n] > 0
+                           else torch.ones_like(b, dtype=torch.bool) for n, b in self.biases.items()}
         return self._record(0, masks)
 
+    def update_probability(self, step: int) -> float:
+        """(1 + γ·step)^(−power) before the stop step, 0 from it on (the masks are frozen)."""
+        return (1.0 + self.gamma * step) ** (-self.power) if step < self.stop_step else 0.0
+
+    def _surgery(self, n, values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        mag = values.detach().abs()
+        spliced = (~mask) & (mag > self.b[n])
+        self.revived += int(spliced.sum())
+        return (mask & ~(mag <= self.a[n])) | spliced
+
     def after_step(self, step, weights, masks):
-        """Cut weights that fell below a, splice back cut ones that grew above b."""
-        if step % self.every:
+        """With probability update_probability(step), every `every` steps: cut entries with |w| ≤ a, splice back cut
+        ones with |w| > b (biases too)."""
+        p = self.update_probability(step)
+        if step % self.every or p <= 0.0 or float(torch.rand((), generator=self.rng)) >= p:
             return None
-        new = {}
-        for n, m in masks.items():
-            if self.a[n] == 0.0 or n in self.fixed:  # target 0, or frozen: nothing to cut or splice
-                new[n] = m
-                continue
-            mag = weights[n].detach().abs()
-            spliced = (~m) & (mag > self.b[n])
-            self.revived += int(spliced.sum())
-            new[n] = (m & ~(mag < self.a[n])) | spliced
+        new = {n: m if self.a[n] == 0.0 or n in self.fixed else self._surgery(n, weights[n], m)
+               for n, m in masks.items()}
+        self.bias_masks = {n: m if self.a[n] == 0.0 or n in self.fixed else self._surgery(n, self.biases[n], m)
+                           for n, m in self.bias_masks.items()}
         if all(torch.equal(new[n], masks[n]) for n in masks):
             return None
         return self._record(step, new)
 
     def final(self, weights, masks):
-        # Project onto the exact target by magnitude of the dense weights (DNS's own criterion), not by history.
-        """The exact target by magnitude of the dense weights."""
-        return self._record(self.total_steps, self._masks(weights, self.target))
+        """The masks as the surgery left them (frozen since the stop step): no extra cut to an exact count."""
+        return self._record(self.total_steps, dict(masks))
 
 
 def make_schedule(ft: FinetuneConfig, wp: WeightPruningConfig, weights, total_steps: int,
-                  steps_per_epoch: int, frozen: tuple[str, ...] = ()) -> Schedule:
-    """The Schedule a fine-tuning config asks for, aimed at the weight-pruning target."""
+                  steps_per_epoch: int, frozen: tuple[str, ...] = (), biases=None, seed: int = 0) -> Schedule:
+    """The Schedule a fine-tuning config asks for, aimed at the weight-pruning target (`biases`, {layer: the live
+    bias parameter}, and `seed` are DNS's: it masks biases too and draws its update coin)."""
     scope, target = target_sparsity(weights, wp)
     args = (scope, target, total_steps, steps_per_epoch)
     kw = {"frozen": tuple(frozen)}
@@ -228,5 +263,6 @@ def make_schedule(ft: FinetuneConfig, wp: WeightPruningConfig, weights, total_st
     if ft.schedule == "agp":
         return AGP(*args, s_i=ft.agp_initial_sparsity, frequency=ft.agp_frequency, ramp=ft.agp_ramp, **kw)
     if ft.schedule == "dns":
-        return DNS(*args, margin=ft.dns_margin, every=ft.dns_every, **kw)
+        return DNS(*args, margin=ft.dns_margin, every=ft.dns_every, gamma=ft.dns_gamma, power=ft.dns_power,
+                   stop=ft.dns_stop, c_rate=ft.dns_c_rate, biases=biases, seed=seed, **kw)
     raise ValueError(f"finetune.schedule: unknown schedule {ft.schedule!r}")

@@ -136,6 +136,15 @@ class FinetuneConfig(_Section):
     dns_margin: float = Field(0.1, ge=0.0, le=10.0,
                               description="dns: a weight is spliced back when |w| > (1 + margin) × its cut bound")
     dns_every: int = Field(1, ge=1, le=100000, description="dns: optimizer steps between mask updates")
+    dns_c_rate: Optional[float] = Field(
+        None, ge=-10.0, le=10.0, description="dns: cut bound a = max(mean|w| + c_rate·std(w), 0) per layer, from its "
+                                             "weights and biases (Guo et al.'s code); null: c_rate chosen per layer "
+                                             "so that the first cut meets the weight-pruning target")
+    dns_gamma: float = Field(1e-4, ge=0.0, le=1.0, description="dns: at step t the masks are updated with probability "
+                                                              "(1 + gamma·t)^(-power)")
+    dns_power: float = Field(1.0, ge=0.0, le=10.0, description="dns: see dns_gamma")
+    dns_stop: float = Field(0.5, gt=0.0, le=1.0, description="dns: share of the fine-tuning steps after which the "
+                                                             "masks are frozen; training goes on with the fixed mask")
 
     def train_config(self, base: "TrainConfig") -> "TrainConfig":
         """The optimizer settings of the fine-tuning run: this section's where given, else `train`'s."""

@@ -213,6 +213,15 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig, seed: int, *,
     result.start_fingerprints = fingerprints(model)
     mask_gradients = GradientMasker(masked, audit and not straight)
 
+    def masked_biases():
+        """DNS masks biases like the weights: {layer: (bias parameter, mask)} (empty for other schedules)."""
+        biases = getattr(schedule, "bias_masks", {}) if straight else {}
+        return {n: (schedule.biases[n], mk) for n, mk in biases.items()}
+
+    def forward_masked():
+        """The (parameter, mask) pairs a straight-through forward masks: the weights, and DNS's biases."""
+        return {**masked, **{f"{n}.bias": pair for n, pair in masked_biases().items()}}
+
     def snapshot():
         return ({k: v.detach().clone() for k, v in model.state_dict().items()},
                 {k: mk.clone() for k, (w, mk) in masked.items()})
@@ -236,7 +245,7 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig, seed: int, *,
         for i in range(0, n, cfg.batch_size):
             idx = order[i:i + cfg.batch_size]
             opt.zero_grad(set_to_none=True)
-            with _masked_forward(masked, straight):
+            with _masked_forward(forward_masked(), straight):
                 loss = loss_fn(model(data.x_train[idx]), data.y_train[idx])
                 if cfg.l1 > 0:
                     loss = loss + l1_penalty(weights.values(), cfg.l1)
@@ -262,7 +271,7 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig, seed: int, *,
                               f"the learning rate {cfg.lr:g} is probably too high); the weights of epoch "
                               f"{epoch - 1} were restored")
             break
-        with _masked_forward(masked, straight):
+        with _masked_forward(forward_masked(), straight):
             record = EpochRecord(epoch, mean_loss, accuracy(model, data.x_train, data.y_train),
                                  accuracy(model, data.x_test, data.y_test), step, _weight_sparsity(model))
         result.history.append(record)
@@ -275,6 +284,7 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig, seed: int, *,
                 result.message = f"stopped after epoch {epoch} of {cfg.epochs}"
             break
 
+    biases = masked_biases()  # taken before `straight` ends: what the surgery left of the biases
     if schedule is not None and not result.diverged:
         final = schedule.final({k: w.detach() for k, w in weights.items()}, {k: mk for k, (w, mk) in masked.items()})
         straight = False  # from here on the weights are the masked ones
@@ -284,6 +294,9 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig, seed: int, *,
         with torch.no_grad():
             for w, mk in masked.values():
                 zero_pruned_(w, mk)
+    with torch.no_grad():
+        for b, mk in biases.values():
+            zero_pruned_(b, mk)
     if masked:
         result.masks = {k: mk for k, (w, mk) in masked.items()}
         result.max_masked_grad = {k: float(v) for k, v in mask_gradients.max.items()}
