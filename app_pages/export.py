@@ -6,8 +6,9 @@ import streamlit as st
 from explorer import plots, report
 from explorer.config import ConfigError, config_json, parse_config
 from explorer.measure import break_even
+from explorer.presets import describe_expectations
 from explorer.sparse import FORMATS
-from ui.cached import compare_regularisers, sparse_tradeoff
+from ui.cached import compare_regularisers, get_presets, sparse_tradeoff
 from ui.progress import train_with_progress
 from ui.session import forget_setting_widgets, get_experiment
 from ui.views import show_problems
@@ -49,8 +50,12 @@ if exp.snapshots:
 else:
     st.info("No snapshot yet: set up a pruning on the other pages, then take one here; take several to compare.")
 
-with st.expander("The papers' figures (their models and data sets, not ours)"):
-    st.table(pd.DataFrame(plots.PAPER_FIGURES)[["paper", "setting", "figure"]].set_index("paper"))
+with st.expander("The papers' figures (their models and data sets) beside our presets' (digits)"):
+    presets = get_presets()
+    st.table(pd.DataFrame([{"paper": p["paper"], "setting": p["setting"], "figure": p["figure"],
+                            "our preset (digits; checked by the test suite)":
+                                f"{p['preset']}: {describe_expectations(presets[p['preset']].expect)}"}
+                           for p in plots.PAPER_FIGURES]).set_index("paper"))
 
 st.subheader("Sensitivity")
 if st.button("Compute per-layer sensitivity curves", disabled=not exp.trained,

@@ -175,13 +175,13 @@ def apoz_bars(stats, layer: str) -> go.Figure:
 # Published figures, shown beside ours and labelled as the papers' (their models and data sets, not ours).
 PAPER_FIGURES = [
     {"paper": "Han et al. 2015", "setting": "LeNet-300-100 on MNIST", "figure": "error 1.64 % → 1.59 % with 8 % of "
-     "weights kept (92 % sparsity)", "weight_sparsity": 0.92, "accuracy": 1 - 0.0159},
+     "weights kept (92 % sparsity)", "weight_sparsity": 0.92, "accuracy": 1 - 0.0159, "preset": "han2015"},
     {"paper": "Li et al. 2016", "setting": "VGG-16 on CIFAR-10", "figure": "−34 % FLOPs, error 6.75 % → 6.60 %",
-     "weight_sparsity": None, "accuracy": 1 - 0.066},
+     "weight_sparsity": None, "accuracy": 1 - 0.066, "preset": "li2016"},
     {"paper": "Guo et al. 2016", "setting": "LeNet-5 on MNIST", "figure": "108× fewer parameters (DNS)",
-     "weight_sparsity": 1 - 1 / 108, "accuracy": None},
+     "weight_sparsity": 1 - 1 / 108, "accuracy": None, "preset": "guo2016"},
     {"paper": "Luo et al. 2017 (ThiNet)", "setting": "VGG-16 on ImageNet", "figure": "3.31× fewer FLOPs",
-     "weight_sparsity": None, "accuracy": None},
+     "weight_sparsity": None, "accuracy": None, "preset": "thinet"},
 ]
 
 

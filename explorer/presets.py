@@ -41,6 +41,18 @@ def load_presets(directory: Path = PRESETS_DIR) -> dict[str, Preset]:
     return {p.stem: preset_from_raw(p.stem, json.loads(p.read_text())) for p in sorted(directory.glob("*.json"))}
 
 
+def describe_expectations(expect: dict) -> str:
+    """The figures a preset claims, in words: "finetuned.test_accuracy ≥ 0.955; …" (what the suite checks)."""
+    parts = []
+    for path, (lo, hi) in expect.items():
+        if isinstance(lo, bool):
+            parts.append(f"{path} = {lo}")
+        else:
+            parts.append(" ".join(x for x in (f"{lo:g} ≤" if lo is not None else "", path,
+                                              f"≤ {hi:g}" if hi is not None else "") if x))
+    return "; ".join(parts)
+
+
 def check_expectations(metrics: dict, expect: dict) -> list[str]:
     """The claims of a preset that the metrics do not meet ([] when all hold)."""
     failures = []

@@ -46,3 +46,12 @@ def test_preset_replays_through_the_cli(tmp_path):
     assert r.returncode == 0, r.stderr
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert check_expectations(metrics, PRESETS["thinet"].expect) == []
+
+
+def test_the_papers_table_names_presets_that_exist_and_says_what_they_reach():
+    from explorer.plots import PAPER_FIGURES
+    from explorer.presets import describe_expectations
+
+    assert all(p["preset"] in PRESETS for p in PAPER_FIGURES)
+    words = describe_expectations({"a.b": [0.5, None], "c": [None, 2], "d": [True, None]})
+    assert words == "0.5 ≤ a.b; c ≤ 2; d = True"
