@@ -37,3 +37,18 @@ def test_cli_fine_tuning_progress_counts_the_fine_tuning_epochs(tmp_path, capsys
     err = capsys.readouterr().err
     baseline, finetuning = err.split("fine-tuning (")
     assert "epoch   3/3" in baseline and "epoch   2/2" in finetuning and "/3" not in finetuning
+
+
+def test_the_structured_unit_count_rule_is_stated_where_units_are_chosen(trained_experiment_factory):
+    from helpers import app, no_exceptions
+
+    from explorer.pruning import n_to_prune, structured_masks
+
+    at = app(trained_experiment_factory(), "app_pages/weight_pruning.py")
+    at.radio(key="wp_kind").set_value("structured").run()
+    no_exceptions(at)
+    assert any("round(share × units)" in c.value and "Torch-Pruning" in c.value for c in at.caption)
+    # and the rule is what the masks do: round(0.25 × 10) = 2 units (Torch-Pruning's 10 − int(10 × 0.75) = 3)
+    w = torch.randn(10, 4, generator=torch.Generator().manual_seed(0))
+    removed = int((~structured_masks({"l": w}, 0.25)["l"].any(1)).sum())
+    assert removed == n_to_prune(0.25, 10) == 2 and 10 - int(10 * (1 - 0.25)) == 3
