@@ -26,7 +26,7 @@ def run(config_path: str, out: str, quiet: bool = False, data_path: str | None =
         return _fail(f"cannot read {config_path}: {e.strerror}")
     try:
         raw = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         raw = None  # parse_config below says what is wrong with it
     try:
         config = preset_from_raw(Path(config_path).stem, raw).config if is_preset(raw) else parse_config(text)

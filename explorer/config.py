@@ -147,6 +147,7 @@ def _format_errors(err: ValidationError) -> list[str]:
 
 _UNION_TAGS = {"float", "int", "str", "bool", "none"}
 _MAX_INT_DIGITS = 100  # far above any real setting; below Python's 4300-digit conversion limit
+_TOO_DEEP = "the JSON is nested far too deeply to be a config (a config is four levels deep)"
 
 
 def parse_config(text: str | bytes) -> ExperimentConfig:
@@ -159,13 +160,15 @@ def parse_config(text: str | bytes) -> ExperimentConfig:
     try:
         # A huge integer is read as inf, so validation names its field (not Python's set_int_max_str_digits advice).
         raw = json.loads(text, parse_int=lambda s: int(s) if len(s) <= _MAX_INT_DIGITS else float(s))
+    except RecursionError:  # thousands of nested brackets: json gives up at Python's recursion limit, quickly
+        raise ConfigError([_TOO_DEEP]) from None
     except json.JSONDecodeError as e:
         raise ConfigError([f"not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}"]) from None
     if not isinstance(raw, dict):
         raise ConfigError([f"expected a JSON object at the top level, got {type(raw).__name__}"])
     if "version" in raw and raw["version"] != CONFIG_VERSION:
         raise ConfigError([f"version: this app reads config version {CONFIG_VERSION}, the file has "
-                           f"version {raw['version']!r}"])
+                           f"version {repr(raw['version'])[:40]}"])
     return validate_config(raw)
 
 
@@ -175,6 +178,8 @@ def validate_config(raw: dict) -> ExperimentConfig:
         return ExperimentConfig.model_validate(raw)
     except ValidationError as e:
         raise ConfigError(_format_errors(e)) from None
+    except RecursionError:  # nesting below json's limit can still exhaust validation or a message's repr
+        raise ConfigError([_TOO_DEEP]) from None
 
 
 def config_json(config: ExperimentConfig) -> str:

@@ -52,3 +52,21 @@ def test_the_structured_unit_count_rule_is_stated_where_units_are_chosen(trained
     w = torch.randn(10, 4, generator=torch.Generator().manual_seed(0))
     removed = int((~structured_masks({"l": w}, 0.25)["l"].any(1)).sum())
     assert removed == n_to_prune(0.25, 10) == 2 and 10 - int(10 * (1 - 0.25)) == 3
+
+
+@pytest.mark.parametrize("text", ["[" * 5000 + "]" * 5000, '{"a":' * 3000 + "1" + "}" * 3000])
+def test_deeply_nested_json_is_a_message_in_a_config_a_link_and_the_cli(text, tmp_path, capsys):
+    import base64
+    import zlib
+
+    from explorer.links import decode_setup
+
+    with pytest.raises(ConfigError, match="nested far too deeply"):
+        parse_config(text)
+    link = base64.urlsafe_b64encode(zlib.compress(text.encode(), 9)).decode().rstrip("=")
+    assert len(link) < 200
+    with pytest.raises(ConfigError, match="nested far too deeply"):
+        decode_setup(link)
+    (tmp_path / "deep.json").write_text(text)
+    assert cli.main(["run", str(tmp_path / "deep.json"), "--out", str(tmp_path / "out")]) == 2
+    assert "nested far too deeply" in capsys.readouterr().err

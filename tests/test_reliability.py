@@ -99,6 +99,7 @@ CASES = {
     "config-negative-size": lambda exp: config({"model": {"arch": "mlp", "hidden": [-3]}}),
     "config-unknown-layer": lambda exp: config({"weight_pruning": {"sparsity": {"fc9": 0.5}}}),
     "config-other-version": lambda exp: message(lambda: parse_config('{"version": 2}')),
+    "config-deeply-nested": lambda exp: message(lambda: parse_config("[" * 5000 + "]" * 5000)),
     "config-lr-zero": lambda exp: config({"train": {"lr": 0}}),
     "config-sparsity-above-1": lambda exp: config({"weight_pruning": {"sparsity": 1.5}}),
     "link-tampered": lambda exp: message(lambda: decode_setup("not-a-setup")),
