@@ -10,6 +10,7 @@ import streamlit as st
 
 from ui.links import apply_shared_link, share_current_setup
 from ui.session import get_experiment, session_run_lock, workshop_mode
+from ui.views import literal
 
 
 @st.cache_resource(show_spinner=False)
@@ -43,7 +44,7 @@ def sidebar_summary() -> None:
     with st.sidebar:
         if workshop_mode():
             st.caption("Workshop mode: advanced controls are hidden.")
-        st.markdown(f"**Device:** `{exp.device}`  \n**Data:** {exp.data.name} · **Model:** {cfg.model.arch} · "
+        st.markdown(f"**Device:** `{exp.device}`  \n**Data:** {literal(exp.data.name)} · **Model:** {cfg.model.arch} · "
                     f"**Seed:** {cfg.seed}")
         if h.trained:
             st.markdown(f"**Baseline:** {h.baseline_test_accuracy:.1%} test accuracy  \n"

@@ -11,7 +11,7 @@ from explorer.sparse import FORMATS
 from ui.cached import compare_regularisers, get_presets, sparse_tradeoff
 from ui.progress import train_with_progress
 from ui.session import forget_setting_widgets, get_experiment
-from ui.views import show_problems
+from ui.views import literal, show_problems
 
 exp = get_experiment()
 st.title("Compare & export")
@@ -25,7 +25,7 @@ with st.form("snapshot"):
     if st.form_submit_button("Take snapshot", type="primary"):
         with st.spinner("measuring bytes and latency…"):
             snap = exp.snapshot(name)
-        st.success(f"Snapshot **{snap.name}** taken.")
+        st.success(f"Snapshot **{literal(snap.name)}** taken.")
 if exp.snapshots:
     st.dataframe(pd.DataFrame([{
         "name": s.name, "kind": s.kind, "weight sparsity": s.weight_sparsity, "test accuracy": s.test_accuracy,
@@ -144,7 +144,7 @@ if upload is not None and upload.name.lower().endswith(".zip"):
             show_problems(e, f"{upload.name} cannot be restored")
         else:
             forget_setting_widgets()
-            st.success(f"Restored {upload.name}: test accuracy {exp.baseline_test_accuracy:.1%}, pruned "
+            st.success(f"Restored {literal(upload.name)}: test accuracy {exp.baseline_test_accuracy:.1%}, pruned "
                        f"{exp.pruning.stats.sparsity:.1%} → {exp.pruning.test_accuracy:.1%}.")
 elif upload is not None:
     try:
@@ -152,7 +152,8 @@ elif upload is not None:
     except ConfigError as e:
         show_problems(e, f"{upload.name} is not a usable config")
     else:
-        st.write(f"**{upload.name}**: {incoming.data.file or incoming.data.name} / {incoming.model.arch}, "
+        st.write(f"**{literal(upload.name)}**: {literal(incoming.data.file or incoming.data.name)} / "
+                 f"{incoming.model.arch}, "
                  f"seed {incoming.seed}, {incoming.train.epochs} epochs.")
         if st.button("Load this setup and train", type="primary") and train_with_progress(exp, incoming):
             forget_setting_widgets()  # sliders and checkboxes re-read the imported setting

@@ -17,7 +17,7 @@ from explorer.models import layer_table
 from ui.cached import get_presets
 from ui.progress import train_with_progress
 from ui.session import forget_setting_widgets, get_experiment, workshop_mode
-from ui.views import decision_view, show_problems
+from ui.views import decision_view, literal, show_problems
 
 ARCH_NAMES = {"lenet300100": "LeNet-300-100 (Han et al. 2015)", "mlp": "MLP (choose hidden sizes)",
               "cnn": "Small CNN (2 conv + 1 linear, digits only)"}
@@ -63,7 +63,7 @@ with st.expander("Bring your own data: a CSV or a .npz", expanded=cfg.data.name 
         else:
             if train_with_progress(exp, new_config, upload=upload):
                 forget_setting_widgets()
-                st.info(f"Training on **{upload.file}**: {upload.summary}.")
+                st.info(f"Training on **{literal(upload.file)}**: {upload.summary}.")
                 cfg = exp.config
 
 datasets = DATASETS + (("upload",) if exp.upload is not None else ())
@@ -127,18 +127,19 @@ with st.expander("…or load a checkpoint: a state_dict of this model (.pt)"):
         except ValueError as e:
             show_problems(e, f"{ckpt.name} cannot be used")
         else:
-            st.success(f"Loaded {ckpt.name}: test accuracy {exp.baseline_test_accuracy:.1%}. The exported config "
-                       "replays a fresh training; download the model itself on Compare & export.")
+            st.success(f"Loaded {literal(ckpt.name)}: test accuracy {exp.baseline_test_accuracy:.1%}. The exported "
+                       "config replays a fresh training; download the model itself on Compare & export.")
 
 left, right = st.columns([2, 3])
 with left:
     st.subheader("Data")
     d = exp.data
-    st.write(f"**{d.name}**: {len(d.x_train):,} training and {len(d.x_test):,} test examples, "
-             f"{d.n_features} features, {d.n_classes} classes (stratified split, standardised with train statistics).")
+    st.write(f"**{literal(d.name)}**: {len(d.x_train):,} training, {len(d.x_val):,} validation and {len(d.x_test):,} "
+             f"test examples, {d.n_features} features, {d.n_classes} classes (stratified splits, standardised with the "
+             "training statistics).")
     if exp.config.data.name == "upload":
         up = exp.upload
-        st.caption(f"classes: {', '.join(up.classes[:20])}{' …' if len(up.classes) > 20 else ''}")
+        st.caption(f"classes: {literal(', '.join(up.classes[:20]))}{' …' if len(up.classes) > 20 else ''}")
         preview = pd.DataFrame(up.x[:8, :20], columns=list(up.feature_names[:20]))
         preview[up.label_column or "y"] = [up.classes[i] for i in up.y[:8]]
         st.dataframe(preview, hide_index=True)

@@ -7,6 +7,7 @@ explorer/sections.py and are re-exported here.
 from __future__ import annotations
 
 import json
+import re
 from typing import Literal
 
 from pydantic import Field, ValidationError, model_validator
@@ -126,7 +127,7 @@ def _format_errors(err: ValidationError) -> list[str]:
     by_loc: dict[str, list[dict]] = {}
     for e in err.errors():
         # Union members add a tag such as 'float' or 'dict[str,float]' to the path: users never wrote those.
-        loc = ".".join(str(p) for p in e["loc"] if str(p) not in _UNION_TAGS and "[" not in str(p))
+        loc = ".".join(str(p) for p in e["loc"] if str(p) not in _UNION_TAGS and not _TYPE_TAG.match(str(p)))
         by_loc.setdefault(loc, []).append(e)
     problems = []
     for loc, errors in by_loc.items():
@@ -146,6 +147,8 @@ def _format_errors(err: ValidationError) -> list[str]:
 
 
 _UNION_TAGS = {"float", "int", "str", "bool", "none"}
+_TYPE_TAG = re.compile(r"^(dict|list|tuple|set)\[")  # pydantic's tag of a union member, e.g. 'dict[str,float]'
+
 _MAX_INT_DIGITS = 100  # far above any real setting; below Python's 4300-digit conversion limit
 _TOO_DEEP = "the JSON is nested far too deeply to be a config (a config is four levels deep)"
 

@@ -1,6 +1,7 @@
 """Plotly figure builders: pure functions, data in → figure out (no state, no Streamlit)."""
 from __future__ import annotations
 
+import html
 from typing import Sequence
 
 import numpy as np
@@ -13,6 +14,12 @@ KEPT, PRUNED = "#1f77b4", "#d62728"
 # whole template every time (~25 ms a figure, most of a slider move's page run when measured).
 pio.templates.default = "plotly_white"
 _LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=10), height=320)
+
+
+def plain(text: object) -> str:
+    """A user's text (a snapshot name, a file name) for a figure: plotly reads <a href>, <b> … in labels and titles as
+    markup, so <, > and & become entities and the text shows as written."""
+    return html.escape(str(text), quote=False)
 
 
 def _vline(fig: go.Figure, x: float, dash: str, color: str = "black") -> None:
@@ -108,7 +115,7 @@ def scatter_2d(x: np.ndarray, y: np.ndarray, title: str) -> go.Figure:
         pts = x[y == c]
         fig.add_trace(go.Scattergl(x=pts[:, 0], y=pts[:, 1], mode="markers", name=f"class {int(c)}",
                                    marker=dict(size=5)))
-    fig.update_layout(title=title, **_LAYOUT)
+    fig.update_layout(title=plain(title), **_LAYOUT)
     fig.update_yaxes(scaleanchor="x")
     return fig
 
@@ -189,7 +196,7 @@ def snapshots_accuracy_vs_sparsity(snapshots: list) -> go.Figure:
     """Snapshots (measure.Snapshot) as points of accuracy vs sparsity, beside the papers' figures."""
     fig = go.Figure(go.Scatter(
         x=[s.weight_sparsity for s in snapshots], y=[s.test_accuracy for s in snapshots],
-        mode="markers+text", text=[s.name for s in snapshots], textposition="top center", name="ours (digits)",
+        mode="markers+text", text=[plain(s.name) for s in snapshots], textposition="top center", name="ours (digits)",
         marker=dict(size=11, color=KEPT)))
     ref = [p for p in PAPER_FIGURES if p["weight_sparsity"] is not None and p["accuracy"] is not None]
     fig.add_trace(go.Scatter(x=[p["weight_sparsity"] for p in ref], y=[p["accuracy"] for p in ref],
@@ -204,7 +211,7 @@ def snapshots_accuracy_vs_sparsity(snapshots: list) -> go.Figure:
 def snapshots_bytes(snapshots: list, kind: str = "file") -> go.Figure:
     """Stored bytes of each snapshot per format (`kind`: "file" or "memory")."""
     formats = ["dense", "coo", "csr", "bitmask"]
-    fig = go.Figure([go.Bar(name=f, x=[s.name for s in snapshots], y=[s.bytes[f][kind] for s in snapshots])
+    fig = go.Figure([go.Bar(name=f, x=[plain(s.name) for s in snapshots], y=[s.bytes[f][kind] for s in snapshots])
                      for f in formats])
     where = "torch.save file" if kind == "file" else "in memory"
     fig.update_layout(barmode="group", title=f"stored bytes per format ({where})",
@@ -214,7 +221,7 @@ def snapshots_bytes(snapshots: list, kind: str = "file") -> go.Figure:
 
 def snapshots_latency(snapshots: list) -> go.Figure:
     """CPU latency of each snapshot, as stored and (structured pruning) compacted."""
-    names = [s.name for s in snapshots]
+    names = [plain(s.name) for s in snapshots]
     fig = go.Figure([go.Bar(name="as stored (dense kernels)", x=names, y=[s.latency_ms for s in snapshots]),
                      go.Bar(name="compacted", x=names, y=[s.latency_compact_ms for s in snapshots])])
     fig.update_layout(barmode="group", title="CPU latency, batch 256 (median)", yaxis_title="ms", **_LAYOUT)

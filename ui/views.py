@@ -2,6 +2,8 @@
 decision-region view of the 2-D data sets."""
 from __future__ import annotations
 
+import re
+
 import streamlit as st
 
 from explorer import plots
@@ -13,10 +15,31 @@ DECISION_TITLES = {"baseline": "decision regions of the dense baseline",
                    "activations": "decision regions with weight masks and activation thresholds"}
 
 
+MAX_MESSAGE_CHARS = 300  # per echoed problem or name: a refusal never grows with the input
+
+
+def literal(text: object, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """`text` (a file name, a layer key, a label: anything a user or a file chose) made safe to place inside Markdown:
+    the characters that make links, images, emphasis, code, colour, LaTeX or HTML are backslash-escaped and bare
+    URLs are broken (http\\://, www\\.), so it shows as written and nothing in it is clickable or fetched; line
+    breaks become spaces, and it is cut to `limit` characters."""
+    s = " ".join(str(text).split())
+    if len(s) > limit:
+        s = s[:limit] + "…"
+    s = _MARKDOWN_SPECIAL.sub(r"\\\1", s)
+    return _BARE_URL.sub(lambda m: m.group(0).replace(":", "\\:").replace(".", "\\."), s)
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_~\[\]<>$|@])")
+_BARE_URL = re.compile(r"(?i)\b[a-z][a-z0-9+.-]*://|\bwww\.")
+
+
 def show_problems(err: Exception, what: str) -> None:
-    """`what` in bold, then each problem of a refused input, stating that nothing was changed."""
+    """`what` in bold, then each problem of a refused input, stating that nothing was changed. Both may echo text from
+    the input, so both are shown literally (see `literal`)."""
     problems = err.problems if isinstance(err, ConfigError) else [str(err)]
-    st.error(f"**{what}** — nothing was changed.\n\n" + "\n".join(f"- {p}" for p in problems))
+    st.error(f"**{literal(what)}** — nothing was changed.\n\n" + "\n".join(f"- {literal(p)}" for p in problems[:20])
+             + (f"\n- … and {len(problems) - 20} more" if len(problems) > 20 else ""))
 
 
 def decision_view(exp: Experiment, which: str, key: str) -> None:
