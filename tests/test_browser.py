@@ -304,3 +304,28 @@ def test_controls_at_their_extremes_are_messages_not_exceptions(browser, app_url
         raise
     finally:
         ctx.close()
+
+
+def test_markup_in_a_shared_link_is_shown_as_text_and_fetches_nothing(browser, app_url):
+    """A link whose layer key holds an image, links, HTML, a colour and a bare URL: the refusal shows it as written,
+    with no link, image or coloured span in the page, and the browser requests nothing from the image's address."""
+    import base64
+    import zlib
+
+    payload = "![p](http://127.0.0.1:9/x.png)[click](https://example.org) <b>b</b> :red[r] www.x.org a@b.org"
+    raw = json.dumps({"weight_pruning": {"sparsity": {payload: 0.5}}}).encode()
+    link = base64.urlsafe_b64encode(zlib.compress(raw, 9)).decode().rstrip("=")
+    page = browser.new_page(viewport={"width": 1280, "height": 720})
+    fetched = []
+    page.on("request", lambda r: fetched.append(r.url))
+    try:
+        page.goto(f"{app_url}/weight_pruning?setup={link}")
+        settle(page)
+        alert = page.locator("[data-testid='stAlert']").first
+        text = alert.inner_text().replace("\u200b", "")
+        assert payload in text and "is not a layer" in text
+        assert alert.locator("a").count() == 0 and alert.locator("img").count() == 0
+        assert alert.locator(".stMarkdownColoredText").count() == 0
+        assert not [u for u in fetched if "127.0.0.1:9/" in u]
+    finally:
+        page.close()

@@ -19,19 +19,20 @@ MAX_MESSAGE_CHARS = 300  # per echoed problem or name: a refusal never grows wit
 
 
 def literal(text: object, limit: int = MAX_MESSAGE_CHARS) -> str:
-    """`text` (a file name, a layer key, a label: anything a user or a file chose) made safe to place inside Markdown:
-    the characters that make links, images, emphasis, code, colour, LaTeX or HTML are backslash-escaped and bare
-    URLs are broken (http\\://, www\\.), so it shows as written and nothing in it is clickable or fetched; line
-    breaks become spaces, and it is cut to `limit` characters."""
+    """`text` (a file name, a layer key, a label: anything a user or a file chose) made safe to place inside Markdown,
+    so it shows as written and nothing in it is clickable, fetched or styled: the characters that make links, images,
+    emphasis, code, LaTeX or HTML are backslash-escaped, and a zero-width space breaks what Streamlit's renderer turns
+    into links or styles even when escaped (bare URLs and e-mail addresses, `:red[…]` colours, `:emoji:` codes).
+    Line breaks become spaces, and the text is cut to `limit` characters."""
     s = " ".join(str(text).split())
     if len(s) > limit:
         s = s[:limit] + "…"
     s = _MARKDOWN_SPECIAL.sub(r"\\\1", s)
-    return _BARE_URL.sub(lambda m: m.group(0).replace(":", "\\:").replace(".", "\\."), s)
+    return _AUTOLINKED.sub(lambda m: m.group(0) + "\u200b", s)
 
 
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_~\[\]<>$|@])")
-_BARE_URL = re.compile(r"(?i)\b[a-z][a-z0-9+.-]*://|\bwww\.")
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_~\[\]<>$|])")
+_AUTOLINKED = re.compile(r"(?i):(?=[a-z/])|@|\bwww(?=\.)")  # a zero-width space goes right after each match
 
 
 def show_problems(err: Exception, what: str) -> None:
