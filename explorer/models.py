@@ -6,7 +6,10 @@ Every zoo model records `n_features` and `n_classes`, so code that rebuilds one 
 """
 from __future__ import annotations
 
+import io
 import pickle
+import zipfile
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -134,9 +137,37 @@ def check_state_dict(state, model: nn.Module) -> None:
         raise ValueError(f"the checkpoint has '{extra[0]}', which this model does not have")
 
 
+MAX_CHECKPOINT_RECORDS = 10_000  # a state_dict of the zoo has a few dozen
+
+
+def check_declared_size(f, model: nn.Module) -> None:
+    """Refuse a checkpoint archive that declares more bytes than a state_dict of `model` can hold (twice its size:
+    float64 tensors are accepted and converted), before anything is inflated: torch.load inflates every record while
+    holding the GIL, so a few MB of compressed zeros declaring gigabytes would freeze the whole server."""
+    pos = f.tell()
+    try:
+        with zipfile.ZipFile(f) as z:
+            records = z.infolist()
+    except zipfile.BadZipFile:
+        return  # not an archive: nothing can inflate; torch.load refuses it with its own message
+    finally:
+        f.seek(pos)
+    limit = 2 * sum(t.numel() * t.element_size() for t in model.state_dict().values()) + 2**20
+    declared = sum(r.file_size for r in records)
+    if declared > limit or len(records) > MAX_CHECKPOINT_RECORDS:
+        n = len(records)
+        raise ValueError(f"this checkpoint declares {declared / 2**20:,.1f} MB in {n:,} record{'s' * (n != 1)}; a "
+                         f"state_dict of this model takes at most {limit / 2**20:,.1f} MB, so it was refused unread")
+
+
 def load_state_dict_file(path_or_buffer, model: nn.Module) -> None:
-    """Load a plain state_dict saved by torch.save into `model`, safely: weights_only=True, so a file that holds
-    pickled code is refused and nothing in it runs; every key and shape is checked before anything is copied."""
+    """Load a plain state_dict saved by torch.save into `model`, safely: its declared size is checked before anything
+    is inflated (check_declared_size); weights_only=True, so a file that holds pickled code is refused and nothing in
+    it runs; every key and shape is checked before anything is copied."""
+    if isinstance(path_or_buffer, (str, Path)):
+        with open(path_or_buffer, "rb") as f:
+            return load_state_dict_file(io.BytesIO(f.read()), model)
+    check_declared_size(path_or_buffer, model)
     try:
         state = torch.load(path_or_buffer, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:

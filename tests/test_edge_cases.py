@@ -70,3 +70,25 @@ def test_deeply_nested_json_is_a_message_in_a_config_a_link_and_the_cli(text, tm
     (tmp_path / "deep.json").write_text(text)
     assert cli.main(["run", str(tmp_path / "deep.json"), "--out", str(tmp_path / "out")]) == 2
     assert "nested far too deeply" in capsys.readouterr().err
+
+
+def test_a_checkpoint_declaring_gigabytes_is_refused_before_anything_is_inflated(monkeypatch):
+    """A few hundred kB of compressed zeros declaring 64 MB (a real bomb declares gigabytes): refused from the
+    archive's directory, without torch.load (which would inflate it, holding the GIL)."""
+    import io
+    import zipfile
+
+    from explorer.experiment import Experiment
+    from explorer.models import model_state
+
+    exp = Experiment(tiny_config())
+    buf = io.BytesIO()
+    torch.save(model_state(exp.model), buf)
+    with zipfile.ZipFile(buf, "a", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("archive/data/bomb", bytes(64 * 2**20))
+    data = buf.getvalue()
+    assert len(data) < 2 * 2**20
+    monkeypatch.setattr(torch, "load", lambda *a, **k: pytest.fail("torch.load must not see this file"))
+    with pytest.raises(ValueError, match="declares 6[0-9].[0-9] MB .* refused unread"):
+        exp.load_checkpoint(data)
+    assert not exp.trained  # the session is as it was

@@ -61,6 +61,14 @@ def _pickled_checkpoint() -> bytes:
     return buf.getvalue()
 
 
+def _zip_bomb_checkpoint() -> bytes:
+    import zipfile
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("archive/data/0", bytes(32 * 2**20))
+    return buf.getvalue()
+
+
 def _wrong_shape_checkpoint() -> bytes:
     from explorer.config import ModelConfig
     from explorer.models import build_model
@@ -106,6 +114,7 @@ CASES = {
     "checkpoint-not-torch": lambda exp: message(lambda: Experiment(exp.config).load_checkpoint(b"junk")),
     "checkpoint-pickled-code": lambda exp: message(
         lambda: Experiment(exp.config).load_checkpoint(_pickled_checkpoint())),
+    "checkpoint-zip-bomb": lambda exp: message(lambda: Experiment(exp.config).load_checkpoint(_zip_bomb_checkpoint())),
     "checkpoint-wrong-shapes": lambda exp: message(
         lambda: Experiment(exp.config).load_checkpoint(_wrong_shape_checkpoint())),
     "bundle-not-zip": lambda exp: message(lambda: Experiment(exp.config).load_bundle(b"PK not really")),
