@@ -18,8 +18,9 @@ import torch
 from torch import nn
 
 from . import pruning, sparse
-from .baseline import Baseline
-from .data import Dataset
+from .baseline import Baseline, init_model
+from .config import ExperimentConfig
+from .data import Dataset, load_dataset
 from .models import count_macs, model_state
 from .training import accuracy
 
@@ -106,6 +107,20 @@ def pruning_curve(baseline: Baseline, data: Dataset, sparsities: tuple = CURVE_S
         pruning.apply_masks(model, masks, source=baseline.weights)
         out.append((s, accuracy(model, data.x_val, data.y_val)))
     return out
+
+
+def training_macs(model: nn.Module, data: Dataset, epochs: int) -> int:
+    """What a training run costs before it starts: multiply-adds of one forward per example (count_macs) × 3 (the
+    backward pass is about twice the forward) × training examples × epochs."""
+    return 3 * count_macs(model, data.n_features) * len(data.x_train) * epochs
+
+
+def baseline_training_macs(config: ExperimentConfig, upload=None) -> int:
+    """training_macs of a config's baseline, from its data and a freshly built model on the CPU, before anything is
+    trained or evaluated (cheap: loading the data and one forward of one example). Raises ValueError as setting the
+    config up would (e.g. an uploaded file this session does not hold)."""
+    data = load_dataset(config.data, config.seed, upload)
+    return training_macs(init_model(config, data, torch.device("cpu")), data, config.train.epochs)
 
 
 def break_even(baseline: Baseline) -> tuple[str, dict[str, float]]:

@@ -604,3 +604,31 @@ def test_a_closed_session_frees_its_experiment():
     del at
     gc.collect()
     assert ref() is None
+
+
+def test_a_link_to_an_expensive_setup_waits_for_a_click(monkeypatch):
+    """Opening a link never starts a large training by itself: its cost is shown and the session keeps its setup
+    until the participant presses Train (with progress and Stop) or keeps their own."""
+    import ui.links
+    from explorer.links import encode_setup
+    from explorer.measure import baseline_training_macs
+
+    monkeypatch.setattr(ui.links, "INSTANT_TRAINING_MACS", 1e9)  # the default setup (2.8 G) is "expensive" here
+    cfg = tiny_config(seed=7, train={"epochs": 15})
+    assert baseline_training_macs(cfg) > 1e9
+    for choice in ("Keep my setup", "Train the shared setup"):
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+        at.query_params["setup"] = encode_setup(cfg)
+        at.run()
+        no_exceptions(at)
+        exp = at.session_state["experiment"]
+        assert not exp.trained and exp.config != cfg  # nothing trained, nothing changed yet
+        assert any("multiply-adds" in i.value for i in at.info)
+        next(b for b in at.button if b.label == choice).click().run()
+        no_exceptions(at)
+        exp = at.session_state["experiment"]
+        assert not any("multiply-adds" in i.value for i in at.info)
+        if choice == "Keep my setup":
+            assert not exp.trained and exp.config != cfg
+        else:
+            assert exp.trained and exp.config == cfg
