@@ -632,3 +632,12 @@ def test_a_link_to_an_expensive_setup_waits_for_a_click(monkeypatch):
             assert not exp.trained and exp.config != cfg
         else:
             assert exp.trained and exp.config == cfg
+
+
+def test_the_link_limit_comes_from_the_environment_and_a_bad_value_keeps_the_default(monkeypatch):
+    import ui.links
+
+    monkeypatch.setenv("PRUNING_EXPLORER_LINK_MACS", "0")
+    assert ui.links._instant_training_macs() == 0.0
+    monkeypatch.setenv("PRUNING_EXPLORER_LINK_MACS", "lots")
+    assert ui.links._instant_training_macs() == ui.links.DEFAULT_INSTANT_TRAINING_MACS

@@ -19,7 +19,21 @@ PENDING_KEY = "_pending_link"
 # A link trains its baseline on open only when that is cheap (multiply-adds, measure.training_macs): every preset and
 # the default (about 3 G) are far inside; anything larger waits for a click, with a progress bar and Stop. A server
 # can change it: PRUNING_EXPLORER_LINK_MACS=0 makes every link wait for the click.
-INSTANT_TRAINING_MACS = float(os.environ.get("PRUNING_EXPLORER_LINK_MACS", 3e10))
+DEFAULT_INSTANT_TRAINING_MACS = 3e10
+
+
+def _instant_training_macs() -> float:
+    """The server's limit from the environment; a value that is not a number keeps the default (and says so in the
+    server's log) rather than stopping the app."""
+    text = os.environ.get("PRUNING_EXPLORER_LINK_MACS")
+    try:
+        return float(text) if text is not None else DEFAULT_INSTANT_TRAINING_MACS
+    except ValueError:
+        print(f"PRUNING_EXPLORER_LINK_MACS={text!r} is not a number; using {DEFAULT_INSTANT_TRAINING_MACS:g}")
+        return DEFAULT_INSTANT_TRAINING_MACS
+
+
+INSTANT_TRAINING_MACS = _instant_training_macs()
 
 
 def apply_shared_link() -> None:
