@@ -65,7 +65,7 @@ with st.form("finetune"):
                                         "goes on with them fixed")
     go = st.form_submit_button("Train", type="primary")
 st.button("Stop training", on_click=lambda: stop_event().set(),
-          help="ends the run after the current epoch and keeps what it trained")
+          help="ends the run within a second and keeps the epochs it finished (the one in progress is dropped)")
 
 if go:
     try:
@@ -81,6 +81,8 @@ if go:
     else:
         if result.diverged:
             st.error(f"{result.message}. The previous result is kept; lower the learning rate.")
+        elif result.stopped and not result.history:
+            st.warning("Stopped before the first epoch ended: nothing was kept (a previous result stays).")
         elif result.stopped:
             st.warning(f"Stopped: {result.message}. The partial result is shown below.")
         else:

@@ -99,7 +99,7 @@ class Experiment:
         cfg = self._config
         model = init_model(cfg, self.data, self.device)
         result = train(model, self.data, cfg.train, cfg.seed, on_epoch=on_epoch, should_stop=should_stop)
-        if result.diverged:
+        if result.diverged or not result.history and cfg.train.epochs:  # nothing finished: keep what there was
             return result
         with all_or_nothing(self, self._rewrite_masks):
             if result.stopped:
@@ -137,7 +137,7 @@ class Experiment:
                     self.upload = upload  # a different file has another sha256, so update() sets up anew
                 self.update(config)
                 result = self.train_baseline(on_epoch=on_epoch, should_stop=should_stop)
-                if result.diverged:
+                if result.diverged or not result.history and config.train.epochs:
                     raise Rollback(result)
         except Rollback as undo:
             return undo.value

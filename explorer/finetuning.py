@@ -73,7 +73,7 @@ def finetune(baseline: Baseline, data: Dataset, config: ExperimentConfig,
     hooks = activations.hooks_for(config.activation, list(activation_modules(model)))
     result = train(model, data, tcfg, config.seed, schedule=schedule, on_epoch=on_epoch, should_stop=should_stop,
                    act_hooks=hooks)
-    if result.diverged:
+    if result.diverged or not result.history and tcfg.epochs:  # nothing finished: the previous outcome stays
         return result, None
     layers = prunable_layers(model)
     masks = result.masks or {n: torch.ones_like(m.weight, dtype=torch.bool) for n, m in layers.items()}

@@ -166,6 +166,9 @@ def _weight_sparsity(model: nn.Module) -> float:
     return zeros / total if total else 0.0
 
 
+STOP_POLL_S = 0.5  # within an epoch, how often a run asks should_stop (an epoch shorter than this is never cut)
+
+
 def train(model: nn.Module, data: Dataset, cfg: TrainConfig, seed: int, *,
           masks: Optional[Mapping[str, torch.Tensor]] = None,
           schedule=None,
@@ -179,7 +182,8 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig, seed: int, *,
         masks: {layer: bool} kept fixed: pruned weights are zeroed now and stay exactly 0.
         schedule: an explorer.schedules.Schedule that sets and changes the masks (overrides `masks`).
         on_epoch: called after every epoch (the chunk) with its EpochRecord.
-        should_stop: polled after every epoch; True ends the run there (result.stopped).
+        should_stop: polled after every epoch, and every STOP_POLL_S within one; True ends the run (result.stopped)
+            with the weights of the last finished epoch (an epoch in progress is dropped).
         audit: measure the largest gradient the optimizer saw on a pruned entry (the proof panel's figure).
         act_hooks: {layer: explorer.activations.Threshold} active in every forward (training and evaluation);
             removed when training ends.
@@ -236,13 +240,33 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig, seed: int, *,
             mask_optimizer_state(opt, masked)
             mask_gradients.set(masked)
 
+    def restore_last_epoch() -> None:
+        """Back to the weights and masks of the last finished epoch (after divergence, or a stop mid-epoch)."""
+        state, good_masks = good
+        model.load_state_dict(state)
+        for name, mk in good_masks.items():
+            masked[name] = (weights[name], mk)
+
     good = snapshot()
-    step = 0
+    step = good_step = 0
     model.train()
     for epoch in range(1, cfg.epochs + 1):
+        next_poll = time.monotonic() + STOP_POLL_S
         order = torch.randperm(n, generator=gen).to(device)
         total = torch.zeros((), device=device)  # summed on the device: no host sync per step
         for i in range(0, n, cfg.batch_size):
+            # A stop is honoured within STOP_POLL_S, not only between epochs (an epoch of a large model at batch size 1
+            # takes minutes): the epoch in progress is dropped, so what is kept is whole epochs that a replay of
+            # `epochs = len(history)` reproduces exactly.
+            if should_stop is not None and time.monotonic() >= next_poll:
+                next_poll = time.monotonic() + STOP_POLL_S
+                if should_stop():
+                    restore_last_epoch()
+                    step = good_step
+                    result.stopped = True
+                    result.message = (f"stopped during epoch {epoch} of {cfg.epochs}; the weights of epoch "
+                                      f"{epoch - 1} were kept")
+                    break
             idx = order[i:i + cfg.batch_size]
             opt.zero_grad(set_to_none=True)
             with _masked_forward(forward_masked(), straight):
@@ -260,12 +284,11 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig, seed: int, *,
                                           {k: mk for k, (w, mk) in masked.items()})
                 if new is not None:
                     set_masks(new)
+        if result.stopped:
+            break
         mean_loss = float(total) / n
         if not math.isfinite(mean_loss) or not all(torch.isfinite(p).all() for p in model.parameters()):
-            state, good_masks = good
-            model.load_state_dict(state)
-            for name, mk in good_masks.items():
-                masked[name] = (weights[name], mk)
+            restore_last_epoch()
             result.diverged = True
             result.message = (f"training diverged in epoch {epoch} (the loss or a weight became NaN or infinite; "
                               f"the learning rate {cfg.lr:g} is probably too high); the weights of epoch "
@@ -275,7 +298,7 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig, seed: int, *,
             record = EpochRecord(epoch, mean_loss, accuracy(model, data.x_train, data.y_train),
                                  accuracy(model, data.x_test, data.y_test), step, _weight_sparsity(model))
         result.history.append(record)
-        good = snapshot()
+        good, good_step = snapshot(), step
         if on_epoch is not None:
             on_epoch(record)
         if should_stop is not None and should_stop():

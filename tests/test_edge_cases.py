@@ -92,3 +92,49 @@ def test_a_checkpoint_declaring_gigabytes_is_refused_before_anything_is_inflated
     with pytest.raises(ValueError, match="declares 6[0-9].[0-9] MB .* refused unread"):
         exp.load_checkpoint(data)
     assert not exp.trained  # the session is as it was
+
+
+def test_stop_is_honoured_within_an_epoch_and_keeps_exactly_the_finished_epochs():
+    """Stop pressed in the middle of a long epoch (batch size 1): the run ends within a second, and the model is the
+    one a 1-epoch run gives, bit for bit, so the config (epochs = 1) replays it."""
+    import time
+
+    from explorer.config import ModelConfig, TrainConfig
+    from explorer.data import load_dataset
+    from explorer.models import build_model
+    from explorer.training import STOP_POLL_S, train
+
+    data = load_dataset(tiny_config().data, seed=0)
+    cfg = TrainConfig(epochs=3, batch_size=1, lr=1e-3)
+
+    def model():
+        torch.manual_seed(0)
+        return build_model(ModelConfig(arch="mlp", hidden=[512, 512]), 64, 10)
+
+    first_epoch_end, asked = [], []
+
+    def should_stop():
+        now = time.monotonic()
+        stop = bool(first_epoch_end) and now > first_epoch_end[0] + 0.05  # pressed early in epoch 2
+        if stop and not asked:
+            asked.append(now)
+        return stop
+
+    stopped = model()
+    result = train(stopped, data, cfg, seed=0, on_epoch=lambda r: first_epoch_end.append(time.monotonic()),
+                   should_stop=should_stop)
+    latency = time.monotonic() - (first_epoch_end[0] + 0.05)  # from the press, not from the poll that saw it
+    assert result.stopped and len(result.history) == 1 and "during epoch 2" in result.message
+    assert latency < 1.0 and STOP_POLL_S <= 0.5
+    reference = model()
+    train(reference, data, cfg.model_copy(update={"epochs": 1}), seed=0)
+    assert all(torch.equal(a, b) for a, b in zip(stopped.state_dict().values(), reference.state_dict().values()))
+
+
+def test_a_stop_before_the_first_epoch_ends_changes_nothing(trained_experiment_factory):
+    exp = trained_experiment_factory()
+    before, acc = exp.config, exp.baseline_test_accuracy
+    slow = tiny_config(model={"arch": "mlp", "hidden": [512, 512]}, train={"epochs": 2, "batch_size": 1})
+    result = exp.setup_and_train(slow, should_stop=lambda: True)
+    assert result.stopped and not result.history
+    assert exp.config == before and exp.baseline_test_accuracy == acc and exp.trained

@@ -17,7 +17,7 @@ STOP_EVENT_KEY = "_stop_event"
 
 def stop_event() -> threading.Event:
     """Set by a Stop button's callback (which runs before the new script run waits for the session lock); polled by
-    the running training after each epoch, which then ends cleanly and keeps what it has."""
+    the running training between batches (within a second), which then ends cleanly and keeps its finished epochs."""
     return st.session_state.setdefault(STOP_EVENT_KEY, threading.Event())
 
 
@@ -78,6 +78,9 @@ def train_with_progress(exp: Experiment, config: ExperimentConfig, upload=None) 
     if result.diverged:
         st.error(f"{result.message}. Nothing was changed: the previous setup and baseline are kept; "
                  "lower the learning rate and train again.")
+        return False
+    if not result.history and config.train.epochs:
+        st.warning("Stopped before the first epoch ended: nothing was changed.")
         return False
     st.success(f"Baseline trained: {len(result.history)} epochs in {result.seconds:.1f} s, "
                f"test accuracy {exp.baseline_test_accuracy:.1%}.")
