@@ -6,12 +6,12 @@ explorer/sections.py and are re-exported here.
 """
 from __future__ import annotations
 
-import json
 import re
 from typing import Literal
 
 from pydantic import Field, ValidationError, model_validator
 
+from .jsontext import ConfigError, load_json, too_deep
 from .layers import activation_layer_names, check_known, layer_names
 from .sections import (
     ARCHS,
@@ -41,14 +41,6 @@ __all__ = ["ARCHS", "CONFIG_VERSION", "DATASETS", "DEFAULT_CNN_CHANNELS", "DEFAU
 CONFIG_VERSION = 1
 # Changing one of these discards the trained baseline; any other section is applied to the kept baseline.
 SETUP_FIELDS = ("seed", "device", "data", "model", "train")
-
-
-class ConfigError(ValueError):
-    """A config that cannot be used. `str(err)` is one line per problem, each starting with the field path."""
-
-    def __init__(self, problems: list[str]):
-        self.problems = problems
-        super().__init__("; ".join(problems))
 
 
 class ExperimentConfig(_Section):
@@ -150,23 +142,13 @@ _UNION_TAGS = {"float", "int", "str", "bool", "none"}
 _TYPE_TAG = re.compile(r"^(dict|list|tuple|set)\[")  # pydantic's tag of a union member, e.g. 'dict[str,float]'
 
 _MAX_INT_DIGITS = 100  # far above any real setting; below Python's 4300-digit conversion limit
-_TOO_DEEP = "the JSON is nested far too deeply to be a config (a config is four levels deep)"
 
 
 def parse_config(text: str | bytes) -> ExperimentConfig:
-    """Validate a JSON text. Raises ConfigError whose problems each name the field, never a traceback-worthy error."""
-    if isinstance(text, bytes):
-        try:
-            text = text.decode("utf-8")
-        except UnicodeDecodeError:
-            raise ConfigError(["not a UTF-8 text file; expected a config JSON"]) from None
-    try:
-        # A huge integer is read as inf, so validation names its field (not Python's set_int_max_str_digits advice).
-        raw = json.loads(text, parse_int=lambda s: int(s) if len(s) <= _MAX_INT_DIGITS else float(s))
-    except RecursionError:  # thousands of nested brackets: json gives up at Python's recursion limit, quickly
-        raise ConfigError([_TOO_DEEP]) from None
-    except json.JSONDecodeError as e:
-        raise ConfigError([f"not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}"]) from None
+    """Validate a JSON text (measured first: explorer.jsontext). Raises ConfigError whose problems each name the field,
+    never a traceback-worthy error."""
+    # A huge integer is read as inf, so validation names its field (not Python's set_int_max_str_digits advice).
+    raw = load_json(text, parse_int=lambda s: int(s) if len(s) <= _MAX_INT_DIGITS else float(s))
     if not isinstance(raw, dict):
         raise ConfigError([f"expected a JSON object at the top level, got {type(raw).__name__}"])
     if "version" in raw and raw["version"] != CONFIG_VERSION:
@@ -182,7 +164,7 @@ def validate_config(raw: dict) -> ExperimentConfig:
     except ValidationError as e:
         raise ConfigError(_format_errors(e)) from None
     except RecursionError:  # nesting below json's limit can still exhaust validation or a message's repr
-        raise ConfigError([_TOO_DEEP]) from None
+        raise ConfigError([too_deep()]) from None
 
 
 def config_json(config: ExperimentConfig) -> str:

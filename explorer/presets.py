@@ -5,11 +5,11 @@ be null; a boolean is compared for equality), so the paragraph's claims are chec
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from .config import ConfigError, ExperimentConfig, validate_config
+from .jsontext import load_json
 
 PRESETS_DIR = Path(__file__).resolve().parents[1] / "presets"
 
@@ -38,7 +38,7 @@ def preset_from_raw(key: str, raw: dict) -> Preset:
 
 def load_presets(directory: Path = PRESETS_DIR) -> dict[str, Preset]:
     """Every preset in `directory`, by file name without .json, in name order."""
-    return {p.stem: preset_from_raw(p.stem, json.loads(p.read_text())) for p in sorted(directory.glob("*.json"))}
+    return {p.stem: preset_from_raw(p.stem, load_json(p.read_bytes())) for p in sorted(directory.glob("*.json"))}
 
 
 def describe_expectations(expect: dict) -> str:

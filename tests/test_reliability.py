@@ -108,6 +108,10 @@ CASES = {
     "config-unknown-layer": lambda exp: config({"weight_pruning": {"sparsity": {"fc9": 0.5}}}),
     "config-other-version": lambda exp: message(lambda: parse_config('{"version": 2}')),
     "config-deeply-nested": lambda exp: message(lambda: parse_config("[" * 5000 + "]" * 5000)),
+    "config-too-large": lambda exp: message(lambda: parse_config(b" " * 30_000_000)),
+    "config-too-many-keys": lambda exp: message(
+        lambda: parse_config("{" + ",".join(f'"k{i}": 1' for i in range(5000)) + "}")),
+    "config-long-number": lambda exp: message(lambda: parse_config('{"seed": ' + "9" * 5000 + "}")),
     "config-lr-zero": lambda exp: config({"train": {"lr": 0}}),
     "config-sparsity-above-1": lambda exp: config({"weight_pruning": {"sparsity": 1.5}}),
     "link-tampered": lambda exp: message(lambda: decode_setup("not-a-setup")),

@@ -1,0 +1,91 @@
+"""Untrusted JSON, measured before it is parsed: size, nesting depth, key count and number length.
+
+`json.loads` is fast but unbounded: a 100 MB object of unknown keys costs minutes of validation and gigabytes of
+messages, thousands of nested brackets end in RecursionError, and a 10,000-digit integer in Python's conversion limit.
+A real config is a few KB, four levels deep, with a few dozen keys, so every file, upload, link and CLI argument that
+holds JSON goes through `load_json`, which checks those bounds with C-speed regular expressions first (a refused input
+costs milliseconds) and raises ConfigError naming the bound, never anything else.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used. `str(err)` is one line per problem, each starting with the field path."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        # Bounded: an input with thousands of wrong keys gets a message of a few lines, not one line per key.
+        shown = "; ".join(problems[:MAX_PROBLEMS_SHOWN])
+        more = len(problems) - MAX_PROBLEMS_SHOWN
+        super().__init__(shown + (f"; … and {more:,} more problem(s)" if more > 0 else ""))
+
+# Strings first (so brackets, colons and digits inside them do not count), then what is left is structure. An
+# unterminated string runs to the end of the text: the pattern then always matches where it starts, so substitution
+# never rescans (a closing-quote-only pattern costs quadratic time on 30,000 escaped quotes).
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*(?:"|\\?\Z)', re.DOTALL)
+_BRACKET = re.compile(r"[\[\]{}]")
+_NUMBER = re.compile(r"[-+0-9.eE]+")
+MAX_PROBLEMS_SHOWN = 20
+
+
+@dataclass(frozen=True)
+class JsonBounds:
+    """The most a JSON text may hold before it is parsed. The defaults fit a config with room to spare."""
+    max_bytes: int = 64_000        # a config is 1-3 KB; a preset with its paragraph under 2 KB
+    max_depth: int = 8             # a config is four levels deep (config → section → per-layer object → value)
+    max_keys: int = 2_000          # a config has about 60 keys; per-layer values add one per layer
+    max_number_chars: int = 40     # a float64 needs at most 24 characters
+
+
+CONFIG_BOUNDS = JsonBounds()
+
+
+def load_json(text: str | bytes, bounds: JsonBounds = CONFIG_BOUNDS, parse_int=None):
+    """The parsed JSON of `text`, after checking it against `bounds`. Raises ConfigError with one problem that names
+    what is too large (or what is not JSON); never RecursionError, MemoryError or ValueError."""
+    if isinstance(text, bytes):
+        if len(text) > bounds.max_bytes:  # before decoding: no copy of a huge upload is made
+            raise ConfigError([_too_big(len(text), bounds)])
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ConfigError(["not a UTF-8 text file; expected a config JSON"]) from None
+    if len(text.encode("utf-8", "surrogatepass")) > bounds.max_bytes:
+        raise ConfigError([_too_big(len(text.encode("utf-8", "surrogatepass")), bounds)])
+    structure = _STRING.sub('""', text)
+    _check_depth(structure, bounds.max_depth)
+    keys = structure.count(":")
+    if keys > bounds.max_keys:
+        raise ConfigError([f"the JSON has {keys:,} keys; a config has about 60 (at most {bounds.max_keys:,} are read)"])
+    longest = max((len(m) for m in _NUMBER.findall(structure)), default=0)
+    if longest > bounds.max_number_chars:
+        raise ConfigError([f"the JSON holds a number written with {longest:,} characters; a setting needs at most "
+                           f"{bounds.max_number_chars}"])
+    try:
+        return json.loads(text, parse_int=parse_int)
+    except RecursionError:  # unreachable within the depth bound; kept so no input can escape as a traceback
+        raise ConfigError([too_deep(bounds.max_depth)]) from None
+    except json.JSONDecodeError as e:
+        raise ConfigError([f"not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}"]) from None
+
+
+def _check_depth(structure: str, max_depth: int) -> None:
+    depth = 0
+    for m in _BRACKET.finditer(structure):
+        depth += 1 if m.group() in "[{" else -1
+        if depth > max_depth:
+            raise ConfigError([too_deep(max_depth)])
+
+
+def _too_big(n: int, bounds: JsonBounds) -> str:
+    return (f"the JSON is {n:,} bytes; a config is a few KB (at most {bounds.max_bytes:,} bytes are read): "
+            "is this the right file?")
+
+
+def too_deep(max_depth: int = CONFIG_BOUNDS.max_depth) -> str:
+    """The message for JSON nested deeper than a config can be."""
+    return f"the JSON is nested far too deeply to be a config (a config is four levels deep; at most {max_depth} read)"
