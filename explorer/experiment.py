@@ -8,6 +8,7 @@ a bad input raises ValueError and leaves the experiment as it was. The config is
 from __future__ import annotations
 
 import io
+from collections import deque
 from typing import Callable, Optional
 
 import torch
@@ -41,7 +42,8 @@ class Experiment:
     def _setup(self, config: ExperimentConfig) -> None:
         self.device = select_device(config.device)
         self.data = load_dataset(config.data, config.seed, self.upload).to(self.device)
-        self.snapshots: list[measure.Snapshot] = []  # kept for comparison; a new setup starts a new list
+        # kept for comparison, the newest MAX_SNAPSHOTS (a click-happy session cannot grow the server)
+        self.snapshots: deque[measure.Snapshot] = deque(maxlen=measure.MAX_SNAPSHOTS)
         self._adopt(init_model(config, self.data, self.device), (), trained=False)
 
     def _adopt(self, model: torch.nn.Module, history, trained: bool) -> None:

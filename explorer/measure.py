@@ -46,6 +46,8 @@ def latency_ms(model: nn.Module, data: Dataset, repeats: int, batch: int = 256) 
                 times.append((time.perf_counter() - t) * 1000)
     return statistics.median(times)
 
+MAX_SNAPSHOTS = 24  # a comparison table and its charts stay readable; a session keeps the newest ones
+
 
 @dataclass(frozen=True)
 class Snapshot:

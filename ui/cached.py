@@ -8,18 +8,18 @@ the second participant to press the button saw a traceback), so they are kept in
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from typing import Callable, TypeVar
 
 import streamlit as st
 
+from explorer.cache import MB, ViewCache
 from explorer.presets import Preset, load_presets
 from explorer.sparse import Tradeoff, latency_tradeoff
 from explorer.studies import TrainedComparison, compare_setups, regulariser_configs
 
 T = TypeVar("T")
-MAX_SHARED = 8  # results kept per process (each is a few kB of curves)
-_shared: OrderedDict = OrderedDict()
+# Results kept per process (each is a few kB of curves), under the one cache policy of explorer.cache.
+_shared = ViewCache({"l1_vs_l2": (4, 4 * MB), "tradeoff": (8, 4 * MB)})
 _shared_lock = threading.Lock()
 
 
@@ -28,14 +28,10 @@ def _memo(key: tuple, compute: Callable[[], T]) -> T:
     two sessions asking for the same new key at once both compute it, and either result is right)."""
     with _shared_lock:
         if key in _shared:
-            _shared.move_to_end(key)
-            return _shared[key]
+            return _shared.lookup(key)
     value = compute()
     with _shared_lock:
-        _shared[key] = value
-        while len(_shared) > MAX_SHARED:
-            _shared.popitem(last=False)
-    return value
+        return _shared.put(key, value)
 
 
 @st.cache_resource(show_spinner=False)
