@@ -6,9 +6,11 @@ from pydantic import ValidationError
 
 from explorer import plots
 from explorer.config import OPTIMIZERS, FinetuneConfig
+from explorer.measure import training_cost
 from explorer.snippets import masked_training_code
 from ui.progress import run_with_progress, stop_event
 from ui.session import get_experiment, workshop_mode
+from ui.views import show_problems
 
 SCHEDULES = {
     "oneshot": "One-shot: prune to the target, retrain (Han et al. 2015)",
@@ -75,11 +77,15 @@ if go:
             weight_decay=float(weight_decay), momentum=float(momentum), iterative_steps=int(steps),
             agp_initial_sparsity=float(s_i), agp_frequency=int(freq), agp_ramp=float(ramp), dns_margin=float(margin),
             dns_stop=float(stop))}))
-        result = run_with_progress(exp.finetune, int(epochs), "fine-tuning", sparsity=True)
+        tcfg = exp.config.finetune.train_config(exp.config.train)
+        result = run_with_progress(exp.finetune, int(epochs), "fine-tuning", sparsity=True,
+                                   cost=training_cost(exp.model, exp.data, tcfg.epochs, tcfg.batch_size))
     except (ValidationError, ValueError) as e:
-        st.error(f"Cannot train: {e}")
+        show_problems(e, "Cannot train")
     else:
-        if result.diverged:
+        if result is None:
+            pass  # stopped while waiting for a slot: run_with_progress said so
+        elif result.diverged:
             st.error(f"{result.message}. The previous result is kept; lower the learning rate.")
         elif result.stopped and not result.history:
             st.warning("Stopped before the first epoch ended: nothing was kept (a previous result stays).")

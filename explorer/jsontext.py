@@ -29,6 +29,7 @@ class ConfigError(ValueError):
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*(?:"|\\?\Z)', re.DOTALL)
 _BRACKET = re.compile(r"[\[\]{}]")
 _NUMBER = re.compile(r"[-+0-9.eE]+")
+_KEYED_NUMBER = re.compile(r'"([A-Za-z_][A-Za-z0-9_]{0,39})"\s*:\s*[-+0-9.eE]{41,}')
 MAX_PROBLEMS_SHOWN = 20
 
 
@@ -63,8 +64,9 @@ def load_json(text: str | bytes, bounds: JsonBounds = CONFIG_BOUNDS, parse_int=N
         raise ConfigError([f"the JSON has {keys:,} keys; a config has about 60 (at most {bounds.max_keys:,} are read)"])
     longest = max((len(m) for m in _NUMBER.findall(structure)), default=0)
     if longest > bounds.max_number_chars:
-        raise ConfigError([f"the JSON holds a number written with {longest:,} characters; a setting needs at most "
-                           f"{bounds.max_number_chars}"])
+        named = _KEYED_NUMBER.search(text)  # the key it is written under, when it has one, to say which setting
+        raise ConfigError([(f"{named[1]}: " if named else "") + f"the JSON holds a number written with {longest:,} "
+                           f"characters; a setting needs at most {bounds.max_number_chars}"])
     try:
         return json.loads(text, parse_int=parse_int)
     except RecursionError:  # unreachable within the depth bound; kept so no input can escape as a traceback

@@ -17,7 +17,7 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
-from . import pruning, sparse
+from . import budget, pruning, sparse
 from .baseline import Baseline, init_model
 from .config import ExperimentConfig
 from .data import Dataset, load_dataset
@@ -111,18 +111,18 @@ def pruning_curve(baseline: Baseline, data: Dataset, sparsities: tuple = CURVE_S
     return out
 
 
-def training_macs(model: nn.Module, data: Dataset, epochs: int) -> int:
-    """What a training run costs before it starts: multiply-adds of one forward per example (count_macs) × 3 (the
-    backward pass is about twice the forward) × training examples × epochs."""
-    return 3 * count_macs(model, data.n_features) * len(data.x_train) * epochs
+def training_cost(model: nn.Module, data: Dataset, epochs: int, batch_size: int) -> float:
+    """What a training run of `model` on `data` costs before it starts, in multiply-adds (budget.run_cost)."""
+    return budget.run_cost(count_macs(model, data.n_features), len(data.x_train), epochs, batch_size)
 
 
-def baseline_training_macs(config: ExperimentConfig, upload=None) -> int:
-    """training_macs of a config's baseline, from its data and a freshly built model on the CPU, before anything is
+def baseline_training_cost(config: ExperimentConfig, upload=None) -> float:
+    """training_cost of a config's baseline, from its data and a freshly built model on the CPU, before anything is
     trained or evaluated (cheap: loading the data and one forward of one example). Raises ValueError as setting the
     config up would (e.g. an uploaded file this session does not hold)."""
     data = load_dataset(config.data, config.seed, upload)
-    return training_macs(init_model(config, data, torch.device("cpu")), data, config.train.epochs)
+    return training_cost(init_model(config, data, torch.device("cpu")), data, config.train.epochs,
+                         config.train.batch_size)
 
 
 def break_even(baseline: Baseline) -> tuple[str, dict[str, float]]:

@@ -610,12 +610,13 @@ def test_a_link_to_an_expensive_setup_waits_for_a_click(monkeypatch):
     """Opening a link never starts a large training by itself: its cost is shown and the session keeps its setup
     until the participant presses Train (with progress and Stop) or keeps their own."""
     import ui.links
+    from explorer.budget import Budget
     from explorer.links import encode_setup
-    from explorer.measure import baseline_training_macs
+    from explorer.measure import baseline_training_cost
 
-    monkeypatch.setattr(ui.links, "INSTANT_TRAINING_MACS", 1e9)  # the default setup (2.8 G) is "expensive" here
+    monkeypatch.setattr(ui.links, "BUDGET", Budget(link_macs=1e9))  # the default setup (2.8 G) is "expensive" here
     cfg = tiny_config(seed=7, train={"epochs": 15})
-    assert baseline_training_macs(cfg) > 1e9
+    assert baseline_training_cost(cfg) > 1e9
     for choice in ("Keep my setup", "Train the shared setup"):
         at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
         at.query_params["setup"] = encode_setup(cfg)
@@ -632,12 +633,3 @@ def test_a_link_to_an_expensive_setup_waits_for_a_click(monkeypatch):
             assert not exp.trained and exp.config != cfg
         else:
             assert exp.trained and exp.config == cfg
-
-
-def test_the_link_limit_comes_from_the_environment_and_a_bad_value_keeps_the_default(monkeypatch):
-    import ui.links
-
-    monkeypatch.setenv("PRUNING_EXPLORER_LINK_MACS", "0")
-    assert ui.links._instant_training_macs() == 0.0
-    monkeypatch.setenv("PRUNING_EXPLORER_LINK_MACS", "lots")
-    assert ui.links._instant_training_macs() == ui.links.DEFAULT_INSTANT_TRAINING_MACS

@@ -12,6 +12,7 @@ import pytest
 import torch
 from helpers import ROOT, tiny_config
 
+from explorer.budget import Budget, check_run
 from explorer.config import (
     ActivationConfig,
     ConfigError,
@@ -20,9 +21,11 @@ from explorer.config import (
     StructuredConfig,
     WeightPruningConfig,
     parse_config,
+    validate_config,
 )
 from explorer.experiment import Experiment
 from explorer.links import decode_setup
+from explorer.measure import baseline_training_cost
 from explorer.userdata import parse_upload
 
 DOC = ROOT / "docs" / "reliability.md"
@@ -131,6 +134,10 @@ CASES = {
     "npz-pickled-objects": lambda exp: message(lambda: parse_upload("d.npz", _object_npz(), None)),
     "data-not-in-session": lambda exp: message(lambda: Experiment(ExperimentConfig.model_validate(
         {"data": {"name": "upload", "file": "theirs.csv", "sha256": "a" * 64}}))),
+    "training-over-budget": lambda exp: message(lambda: check_run(baseline_training_cost(validate_config(
+        {"model": {"arch": "mlp", "hidden": [1024] * 6}, "data": {"name": "moons", "n_samples": 20000},
+         "train": {"epochs": 1000, "batch_size": 1}})), 1000, Budget())),
+    "session-over-budget": lambda exp: message(lambda: check_run(1e11, 10, Budget(), spent=1.95e12)),
     "lr-1e6-adam": lambda exp: _trained(lr=1e6).learning_problem(),
     "lr-1e6-sgd": lambda exp: Experiment(tiny_config(train={"lr": 1e6, "optimizer": "sgd"})).train_baseline().message,
     "batch-larger-than-data": lambda exp: (

@@ -127,8 +127,11 @@ def test_nan_run_stops_with_message_and_last_good_weights(digits):
     assert all(torch.equal(model.state_dict()[k], v) for k, v in good.items())
 
 
-def test_stop_request_is_honoured_within_one_chunk(digits):
-    model = fresh_lenet()
+def test_stop_request_is_honoured_within_one_chunk(digits, monkeypatch):
+    import explorer.training
+
+    monkeypatch.setattr(explorer.training, "STOP_POLL_S", 1e9)  # only the end-of-epoch check (a busy CPU cannot
+    model = fresh_lenet()                                        # make the epoch outlast a mid-epoch poll)
     result = train(model, digits, TrainConfig(epochs=50), seed=0, should_stop=lambda: True)
     assert result.stopped and len(result.history) == 1 and result.steps == math.ceil(len(digits.x_train) / 64)
 

@@ -1,14 +1,13 @@
 """The address bar's shareable setup (`?setup=…`): open a shared link once, and keep the link of what is on screen."""
 from __future__ import annotations
 
-import os
-
 import streamlit as st
 
+from explorer.budget import describe
 from explorer.config import ConfigError
 from explorer.links import decode_setup, encode_setup
-from explorer.measure import baseline_training_macs
-from ui.progress import train_with_progress
+from explorer.measure import baseline_training_cost
+from ui.progress import BUDGET, train_with_progress
 from ui.session import forget_setting_widgets, get_experiment
 from ui.views import show_problems
 
@@ -16,24 +15,9 @@ LINK_PARAM = "setup"
 OWN_LINKS_KEY = "_own_links"
 MAX_OWN_LINKS = 200  # bounded: a long session moves sliders thousands of times
 PENDING_KEY = "_pending_link"
-# A link trains its baseline on open only when that is cheap (multiply-adds, measure.training_macs): every preset and
-# the default (about 3 G) are far inside; anything larger waits for a click, with a progress bar and Stop. A server
-# can change it: PRUNING_EXPLORER_LINK_MACS=0 makes every link wait for the click.
-DEFAULT_INSTANT_TRAINING_MACS = 3e10
-
-
-def _instant_training_macs() -> float:
-    """The server's limit from the environment; a value that is not a number keeps the default (and says so in the
-    server's log) rather than stopping the app."""
-    text = os.environ.get("PRUNING_EXPLORER_LINK_MACS")
-    try:
-        return float(text) if text is not None else DEFAULT_INSTANT_TRAINING_MACS
-    except ValueError:
-        print(f"PRUNING_EXPLORER_LINK_MACS={text!r} is not a number; using {DEFAULT_INSTANT_TRAINING_MACS:g}")
-        return DEFAULT_INSTANT_TRAINING_MACS
-
-
-INSTANT_TRAINING_MACS = _instant_training_macs()
+# A link trains its baseline on open only when that is cheap (explorer.budget: BUDGET.link_macs, 30 G by default, set
+# by PRUNING_EXPLORER_LINK_MACS): every preset and the default (about 3 G) are far inside; anything larger waits for a
+# click. Either way it trains through train_with_progress: progress, Stop, the server's budgets and training slots.
 
 
 def apply_shared_link() -> None:
@@ -57,19 +41,16 @@ def apply_shared_link() -> None:
     if config == exp.config and exp.trained:
         return
     try:
-        cost = baseline_training_macs(config, exp.upload)
-        if cost > INSTANT_TRAINING_MACS:
-            st.session_state[PENDING_KEY] = (config, cost)
-            show_pending_link()
-            return
-        with st.spinner("opening the shared setup: training its baseline…"):
-            result = exp.setup_and_train(config)
-    except ValueError as e:  # e.g. a link made on a CUDA machine asking for device "cuda"
+        cost = baseline_training_cost(config, exp.upload)
+    except ValueError as e:  # e.g. a link made on someone else's uploaded file
         show_problems(e, "This shared link's setup cannot run here")
         return
-    forget_setting_widgets()
-    if result.diverged:
-        st.error(f"The shared setup's training diverged ({result.message}); the default setup is kept.")
+    if cost > BUDGET.link_macs:
+        st.session_state[PENDING_KEY] = (config, cost)
+        show_pending_link()
+        return
+    if train_with_progress(exp, config, refusal="This shared link's setup cannot run here"):
+        forget_setting_widgets()
 
 
 def show_pending_link() -> None:
@@ -84,13 +65,16 @@ def show_pending_link() -> None:
         return
     if st.session_state.get("pending_train"):
         del st.session_state[PENDING_KEY]
-        if train_with_progress(get_experiment(), config):
+        if train_with_progress(get_experiment(), config, refusal="This shared link's setup cannot run here"):
             forget_setting_widgets()
         return
-    st.info(f"A shared link asks for a setup whose baseline needs about {cost / 1e9:,.1f} G multiply-adds of "
-            "training, more than a link starts by itself; your current setup is unchanged until you train it.")
+    too_large = cost > BUDGET.run_macs
+    st.info(f"A shared link asks for a setup whose baseline needs about {describe(cost)} of training, more than a "
+            "link starts by itself; your current setup is unchanged until you train it."
+            + (f" It is also more than this server allows one run ({describe(BUDGET.run_macs)}), so it cannot be "
+               "trained here: lower its epochs, samples or model size first." if too_large else ""))
     train, dismiss = st.columns(2)
-    train.button("Train the shared setup", key="pending_train", type="primary")
+    train.button("Train the shared setup", key="pending_train", type="primary", disabled=too_large)
     dismiss.button("Keep my setup", key="pending_dismiss")
 
 

@@ -1,18 +1,33 @@
-"""Long work with a progress bar, live curves and a Stop button; interruption keeps what was trained."""
+"""Long work with a progress bar, live curves and a Stop button; interruption keeps what was trained.
+
+Every training of a session goes through `run_with_progress`, the one place where a shared server's budget is kept
+(explorer.budget: the run's cost against the budget per run and per session, and a time limit), where at most K runs
+train at once per process (explorer.slots: the others queue and see their place), and where a run notices that its
+session ended (the tab was closed) or was interrupted (Stop, another click, leaving the page) within a second.
+"""
 from __future__ import annotations
 
 import threading
 import time
+from typing import Callable
 
 import streamlit as st
+from streamlit.runtime import Runtime
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from explorer import plots
+from explorer.budget import Budget, check_run, describe
 from explorer.config import ConfigError, ExperimentConfig
 from explorer.experiment import Experiment
+from explorer.measure import baseline_training_cost
+from explorer.slots import TrainingSlots
 from ui.views import show_problems
 
 LIVE_CHART_INTERVAL_S = 0.5
 STOP_EVENT_KEY = "_stop_event"
+SPENT_KEY = "_spent_macs"
+BUDGET = Budget.from_env()                 # read once per server process, like the slots it sizes
+SLOTS = TrainingSlots(BUDGET.trainings)    # shared by every session of this process
 
 
 def stop_event() -> threading.Event:
@@ -21,59 +36,117 @@ def stop_event() -> threading.Event:
     return st.session_state.setdefault(STOP_EVENT_KEY, threading.Event())
 
 
-def run_with_progress(job, epochs: int, what: str, sparsity: bool = False):
-    """Run `job(on_epoch, should_stop)` (an Experiment training method) with a progress bar and live curves.
+def session_alive() -> Callable[[], bool]:
+    """A cheap, thread-safe test that this session's browser is still connected (closing the tab disconnects it at
+    once; Streamlit keeps the session for a later reconnect, but nobody is watching its training any more)."""
+    ctx = get_script_run_ctx()
+    if ctx is None or not Runtime.exists():  # AppTest and bare scripts: no server, nobody to leave
+        return lambda: True
+    runtime, session = Runtime.instance(), ctx.session_id
+    return lambda: runtime.is_active_session(session)
 
-    Any interruption of this script run (the Stop button, another click, leaving the page) ends training cleanly after
-    the current epoch, so what it trained is kept rather than lost: Streamlit signals it by raising its control
-    exception from the next drawing call, which we hold until the job has returned.
+
+def run_with_progress(job, epochs: int, what: str, cost: float, sparsity: bool = False):
+    """Run `job(on_epoch, should_stop)` (an Experiment training method) with a progress bar and live curves, once the
+    run's `cost` (multiply-adds, explorer.budget) fits the server's budgets and a training slot is free.
+
+    Raises budget.OverBudget (a ValueError) before anything starts when the run is too large. Any interruption of this
+    script run (the Stop button, another click, leaving the page, closing the tab) ends training cleanly within a
+    second, so what it trained is kept rather than lost: Streamlit signals it by raising its control exception from the
+    next drawing call (the bar is redrawn at every stop poll), which we hold until the job has returned.
     """
+    spent = st.session_state.get(SPENT_KEY, 0.0)
+    check_run(cost, epochs, BUDGET, spent)
     stop = stop_event()
     stop.clear()
     bar = st.progress(0.0, text=f"{what}…")
     chart = st.empty()
     seen, interrupted = [], []
     last_drawn = [0.0]
+    alive = session_alive()
+    state = {"text": f"{what}…", "fraction": 0.0, "start": time.monotonic()}
 
-    def on_epoch(record):
-        seen.append(record)
-        if stop.is_set():
-            return  # no more drawing: the loop ends after this epoch
+    def draw(fraction: float, text: str) -> None:
+        """Redraw the bar; a pending Stop, rerun or session end surfaces here as Streamlit's control exception."""
         try:
-            bar.progress(min(record.epoch / max(epochs, 1), 1.0),
-                         text=f"{what}: epoch {record.epoch}/{epochs} · loss {record.loss:.3f} · "
-                              f"test {record.test_accuracy:.1%}"
-                              + (f" · sparsity {record.sparsity:.1%}" if sparsity else ""))
-            # The curves at most a few times a second: building and sending a figure costs more than an epoch of the
-            # default model, and on a shared workshop server that CPU belongs to the other participants.
-            if time.monotonic() - last_drawn[0] >= LIVE_CHART_INTERVAL_S:
-                last_drawn[0] = time.monotonic()
-                chart.plotly_chart(plots.training_curves(seen, sparsity), key=f"live_curves_{record.epoch}")
+            bar.progress(fraction, text=text)
         except BaseException as e:  # noqa: B036 - Streamlit's stop/rerun signals derive from BaseException
             if type(e).__name__ not in ("StopException", "RerunException"):
                 raise
             interrupted.append(e)
             stop.set()
 
+    def should_stop() -> bool:
+        if not stop.is_set():
+            if not alive():
+                stop.set()
+            elif time.monotonic() - state["start"] > BUDGET.run_seconds:
+                state["timed_out"] = True
+                stop.set()
+            else:  # polled every half second by the training loop: also tells the watcher it is alive
+                draw(state["fraction"], f"{state['text']} · {time.monotonic() - state['start']:.0f} s")
+        return stop.is_set()
+
+    def on_wait(place: int) -> None:
+        draw(0.0, f"{what}: waiting for a free training slot, number {place} in line ({SLOTS.k} train at once on "
+                  "this server; Stop leaves the line)")
+        if interrupted:
+            raise interrupted[0]
+
+    def on_epoch(record):
+        seen.append(record)
+        if stop.is_set():
+            return  # no more drawing: the loop ends after this epoch
+        state["fraction"] = min(record.epoch / max(epochs, 1), 1.0)
+        state["text"] = (f"{what}: epoch {record.epoch}/{epochs} · loss {record.loss:.3f} · test "
+                         f"{record.test_accuracy:.1%}" + (f" · sparsity {record.sparsity:.1%}" if sparsity else ""))
+        draw(state["fraction"], state["text"])
+        # The curves at most a few times a second: building and sending a figure costs more than an epoch of the
+        # default model, and on a shared workshop server that CPU belongs to the other participants.
+        if not stop.is_set() and time.monotonic() - last_drawn[0] >= LIVE_CHART_INTERVAL_S:
+            last_drawn[0] = time.monotonic()
+            try:
+                chart.plotly_chart(plots.training_curves(seen, sparsity), key=f"live_curves_{record.epoch}")
+            except BaseException as e:  # noqa: B036 - as in draw()
+                if type(e).__name__ not in ("StopException", "RerunException"):
+                    raise
+                interrupted.append(e)
+                stop.set()
+
     try:
-        result = job(on_epoch=on_epoch, should_stop=stop.is_set)
+        with SLOTS.slot(lambda: stop.is_set() or not alive(), on_wait) as held:
+            if not held:
+                result = None
+            else:
+                st.session_state[SPENT_KEY] = spent + cost
+                state["start"] = time.monotonic()
+                result = job(on_epoch=on_epoch, should_stop=should_stop)
     finally:
         if not interrupted:
             bar.empty()
             chart.empty()
     if interrupted:
         raise interrupted[0]  # this run is stale: end it now; the new run shows the kept result
+    if result is None:
+        st.warning(f"Stopped while waiting for a training slot: {what} did not start, nothing was changed.")
+    elif state.get("timed_out"):
+        st.warning(f"This server ends a run after {BUDGET.run_seconds:.0f} s; the epochs finished by then are kept. "
+                   f"(The run was estimated at {describe(cost)}.)")
     return result
 
 
-def train_with_progress(exp: Experiment, config: ExperimentConfig, upload=None) -> bool:
+def train_with_progress(exp: Experiment, config: ExperimentConfig, upload=None,
+                        refusal: str = "This setup cannot be used") -> bool:
     """Adopt `config` (and an uploaded data file) and train its baseline with a progress bar and live curves, all or
     nothing; report a refused config, divergence or the final numbers. Returns True when the new baseline was kept."""
     try:
         result = run_with_progress(lambda **kw: exp.setup_and_train(config, upload=upload, **kw),
-                                   config.train.epochs, "training the baseline")
+                                   config.train.epochs, "training the baseline",
+                                   cost=baseline_training_cost(config, upload if upload is not None else exp.upload))
     except (ConfigError, ValueError) as e:
-        show_problems(e, "This setup cannot be used")
+        show_problems(e, refusal)
+        return False
+    if result is None:
         return False
     if result.diverged:
         st.error(f"{result.message}. Nothing was changed: the previous setup and baseline are kept; "
