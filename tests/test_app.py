@@ -633,3 +633,23 @@ def test_a_link_to_an_expensive_setup_waits_for_a_click(monkeypatch):
             assert not exp.trained and exp.config != cfg
         else:
             assert exp.trained and exp.config == cfg
+
+
+def test_an_address_from_a_session_the_server_no_longer_has_says_what_was_lost():
+    """After a restart the browser reconnects with the address its old session wrote: the setup comes back (trained
+    again), and the page says that what was done after it is gone, instead of silently showing the older state."""
+    first = app(page="app_pages/model_data.py")
+    address = {k: first.query_params[k] for k in ("setup", "from")}
+    again = first.run()  # the same session rerunning its own address: nothing to say
+    assert not any("earlier session" in i.value for i in again.info)
+    restarted = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    for k, v in address.items():
+        restarted.query_params[k] = v
+    restarted.run()
+    no_exceptions(restarted)
+    assert any("earlier session that this server no longer has" in i.value for i in restarted.info)
+    assert restarted.query_params["from"] != address["from"]  # the new session writes its own token
+    shared = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    shared.query_params["setup"] = address["setup"]  # a link without a token: nothing was lost
+    shared.run()
+    assert not any("earlier session" in i.value for i in shared.info)

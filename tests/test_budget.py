@@ -4,7 +4,7 @@ import threading
 import time
 
 import pytest
-from helpers import app, no_exceptions, tiny_config
+from helpers import app, no_exceptions
 
 from explorer.budget import STEP_MACS, Budget, OverBudget, check_run, describe, run_cost
 from explorer.config import validate_config
@@ -28,8 +28,8 @@ def test_every_preset_is_far_inside_the_default_budget():
 
 
 def test_the_largest_setup_a_link_can_ask_for_is_refused_with_the_number_and_what_to_lower():
-    cfg = validate_config({"model": {"arch": "mlp", "hidden": [1024] * 6}, "data": {"name": "moons", "n_samples": 20000},
-                           "train": {"epochs": 1000, "batch_size": 1}})
+    cfg = validate_config({"model": {"arch": "mlp", "hidden": [1024] * 6},
+                           "data": {"name": "moons", "n_samples": 20000}, "train": {"epochs": 1000, "batch_size": 1}})
     t0 = time.perf_counter()
     cost = baseline_training_cost(cfg)
     assert time.perf_counter() - t0 < 2

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import torch
 from helpers import ROOT, tiny_config
+from streamlit.testing.v1 import AppTest
 
 from explorer.budget import Budget, check_run
 from explorer.config import (
@@ -138,6 +139,7 @@ CASES = {
         {"model": {"arch": "mlp", "hidden": [1024] * 6}, "data": {"name": "moons", "n_samples": 20000},
          "train": {"epochs": 1000, "batch_size": 1}})), 1000, Budget())),
     "session-over-budget": lambda exp: message(lambda: check_run(1e11, 10, Budget(), spent=1.95e12)),
+    "address-from-a-lost-session": lambda exp: _reopen_after_restart(),
     "lr-1e6-adam": lambda exp: _trained(lr=1e6).learning_problem(),
     "lr-1e6-sgd": lambda exp: Experiment(tiny_config(train={"lr": 1e6, "optimizer": "sgd"})).train_baseline().message,
     "batch-larger-than-data": lambda exp: (
@@ -152,6 +154,17 @@ CASES = {
     "structured-remove-every-unit": lambda exp: "{:.1%} weight sparsity".format(
         Experiment(exp.config).set_pruning(WeightPruningConfig(structured=StructuredConfig(amount=1.0))).stats.sparsity),
 }
+
+
+def _reopen_after_restart() -> str:
+    """A new session (as after a server restart) opened with the address an earlier session wrote."""
+    from helpers import app
+
+    first = app(page="app_pages/model_data.py")
+    again = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    for k in ("setup", "from"):
+        again.query_params[k] = first.query_params[k]
+    return " ".join(i.value for i in again.run().info)
 
 
 def _object_npz() -> bytes:

@@ -1,6 +1,8 @@
 """The address bar's shareable setup (`?setup=…`): open a shared link once, and keep the link of what is on screen."""
 from __future__ import annotations
 
+import secrets
+
 import streamlit as st
 
 from explorer.budget import describe
@@ -15,6 +17,8 @@ LINK_PARAM = "setup"
 OWN_LINKS_KEY = "_own_links"
 MAX_OWN_LINKS = 200  # bounded: a long session moves sliders thousands of times
 PENDING_KEY = "_pending_link"
+FROM_PARAM = "from"       # the token of the session that wrote the address (see _say_if_from_a_lost_session)
+TOKEN_KEY = "_session_token"
 # A link trains its baseline on open only when that is cheap (explorer.budget: BUDGET.link_macs, 30 G by default, set
 # by PRUNING_EXPLORER_LINK_MACS): every preset and the default (about 3 G) are far inside; anything larger waits for a
 # click. Either way it trains through train_with_progress: progress, Stop, the server's budgets and training slots.
@@ -32,6 +36,7 @@ def apply_shared_link() -> None:
         show_pending_link()
         return
     own[link] = None
+    _say_if_from_a_lost_session()
     exp = get_experiment()
     try:
         config = decode_setup(link)
@@ -87,3 +92,18 @@ def share_current_setup() -> None:
         del own[next(iter(own))]
     if st.query_params.get(LINK_PARAM) != link:
         st.query_params[LINK_PARAM] = link
+    token = st.session_state.setdefault(TOKEN_KEY, secrets.token_urlsafe(6))
+    if st.query_params.get(FROM_PARAM) != token:
+        st.query_params[FROM_PARAM] = token
+
+
+def _say_if_from_a_lost_session() -> None:
+    """An address this server's sessions wrote carries its session's token. A new session that finds someone else's
+    token was opened from an address whose session is gone (the server restarted, the session expired, or the address
+    was copied): the setup comes back, trained again, but nothing done after it, and that must be said, not hidden."""
+    written_by = st.query_params.get(FROM_PARAM)
+    if written_by and written_by != st.session_state.get(TOKEN_KEY):
+        st.info("This address was written by an earlier session that this server no longer has (the server "
+                "restarted, the session expired, or the address was copied). Its setup is restored below and its "
+                "baseline trained again from the same seed; what that session did after setting it up (fine-tuning, "
+                "snapshots, an uploaded file) was not kept.")
