@@ -9,7 +9,7 @@ from explorer.measure import break_even
 from explorer.presets import describe_expectations
 from explorer.sparse import FORMATS
 from ui.cached import compare_regularisers, get_presets, sparse_tradeoff
-from ui.progress import train_with_progress
+from ui.progress import in_slot, train_with_progress
 from ui.session import forget_setting_widgets, get_experiment
 from ui.views import literal, show_problems
 
@@ -72,8 +72,10 @@ st.caption("Two presets trained from scratch with the same seed — presets/l1_b
            "presets/l2_before_pruning.json (weight decay) — then pruned by global magnitude without retraining.")
 if st.button("Train both and compare", help="about 5 s on a laptop CPU; your own setup is not touched"):
     bar = st.progress(0.0, text="training the presets…")
-    st.session_state["l1_vs_l2"] = compare_regularisers(
-        on_progress=lambda done, total: bar.progress(done / total, text=f"{done}/{total} trained"))
+    res = in_slot("training the presets", lambda: compare_regularisers(
+        on_progress=lambda done, total: bar.progress(done / total, text=f"{done}/{total} trained")))
+    if res is not None:
+        st.session_state["l1_vs_l2"] = res
     bar.empty()
 if "l1_vs_l2" in st.session_state:
     res = st.session_state["l1_vs_l2"]
@@ -91,8 +93,10 @@ size = c1.selectbox("Layer size", [128, 256, 512, 1024], index=3, format_func=la
 batch = c2.selectbox("Batch", [32, 256], index=1, key="tr_batch")
 if c3.button("Measure latency and bytes vs sparsity"):
     bar = st.progress(0.0, text="timing W·x…")
-    st.session_state["tradeoff"] = sparse_tradeoff(size, size, batch, on_progress=lambda done, total: bar.progress(
-        done / total, text=f"sparsity {done}/{total}"))
+    tr = in_slot("timing W·x", lambda: sparse_tradeoff(size, size, batch, on_progress=lambda done, total: bar.progress(
+        done / total, text=f"sparsity {done}/{total}")))
+    if tr is not None:
+        st.session_state["tradeoff"] = tr
     bar.empty()
 if "tradeoff" in st.session_state:
     tr = st.session_state["tradeoff"]

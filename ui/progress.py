@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable
+from typing import Callable, TypeVar
 
 import streamlit as st
 from streamlit.runtime import Runtime
@@ -28,6 +28,7 @@ STOP_EVENT_KEY = "_stop_event"
 SPENT_KEY = "_spent_macs"
 BUDGET = Budget.from_env()                 # read once per server process, like the slots it sizes
 SLOTS = TrainingSlots(BUDGET.trainings)    # shared by every session of this process
+T = TypeVar("T")
 
 
 def stop_event() -> threading.Event:
@@ -133,6 +134,21 @@ def run_with_progress(job, epochs: int, what: str, cost: float, sparsity: bool =
         st.warning(f"This server ends a run after {BUDGET.run_seconds:.0f} s; the epochs finished by then are kept. "
                    f"(The run was estimated at {describe(cost)}.)")
     return result
+
+
+def in_slot(what: str, work: Callable[[], T]) -> T | None:
+    """`work()` (a study that trains or times models) once a training slot is free, showing the place in line while
+    it waits; None when Stop was pressed (or the tab closed) while waiting."""
+    stop, alive, note = stop_event(), session_alive(), st.empty()
+    stop.clear()
+
+    def on_wait(place: int) -> None:
+        note.info(f"{what}: waiting for a free training slot, number {place} in line ({SLOTS.k} run at once on this "
+                  "server)")
+
+    with SLOTS.slot(lambda: stop.is_set() or not alive(), on_wait) as held:
+        note.empty()
+        return work() if held else None
 
 
 def train_with_progress(exp: Experiment, config: ExperimentConfig, upload=None,
