@@ -121,30 +121,130 @@ def model_state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
 
+# ---- checkpoints from strangers -------------------------------------------------------------------------------------
+MAX_CHECKPOINT_RECORDS = 10_000  # a state_dict of the zoo has a few dozen
+# Weights of a model that learnt anything here stay far below 1 (LeNet-300-100 on digits: max |w| 0.25 after 15
+# epochs; the runs that reach 1e7, Adam at lr 1e6, learn nothing). With every |w| and |b| at most 1e4, LeNet-300-100
+# (even on 2,000 features) and the CNN (even with 256 filters) turn a standardised input (|x| < 100) into values below
+# 1e22: histograms, thresholds, losses and gradients stay finite in float32 (max 3.4e38). Deeper MLPs can multiply
+# more than that even with small weights, which MAX_GAIN bounds.
+MAX_ABS_WEIGHT = 1e4
+# The most an input of magnitude 1 may grow to through the layers (check_gain): trained zoo models reach 5e2 (LeNet,
+# CNN) to 1e12 (an MLP of six layers of 1024 at lr 0.01), Adam at lr 1e6 5e26; 1e20 leaves 3e18 of float32's range for
+# the input's own size and for what the views compute from the activations (histogram bins, thresholds, losses).
+MAX_GAIN = 1e20
+FLOAT_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)  # converted exactly to float32 or float64
+
+
+def shown(name: str, limit: int = 60) -> str:
+    """A name taken from an uploaded file, as a message quotes it: printable characters only, at most `limit`."""
+    name = "".join(c if c.isprintable() else "?" for c in name[:limit + 1])
+    return name if len(name) <= limit else name[:limit - 1] + "…"
+
+
+def _kind_problem(t: torch.Tensor, like: torch.Tensor) -> str | None:
+    """What makes `t` unusable in place of the model's tensor `like` (whatever its values), or None."""
+    if t.is_meta:
+        return "is a meta tensor: it has a shape but no values (was it saved from a model built on the meta device?)"
+    if t.layout != torch.strided:
+        return (f"is a sparse tensor ({str(t.layout).replace('torch.', '')}); a checkpoint holds dense weights: "
+                "call .to_dense() before saving")
+    if t.is_quantized:
+        return f"is a quantized tensor ({t.dtype}); save the weights of the float model (dequantize it first)"
+    if like.is_floating_point() and t.dtype not in FLOAT_DTYPES:
+        what = "complex numbers" if t.is_complex() else f"{t.dtype} values"
+        return f"holds {what}; a weight must be float32 (float16, bfloat16 and float64 are converted)"
+    return None
+
+
+def _shape(t: torch.Tensor) -> str:
+    text = str(tuple(t.shape))
+    return text if len(text) <= 40 else text[:39] + "…)"
+
+
 def check_state_dict(state, model: nn.Module) -> None:
-    """Raise ValueError naming the first key that does not fit `model` (missing, unexpected, or of another shape)."""
+    """Raise ValueError naming the first key that does not fit `model` (missing, unexpected, of another shape, or a
+    tensor that is not a plain dense one of a float dtype: sparse, quantized, meta, integer, boolean, complex)."""
     if not isinstance(state, dict) or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in state.items()):
         raise ValueError("expected a state_dict: a dict of parameter names to tensors")
     expected = model.state_dict()
     for key, tensor in expected.items():
         if key not in state:
             raise ValueError(f"the checkpoint has no '{key}' (this model's keys: {', '.join(expected)})")
+        problem = _kind_problem(state[key], tensor)
+        if problem is not None:
+            raise ValueError(f"'{key}' {problem}")
         if tuple(state[key].shape) != tuple(tensor.shape):
-            raise ValueError(f"'{key}' has shape {tuple(state[key].shape)} in the checkpoint, the model needs "
+            raise ValueError(f"'{key}' has shape {_shape(state[key])} in the checkpoint, the model needs "
                              f"{tuple(tensor.shape)}: was it saved from another architecture or size?")
     extra = [k for k in state if k not in expected]
     if extra:
-        raise ValueError(f"the checkpoint has '{extra[0]}', which this model does not have")
+        raise ValueError(f"the checkpoint has '{shown(extra[0])}', which this model does not have")
 
 
-MAX_CHECKPOINT_RECORDS = 10_000  # a state_dict of the zoo has a few dozen
+def check_values(state: dict[str, torch.Tensor]) -> None:
+    """Raise ValueError naming the first tensor of a checked state_dict (check_state_dict) that holds NaN, an infinity
+    or a value beyond ±MAX_ABS_WEIGHT: such weights make every accuracy, histogram and threshold meaningless."""
+    for key, t in state.items():
+        if not t.is_floating_point() or not t.numel():
+            continue
+        v = t.detach().to(torch.float64)  # exact for every float dtype accepted; |v| > 3.4e38 stays finite here
+        nan, inf = int(torch.isnan(v).sum()), int(torch.isinf(v).sum())
+        if nan or inf:
+            counts = " and ".join(f"{n:,} {what}" for n, what in ((nan, "NaN"), (inf, "infinite")) if n)
+            raise ValueError(f"'{key}' holds {counts} value(s); a checkpoint must hold finite weights")
+        top = float(v.abs().max())
+        if top > MAX_ABS_WEIGHT:
+            raise ValueError(f"'{key}' holds a value of magnitude {top:.3g}; values beyond ±{MAX_ABS_WEIGHT:,.0f} are "
+                             "refused (a model that learnt anything stays far below; they overflow float32 later)")
+
+
+def check_gain(state: dict[str, torch.Tensor], model: nn.Module) -> None:
+    """Raise ValueError naming the first layer where an input of magnitude 1 can grow beyond MAX_GAIN. Every zoo model
+    is a chain of its prunable layers with ReLU and max-pooling between them, neither of which makes a value larger;
+    a layer makes the largest |value| at most (largest sum of |w| into one unit) × it + largest |b|. So a state_dict
+    that passes keeps every activation of an input with |x| ≤ X below X · MAX_GAIN (for X ≥ 1)."""
+    bound = 1.0
+    for name, module in prunable_layers(model).items():
+        w = state[f"{name}.weight"].detach().to(torch.float64)
+        b = state.get(f"{name}.bias") if module.bias is not None else None
+        bound = float(w.abs().flatten(1).sum(1).max()) * bound + (float(b.abs().max()) if b is not None else 0.0)
+        if bound > MAX_GAIN:
+            raise ValueError(f"'{name}.weight': with these weights an input of size 1 can grow to {bound:.3g} by "
+                             f"layer {name}, beyond the {MAX_GAIN:g} that keeps every later value finite in float32; "
+                             "a model that learnt anything stays far below")
+
+
+def state_dict_limit(model: nn.Module) -> int:
+    """The most bytes a checkpoint archive of `model` may declare: twice its state_dict (float64 tensors are accepted
+    and converted), plus 1 MB for the archive's pickle and record headers."""
+    return 2 * sum(t.numel() * t.element_size() for t in model.state_dict().values()) + 2**20
+
+
+def checkpoint_limit(cfg: ModelConfig, n_features: int, n_classes: int) -> int:
+    """state_dict_limit of the model `cfg` builds for that data, computed on the meta device (nothing is allocated)."""
+    with torch.device("meta"):
+        return state_dict_limit(build_model(cfg, n_features, n_classes))
+
+
+def zip_records_at_most(data: bytes) -> int:
+    """An upper bound on the records of a zip archive, counted before zipfile reads its directory (zipfile builds an
+    object per record while holding the GIL: 24 MB of empty records cost 300 MB and seconds). Every record of the
+    directory starts with the signature PK\\1\\2; finding it inside stored data too only makes the bound looser."""
+    return data.count(b"PK\x01\x02")
 
 
 def check_declared_size(f, model: nn.Module) -> None:
-    """Refuse a checkpoint archive that declares more bytes than a state_dict of `model` can hold (twice its size:
-    float64 tensors are accepted and converted), before anything is inflated: torch.load inflates every record while
-    holding the GIL, so a few MB of compressed zeros declaring gigabytes would freeze the whole server."""
+    """Refuse a checkpoint archive that lists more than MAX_CHECKPOINT_RECORDS records (counted before its directory is
+    read) or declares more bytes than a state_dict of `model` can hold (state_dict_limit), before anything is inflated:
+    torch.load inflates every record while holding the GIL, so a few MB of compressed zeros declaring gigabytes would
+    freeze the whole server."""
     pos = f.tell()
+    at_most = zip_records_at_most(f.read())
+    f.seek(pos)
+    if at_most > MAX_CHECKPOINT_RECORDS:
+        raise ValueError(f"this checkpoint lists more than {MAX_CHECKPOINT_RECORDS:,} records; a state_dict of this "
+                         f"model holds {len(model.state_dict())} tensors, so it was refused unread")
     try:
         with zipfile.ZipFile(f) as z:
             records = z.infolist()
@@ -152,7 +252,7 @@ def check_declared_size(f, model: nn.Module) -> None:
         return  # not an archive: nothing can inflate; torch.load refuses it with its own message
     finally:
         f.seek(pos)
-    limit = 2 * sum(t.numel() * t.element_size() for t in model.state_dict().values()) + 2**20
+    limit = state_dict_limit(model)
     declared = sum(r.file_size for r in records)
     if declared > limit or len(records) > MAX_CHECKPOINT_RECORDS:
         n = len(records)
@@ -163,7 +263,8 @@ def check_declared_size(f, model: nn.Module) -> None:
 def load_state_dict_file(path_or_buffer, model: nn.Module) -> None:
     """Load a plain state_dict saved by torch.save into `model`, safely: its declared size is checked before anything
     is inflated (check_declared_size); weights_only=True, so a file that holds pickled code is refused and nothing in
-    it runs; every key and shape is checked before anything is copied."""
+    it runs; every key, shape, kind of tensor (check_state_dict) and value (check_values, check_gain) is checked
+    before anything is copied. Raises ValueError, and only ValueError, leaving `model` unchanged."""
     if isinstance(path_or_buffer, (str, Path)):
         with open(path_or_buffer, "rb") as f:
             return load_state_dict_file(io.BytesIO(f.read()), model)
@@ -183,6 +284,8 @@ def load_state_dict_file(path_or_buffer, model: nn.Module) -> None:
         raise ValueError("not a PyTorch checkpoint: the file could not be read as a state_dict saved by "
                          "torch.save (only tensors are accepted, no pickled code)") from None
     check_state_dict(state, model)
+    check_values(state)
+    check_gain(state, model)
     with torch.no_grad():
         # + 0.0: a -0.0 (what `w * mask` leaves for a pruned negative weight) becomes +0.0, so a pruned entry of an
         # uploaded model is stored by no sparse format; every other value is unchanged.

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import zipfile
+import zlib
 from dataclasses import dataclass
 from typing import Optional
 
@@ -20,11 +21,16 @@ from .baseline import Baseline
 from .config import ExperimentConfig, ModelConfig, parse_config
 from .data import Dataset
 from .finetuning import FinetuneOutcome
-from .models import count_macs, model_state
+from .jsontext import CONFIG_BOUNDS
+from .models import MAX_CHECKPOINT_RECORDS, checkpoint_limit, count_macs, model_state, shown, zip_records_at_most
 from .pruned import Compaction, PruningResult
 from .training import accuracy
+from .userdata import MAX_CLASSES, MAX_FEATURES
 
-BUNDLE_MAX_UNPACKED = 512 * 2**20
+# A bundle holds config.json and model.pt (a zip tool may add a folder record or two). No record is larger than
+# model.pt of the largest model a config allows (an MLP 2000-1024×6-100, float64: about 57 MB).
+BUNDLE_MAX_RECORDS = 8
+BUNDLE_MAX_MODEL = checkpoint_limit(ModelConfig(arch="mlp", hidden=[1024] * 6), MAX_FEATURES, MAX_CLASSES)
 
 
 @dataclass(frozen=True)
@@ -208,18 +214,60 @@ def bundle_bytes(config: ExperimentConfig, model: nn.Module) -> bytes:
     return buf.getvalue()
 
 
+def _bundle_records(z: zipfile.ZipFile, size: int) -> dict[str, zipfile.ZipInfo]:
+    """{name: record} of a bundle, every record checked before any byte is inflated: how many, how they are packed,
+    and what each declares (config.json at most a config's size; any other record at most the largest model.pt)."""
+    records = z.infolist()
+    if len(records) > BUNDLE_MAX_RECORDS:
+        raise ValueError(f"a bundle holds config.json and model.pt; this zip has {len(records):,} records")
+    for r in records:
+        name = shown(r.filename, 40)
+        if r.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED) or r.flag_bits & 0x1:
+            raise ValueError(f"'{name}' in the bundle is encrypted or packed in a way the app never writes "
+                             "(a bundle is stored or deflated)")
+        limit = CONFIG_BOUNDS.max_bytes if r.filename == "config.json" else BUNDLE_MAX_MODEL
+        if r.file_size > limit or r.compress_size > size:
+            raise ValueError(f"'{name}' in the bundle declares {r.file_size / 2**20:,.2f} MB "
+                             f"({r.compress_size / 2**20:,.2f} MB packed); at most {limit / 2**20:,.2f} MB fits, "
+                             "so the bundle was refused unread")
+    names = {r.filename: r for r in records}
+    if not {"config.json", "model.pt"} <= set(names):
+        raise ValueError("a bundle holds config.json and model.pt; this zip has "
+                         + (", ".join(f"'{shown(n, 40)}'" for n in sorted(names)[:5]) or "nothing"))
+    return names
+
+
+def _inflate(z: zipfile.ZipFile, record: zipfile.ZipInfo) -> bytes:
+    """The record's bytes, inflated in bounded steps: never more than it declares, even when its stream holds more
+    (zipfile's read() would inflate a whole lying stream before cutting it to the declared size)."""
+    with z.open(record) as f:
+        return f.read(record.file_size)
+
+
+def model_pt_limit(config: ExperimentConfig) -> int:
+    """The most bytes a bundle's model.pt may declare for its config, before the data is loaded: the config's model
+    on the largest data it can be built for (an upload: MAX_FEATURES features, MAX_CLASSES classes; the cnn only 8x8
+    digits). Experiment.load_checkpoint then checks model.pt's own records against the model of the real data."""
+    return checkpoint_limit(config.model, 64 if config.model.arch == "cnn" else MAX_FEATURES, MAX_CLASSES)
+
+
 def read_bundle(data: bytes) -> tuple[ExperimentConfig, bytes]:
     """(its validated config, model.pt's bytes) of a bundle. Raises ValueError (ConfigError for the config) for what
-    is not a bundle, one that unpacks to more than BUNDLE_MAX_UNPACKED, or a config that is refused."""
+    is not a bundle, a record that declares more than it may hold (config.json: a config's size; model.pt: what the
+    config's model can hold, model_pt_limit), or a config that is refused. Every record is checked before any byte
+    is inflated, and config.json is validated before model.pt is inflated."""
+    if zip_records_at_most(data) > BUNDLE_MAX_RECORDS + MAX_CHECKPOINT_RECORDS:  # model.pt's own, when stored
+        raise ValueError(f"a bundle holds config.json and model.pt; this zip lists more than "
+                         f"{BUNDLE_MAX_RECORDS + MAX_CHECKPOINT_RECORDS:,} records")
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as z:
-            names = set(z.namelist())
-            if not {"config.json", "model.pt"} <= names:
-                raise ValueError("a bundle holds config.json and model.pt; this zip has "
-                                 + (", ".join(sorted(names)[:5]) or "nothing"))
-            if sum(i.file_size for i in z.infolist()) > BUNDLE_MAX_UNPACKED:
-                raise ValueError("the bundle unpacks to more than 512 MB")
-            config_text, model_bytes = z.read("config.json"), z.read("model.pt")
-    except zipfile.BadZipFile:
-        raise ValueError("not a zip file") from None
-    return parse_config(config_text), model_bytes
+            records = _bundle_records(z, len(data))
+            config = parse_config(_inflate(z, records["config.json"]))
+            limit, model = model_pt_limit(config), records["model.pt"]
+            if model.file_size > limit:
+                raise ValueError(f"model.pt declares {model.file_size / 2**20:,.1f} MB; a state_dict of this setup's "
+                                 f"model takes at most {limit / 2**20:,.1f} MB, so the bundle was refused unread")
+            model_bytes = _inflate(z, model)
+    except (zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError, RuntimeError, OSError):
+        raise ValueError("not a zip file, or a damaged one") from None
+    return config, model_bytes

@@ -5,6 +5,7 @@ import io
 import json
 import pickle
 import re
+import zipfile
 
 import numpy as np
 import pandas as pd
@@ -19,6 +20,7 @@ from explorer.config import (
     ConfigError,
     ExperimentConfig,
     FinetuneConfig,
+    ModelConfig,
     StructuredConfig,
     WeightPruningConfig,
     parse_config,
@@ -27,9 +29,11 @@ from explorer.config import (
 from explorer.experiment import Experiment
 from explorer.links import decode_setup
 from explorer.measure import baseline_training_cost
+from explorer.models import build_model
 from explorer.userdata import parse_upload
 
 DOC = ROOT / "docs" / "reliability.md"
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # torch's quantize deprecation notice
 
 
 def message(fn) -> str:
@@ -102,6 +106,52 @@ def _finetune_all_frozen(exp):
     return message(lambda: e.finetune() and "trained")
 
 
+def _lenet_checkpoint(change=None, model=ModelConfig(arch="lenet300100")) -> bytes:
+    torch.manual_seed(0)
+    state = build_model(model, 64, 10).state_dict()
+    if change is not None:
+        change(state)
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    return buf.getvalue()
+
+
+def _swap(key, fn):
+    return lambda state: state.__setitem__(key, fn(state[key]))
+
+
+def _checkpoint(exp, change, model=None) -> str:
+    config = exp.config if model is None else tiny_config(model=model.model_dump(exclude_none=True))
+    return message(lambda: Experiment(config).load_checkpoint(
+        _lenet_checkpoint(change, model or ModelConfig(arch="lenet300100"))))
+
+
+def _extreme_accepted(exp) -> str:
+    e = Experiment(exp.config)
+    e.load_checkpoint(_lenet_checkpoint(lambda s: [t.fill_(1e4) for t in s.values()]))
+    pruned = e.set_pruning(WeightPruningConfig(sparsity=0.9))
+    return (f"loaded: test accuracy {e.baseline_test_accuracy:.0%}, at 90% sparsity {pruned.test_accuracy:.0%}, "
+            f"largest activation {max(e.activation_ranges().values()):.2g}")
+
+
+def _bundle(config_json: str, model_pt: bytes, extra_records: int = 0) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("config.json", config_json)
+        z.writestr("model.pt", model_pt)
+        for i in range(extra_records):
+            z.writestr(f"extra{i}.txt", "x")
+    return buf.getvalue()
+
+
+def _lying_bundle(exp) -> bytes:
+    """config.json's stream inflates to 8 MB, its central-directory record declares 1,000 bytes."""
+    data = bytearray(_bundle(exp.config.model_dump_json() + " " * (8 * 2**20), b"x"))
+    pos = data.find(b"PK\x01\x02")  # config.json is the first record of the central directory
+    data[pos + 24:pos + 28] = (1000).to_bytes(4, "little")
+    return bytes(data)
+
+
 CASES = {
     "config-not-json": lambda exp: message(lambda: parse_config("{\"seed\": 1,")),
     "config-not-an-object": lambda exp: message(lambda: parse_config("[1, 2]")),
@@ -125,6 +175,29 @@ CASES = {
     "checkpoint-zip-bomb": lambda exp: message(lambda: Experiment(exp.config).load_checkpoint(_zip_bomb_checkpoint())),
     "checkpoint-wrong-shapes": lambda exp: message(
         lambda: Experiment(exp.config).load_checkpoint(_wrong_shape_checkpoint())),
+    "checkpoint-nan": lambda exp: _checkpoint(exp, lambda s: s["fc1.weight"][0, :3].fill_(float("nan"))),
+    "checkpoint-inf": lambda exp: _checkpoint(exp, lambda s: s["fc2.bias"][:2].fill_(float("inf"))),
+    "checkpoint-huge-weight": lambda exp: _checkpoint(exp, lambda s: s["fc3.weight"][0].fill_(-3e5)),
+    "checkpoint-weights-overflow": lambda exp: _checkpoint(
+        exp, lambda s: [t.fill_(1e3) for t in s.values()], ModelConfig(arch="mlp", hidden=[64] * 6)),
+    "checkpoint-sparse": lambda exp: _checkpoint(exp, _swap("fc1.weight", torch.Tensor.to_sparse)),
+    "checkpoint-quantized": lambda exp: _checkpoint(
+        exp, _swap("fc1.weight", lambda t: torch.quantize_per_tensor(t, 0.01, 0, torch.qint8))),
+    "checkpoint-meta": lambda exp: _checkpoint(exp, _swap("fc1.weight", lambda t: torch.empty_like(t, device="meta"))),
+    "checkpoint-integer": lambda exp: _checkpoint(exp, _swap("fc1.weight", torch.Tensor.int)),
+    "checkpoint-complex": lambda exp: _checkpoint(exp, _swap("fc1.weight", lambda t: torch.complex(t, t))),
+    "checkpoint-unknown-long-key": lambda exp: _checkpoint(
+        exp, lambda s: s.__setitem__("<b>" + "x" * 10_000, torch.zeros(1))),
+    "checkpoint-many-records": lambda exp: message(
+        lambda: Experiment(exp.config).load_checkpoint(b"PK\x01\x02" * 10_001)),
+    "checkpoint-extreme-accepted": _extreme_accepted,
+    "bundle-config-too-large": lambda exp: message(lambda: Experiment(exp.config).load_bundle(
+        _bundle(exp.config.model_dump_json() + " " * 100_000, b"x"))),
+    "bundle-model-too-large": lambda exp: message(lambda: Experiment(exp.config).load_bundle(
+        _bundle(exp.config.model_dump_json(), bytes(20 * 2**20)))),
+    "bundle-too-many-records": lambda exp: message(lambda: Experiment(exp.config).load_bundle(
+        _bundle(exp.config.model_dump_json(), b"x", extra_records=10))),
+    "bundle-lying-record": lambda exp: message(lambda: Experiment(exp.config).load_bundle(_lying_bundle(exp))),
     "bundle-not-zip": lambda exp: message(lambda: Experiment(exp.config).load_bundle(b"PK not really")),
     "csv-non-numeric": lambda exp: csv(frame().assign(a="red")),
     "csv-missing-value": lambda exp: csv(frame().assign(b=lambda d: d.b.where(d.index != 4))),
