@@ -12,7 +12,7 @@ from explorer.config import (
     reset_for_new_model,
     validate_config,
 )
-from explorer.data import raw_preview
+from explorer.data import SplitError, raw_preview, split_indices
 from explorer.models import layer_table
 from ui.cached import get_presets
 from ui.progress import train_with_progress
@@ -37,34 +37,95 @@ with st.expander("Start from a preset: an idea from the literature, set up in on
                 st.info("This preset also fine-tunes: press **Train** on the Train page to run its schedule.")
             cfg = exp.config
 
+UPLOAD_CHECK = "data_upload_check"  # the session's one parsed upload: its file, columns, parse and split
+
+
+def upload_check(data_file) -> dict:
+    """What is known of the file in the uploader, kept in the session so that a rerun does not read it again: its
+    SHA-256, its CSV header (or the refusal), and below the last parse and split. One entry, for the current file."""
+    check = st.session_state.get(UPLOAD_CHECK)
+    if check is not None and check["file_id"] == data_file.file_id:
+        return check
+    data = data_file.getvalue()
+    digest = userdata.sha256(data)
+    if check is None or check["sha256"] != digest or check["name"] != data_file.name:
+        check = {"sha256": digest, "name": data_file.name, "columns": None}
+        if data_file.name.lower().endswith(".csv"):
+            try:
+                check["columns"] = userdata.csv_columns(data)
+            except ValueError as e:
+                check["columns"] = e
+    check["file_id"] = data_file.file_id
+    st.session_state[UPLOAD_CHECK] = check
+    return check
+
+
+def split_problem(upload, data_cfg, seed: int) -> SplitError | None:
+    """Why `upload` cannot be split with the setup's fractions, or None when it can."""
+    try:
+        split_indices(upload.y, data_cfg.test_fraction, data_cfg.val_fraction, seed, upload.classes)
+    except SplitError as e:
+        return e
+    return None
+
+
+def checked(check: dict, what: str, key: tuple, compute):
+    """`compute()` (its result, or the ValueError it raised) for `key`, from `check` when the key is unchanged."""
+    if check.get(what, (None,))[0] != key:
+        try:
+            check[what] = (key, compute())
+        except ValueError as e:
+            check[what] = (key, e)
+    return check[what][1]
+
+
 with st.expander("Bring your own data: a CSV or a .npz", expanded=cfg.data.name == "upload"):
     st.caption(f"CSV: a header row, numeric feature columns and one label column (any values; at most "
                f"{userdata.MAX_CLASSES} classes). .npz: arrays `X` (examples × features) and `y` (labels), e.g. "
                f"`np.savez('data.npz', X=X, y=y)`. Up to {userdata.MAX_BYTES // 2**20} MB, {userdata.MAX_ROWS:,} "
-               "rows. The file stays in this browser session only; the exported setup names it and records its "
-               "SHA-256, and `python -m explorer run setup.json --data FILE` replays it.")
+               "rows. It is split with the setup's test and validation fractions (below). The file stays in this "
+               "browser session only; the exported setup names it and records its SHA-256, and "
+               "`python -m explorer run setup.json --data FILE` replays it.")
     data_file = st.file_uploader("Data file", type=["csv", "npz"], key="data_upload")
-    label = None
-    if data_file is not None and data_file.name.lower().endswith(".csv"):
-        try:
-            columns = userdata.csv_columns(data_file.getvalue())
-        except ValueError as e:
-            show_problems(e, f"{data_file.name} cannot be used")
-            data_file = None
-        else:
+    if data_file is None:
+        st.session_state.pop(UPLOAD_CHECK, None)  # the session keeps no file the participant removed
+    else:
+        check = upload_check(data_file)
+        label, na_labels, columns = None, False, check["columns"]
+        if isinstance(columns, list):
             label = st.selectbox("Label column (the class to predict)", columns, index=len(columns) - 1,
                                  key="data_label")
-    if data_file is not None and st.button("Train on this data", key="data_use"):
-        try:
-            upload = userdata.parse_upload(data_file.name, data_file.getvalue(), label)
-            new_config = userdata.with_upload(cfg, upload)
-        except ValueError as e:
-            show_problems(e, f"{data_file.name} cannot be used")
+            na_labels = st.checkbox("'NA', 'None', 'null' … in the label column are class names, not missing values",
+                                    key="data_na_labels", help="data.na_labels: feature columns still read them, "
+                                                               "and empty cells, as missing")
+        upload = columns if isinstance(columns, ValueError) else checked(
+            check, "parsed", (check["sha256"], label, na_labels),
+            lambda: userdata.parse_upload(data_file.name, data_file.getvalue(), label, na_labels))
+        fractions, usable = None, not isinstance(upload, ValueError)
+        if not usable:
+            show_problems(upload, f"{data_file.name} cannot be used")
         else:
-            if train_with_progress(exp, new_config, upload=upload):
-                forget_setting_widgets()
-                st.info(f"Training on **{literal(upload.file)}**: {upload.summary}.")
-                cfg = exp.config
+            st.caption(f"**{literal(upload.file)}**: {upload.summary}.")
+            split = checked(check, "split", (check["sha256"], label, na_labels, cfg.data.test_fraction,
+                                             cfg.data.val_fraction, cfg.seed),
+                            lambda: split_problem(upload, cfg.data, cfg.seed))
+            if split is not None and split.fractions:
+                fractions = split.fractions
+                st.warning(f"{literal(split, 600)}\n\n**Train on this data** uses `test_fraction` {fractions[0]:g} "
+                           f"and `val_fraction` {fractions[1]:g}.")
+            elif split is not None:
+                show_problems(split, f"{data_file.name} cannot be split")
+                usable = False
+        if st.button("Train on this data", key="data_use") and usable:  # a refusal is shown above already
+            try:
+                new_config = userdata.with_upload(cfg, upload, fractions)
+            except ValueError as e:
+                show_problems(e, f"{data_file.name} cannot be used")
+            else:
+                if train_with_progress(exp, new_config, upload=upload):
+                    forget_setting_widgets()
+                    st.info(f"Training on **{literal(upload.file)}**: {upload.summary}.")
+                    cfg = exp.config
 
 datasets = DATASETS + (("upload",) if exp.upload is not None else ())
 with st.form("setup"):
@@ -75,6 +136,12 @@ with st.form("setup"):
                              "moons, circles, spirals: generated 2-D sets; your own file: upload it above",
                         key="md_dataset")
     noise = c1.slider("Noise (2-D sets)", 0.0, 1.0, cfg.data.noise, 0.01, key="md_noise")
+    test_fraction = c1.number_input("Test fraction", 0.001, 0.999, min(max(cfg.data.test_fraction, 0.001), 0.999),
+                                    0.05, format="%.3f", key="md_test_fraction",
+                                    help="share of the examples held out for the final figures (stratified)")
+    val_fraction = c1.number_input("Validation fraction", 0.001, 0.999, min(max(cfg.data.val_fraction, 0.001), 0.999),
+                                   0.05, format="%.3f", key="md_val_fraction",
+                                   help="share of the rest held out for choices (rankings, calibration, curves)")
     arch = c2.selectbox("Model", ARCHS, index=ARCHS.index(cfg.model.arch), format_func=ARCH_NAMES.get,
                         key="md_arch")
     hidden_text = c2.text_input("MLP hidden sizes", ", ".join(map(str, cfg.model.hidden_sizes())),
@@ -102,9 +169,11 @@ if submitted:
         hidden = [int(h) for h in hidden_text.replace(" ", "").split(",") if h] if arch == "mlp" else None
     except ValueError:
         hidden = hidden_text  # let validation name the field
-    raw["data"].update(name=name, noise=noise, file=None, sha256=None, label_column=None)
+    raw["data"].update(name=name, noise=noise, file=None, sha256=None, label_column=None, na_labels=False,
+                       test_fraction=float(test_fraction), val_fraction=float(val_fraction))
     if name == "upload":
-        raw["data"].update(file=exp.upload.file, sha256=exp.upload.sha256, label_column=exp.upload.label_column)
+        raw["data"].update(file=exp.upload.file, sha256=exp.upload.sha256, label_column=exp.upload.label_column,
+                           na_labels=exp.upload.na_labels)
     raw["model"] = {"arch": arch, "hidden": hidden}
     raw["seed"] = int(seed)
     raw["train"].update(epochs=int(epochs), lr=float(lr), optimizer=optimizer, batch_size=int(batch), l1=float(l1),

@@ -18,7 +18,7 @@ from sklearn.datasets import load_digits, make_circles, make_moons
 from sklearn.model_selection import train_test_split
 
 from .config import DataConfig
-from .userdata import UserData
+from .userdata import UserData, clipped
 
 
 @dataclass
@@ -67,14 +67,94 @@ def _raw(name: str, n_samples: int, noise: float, seed: int) -> tuple[np.ndarray
     return x.astype(np.float32), y.astype(np.int64)
 
 
-def _three_way(x, y, test_fraction: float, val_fraction: float, seed: int):
+def _three_way(x, y, test_fraction: float, val_fraction: float, seed: int, classes=None):
     """(x_tr, y_tr, x_te, y_te, x_va, y_va), stratified and seeded, standardised with the training statistics."""
-    x_rest, x_te, y_rest, y_te = train_test_split(x, y, test_size=test_fraction, random_state=seed, stratify=y)
-    x_tr, x_va, y_tr, y_va = train_test_split(x_rest, y_rest, test_size=val_fraction, random_state=seed,
-                                              stratify=y_rest)
+    tr, te, va = split_indices(y, test_fraction, val_fraction, seed, classes)
+    x_tr = x[tr]
     mean, std = x_tr.mean(axis=0), x_tr.std(axis=0)
     std[std == 0] = 1.0  # constant features (the digits' border pixels) stay 0 instead of dividing by 0
-    return (x_tr - mean) / std, y_tr, (x_te - mean) / std, y_te, (x_va - mean) / std, y_va
+    return (x_tr - mean) / std, y[tr], (x[te] - mean) / std, y[te], (x[va] - mean) / std, y[va]
+
+
+FRACTIONS_TRIED = (0.1, 0.2, 0.3, 0.4, 0.5)  # what a refused split suggests instead, when one of these works
+
+
+class SplitError(ValueError):
+    """Data that cannot be split with these fractions. `fractions`: a (test_fraction, val_fraction) pair that works for
+    these labels (the nearest of FRACTIONS_TRIED), or None when none does."""
+
+    def __init__(self, message: str, fractions: tuple[float, float] | None):
+        super().__init__(message)
+        self.fractions = fractions
+
+
+def split_indices(y: np.ndarray, test_fraction: float, val_fraction: float, seed: int, classes=None):
+    """Row indices (train, test, val) of the three seeded, stratified splits of labels `y`: the rows train_test_split
+    picks (test first, then validation from the rest). Each split must hold a row of every class; if one would not,
+    SplitError (a ValueError) names the fraction, what went wrong and what to change: fractions (from FRACTIONS_TRIED)
+    that work for these labels, more rows, or fewer classes. `classes`: each label's name, for the message."""
+    found, problem = _try_split(y, test_fraction, val_fraction, seed, classes)
+    if problem is None:
+        return found
+    field, what = problem
+    pairs = sorted(((t, v) for t in {*FRACTIONS_TRIED, test_fraction} for v in {*FRACTIONS_TRIED, val_fraction}),
+                   key=lambda p: ((p[0] != test_fraction) + (p[1] != val_fraction),
+                                  abs(p[0] - test_fraction) + abs(p[1] - val_fraction)))
+    works = next((p for p in pairs[1:] if _try_split(y, *p, seed, classes)[1] is None), None)
+    labels, counts = np.unique(y, return_counts=True)
+    more = "more rows" if classes is None else (
+        f"more rows (the smallest class, '{_name(labels[np.argmin(counts)], classes)}', has {counts.min():,}) or "
+        f"fewer classes (there are {len(labels)})")
+    if works is None:
+        advice = f"No test and validation fractions from 0.1 to 0.5 work here: use {more}"
+    else:
+        change = " with ".join(f"{f} {v:g}" for f, v, was in (("test_fraction", works[0], test_fraction),
+                                                                ("val_fraction", works[1], val_fraction)) if v != was)
+        advice = f"Try {change} (that works here)" + ("" if classes is None else f", or use {more}")
+    raise SplitError(f"data.{field}: {what}; each of the training, validation and test splits needs a row of every "
+                     f"class. {advice}", works)
+
+
+def _name(label, classes) -> str:
+    return clipped(classes[label] if classes is not None else label)
+
+
+def _lacking(labels: np.ndarray, part: np.ndarray, classes, at_least: int = 1) -> str:
+    """The classes with fewer than `at_least` rows in `part` (quoted, at most three), or ''."""
+    present, counts = np.unique(part, return_counts=True)
+    few = [c for c in labels if counts[present == c].sum() < at_least]
+    return ", ".join(f"'{_name(c, classes)}'" for c in few[:3]) + (f" and {len(few) - 3} more" if len(few) > 3 else "")
+
+
+def _try_split(y, test_fraction: float, val_fraction: float, seed: int, classes):
+    """((train, test, val) indices, None), or (None, (field, what went wrong)): the sizes first, then the splits."""
+    labels = np.unique(y)
+    k, n = len(labels), len(y)
+    n_test = int(np.ceil(n * test_fraction))
+    n_rest = n - n_test
+    n_val = int(np.ceil(n_rest * val_fraction))
+    by_test = f"{test_fraction:g} of {n:,} rows makes {n_test:,} test, {n_val:,} validation and {n_rest - n_val:,} " \
+              f"training rows"
+    by_val = f"{val_fraction:g} of the {n_rest:,} rows left after the test split makes {n_val:,} validation and " \
+             f"{n_rest - n_val:,} training rows"
+    if n_test < k or n_rest < 2 * k:
+        return None, ("test_fraction", f"{by_test}, for {k} classes")
+    if n_val < k or n_rest - n_val < k:
+        return None, ("val_fraction", f"{by_val}, for {k} classes")
+    try:
+        rest, test = train_test_split(np.arange(n), test_size=test_fraction, random_state=seed, stratify=y)
+        if few := _lacking(labels, y[test], classes):
+            return None, ("test_fraction", f"{by_test}, and the test split gets no row of class {few}")
+        if few := _lacking(labels, y[rest], classes, at_least=2):
+            return None, ("test_fraction", f"{by_test}, and leaves fewer than 2 rows of class {few} for training and "
+                                           "validation")
+        train, val = train_test_split(rest, test_size=val_fraction, random_state=seed, stratify=y[rest])
+    except ValueError as e:  # what sklearn refuses that the checks above did not foresee
+        return None, ("test_fraction", f"{by_test}, which cannot be split: {clipped(e, 120)}")
+    for part, rows in (("validation", val), ("training", train)):
+        if few := _lacking(labels, y[rows], classes):
+            return None, ("val_fraction", f"{by_val}, and the {part} split gets no row of class {few}")
+    return (train, test, val), None
 
 
 @lru_cache(maxsize=16)
@@ -107,23 +187,16 @@ def load_dataset(cfg: DataConfig, seed: int, upload: UserData | None = None) -> 
 
 def _split_upload(cfg: DataConfig, seed: int, upload: UserData | None):
     if upload is None or upload.sha256 != cfg.sha256:
-        what = "is not loaded" if upload is None else f"differs from the loaded '{upload.file}'"
-        raise ValueError(f"data: this setup trains on your file '{cfg.file}' (SHA-256 {cfg.sha256[:12]}…), which "
-                         f"{what}; upload that file again (or pass --data to the command line)")
+        what = "is not loaded" if upload is None else f"differs from the loaded '{clipped(upload.file)}'"
+        raise ValueError(f"data: this setup trains on your file '{clipped(cfg.file)}' (SHA-256 {cfg.sha256[:12]}…), "
+                         f"which {what}; upload that file again (or pass --data to the command line)")
     if upload.label_column != cfg.label_column:
-        raise ValueError(f"data.label_column: the setup says {cfg.label_column!r}, the loaded file uses "
-                         f"{upload.label_column!r}")
-    n, k = len(upload.y), len(upload.classes)
-    n_test = int(np.ceil(n * cfg.test_fraction))
-    if n_test < k or n - n_test < k:
-        raise ValueError(f"data.test_fraction: {cfg.test_fraction} of {n} rows leaves {n_test} test and "
-                         f"{n - n_test} training rows, but each side needs one row of each of the {k} classes")
-    n_val = int(np.ceil((n - n_test) * cfg.val_fraction))
-    if n_val < k or n - n_test - n_val < k:
-        raise ValueError(f"data.val_fraction: {cfg.val_fraction} of the {n - n_test} training rows leaves {n_val} "
-                         f"validation and {n - n_test - n_val} training rows, but each needs one row of each of the "
-                         f"{k} classes")
-    return _three_way(upload.x, upload.y, cfg.test_fraction, cfg.val_fraction, seed)
+        raise ValueError(f"data.label_column: the setup says {clipped(cfg.label_column)!r}, the loaded file uses "
+                         f"{clipped(upload.label_column)!r}")
+    if upload.na_labels != cfg.na_labels:
+        raise ValueError(f"data.na_labels: the setup says {cfg.na_labels}, the loaded file was read with "
+                         f"{upload.na_labels}")
+    return _three_way(upload.x, upload.y, cfg.test_fraction, cfg.val_fraction, seed, upload.classes)
 
 
 def raw_preview(cfg: DataConfig, seed: int, n: int = 16) -> tuple[np.ndarray, np.ndarray]:

@@ -43,10 +43,16 @@ class DataConfig(_Section):
                                         description="upload of a CSV only: the column that holds the class labels")
     sha256: Optional[str] = Field(None, pattern="^[0-9a-f]{64}$",
                                   description="upload only: SHA-256 of the file, so a replay on other data is refused")
+    na_labels: bool = Field(
+        False, description="upload of a CSV only: true reads label cells such as 'NA', 'None', 'null' or 'NaN' as "
+                           "class names; false (the default) reads them as missing labels, as pandas does, and the "
+                           "file is refused. An empty label cell is missing either way; feature columns always read "
+                           "these words and empty cells as missing")
 
     @model_validator(mode="after")
     def _upload_fields(self) -> "DataConfig":
         given = [f for f in ("file", "label_column", "sha256") if getattr(self, f) is not None]
+        given += ["na_labels"] if self.na_labels else []
         if self.name != "upload":
             if given:
                 raise ValueError(f"data.{given[0]}: only applies to data.name 'upload', not '{self.name}'; remove "
@@ -59,6 +65,8 @@ class DataConfig(_Section):
             raise ValueError(f"data.file: '{self.file}' is neither a .csv nor a .npz")
         if suffix == "npz" and self.label_column is not None:
             raise ValueError("data.label_column: a .npz holds its labels in 'y'; remove label_column")
+        if suffix == "npz" and self.na_labels:
+            raise ValueError("data.na_labels: a .npz holds its labels in 'y', read as they are; remove na_labels")
         return self
 
 

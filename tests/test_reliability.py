@@ -18,6 +18,7 @@ from explorer.budget import Budget, check_run
 from explorer.config import (
     ActivationConfig,
     ConfigError,
+    DataConfig,
     ExperimentConfig,
     FinetuneConfig,
     ModelConfig,
@@ -26,6 +27,7 @@ from explorer.config import (
     parse_config,
     validate_config,
 )
+from explorer.data import load_dataset, split_indices
 from explorer.experiment import Experiment
 from explorer.links import decode_setup
 from explorer.measure import baseline_training_cost
@@ -152,6 +154,19 @@ def _lying_bundle(exp) -> bytes:
     return bytes(data)
 
 
+def _npz(**arrays) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def _npz_declaring_huge_x() -> bytes:
+    """A real .npz whose X header is edited to declare (10⁹, 1000) float64 (a large X, so the zip's checksum of the
+    edited member is never reached before the header is refused)."""
+    return _npz(X=np.zeros((1000, 2)), y=np.arange(1000) % 2).replace(b"(1000, 2), }" + b" " * 9,
+                                                                      b"(1000000000, 1000), }")
+
+
 CASES = {
     "config-not-json": lambda exp: message(lambda: parse_config("{\"seed\": 1,")),
     "config-not-an-object": lambda exp: message(lambda: parse_config("[1, 2]")),
@@ -205,6 +220,27 @@ CASES = {
     "csv-too-few-rows": lambda exp: csv(frame(n=10)),
     "csv-too-many-classes": lambda exp: csv(frame(n=180).assign(y=np.arange(180))),
     "csv-label-column-missing": lambda exp: csv(frame(), "label"),
+    "npz-declared-huge": lambda exp: message(lambda: parse_upload("d.npz", _npz_declaring_huge_x())),
+    "npz-header-unreadable": lambda exp: message(lambda: parse_upload("d.npz", _npz(
+        X=np.zeros((1000, 2)), y=np.arange(1000) % 2).replace(b"{'descr': '<f8'", b"{'descr': <<<<<", 1))),
+    "npz-too-many-arrays": lambda exp: message(
+        lambda: parse_upload("d.npz", _npz(**{f"a{i}": np.zeros(1) for i in range(20)}))),
+    "csv-header-too-long": lambda exp: message(
+        lambda: parse_upload("d.csv", b",".join(b"c%d" % i for i in range(3_000_000))[:20 * 2**20 - 1])),
+    "csv-too-many-columns": lambda exp: csv(
+        pd.DataFrame(np.zeros((30, 2002))).set_axis([f"c{i}" for i in range(2002)], axis=1), "c0"),
+    "csv-first-row-too-wide": lambda exp: message(
+        lambda: parse_upload("d.csv", b"a,y\n" + b"1," * 10_000_000 + b"1\n")),
+    "csv-label-none-word": lambda exp: csv(frame().assign(y=["None", "cat", "dog"] * 20)),
+    "csv-label-none-as-class": lambda exp: "classes: " + ", ".join(parse_upload(
+        "data.csv", frame().assign(y=["None", "cat", "dog"] * 20).to_csv(index=False).encode(), "y",
+        na_labels=True).classes),
+    "data-split-impossible": lambda exp: message(
+        lambda: split_indices(np.arange(20) % 6, 0.2, 0.15, 0, tuple("abcdef"))),
+    "data-split-misses-a-class": lambda exp: message(
+        lambda: split_indices(np.array([0] * 100 + [1] * 3), 0.2, 0.15, 0, ("common", "rare"))),
+    "data-test-fraction-extreme": lambda exp: message(lambda: load_dataset(DataConfig(test_fraction=0.999), 0)),
+    "config-na-labels-builtin": lambda exp: config({"data": {"na_labels": True}}),
     "npz-pickled-objects": lambda exp: message(lambda: parse_upload("d.npz", _object_npz(), None)),
     "data-not-in-session": lambda exp: message(lambda: Experiment(ExperimentConfig.model_validate(
         {"data": {"name": "upload", "file": "theirs.csv", "sha256": "a" * 64}}))),
