@@ -18,7 +18,8 @@ from sklearn.datasets import load_digits, make_circles, make_moons
 from sklearn.model_selection import train_test_split
 
 from .config import DataConfig
-from .userdata import UserData, clipped
+from .names import clipped
+from .userdata import UserData
 
 
 @dataclass

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from .config import ModelConfig
+from .names import clipped
 
 PRUNABLE = (nn.Linear, nn.Conv2d)
 
@@ -136,12 +137,6 @@ MAX_GAIN = 1e20
 FLOAT_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)  # converted exactly to float32 or float64
 
 
-def shown(name: str, limit: int = 60) -> str:
-    """A name taken from an uploaded file, as a message quotes it: printable characters only, at most `limit`."""
-    name = "".join(c if c.isprintable() else "?" for c in name[:limit + 1])
-    return name if len(name) <= limit else name[:limit - 1] + "…"
-
-
 def _kind_problem(t: torch.Tensor, like: torch.Tensor) -> str | None:
     """What makes `t` unusable in place of the model's tensor `like` (whatever its values), or None."""
     if t.is_meta:
@@ -179,7 +174,7 @@ def check_state_dict(state, model: nn.Module) -> None:
                              f"{tuple(tensor.shape)}: was it saved from another architecture or size?")
     extra = [k for k in state if k not in expected]
     if extra:
-        raise ValueError(f"the checkpoint has '{shown(extra[0])}', which this model does not have")
+        raise ValueError(f"the checkpoint has '{clipped(extra[0], 60)}', which this model does not have")
 
 
 def check_values(state: dict[str, torch.Tensor]) -> None:

@@ -22,7 +22,8 @@ from .config import ExperimentConfig, ModelConfig, parse_config
 from .data import Dataset
 from .finetuning import FinetuneOutcome
 from .jsontext import CONFIG_BOUNDS
-from .models import MAX_CHECKPOINT_RECORDS, checkpoint_limit, count_macs, model_state, shown, zip_records_at_most
+from .models import MAX_CHECKPOINT_RECORDS, checkpoint_limit, count_macs, model_state, zip_records_at_most
+from .names import clipped
 from .pruned import Compaction, PruningResult
 from .training import accuracy
 from .userdata import MAX_CLASSES, MAX_FEATURES
@@ -221,7 +222,7 @@ def _bundle_records(z: zipfile.ZipFile, size: int) -> dict[str, zipfile.ZipInfo]
     if len(records) > BUNDLE_MAX_RECORDS:
         raise ValueError(f"a bundle holds config.json and model.pt; this zip has {len(records):,} records")
     for r in records:
-        name = shown(r.filename, 40)
+        name = clipped(r.filename)
         if r.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED) or r.flag_bits & 0x1:
             raise ValueError(f"'{name}' in the bundle is encrypted or packed in a way the app never writes "
                              "(a bundle is stored or deflated)")
@@ -233,7 +234,7 @@ def _bundle_records(z: zipfile.ZipFile, size: int) -> dict[str, zipfile.ZipInfo]
     names = {r.filename: r for r in records}
     if not {"config.json", "model.pt"} <= set(names):
         raise ValueError("a bundle holds config.json and model.pt; this zip has "
-                         + (", ".join(f"'{shown(n, 40)}'" for n in sorted(names)[:5]) or "nothing"))
+                         + (", ".join(f"'{clipped(n)}'" for n in sorted(names)[:5]) or "nothing"))
     return names
 
 

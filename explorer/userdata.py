@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from .config import reset_for_new_model, validate_config
+from .names import clipped
 
 MAX_BYTES = 20 * 2**20       # per upload: a workshop server holds each session's copy in memory
 MAX_ROWS = 50_000
@@ -34,7 +35,6 @@ MIN_ROWS = 20
 MIN_PER_CLASS = 3            # stratified train / validation / test splits put at least one of each class in each
 MAX_ARRAYS = 16              # members of a .npz (numpy.savez writes one per array)
 MAX_HEADER_BYTES = (MAX_FEATURES + 1) * 256  # a CSV's first line: every column, each name up to 255 characters
-MAX_NAME_CHARS = 40          # a column name, label or array name echoed in a message is cut to this
 # What pandas.read_csv reads as a missing cell by default (its documented `na_values` list; a test compares).
 PANDAS_NA = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>", "N/A",
              "NA", "NULL", "NaN", "None", "n/a", "nan", "null")
@@ -63,12 +63,6 @@ class UserData:
 def sha256(data: bytes) -> str:
     """Hex SHA-256 of the bytes (how a setup names its data file)."""
     return hashlib.sha256(data).hexdigest()
-
-
-def clipped(text: object, limit: int = MAX_NAME_CHARS) -> str:
-    """`text` (a name from a file) cut to `limit` characters, so that a message about a file stays short."""
-    s = str(text)
-    return s if len(s) <= limit else s[:limit] + "…"
 
 
 def listed(names, most: int = 5, quote: str = "'") -> str:
