@@ -28,6 +28,7 @@ st.set_page_config(page_title="Pruning Explorer", page_icon=":material/content_c
 
 pages = [
     st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("app_pages/playground.py", title="Playground", icon=":material/tune:"),
     st.Page("app_pages/model_data.py", title="Model & data", icon=":material/model_training:"),
     st.Page("app_pages/freeze.py", title="Freeze", icon=":material/ac_unit:"),
     st.Page("app_pages/weight_pruning.py", title="Weight pruning", icon=":material/content_cut:"),
@@ -46,6 +47,8 @@ def sidebar_summary() -> None:
             st.caption("Workshop mode: advanced controls are hidden.")
         st.markdown(f"**Device:** `{exp.device}`  \n**Data:** {literal(exp.data.name)} · **Model:** {cfg.model.arch} · "
                     f"**Seed:** {cfg.seed}")
+        if page.title == "Playground":  # its sliders rerun only their fragment: the page itself shows the figures
+            return
         if h.trained:
             st.markdown(f"**Baseline:** {h.baseline_test_accuracy:.1%} test accuracy  \n"
                         f"**Pruned:** {h.pruned_test_accuracy:.1%} at {h.weight_sparsity:.1%} sparsity  \n"

@@ -36,9 +36,9 @@ ZEROED_AT = 0.99                   # a unit whose activation is 0 on at least th
 LINE = (31, 119, 180)              # kept connections (plots.KEPT)
 BUCKETS = ((0.25, 0.6, 0.30), (0.5, 1.2, 0.45), (0.75, 2.2, 0.65), (1.0, 3.6, 0.85))  # (up to |w|/max, width, alpha)
 NODE = {ALIVE: ("unit", "circle", "#08519c", "white"),
-        REMOVED: ("removed: all its weights pruned", "circle-x", "#bdbdbd", "#525252"),
+        REMOVED: ("removed", "circle-x", "#bdbdbd", "#525252"),
         ZEROED: ("zeroed", "circle", "#e6e6e6", "#8c8c8c")}
-SILENT = (1.0, "rgba(120, 120, 120, 0.35)", "kept, but out of a removed or zeroed unit: carries no signal")
+SILENT = (1.0, "rgba(120, 120, 120, 0.35)", "carries no signal")  # kept, but out of a removed or zeroed unit
 FROZEN_TINT, FROZEN_TEXT = "rgba(23, 190, 207, 0.16)", "#0b6e78"
 TEXT = "#222222"
 
@@ -240,11 +240,11 @@ def _wrap(text: str, width: int) -> list[str]:
     return lines
 
 
-def network_figure(sample: GraphSample, height: int = 440, caption_width: int = 100) -> go.Figure:
+def network_figure(sample: GraphSample, height: int = 440, caption_width: int = 100, caption: bool = True) -> go.Figure:
     """The sampled network (`sample_graph`) as a figure without axes: nodes in columns (one trace per state, each
     node's layer and unit in `customdata`), lines in one trace per strength bucket (segments separated by NaN),
     frozen layers tinted, each column's name and size on top, "… N more" under a sampled column, and the caption
-    (wrapped at `caption_width` characters) above it all."""
+    (wrapped at `caption_width` characters) above it all, unless the page shows `sample.caption` itself."""
     cols = sample.columns
     tall = max(c.shown.size for c in cols)
     ypos, states = [], []  # per column, by unit index: the height of each drawn unit, and its state
@@ -260,8 +260,8 @@ def network_figure(sample: GraphSample, height: int = 440, caption_width: int = 
     count = [sum(int((k == b).sum()) for k in bucket) for b in range(len(BUCKETS) + 1)]
     legend = {max((b for b in range(len(BUCKETS)) if count[b]), default=-1), len(BUCKETS) if count[-1] else -1}
     traces = []
-    for b, (width, color, name) in enumerate([(w, f"rgba{(*LINE, a)}", "kept connection (width and opacity: |w| ÷ "
-                                               "the layer's largest)") for _, w, a in BUCKETS] + [SILENT]):
+    styles = [(w, f"rgba{(*LINE, a)}", "kept (thicker: larger |w|)") for _, w, a in BUCKETS] + [SILENT]
+    for b, (width, color, name) in enumerate(styles):
         parts = [(np.full(int((bucket[i] == b).sum()), float(i)), ypos[i][ln.src[bucket[i] == b]],
                   ypos[i + 1][ln.dst[bucket[i] == b]]) for i, ln in enumerate(sample.lines)]
         x0, y0, y1 = (np.concatenate([p[k] for p in parts]) if parts else np.zeros(0) for k in range(3))
@@ -298,11 +298,12 @@ def network_figure(sample: GraphSample, height: int = 440, caption_width: int = 
         if col.shown.size < col.units:
             notes.append(dict(x=c, y=-(col.shown.size - 1) / 2 - 0.9, showarrow=False, font=dict(size=14),
                               text=f"… {col.units - col.shown.size:,} more"))
-    caption = _wrap(plain(sample.caption), caption_width)
-    notes.append(dict(x=0, xref="paper", xanchor="left", y=1, yref="paper", yanchor="bottom", yshift=26, align="left",
-                      showarrow=False, text="<br>".join(caption), font=dict(size=14)))  # above the column names
+    wrapped = _wrap(plain(sample.caption), caption_width) if caption else []
+    if wrapped:  # above the column names
+        notes.append(dict(x=0, xref="paper", xanchor="left", y=1, yref="paper", yanchor="bottom", yshift=26,
+                          align="left", showarrow=False, text="<br>".join(wrapped), font=dict(size=14)))
     return go.Figure(traces, layout=dict(
-        height=height, margin=dict(l=10, r=10, t=32 + 19 * len(caption), b=40), font=dict(size=14, color=TEXT),
+        height=height, margin=dict(l=10, r=10, t=32 + 19 * len(wrapped), b=40), font=dict(size=14, color=TEXT),
         shapes=shapes, annotations=notes, plot_bgcolor="white", hovermode="closest", dragmode=False,
         legend=dict(orientation="h", x=0.5, xanchor="center", y=0, yanchor="top", font=dict(size=14)),
         xaxis=dict(visible=False, range=[-0.5, len(cols) - 0.5], fixedrange=True),
@@ -365,7 +366,7 @@ def graph_of(exp, zeroed_at: float = ZEROED_AT) -> GraphInput:
         outputs = tuple(f"{'digit' if data == 'digits' else 'class'} {i}" for i in range(n_out))
     return GraphInput(weights, masks, tuple(exp.config.freeze), zeroed_units(model, exp.data.x_val, thresholds,
                                                                              zeroed_at),
-                      f"zeroed: output 0 on ≥ {zeroed_at:.0%} of validation inputs", inputs, outputs)
+                      f"zeroed (0 on ≥ {zeroed_at:.0%} of inputs)", inputs, outputs)
 
 
 def network_graph(exp, max_units: int = MAX_UNITS, max_lines: int = MAX_LINES, height: int = 440) -> go.Figure:

@@ -67,6 +67,27 @@ def decision_grid(model: nn.Module, data: Dataset, hooks: Mapping[str, activatio
                         data.y_test.cpu().tolist())
 
 
+@dataclass(frozen=True)
+class DigitPredictions:
+    """The first test images (8×8, standardised) with their true and predicted classes."""
+    images: np.ndarray             # (n, 8, 8)
+    labels: list[int]
+    predicted: list[int]
+
+
+def digit_predictions(model: nn.Module, data: Dataset, hooks: Mapping[str, activations.Threshold] | None = None,
+                      n: int = 24) -> DigitPredictions:
+    """The model's predictions (with activation `hooks` installed when given) on the first `n` test images of an
+    8×8 image set. Raises ValueError for data that is not 64 pixels."""
+    if data.n_features != 64:
+        raise ValueError("a grid of test digits needs the 8×8 digits")
+    x = data.x_test[:n]
+    with torch.inference_mode(), activations.thresholds_installed(model, hooks or {}):
+        model.eval()
+        pred = model(x).argmax(1)
+    return DigitPredictions(x.reshape(-1, 8, 8).cpu().numpy(), data.y_test[:n].cpu().tolist(), pred.cpu().tolist())
+
+
 def headline(baseline, result, finetuned) -> "Headline":
     """The Headline of a Baseline, its current PruningResult and the current FinetuneOutcome (or None)."""
     s, f = result.stats, finetuned

@@ -8,8 +8,8 @@ from streamlit.testing.v1 import AppTest
 
 from explorer.config import ExperimentConfig, config_json, parse_config
 
-PAGES = ["app_pages/home.py", "app_pages/model_data.py", "app_pages/freeze.py", "app_pages/weight_pruning.py",
-         "app_pages/activations.py", "app_pages/train.py", "app_pages/export.py"]
+PAGES = ["app_pages/home.py", "app_pages/playground.py", "app_pages/model_data.py", "app_pages/freeze.py",
+         "app_pages/weight_pruning.py", "app_pages/activations.py", "app_pages/train.py", "app_pages/export.py"]
 
 
 def labelled(widgets, label: str):
@@ -597,7 +597,7 @@ def test_a_closed_session_frees_its_experiment():
 
     at = app(page="app_pages/model_data.py")
     next(b for b in at.button if b.label == "Train baseline").click().run()
-    for page in PAGES[2:]:
+    for page in PAGES:
         at.switch_page(page).run()
     no_exceptions(at)
     ref = weakref.ref(at.session_state["experiment"])

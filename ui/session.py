@@ -12,7 +12,7 @@ RUN_LOCK_KEY = "_run_lock"
 
 # Every control that shows a config value has a key with one of these prefixes. A key makes the widget's identity
 # independent of its default, so the first edit after a submit that changed the config is not lost to a "new" widget.
-SETTING_WIDGET_PREFIXES = ("wp_", "freeze_", "act_", "md_", "ft_")
+SETTING_WIDGET_PREFIXES = ("wp_", "freeze_", "act_", "md_", "ft_", "pg_")
 
 
 def get_experiment() -> Experiment:

@@ -1,0 +1,166 @@
+"""Playground: the whole experiment on one projector screen (1280×720 with the sidebar open), redrawn as a slider moves.
+
+Controls on the left, the network in the middle, accuracy, the weight histogram and the data on the right. The
+interactive part is one st.fragment: a slider move reruns only it (not the sidebar or the other pages' code); a
+training run reruns the whole app so that the sidebar and the address bar follow.
+"""
+import streamlit as st
+
+from explorer import activations, plots, views
+from explorer.config import ActivationConfig, FinetuneConfig, WeightPruningConfig
+from explorer.layers import expand
+from explorer.measure import training_cost
+from explorer.netgraph import graph_of, network_figure, sample_graph
+from ui.links import share_current_setup
+from ui.progress import run_with_progress, stop_event, train_with_progress
+from ui.session import get_experiment, seed_widgets
+from ui.views import show_problems
+
+PREFIX = "pg_"
+GRAPH_HEIGHT, SIDE_HEIGHT = 390, 215
+# Streamlit's default top padding (6 rem) is a fifth of a projector's height: a compact page gives it to the figures.
+COMPACT = "<style>.block-container{padding-top:3.6rem;padding-bottom:0.5rem}</style>"
+
+
+def _simple_sparsity(wp: WeightPruningConfig, names: list[str]) -> dict | None:
+    """Slider values showing `wp` when it is what the Playground's sliders express (unstructured, per layer, by
+    sparsity); None for a setting made on Weight pruning that they cannot show (a threshold, global, structured)."""
+    if wp.is_structured or wp.threshold is not None or wp.scope == "global":
+        return None
+    value = wp.sparsity or 0.0
+    per = expand(value, names, default=0.0)
+    return {"per_layer": isinstance(value, dict), "all": 100.0 * (0.0 if isinstance(value, dict) else value),
+            **{f"layer_{n}": 100.0 * per[n] for n in names}}
+
+
+def pruning_control(exp) -> WeightPruningConfig:
+    """One sparsity slider (per-layer ones behind a toggle); the current setting when nothing moved."""
+    current, names = exp.config.weight_pruning, exp.layer_names
+    shown = _simple_sparsity(current, names)
+    if shown is None:
+        st.caption("The setting from Weight pruning (threshold, global or structured) is in force; moving a slider "
+                   "here replaces it.")
+        shown = {"per_layer": False, "all": float(round(100 * exp.pruning.stats.sparsity)),  # on the slider's steps
+                 **{f"layer_{n}": float(round(100 * s.sparsity)) for n, s in exp.pruning.stats.layers.items()}}
+    seed_widgets(PREFIX, shown)
+    per_layer = st.toggle("Per layer", key=PREFIX + "per_layer")
+    keys = [f"layer_{n}" for n in names] if per_layer else ["all"]
+    ui = {"per_layer": per_layer}
+    for k in keys:
+        label = "Weight sparsity" if k == "all" else f"sparsity {k.removeprefix('layer_')}"
+        ui[k] = st.slider(label, 0.0, 100.0, step=1.0, format="%.0f%%", key=PREFIX + k,
+                          help="the share of weights set to exactly zero, the smallest |w| first (Han et al. 2015)")
+    if all(ui[k] == shown[k] for k in ui):  # unmoved: the setting stays exactly as it is (whoever made it)
+        return current
+    if per_layer:
+        return WeightPruningConfig(sparsity={n: round(ui[f"layer_{n}"] / 100, 6) for n in names})
+    return WeightPruningConfig(sparsity=round(ui["all"] / 100, 6))
+
+
+def activation_control(exp) -> ActivationConfig:
+    """One activation threshold for every hidden layer (0: plain ReLU)."""
+    current = exp.config.activation
+    top = max(max(exp.activation_ranges().values(), default=1.0), 1e-6)
+    seeded = min(current.threshold if isinstance(current.threshold, float) else 0.0, top)
+    seed_widgets(PREFIX, {"act": seeded})
+    st.session_state[PREFIX + "act"] = min(st.session_state[PREFIX + "act"], top)
+    t = st.slider("Activation threshold", 0.0, top, step=top / 200, format="%.3f", key=PREFIX + "act",
+                  help="after each hidden layer, an activation below t becomes 0 (a forced-threshold ReLU)")
+    if t == seeded:  # unmoved: a per-layer or target setting from Activation sparsity stays as it is
+        return current
+    return ActivationConfig(threshold=round(t, 6) if t > 0 else None)
+
+
+def buttons(exp) -> None:
+    """Train baseline / Fine-tune, with progress and a compact live curve in the controls' column."""
+    train = st.button("Train baseline", type="secondary" if exp.trained else "primary", use_container_width=True)
+    tune = st.button("Fine-tune", type="primary" if exp.trained else "secondary", disabled=not exp.trained,
+                     use_container_width=True, help="retrain the kept weights with masked gradients (frozen layers "
+                                                    "stay fixed)")
+    st.button("Stop training", type="tertiary", on_click=lambda: stop_event().set(),
+              help="ends the run within a second and keeps the epochs it finished")
+    if train and train_with_progress(exp, exp.config):
+        st.rerun()
+    if tune:
+        ft = exp.config.finetune
+        if ft.schedule == "none":  # the Playground's button means "retrain what is left": one-shot, as Han et al.
+            exp.set_finetune(FinetuneConfig.model_validate({**ft.model_dump(), "schedule": "oneshot"}))
+        tcfg = exp.config.finetune.train_config(exp.config.train)
+        try:
+            result = run_with_progress(exp.finetune, tcfg.epochs, "fine-tuning", sparsity=True,
+                                       cost=training_cost(exp.model, exp.data, tcfg.epochs, tcfg.batch_size))
+        except ValueError as e:
+            show_problems(e, "Cannot fine-tune")
+        else:
+            if result is not None and result.diverged:
+                st.error(f"{result.message}. The previous result is kept.")
+            elif result is not None:
+                st.rerun()
+
+
+def accuracy(exp, pruned) -> None:
+    """Dense, pruned and (when current) fine-tuned test accuracy, each with its change."""
+    dense, f = exp.baseline_test_accuracy, exp.finetune_result
+    c = st.columns(3)
+    c[0].metric("Accuracy, dense", f"{dense:.1%}")
+    c[1].metric(f"Pruned ({pruned.stats.sparsity:.0%})", f"{pruned.test_accuracy:.1%}",
+                delta=f"{(pruned.test_accuracy - dense) * 100:+.1f} pts")
+    if f is not None:
+        c[2].metric("Fine-tuned", f"{f.test_accuracy:.1%}", delta=f"{(f.test_accuracy - dense) * 100:+.1f} pts")
+    else:
+        c[2].metric("Fine-tuned", "—", help="press Fine-tune to retrain what is left")
+
+
+def data_view(exp) -> None:
+    """Decision regions on a 2-D set, a grid of test digits with predictions on digits; nothing for other data."""
+    hooks = activations.static_hooks(exp.activation_view()[0]) if exp.config.activation.is_active else {}
+    if exp.data.n_features == 2:
+        fig = plots.decision_regions(exp.decision_grid("activations" if hooks else "pruned", resolution=60),
+                                     "what the pruned model predicts")
+        st.plotly_chart(fig.update_layout(height=SIDE_HEIGHT + 40, margin=dict(l=0, r=0, t=36, b=0),
+                                          showlegend=False), key="pg_data")
+    elif exp.data.n_features == 64:
+        view = views.digit_predictions(exp.current_model(), exp.data, hooks)
+        st.plotly_chart(plots.digit_predictions(view, height=SIDE_HEIGHT + 60), key="pg_data")
+
+
+@st.fragment
+def playground() -> None:
+    exp = get_experiment()
+    controls, middle, right = st.columns([1.2, 2.0, 1.4], gap="small")
+    with controls:
+        setting = pruning_control(exp)
+        ac = activation_control(exp)
+        frozen = st.pills("Frozen layers", exp.layer_names, selection_mode="multi", key=PREFIX + "frozen",
+                          default=list(exp.config.freeze), help="held fixed while fine-tuning (tinted in the graph)")
+        try:
+            pruned = exp.set_pruning(setting)
+            exp.set_activation(ac)
+            if list(frozen or []) != list(exp.config.freeze):
+                exp.set_frozen(list(frozen or []))
+        except ValueError as e:
+            show_problems(e, "This setting does not fit the model")
+            pruned = exp.pruning
+        buttons(exp)
+    with middle:
+        sample = sample_graph(graph_of(exp))
+        st.plotly_chart(network_figure(sample, GRAPH_HEIGHT, caption=False), key="pg_graph")
+        st.caption("What the graph shows: hover here for the sample and the true totals; a removed unit lost all its "
+                   "weights, a zeroed one outputs 0 (activation threshold).", help=sample.caption)
+        accuracy(exp, pruned)
+    with right:
+        layer = max(exp.layer_names, key=lambda n: exp.baseline.weights[n].numel())
+        hist = plots.weight_histogram(exp.weight_histogram(layer), layer)
+        st.plotly_chart(hist.update_layout(height=SIDE_HEIGHT, margin=dict(l=0, r=0, t=36, b=0), showlegend=False,
+                                           title=dict(text=f"{layer} weights (red: pruned)",
+                                                      font=dict(size=15))), key="pg_hist")
+        data_view(exp)
+    share_current_setup()  # a fragment rerun does not reach app.py's: the address bar follows the sliders here
+
+
+st.html(COMPACT)
+exp = get_experiment()
+if not exp.trained:
+    st.info("The network below is a random initialisation: press **Train baseline** (a few seconds), then move the "
+            "sliders.")
+playground()

@@ -1,0 +1,46 @@
+"""The Playground page through AppTest: its sliders set the pruning and the activation threshold, its
+buttons train and fine-tune, its frozen-layer pills freeze; a setting it cannot show is kept until a slider moves."""
+from helpers import app, no_exceptions
+
+from explorer.config import WeightPruningConfig
+
+PAGE = "app_pages/playground.py"
+
+
+def slider(at, label):
+    return next(s for s in at.slider if s.label == label)
+
+
+def test_train_prune_freeze_and_fine_tune_from_one_screen(trained_experiment_factory):
+    at = app(page=PAGE)
+    no_exceptions(at)
+    next(b for b in at.button if b.label == "Train baseline").click().run()
+    exp = at.session_state["experiment"]
+    assert exp.trained
+    slider(at, "Weight sparsity").set_value(90.0).run()
+    no_exceptions(at)
+    assert exp.config.weight_pruning == WeightPruningConfig(sparsity=0.9)
+    assert abs(exp.pruning.stats.sparsity - 0.9) < 1e-3
+    assert any(m.label == "Pruned (90%)" for m in at.metric)
+    slider(at, "Activation threshold").set_value(round(slider(at, "Activation threshold").max / 50, 3)).run()
+    assert exp.config.activation.threshold is not None and exp.config.activation.threshold > 0
+    at.button_group[0].set_value(["fc1"]).run()  # the frozen-layer pills
+    assert exp.config.freeze == ["fc1"]
+    next(b for b in at.button if b.label == "Fine-tune").click().run()
+    no_exceptions(at)
+    assert exp.finetune_result is not None and exp.config.finetune.schedule == "oneshot"
+    proof = exp.finetune_result.proof
+    assert proof["fc1"].frozen and proof["fc1"].unchanged and not proof["fc2"].unchanged
+    assert all(p.masked_nonzero == 0 for p in proof.values())
+    assert next(m for m in at.metric if m.label == "Fine-tuned").value.endswith("%")
+
+
+def test_a_setting_made_elsewhere_is_kept_until_a_slider_moves(trained_experiment_factory):
+    exp = trained_experiment_factory()
+    exp.set_pruning(WeightPruningConfig(threshold=0.05))
+    at = app(exp, PAGE)
+    no_exceptions(at)
+    assert exp.config.weight_pruning == WeightPruningConfig(threshold=0.05)
+    assert any("replaces it" in c.value for c in at.caption)
+    slider(at, "Weight sparsity").set_value(50.0).run()
+    assert exp.config.weight_pruning == WeightPruningConfig(sparsity=0.5)
