@@ -1,27 +1,41 @@
-"""Many participants at once: N concurrent sessions against a local `streamlit run app.py`, over Streamlit's own
-websocket protocol (what the browser sends, without N browsers competing with the server for the CPU).
+"""Many participants at once: N concurrent sessions against local app servers, over Streamlit's own websocket
+protocol (what the browser sends, without N browsers competing with the server for the CPU).
 
 Each session opens the app (Home), opens Model & data and trains the default baseline, opens Weight pruning and moves
 the sparsity slider several times, each move waiting for the page's run to finish (as a person watching it would).
-Measured per N: page-ready (request → the page's script run finished), slider update (new value → run finished),
-training (button → run finished), and the server's resident memory per session (RSS with all sessions trained, minus
-RSS after a warm-up session, divided by N). Then every session disconnects, and after the server's disconnected-session
-TTL the RSS is read again: what a closed session gives back.
+Measured per scenario: page-ready (request → the page's script run finished), slider update (new value → run
+finished), training (button → run finished), and per server process its resident memory (RSS after a warm-up
+session, with all sessions trained, and after every session closed and the disconnected-session TTL passed).
 
-Loopback only; bounded: at most 60 sessions, every wait times out (120 s), the whole run too.
+Where the sessions go: --servers K direct `streamlit run` processes, sessions spread round robin; or --proxy, the
+workshop deployment itself (`python -m explorer serve --processes K`: nginx, a sticky cookie): each participant loads
+the page through nginx once, keeps its cookie for the websocket, and is checked to stay on one process.
 
-    python benchmarks/load.py --sessions 1 10 30 [--moves 5] [--servers 1] [--stagger 0] [--json results.json]
+Scenarios: --stagger S (the sessions join over S seconds); --train-together (everyone loads, waits for the others, and
+all press Train in the same second); --heavy K --heavy-config FILE (K more sessions open a shared link of an expensive
+setup, press "Train the shared setup", and keep training while the N participants are measured); --sweep M (instead
+of the N sessions: one session moves the per-layer sparsity sliders M times through distinct settings, and the RSS of
+its process is read along the way: does one participant's sweep grow the server without bound?).
+
+Loopback only; bounded: at most 60 sessions, every wait times out (120 s; a participant that times out is counted,
+not waited for), the whole round too.
+
+    python benchmarks/load.py --sessions 1 10 30 [--moves 5] [--servers 1] [--proxy] [--stagger 0]
+        [--train-together] [--heavy K --heavy-config FILE] [--sweep M] [--json results.json]
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
+import re
+import signal
 import socket
-import statistics
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -29,12 +43,17 @@ from pathlib import Path
 import websockets
 from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+from streamlit.proto.WidgetStates_pb2 import WidgetState
 
 ROOT = Path(__file__).resolve().parents[1]
-MAX_SESSIONS = 60
+MAX_SESSIONS, MAX_HEAVY, MAX_SWEEP = 60, 10, 5000
 WAIT_S = 120
 TTL_S = 2
+SETTLE_S = 8  # after the TTL, before memory is read again: the runtime has dropped the closed sessions
 SLIDER_VALUES = [10.0, 50.0, 80.0, 90.0, 30.0, 95.0, 70.0, 20.0]
+SLIDER_GRID = [i * 0.5 for i in range(201)]  # ui/pruning_controls.py: sparsity 0–100 %, step 0.5
+PENDING_BUTTON = "Train the shared setup"  # ui/links.py: an expensive shared link waits for this click
+DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback, never an http_proxy
 
 
 def pct(xs, q):
@@ -49,11 +68,17 @@ def rss_mb(pid: int) -> float:
     raise RuntimeError("no VmRSS")
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 class Server:
+    """One direct `streamlit run app.py` on a free loopback port."""
+
     def __init__(self):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
+        self.port = free_port()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
              "--server.port", str(self.port), "--server.address", "127.0.0.1",
@@ -62,7 +87,7 @@ class Server:
         deadline = time.time() + 90
         while True:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/_stcore/health", timeout=2):
+                with DIRECT.open(f"http://127.0.0.1:{self.port}/_stcore/health", timeout=2):
                     break
             except OSError:
                 if self.proc.poll() is not None or time.time() > deadline:
@@ -82,6 +107,75 @@ class Server:
             self.proc.kill()
 
 
+class Direct:
+    """K direct servers; participant i goes to server i mod K (what a sticky proxy's round robin would do)."""
+
+    def __init__(self, k: int):
+        self.servers: list[Server] = []
+        try:
+            for _ in range(k):
+                self.servers.append(Server())
+        except BaseException:
+            self.stop()
+            raise
+        self.backends = {f"127.0.0.1:{s.port}": s.proc.pid for s in self.servers}  # backend -> pid
+
+    @contextlib.asynccontextmanager
+    async def connect(self, i: int):
+        server = self.servers[i % len(self.servers)]
+        async with websockets.connect(server.ws_url, subprotocols=["streamlit"], max_size=None,
+                                      open_timeout=WAIT_S) as ws:
+            yield ws, f"127.0.0.1:{server.port}"
+
+    def stop(self):
+        for server in self.servers:
+            server.stop()
+
+
+class Proxy:
+    """`python -m explorer serve --processes K` (the workshop deployment): participants connect through nginx."""
+
+    def __init__(self, k: int):
+        self.port = free_port()
+        env = {**os.environ, "STREAMLIT_SERVER_DISCONNECTED_SESSION_TTL": str(TTL_S)}
+        self.proc = subprocess.Popen([sys.executable, "-m", "explorer", "serve", "--processes", str(k), "--port",
+                                      str(self.port)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True)
+        self.lines: list[str] = []
+        threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True).start()
+        deadline = time.time() + 180
+        while not any(line.startswith("ready: ") for line in self.lines):
+            if self.proc.poll() is not None or time.time() > deadline:
+                self.stop()
+                raise RuntimeError("explorer serve did not get ready:\n" + "".join(self.lines))
+            time.sleep(0.2)
+        self.backends = {f"127.0.0.1:{m[1]}": int(m[2]) for line in self.lines
+                         if (m := re.search(r"\(port (\d+)\): healthy, pid (\d+)", line))}
+        self.unsticky: list[str] = []
+
+    def _cookie(self) -> tuple[str, str]:
+        """Load the page as a browser does first: the proxy's answer holds the sticky cookie and the process."""
+        with DIRECT.open(f"http://127.0.0.1:{self.port}/", timeout=WAIT_S) as r:
+            cookie = r.headers["Set-Cookie"].split(";")[0]
+            return cookie, r.headers["X-Backend"]
+
+    @contextlib.asynccontextmanager
+    async def connect(self, i: int):
+        cookie, backend = await asyncio.to_thread(self._cookie)
+        async with websockets.connect(f"ws://127.0.0.1:{self.port}/_stcore/stream", subprotocols=["streamlit"],
+                                      max_size=None, open_timeout=WAIT_S, additional_headers={"Cookie": cookie}) as ws:
+            if ws.response.headers.get("X-Backend") != backend:
+                self.unsticky.append(f"{backend} → {ws.response.headers.get('X-Backend')}")
+            yield ws, backend
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)  # serve stops nginx and every app process
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
 class Session:
     """One participant: a websocket session that runs pages and sets widgets as the browser would."""
 
@@ -91,27 +185,37 @@ class Session:
         self.widgets: dict[str, tuple] = {}  # label -> (widget id, element kind, element)
         self.metrics: dict[str, str] = {}
         self.exceptions: list[str] = []
+        self.progress = ""  # the latest progress bar text
+        self.alerts: list[str] = []  # st.info / success / warning / error texts, in order
 
-    async def run(self, page: str = "", widget_states=()) -> float:
-        """Request a script run of `page` and wait for it to finish; returns the seconds it took."""
+    async def send(self, page: str = "", widget_states=(), query: str = "") -> None:
+        """Request a script run of `page` (with these widget values and this address-bar query)."""
         msg = BackMsg()
-        msg.rerun_script.query_string = ""
+        msg.rerun_script.query_string = query
         msg.rerun_script.page_script_hash = self.pages.get(page, "")
         for ws_state in widget_states:
             msg.rerun_script.widget_states.widgets.append(ws_state)
-        self.widgets, self.metrics = {}, {}
-        start = time.perf_counter()
+        self.widgets, self.metrics, self.alerts = {}, {}, []
         await self.ws.send(msg.SerializeToString())
-        while True:
-            fm = ForwardMsg()
-            fm.ParseFromString(await asyncio.wait_for(self.ws.recv(), WAIT_S))
-            kind = fm.WhichOneof("type")
-            if kind == "navigation":
-                self.pages = {p.page_name: p.page_script_hash for p in fm.navigation.app_pages}
-            elif kind == "delta" and fm.delta.WhichOneof("type") == "new_element":
-                self._element(fm.delta.new_element)
-            elif kind == "script_finished":
-                return time.perf_counter() - start
+
+    async def receive(self, timeout: float = WAIT_S) -> bool:
+        """Read one message; True when it says the script run finished."""
+        fm = ForwardMsg()
+        fm.ParseFromString(await asyncio.wait_for(self.ws.recv(), timeout))
+        kind = fm.WhichOneof("type")
+        if kind == "navigation":
+            self.pages = {p.page_name: p.page_script_hash for p in fm.navigation.app_pages}
+        elif kind == "delta" and fm.delta.WhichOneof("type") == "new_element":
+            self._element(fm.delta.new_element)
+        return kind == "script_finished"
+
+    async def run(self, page: str = "", widget_states=(), query: str = "") -> float:
+        """Request a script run of `page` and wait for it to finish; returns the seconds it took."""
+        start = time.perf_counter()
+        await self.send(page, widget_states, query)
+        while not await self.receive():
+            pass
+        return time.perf_counter() - start
 
     def _element(self, el):
         kind = el.WhichOneof("type")
@@ -120,125 +224,264 @@ class Session:
             self.exceptions.append(body.message)
         elif kind == "metric":
             self.metrics[body.label] = body.body
+        elif kind == "progress":
+            self.progress = body.text
+        elif kind == "alert":
+            self.alerts.append(body.body)
         elif hasattr(body, "id") and getattr(body, "id", "") and hasattr(body, "label"):
             self.widgets.setdefault(body.label, (body.id, kind, body))
 
     def button(self, label: str):
-        from streamlit.proto.WidgetStates_pb2 import WidgetState
-        wid = self.widgets[label][0]
-        return WidgetState(id=wid, trigger_value=True)
+        return WidgetState(id=self.widgets[label][0], trigger_value=True)
 
     def slider(self, label_start: str, value: float):
-        from streamlit.proto.WidgetStates_pb2 import WidgetState
         wid = next(w[0] for label, w in self.widgets.items() if label.startswith(label_start) and w[1] == "slider")
         state = WidgetState(id=wid)
         state.double_array_value.data.append(value)
         return state
 
+    def radio(self, label: str, option: str):
+        return WidgetState(id=self.widgets[label][0], string_value=option)
 
-async def participant(url: str, moves: int, out: dict, hold: asyncio.Event, delay: float = 0.0) -> None:
+
+def new_out() -> dict:
+    return {"page_ready": [], "train": [], "slider": [], "exceptions": [], "wrong": [], "timeouts": [],
+            "backend": [], "done": 0}
+
+
+async def participant(target, i: int, moves: int, out: dict, hold: asyncio.Event, delay: float = 0.0,
+                      together: asyncio.Barrier | None = None) -> None:
     await asyncio.sleep(delay)  # a class joins over some seconds, not in the same millisecond (--stagger)
-    async with websockets.connect(url, subprotocols=["streamlit"], max_size=None, open_timeout=WAIT_S) as ws:
+    async with target.connect(i) as (ws, backend):
+        out["backend"].append(backend)
         s = Session(ws)
-        out["page_ready"].append(await s.run(""))
-        out["page_ready"].append(await s.run("Model & data"))
-        out["train"].append(await s.run("Model & data", [s.button("Train baseline")]))
-        out["page_ready"].append(await s.run("Weight pruning"))
-        for i in range(moves):
-            value = SLIDER_VALUES[i % len(SLIDER_VALUES)]
-            out["slider"].append(await s.run("Weight pruning", [s.slider("Sparsity", value)]))
-            shown = s.metrics.get("Weight sparsity", "")
-            if shown != f"{value:.1f}%":
-                out["wrong"].append(f"slider at {value}% but the page shows {shown!r}")
+        try:
+            out["page_ready"].append(await s.run(""))
+            out["page_ready"].append(await s.run("Model & data"))
+            if together is not None:
+                await asyncio.wait_for(together.wait(), WAIT_S * 2)  # --train-together: all press Train at once
+            out["train"].append(await s.run("Model & data", [s.button("Train baseline")]))
+            out["page_ready"].append(await s.run("Weight pruning"))
+            for m in range(moves):
+                value = SLIDER_VALUES[m % len(SLIDER_VALUES)]
+                out["slider"].append(await s.run("Weight pruning", [s.slider("Sparsity", value)]))
+                shown = s.metrics.get("Weight sparsity", "")
+                if shown != f"{value:.1f}%":
+                    out["wrong"].append(f"slider at {value}% but the page shows {shown!r}")
+        except (TimeoutError, asyncio.TimeoutError, asyncio.BrokenBarrierError):
+            out["timeouts"].append(f"participant {i} on {backend}: a page run took over {WAIT_S} s")
+            if together is not None:
+                await together.abort()  # nobody waits for a participant that is stuck
         out["exceptions"].extend(s.exceptions)
         out["done"] += 1
         await hold.wait()  # stay connected until every session has been measured
 
 
-async def one_round(servers: list[Server], n: int, moves: int, stagger: float = 0.0) -> dict:
-    """n participants, spread over the server processes as a sticky load balancer would (round robin)."""
-    out = {"page_ready": [], "train": [], "slider": [], "exceptions": [], "wrong": [], "done": 0}
+async def heavy_session(target, i: int, link: str, out: dict, started: asyncio.Event, hold: asyncio.Event) -> None:
+    """A participant who keeps the server busy: opens a shared link of an expensive setup, presses its Train button,
+    then presses Train baseline again after each run, until `hold` (or until the server refuses a run)."""
+    async with target.connect(i) as (ws, backend):
+        s, query = Session(ws), f"setup={link}"
+        report = {"backend": backend, "state": "", "trained": 0, "said": []}
+        out["heavy"].append(report)
+        try:
+            await s.run("", query=query)
+            if PENDING_BUTTON not in s.widgets:
+                report["state"] = f"no '{PENDING_BUTTON}' button ({(s.alerts or s.exceptions or [''])[-1][:200]!r})"
+                return
+            await s.send("", [s.button(PENDING_BUTTON)], query=query)
+            report["state"] = "training"
+            started.set()
+            while not hold.is_set():
+                with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
+                    if not await s.receive(timeout=1.0):
+                        continue
+                    report["said"] = s.alerts[-1:]
+                    if not any(a.startswith("Baseline trained") for a in s.alerts):
+                        report["state"] = "refused or stopped"
+                        break
+                    report["trained"] += 1
+                    await s.run("Model & data")
+                    await s.send("Model & data", [s.button("Train baseline")])
+            report["progress"] = s.progress
+            report["exceptions"] = s.exceptions[:3]
+        finally:
+            started.set()
+            await hold.wait()
+
+
+async def warm_up(url: str) -> None:
+    """Imports, the first model build and the bundled data: paid once per server, not per participant."""
+    class One:
+        @contextlib.asynccontextmanager
+        async def connect(self, i):
+            async with websockets.connect(url, subprotocols=["streamlit"], max_size=None, open_timeout=WAIT_S) as ws:
+                yield ws, url
     hold = asyncio.Event()
+    hold.set()
+    await participant(One(), 0, 1, new_out(), hold)
+
+
+async def one_round(target, n: int, moves: int, stagger: float = 0.0, together: bool = False, heavy: int = 0,
+                    link: str = "") -> dict:
+    """n participants (and `heavy` busy sessions started first); returns the figures."""
+    out = {**new_out(), "heavy": []}
+    hold, started = asyncio.Event(), asyncio.Event()
+    tasks = [asyncio.create_task(heavy_session(target, n + j, link, out, started, hold)) for j in range(heavy)]
+    if heavy:
+        await asyncio.wait_for(started.wait(), WAIT_S)
+        await asyncio.sleep(3)  # the heavy training is under way before the class arrives
+    barrier = asyncio.Barrier(n) if together else None
     start = time.perf_counter()
-    tasks = [asyncio.create_task(participant(servers[i % len(servers)].ws_url, moves, out, hold, stagger * i / n))
-             for i in range(n)]
+    tasks += [asyncio.create_task(participant(target, i, moves, out, hold, stagger * i / n, barrier))
+              for i in range(n)]
+    limit = WAIT_S * 4 + stagger
     while out["done"] < n and not any(t.done() and t.exception() for t in tasks):
         await asyncio.sleep(0.2)
-        if time.perf_counter() - start > WAIT_S * 4 + stagger:
-            raise TimeoutError(f"{n} sessions did not finish in {WAIT_S * 4 + stagger:.0f} s")
+        if time.perf_counter() - start > limit:
+            raise TimeoutError(f"{n} sessions did not finish in {limit:.0f} s")
     for t in tasks:
         if t.done() and t.exception():
             raise t.exception()
     wall = time.perf_counter() - start
-    rss_all = sum(rss_mb(s.proc.pid) for s in servers)
+    rss_all = {b: rss_mb(pid) for b, pid in target.backends.items()}
     hold.set()
-    await asyncio.gather(*tasks)
-    await asyncio.sleep(TTL_S + 8)  # the runtime drops disconnected sessions after the TTL
-    return {**out, "wall": wall, "rss_all": rss_all, "rss_closed": sum(rss_mb(s.proc.pid) for s in servers)}
+    await asyncio.wait_for(asyncio.gather(*tasks), WAIT_S)
+    await asyncio.sleep(TTL_S + SETTLE_S)  # the runtime drops disconnected sessions after the TTL
+    return {**out, "wall": wall, "rss_all": rss_all,
+            "rss_closed": {b: rss_mb(pid) for b, pid in target.backends.items()}}
 
 
-async def warm_up(server: Server) -> None:
-    """Imports, the first model build and the bundled data: paid once per server, not per participant."""
-    out = {"page_ready": [], "train": [], "slider": [], "exceptions": [], "wrong": [], "done": 0}
-    hold = asyncio.Event()
-    hold.set()
-    await participant(server.ws_url, 1, out, hold)
-    await asyncio.sleep(TTL_S + 8)
+async def sweep(target, m: int) -> dict:
+    """One session trains, switches Weight pruning to per-layer sliders and moves them through m distinct settings
+    (fc1 over the whole grid, fc2 one step on after each pass); its process's RSS is read every m/10 moves."""
+    async with target.connect(0) as (ws, backend):
+        s = Session(ws)
+        await s.run("")
+        await s.run("Model & data")
+        await s.run("Model & data", [s.button("Train baseline")])
+        await s.run("Weight pruning")
+        pid = target.backends[backend]
+        await s.run("Weight pruning", [s.radio("Scope", "Per layer")])
+        if not any(label == "Sparsity: fc1" for label in s.widgets):
+            raise RuntimeError(f"no per-layer sliders after choosing 'Per layer': {sorted(s.widgets)}")
+        rss, times = [(0, rss_mb(pid))], []
+        for i in range(m):
+            fc1 = SLIDER_GRID[(i % len(SLIDER_GRID)) * 37 % len(SLIDER_GRID)]
+            fc2 = SLIDER_GRID[(i // len(SLIDER_GRID) * 53 + 7) % len(SLIDER_GRID)]
+            states = [s.radio("Scope", "Per layer"), s.slider("Sparsity: fc1", fc1), s.slider("Sparsity: fc2", fc2)]
+            times.append(await s.run("Weight pruning", states))
+            if (i + 1) % max(1, m // 10) == 0 or i + 1 == m:
+                rss.append((i + 1, rss_mb(pid)))
+        await asyncio.sleep(2)
+        rss.append((m, rss_mb(pid)))
+        return {"backend": backend, "rss": rss, "slider": times, "exceptions": s.exceptions[:3]}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sessions", type=int, nargs="+", default=[1, 10, 30])
     ap.add_argument("--moves", type=int, default=5, help="slider moves per session")
-    ap.add_argument("--servers", type=int, default=1,
-                    help="server processes, sessions spread round robin (a deployment behind a sticky proxy)")
+    ap.add_argument("--servers", type=int, default=1, help="server processes (with --proxy: serve --processes)")
+    ap.add_argument("--proxy", action="store_true", help="through `python -m explorer serve` (nginx, sticky cookie)")
     ap.add_argument("--stagger", type=float, default=0.0,
                     help="seconds over which the sessions start (default 0: all at once, the worst case)")
+    ap.add_argument("--train-together", action="store_true", help="everyone loads, then all press Train at once")
+    ap.add_argument("--heavy", type=int, default=0, help="sessions training an expensive shared link meanwhile")
+    ap.add_argument("--heavy-config", help="the expensive setup (a config JSON) the --heavy sessions open as a link")
+    ap.add_argument("--sweep", type=int, default=0, help="instead: one session moves the sliders M times; RSS growth")
     ap.add_argument("--json", help="write the figures here")
     args = ap.parse_args()
-    if max(args.sessions) > MAX_SESSIONS:
-        ap.error(f"at most {MAX_SESSIONS} sessions")
+    if max(args.sessions) > MAX_SESSIONS or args.heavy > MAX_HEAVY or args.sweep > MAX_SWEEP:
+        ap.error(f"at most {MAX_SESSIONS} sessions, {MAX_HEAVY} heavy sessions, a sweep of {MAX_SWEEP}")
+    link = ""
+    if args.heavy:
+        if not args.heavy_config:
+            ap.error("--heavy needs --heavy-config FILE")
+        from explorer.config import parse_config
+        from explorer.links import encode_setup
+
+        link = encode_setup(parse_config(Path(args.heavy_config).read_bytes()))
+    where = f"{'serve --processes' if args.proxy else 'direct servers:'} {args.servers}"
     results = []
-    for n in args.sessions:
-        servers = []  # fresh servers per N, so memory figures do not carry over
+    for n in ([] if args.sweep else args.sessions):
+        target = None  # fresh servers per N, so memory figures do not carry over
         try:
-            servers = [Server() for _ in range(args.servers)]
-            for server in servers:
-                asyncio.run(warm_up(server))
-            rss0 = sum(rss_mb(s.proc.pid) for s in servers)
-            r = asyncio.run(one_round(servers, n, args.moves, min(args.stagger, 600.0)))
+            target = Proxy(args.servers) if args.proxy else Direct(args.servers)
+            for backend in target.backends:
+                asyncio.run(warm_up(f"ws://{backend}/_stcore/stream"))  # straight to each process
+            asyncio.run(asyncio.sleep(TTL_S + SETTLE_S))
+            rss0 = {b: rss_mb(pid) for b, pid in target.backends.items()}
+            r = asyncio.run(one_round(target, n, args.moves, min(args.stagger, 600.0), args.train_together,
+                                      args.heavy, link))
         finally:
-            for server in servers:
-                server.stop()
-        row = {
-            "sessions": n, "servers": args.servers, "stagger_s": args.stagger,
-            "page_ready_p50_ms": 1000 * statistics.median(r["page_ready"]),
-            "page_ready_p95_ms": 1000 * pct(r["page_ready"], 95),
-            "slider_p50_ms": 1000 * statistics.median(r["slider"]), "slider_p95_ms": 1000 * pct(r["slider"], 95),
-            "train_p50_s": statistics.median(r["train"]), "train_max_s": max(r["train"]),
-            "rss_warm_mb": rss0, "rss_all_mb": r["rss_all"], "mb_per_session": (r["rss_all"] - rss0) / n,
-            "rss_after_close_mb": r["rss_closed"], "wall_s": r["wall"],
-            "exceptions": r["exceptions"][:3], "wrong_values": r["wrong"][:3],
-        }
-        results.append(row)
-        print(f"N={n:>2}: page ready p95 {row['page_ready_p95_ms']:.0f} ms, slider p95 {row['slider_p95_ms']:.0f} ms, "
-              f"training median {row['train_p50_s']:.1f} s (max {row['train_max_s']:.1f} s), "
-              f"{row['mb_per_session']:.1f} MB per session (RSS {rss0:.0f} → {r['rss_all']:.0f} MB, "
-              f"{r['rss_closed']:.0f} MB after all closed); exceptions {len(r['exceptions'])}, "
-              f"wrong values {len(r['wrong'])}", flush=True)
-    print("\n| sessions | page ready p50 / p95 | slider update p50 / p95 | training median / max | MB per session | "
-          "RSS warm → all → closed |\n|---|---|---|---|---|---|")
-    for row in results:
-        print(f"| {row['sessions']} | {row['page_ready_p50_ms']:.0f} / {row['page_ready_p95_ms']:.0f} ms | "
-              f"{row['slider_p50_ms']:.0f} / {row['slider_p95_ms']:.0f} ms | {row['train_p50_s']:.1f} / "
-              f"{row['train_max_s']:.1f} s | {row['mb_per_session']:.1f} | {row['rss_warm_mb']:.0f} → "
-              f"{row['rss_all_mb']:.0f} → {row['rss_after_close_mb']:.0f} MB |")
-    print(f"\n{os.cpu_count()} CPUs, {args.servers} server process(es), starts spread over {args.stagger:g} s; "
-          f"{args.moves} slider moves per session; "
-          "python benchmarks/load.py "
-          + " ".join(sys.argv[1:]))
+            if target is not None:
+                target.stop()
+        results.append(report_round(n, args, where, rss0, r, getattr(target, "unsticky", [])))
+    if args.sweep:
+        target = Proxy(args.servers) if args.proxy else Direct(args.servers)
+        try:
+            r = asyncio.run(sweep(target, args.sweep))
+        finally:
+            target.stop()
+        results.append(report_sweep(args.sweep, where, r))
+    print(f"\n{os.cpu_count()} CPUs; python benchmarks/load.py " + " ".join(sys.argv[1:]))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
+
+
+def scenario(args) -> str:
+    parts = [f"stagger {args.stagger:g} s" if args.stagger else "all at once"]
+    if args.train_together:
+        parts.append("Train pressed together")
+    if args.heavy:
+        parts.append(f"{args.heavy} heavy session(s) training {Path(args.heavy_config).name}")
+    return ", ".join(parts)
+
+
+def report_round(n: int, args, where: str, rss0: dict, r: dict, unsticky: list) -> dict:
+    per = {b: {"participants": r["backend"].count(b), "rss_warm_mb": round(rss0[b]),
+               "rss_all_mb": round(r["rss_all"][b]), "rss_closed_mb": round(r["rss_closed"][b])} for b in rss0}
+    ms = lambda xs, q: 1000 * pct(xs, q)  # noqa: E731
+    row = {
+        "scenario": scenario(args), "where": where, "sessions": n, "moves": args.moves,
+        "page_ready_p50_ms": ms(r["page_ready"], 50), "page_ready_p95_ms": ms(r["page_ready"], 95),
+        "slider_p50_ms": ms(r["slider"], 50), "slider_p95_ms": ms(r["slider"], 95),
+        "train_p50_s": pct(r["train"], 50), "train_p95_s": pct(r["train"], 95),
+        "train_max_s": max(r["train"], default=float("nan")), "per_backend": per,
+        "mb_per_session": (sum(r["rss_all"].values()) - sum(rss0.values())) / n, "wall_s": r["wall"],
+        "timeouts": r["timeouts"][:3], "n_timeouts": len(r["timeouts"]), "unsticky": unsticky[:3],
+        "heavy": r["heavy"], "exceptions": r["exceptions"][:3], "wrong_values": r["wrong"][:3],
+    }
+    print(f"\n{row['scenario']}, {where}, {n} sessions × {args.moves} moves:\n"
+          f"  page ready p50 / p95 {row['page_ready_p50_ms']:.0f} / {row['page_ready_p95_ms']:.0f} ms; "
+          f"slider p50 / p95 {row['slider_p50_ms']:.0f} / {row['slider_p95_ms']:.0f} ms; "
+          f"training p50 / p95 / max {row['train_p50_s']:.1f} / {row['train_p95_s']:.1f} / "
+          f"{row['train_max_s']:.1f} s; {row['mb_per_session']:.1f} MB per session")
+    for b, p in per.items():
+        print(f"  {b}: {p['participants']} participants, RSS warm → all trained → closed "
+              f"{p['rss_warm_mb']} → {p['rss_all_mb']} → {p['rss_closed_mb']} MB")
+    for h in r["heavy"]:
+        print(f"  heavy session on {h['backend']}: {h['state']}, {h['trained']} runs trained; last progress "
+              f"{h.get('progress', '')!r}; last message {h['said']}")
+    print(f"  timed out {len(r['timeouts'])}, exceptions {len(r['exceptions'])}, wrong values {len(r['wrong'])}, "
+          f"participants moved between processes {len(unsticky)}", flush=True)
+    return row
+
+
+def report_sweep(m: int, where: str, r: dict) -> dict:
+    (_, first), (_, last) = r["rss"][0], r["rss"][-1]
+    half = next(rss for moves, rss in r["rss"] if moves >= m // 2)
+    row = {"scenario": f"sweep of {m} distinct settings", "where": where, "backend": r["backend"],
+           "rss_mb": [(moves, round(rss, 1)) for moves, rss in r["rss"]], "growth_mb": last - first,
+           "growth_second_half_mb": last - half, "slider_p50_ms": 1000 * pct(r["slider"], 50),
+           "slider_p95_ms": 1000 * pct(r["slider"], 95), "exceptions": r["exceptions"]}
+    print(f"\nsweep of {m} distinct per-layer settings, one session, {where} (its process {r['backend']}):\n"
+          f"  RSS {first:.0f} → {last:.0f} MB ({last - first:+.0f} MB; {last - half:+.0f} MB in the second half); "
+          f"slider p50 / p95 {row['slider_p50_ms']:.0f} / {row['slider_p95_ms']:.0f} ms; "
+          f"exceptions {len(r['exceptions'])}\n  RSS after moves: "
+          + ", ".join(f"{moves}: {rss:.0f}" for moves, rss in r["rss"]), flush=True)
+    return row
 
 
 if __name__ == "__main__":

@@ -1,17 +1,21 @@
-"""`python -m explorer`: run writes metrics and plain state_dicts that load into the model the config builds."""
+"""`python -m explorer`: run writes metrics and plain state_dicts that load into the model the config builds; its
+--out is checked before training and written as one unit (never two runs mixed, nothing half-written)."""
 import json
+import os
+import pathlib
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
 from helpers import ROOT, app, no_exceptions, tiny_config
 
+from explorer.cli import main, out_problem
 from explorer.config import config_json, parse_config
 from explorer.data import load_dataset
+from explorer.experiment import Experiment
 from explorer.models import build_model
-
-pytestmark = pytest.mark.slow  # every test here runs the CLI as a subprocess
 
 
 def cli(*args, cwd=ROOT):
@@ -19,6 +23,7 @@ def cli(*args, cwd=ROOT):
                           timeout=300)
 
 
+@pytest.mark.slow  # the CLI as a subprocess
 def test_run_writes_outputs_and_is_deterministic(tmp_path):
     cfg = tiny_config(weight_pruning={"sparsity": {"fc1": 0.8, "fc2": 0.5}})
     path = tmp_path / "c.json"
@@ -45,6 +50,7 @@ def test_run_writes_outputs_and_is_deterministic(tmp_path):
     assert abs(acc - m["pruned"]["test_accuracy"]) < 1e-9
 
 
+@pytest.mark.slow  # the CLI as a subprocess
 def test_bad_config_exits_2_with_one_line(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text('{"train": {"lr": "fast"}}')
@@ -55,12 +61,14 @@ def test_bad_config_exits_2_with_one_line(tmp_path):
     assert missing.returncode == 2 and "cannot read" in missing.stderr
 
 
+@pytest.mark.slow  # the CLI as a subprocess
 def test_schema_prints_json_schema():
     r = cli("schema")
     assert r.returncode == 0
     assert "weight_pruning" in json.loads(r.stdout)["properties"]
 
 
+@pytest.mark.slow  # the CLI as a subprocess
 def test_run_fine_tunes_and_model_pt_is_the_fine_tuned_model(tmp_path):
     cfg = tiny_config(weight_pruning={"sparsity": {"fc1": 0.9, "fc2": 0.9, "fc3": 0.5}}, freeze=["fc3"],
                       finetune={"schedule": "agp", "epochs": 3, "agp_frequency": 5})
@@ -83,6 +91,7 @@ def test_run_fine_tunes_and_model_pt_is_the_fine_tuned_model(tmp_path):
     assert int((model.fc1.weight == 0).sum()) >= 0.9 * model.fc1.weight.numel()
 
 
+@pytest.mark.slow  # the CLI as a subprocess
 def test_run_structured_writes_a_compact_model_that_loads(tmp_path):
     cfg = tiny_config(weight_pruning={"structured": {"method": "l1", "amount": {"fc1": 0.5}}})
     path = tmp_path / "c.json"
@@ -105,6 +114,7 @@ def test_run_structured_writes_a_compact_model_that_loads(tmp_path):
     assert r.returncode == 2 and "Traceback" not in r.stderr and "structured" in r.stderr
 
 
+@pytest.mark.slow  # the CLI as a subprocess
 def test_same_setup_twice_in_the_app_and_twice_on_the_cli_gives_identical_metrics(tmp_path):
     """Determinism on the CPU: two browser sessions that load the same setup (and fine-tune it) and two CLI replays
     of the file all report the same metrics.json, to the last digit."""
@@ -127,3 +137,94 @@ def test_same_setup_twice_in_the_app_and_twice_on_the_cli_gives_identical_metric
     seen = [json.loads(json.dumps(m)) for m in seen]  # the app's numbers as the CLI writes them
     assert "finetuned" in seen[0]
     assert all(m == seen[0] for m in seen[1:])
+
+
+# ---- --out: checked before training, written as one unit (in-process: fast) -----------------------------------------
+def _setup(tmp_path, **overrides) -> str:
+    path = tmp_path / "setup.json"
+    path.write_text(config_json(tiny_config(**overrides)))
+    return str(path)
+
+
+def _folder(path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(path.iterdir())}
+
+
+def test_an_out_that_cannot_be_a_folder_is_refused_before_training(tmp_path, capsys):
+    setup = _setup(tmp_path)
+    (tmp_path / "taken").write_text("my notes")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.tex").write_text("years of work")
+    cases = {"taken": "is a file, not a folder", "taken/sub": "is a file, not a folder",
+             "mine": "holds files that are not from a run (thesis.tex)"}
+    for out, says in cases.items():
+        start = time.perf_counter()
+        assert main(["run", setup, "--out", str(tmp_path / out)]) == 2
+        assert time.perf_counter() - start < 0.5  # no training, not even a data set loaded
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and says in err and len(err.strip().splitlines()) == 1, err
+        assert "epoch" not in err
+    assert (tmp_path / "taken").read_text() == "my notes" and _folder(tmp_path / "mine") == {
+        "thesis.tex": b"years of work"}
+
+
+def test_an_out_nobody_may_write_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(os, "access", lambda path, mode: False)  # as for a user without write permission (not root)
+    (tmp_path / "old").mkdir()
+    assert out_problem(str(tmp_path / "old")) == f"--out {tmp_path / 'old'} is not writable"
+    new = tmp_path / "a" / "b"
+    assert out_problem(str(new)) == f"cannot create --out {new}: {tmp_path} is not writable"
+
+
+def test_a_second_run_replaces_the_folder_as_a_whole(tmp_path):
+    out = tmp_path / "out"
+    structured = _setup(tmp_path, weight_pruning={"structured": {"amount": 0.5}})
+    assert main(["run", structured, "--out", str(out), "--quiet"]) == 0
+    assert (out / "compact.pt").exists()
+    assert main(["run", _setup(tmp_path, weight_pruning={"sparsity": 0.5}), "--out", str(out), "--quiet"]) == 0
+    assert sorted(_folder(out)) == ["baseline.pt", "config.json", "metrics.json", "model.pt"]  # no stale compact.pt
+    assert parse_config((out / "config.json").read_text()).weight_pruning.sparsity == 0.5
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "setup.json"]  # no temporary folder left
+
+
+def test_an_interrupted_run_leaves_the_previous_folder_as_it_was(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "out"
+    assert main(["run", _setup(tmp_path), "--out", str(out), "--quiet"]) == 0
+    before = _folder(out)
+    capsys.readouterr()
+
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:  # Ctrl-C while training
+        m.setattr(Experiment, "train_baseline", ctrl_c)
+        assert main(["run", _setup(tmp_path, seed=3), "--out", str(out), "--quiet"]) == 130
+        assert main(["run", _setup(tmp_path, seed=3), "--out", str(tmp_path / "new"), "--quiet"]) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"interrupted: nothing was written; {out} is as it was",
+                   f"interrupted: nothing was written to {tmp_path / 'new'}"]
+
+    write_bytes, written = pathlib.Path.write_bytes, []
+
+    def ctrl_c_on_the_third_file(self, data):
+        written.append(self.name)
+        if len(written) == 3:
+            raise KeyboardInterrupt
+        return write_bytes(self, data)
+
+    with monkeypatch.context() as m:  # Ctrl-C half-way through writing the files
+        m.setattr(pathlib.Path, "write_bytes", ctrl_c_on_the_third_file)
+        assert main(["run", _setup(tmp_path, seed=4), "--out", str(out), "--quiet"]) == 130
+    assert len(written) == 3 and _folder(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "setup.json"]  # no temporary folder, no "new"
+
+
+def test_a_disk_that_refuses_a_file_leaves_nothing_half_written(tmp_path, monkeypatch, capsys):
+    def full(self, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pathlib.Path, "write_bytes", full)
+    assert main(["run", _setup(tmp_path), "--out", str(tmp_path / "out"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == f"error: cannot write to {tmp_path / 'out'}: No space left on device"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["setup.json"]

@@ -1,11 +1,17 @@
-"""benchmarks/load.py drives Streamlit's websocket protocol directly: keep it working (one session, one slider move)."""
+"""benchmarks/load.py drives Streamlit's websocket protocol directly: keep it working (one session, one slider move;
+and its scenarios through the workshop proxy)."""
 import asyncio
 import importlib.util
+import os
+import shutil
+import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from helpers import ROOT
+from helpers import ROOT, tiny_config
+
+from explorer.links import encode_setup
 
 pytestmark = pytest.mark.slow
 
@@ -16,16 +22,51 @@ sys.modules["load"] = load
 _spec.loader.exec_module(load)
 
 
+def in_a_thread(coro, timeout=300):
+    # In a thread of its own: Playwright's sync API leaves an event loop running in this one.
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result(timeout=timeout)
+
+
 def test_one_participant_trains_and_moves_the_slider():
-    server = load.Server()
+    target = load.Direct(1)
     try:
-        out = {"page_ready": [], "train": [], "slider": [], "exceptions": [], "wrong": [], "done": 0}
+        out = load.new_out()
         hold = asyncio.Event()  # bound to the loop on first wait (Python ≥ 3.10), so it may be made here
         hold.set()
-        # In a thread of its own: Playwright's sync API leaves an event loop running in this one.
-        with ThreadPoolExecutor(1) as pool:
-            pool.submit(asyncio.run, load.participant(server.ws_url, 2, out, hold)).result(timeout=300)
+        in_a_thread(load.participant(target, 0, 2, out, hold))
     finally:
-        server.stop()
+        target.stop()
     assert out["done"] == 1 and len(out["page_ready"]) == 3 and len(out["train"]) == 1 and len(out["slider"]) == 2
-    assert out["exceptions"] == [] and out["wrong"] == []  # the page showed the sparsity each move set
+    assert out["exceptions"] == [] and out["wrong"] == [] and out["timeouts"] == []  # the page showed each value
+
+
+def _nginx() -> None:
+    if shutil.which("nginx") is None and shutil.which("apt-get") and os.geteuid() == 0:
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update", "-qq"], env=env, timeout=900, capture_output=True)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "nginx"], env=env, timeout=900, capture_output=True)
+    if shutil.which("nginx") is None:
+        pytest.fail("Debian's nginx is missing and could not be installed (apt-get install -y nginx)")
+
+
+def test_through_the_proxy_a_heavy_link_train_together_and_a_sweep(monkeypatch):
+    _nginx()
+    monkeypatch.setenv("PRUNING_EXPLORER_LINK_MACS", "0")  # even a tiny shared link waits for its Train button
+    monkeypatch.setattr(load, "SETTLE_S", 0)
+    target = load.Proxy(1)  # `python -m explorer serve --processes 1`
+    try:
+        swept = in_a_thread(load.sweep(target, 3))
+        r = in_a_thread(load.one_round(target, 1, 1, together=True, heavy=1,
+                                       link=encode_setup(tiny_config(seed=5))))
+    finally:
+        target.stop()
+    assert target.proc.returncode == 0 and target.unsticky == []
+    assert len(swept["slider"]) == 3 and len(swept["rss"]) == 5 and swept["exceptions"] == []
+    assert swept["backend"] in target.backends
+    assert r["done"] == 1 and len(r["train"]) == 1 and len(r["slider"]) == 1 and r["timeouts"] == []
+    assert r["backend"] == [swept["backend"]] and set(r["rss_all"]) == set(target.backends)
+    heavy = r["heavy"][0]  # trained its link's setup, then Train baseline again and again while the class worked
+    assert heavy["state"] == "training" and heavy["trained"] >= 1, heavy
+    assert heavy["said"][0].startswith("Baseline trained") and heavy["exceptions"] == [], heavy
+    assert r["exceptions"] == [] and r["wrong"] == []
