@@ -14,6 +14,7 @@ import torch
 from helpers import ROOT, tiny_config
 from streamlit.testing.v1 import AppTest
 
+from explorer import cli, serve
 from explorer.budget import Budget, check_run
 from explorer.config import (
     ActivationConfig,
@@ -249,6 +250,11 @@ CASES = {
          "train": {"epochs": 1000, "batch_size": 1}})), 1000, Budget())),
     "session-over-budget": lambda exp: message(lambda: check_run(1e11, 10, Budget(), spent=1.95e12)),
     "address-from-a-lost-session": lambda exp: _reopen_after_restart(),
+    "cli-out-is-a-file": lambda exp: cli.out_problem(str(ROOT / "README.md")),
+    "cli-out-under-a-file": lambda exp: cli.out_problem(str(ROOT / "README.md" / "results")),
+    "cli-out-current-folder": lambda exp: cli.out_problem("."),
+    "serve-port-out-of-range": lambda exp: serve.port_problem("127.0.0.1", 70000),
+    "serve-address-not-here": lambda exp: serve.port_problem("no.such.host.invalid", 8501),
     "lr-1e6-adam": lambda exp: _trained(lr=1e6).learning_problem(),
     "lr-1e6-sgd": lambda exp: Experiment(tiny_config(train={"lr": 1e6, "optimizer": "sgd"})).train_baseline().message,
     "batch-larger-than-data": lambda exp: (
