@@ -5,6 +5,7 @@ The pages live in app_pages/, not pages/: Streamlit treats a pages/ folder besid
 on a fresh server would run the page alone, without this navigation or sidebar.
 """
 import gc
+from pathlib import Path
 
 import streamlit as st
 
@@ -24,7 +25,9 @@ def _freeze_startup_objects() -> bool:
 
 _freeze_startup_objects()
 
-st.set_page_config(page_title="Pruning Explorer", page_icon=":material/content_cut:", layout="wide")
+# A local icon: a Material icon name makes every page fetch the icon from the internet (offline means offline).
+st.set_page_config(page_title="Pruning Explorer", page_icon=str(Path(__file__).parent / "static" / "favicon.png"),
+                   layout="wide")
 
 pages = [
     st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),

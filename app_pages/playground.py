@@ -17,7 +17,7 @@ from ui.session import get_experiment, seed_widgets
 from ui.views import show_problems
 
 PREFIX = "pg_"
-GRAPH_HEIGHT, SIDE_HEIGHT = 390, 215
+GRAPH_HEIGHT, SIDE_HEIGHT = 365, 205
 # Streamlit's default top padding (6 rem) is a fifth of a projector's height: a compact page gives it to the figures.
 COMPACT = "<style>.block-container{padding-top:3.6rem;padding-bottom:0.5rem}</style>"
 
@@ -128,7 +128,7 @@ def data_view(exp) -> None:
 def playground() -> None:
     exp = get_experiment()
     controls, middle, right = st.columns([1.2, 2.0, 1.4], gap="small")
-    with controls:
+    with controls, st.container(key="pg_controls"):
         setting = pruning_control(exp)
         ac = activation_control(exp)
         frozen = st.pills("Frozen layers", exp.layer_names, selection_mode="multi", key=PREFIX + "frozen",
