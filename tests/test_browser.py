@@ -1,13 +1,11 @@
 """The real app in headless Chromium: train, prune with a slider, download the config and load it back."""
 import json
-import os
 import re
 import tempfile
 from pathlib import Path
 
 import pytest
 import torch
-from helpers import ROOT
 
 from explorer.config import parse_config
 from explorer.sparse import decode_model
@@ -15,10 +13,6 @@ from explorer.sparse import decode_model
 IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
 pytestmark = pytest.mark.slow
 
-# The README's picture, docs/weight-pruning.png, is rewritten only when asked: UPDATE_SCREENSHOTS=1 python -m pytest
-# tests/test_browser.py (otherwise every run would leave a changed binary file in the working tree).
-SCREENSHOT = ROOT / "docs" / "weight-pruning.png"
-UPDATE_SCREENSHOTS = os.environ.get("UPDATE_SCREENSHOTS") == "1"
 FAILURE_SHOT = Path(tempfile.gettempdir()) / "pruning-explorer-browser-failure.png"
 
 
@@ -110,9 +104,6 @@ def _train_prune_export_and_reload(page, browser, app_url, tmp_path):
     # Interrupted runs must not leave an older setting in the session (the sidebar reads the experiment itself).
     assert f"at {sparsity} sparsity" in page.locator("[data-testid='stSidebar']").inner_text()
     assert_no_exception(page)
-    if UPDATE_SCREENSHOTS:
-        page.wait_for_timeout(500)  # let plotly finish drawing before the README picture
-        page.screenshot(path=str(SCREENSHOT), full_page=False)
     after_acc = metric_value(page, "Test accuracy after")
 
     # An activation threshold: sparsity and the histogram move.
