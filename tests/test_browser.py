@@ -143,10 +143,16 @@ def _train_prune_export_and_reload(page, browser, app_url, tmp_path):
     before, after = rows["fc3"][col["fingerprint before → after"]].split(" → ")
     assert rows["fc3"][col["frozen"]] == "yes" and before == after
 
-    # A long run, stopped from the page: it ends within an epoch or so and keeps what it trained.
+    # A run above the server's budget is refused before it starts, with the number and what fits.
     fill_and_commit(page, "Epochs", "500")
     page.get_by_role("button", name="Train", exact=True).click()
-    page.get_by_text(re.compile(r"fine-tuning: epoch \d+/500")).wait_for(timeout=60_000)
+    page.get_by_text(re.compile(r"this server allows 200.0 G multiply-adds a run: at most \d+ epoch")).wait_for(
+        timeout=30_000)
+    settle(page)
+    # A long run within it, stopped from the page: it ends within a second and keeps what it trained.
+    fill_and_commit(page, "Epochs", "150")
+    page.get_by_role("button", name="Train", exact=True).click()
+    page.get_by_text(re.compile(r"fine-tuning: epoch \d+/150")).wait_for(timeout=60_000)
     page.get_by_role("button", name="Stop training").click()
     page.get_by_text("The last run was stopped").wait_for(timeout=30_000)
     settle(page)
