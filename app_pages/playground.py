@@ -135,7 +135,8 @@ def playground() -> None:
                           default=list(exp.config.freeze), help="held fixed while fine-tuning (tinted in the graph)")
         try:
             pruned = exp.set_pruning(setting)
-            exp.set_activation(ac)
+            if ac != exp.config.activation:  # else no activation statistics to compute on every sparsity move
+                exp.set_activation(ac)
             if list(frozen or []) != list(exp.config.freeze):
                 exp.set_frozen(list(frozen or []))
         except ValueError as e:

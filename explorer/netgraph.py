@@ -290,20 +290,24 @@ def network_figure(sample: GraphSample, height: int = 440, caption_width: int = 
                    fillcolor=FROZEN_TINT, line=dict(width=0)) for i, ln in enumerate(sample.lines)
               if ln.layer in sample.frozen]
     notes = []
+    crowded = len(cols) > 5  # narrow columns: labels alternate between two rows so that none overlaps the next
     for c, col in enumerate(cols):
         frozen = col.name in sample.frozen
-        notes.append(dict(x=c, y=1, yref="paper", yanchor="bottom", showarrow=False,
+        lift = 18 if crowded and c % 2 else 0
+        notes.append(dict(x=c, y=1, yref="paper", yanchor="bottom", showarrow=False, yshift=lift,
                           text=f"{plain(col.name)} ({col.units:,})" + (" frozen" if frozen else ""),
                           font=dict(size=15, color=FROZEN_TEXT if frozen else TEXT)))
         if col.shown.size < col.units:
             notes.append(dict(x=c, y=-(col.shown.size - 1) / 2 - 0.9, showarrow=False, font=dict(size=14),
-                              text=f"… {col.units - col.shown.size:,} more"))
+                              text=f"+{col.units - col.shown.size:,}" if crowded
+                              else f"… {col.units - col.shown.size:,} more"))
     wrapped = _wrap(plain(sample.caption), caption_width) if caption else []
     if wrapped:  # above the column names
         notes.append(dict(x=0, xref="paper", xanchor="left", y=1, yref="paper", yanchor="bottom", yshift=26,
                           align="left", showarrow=False, text="<br>".join(wrapped), font=dict(size=14)))
     return go.Figure(traces, layout=dict(
-        height=height, margin=dict(l=10, r=10, t=32 + 19 * len(wrapped), b=40), font=dict(size=14, color=TEXT),
+        height=height, margin=dict(l=10, r=10, t=32 + 19 * len(wrapped) + 18 * crowded, b=40),
+        font=dict(size=14, color=TEXT),
         shapes=shapes, annotations=notes, plot_bgcolor="white", hovermode="closest", dragmode=False,
         legend=dict(orientation="h", x=0.5, xanchor="center", y=0, yanchor="top", font=dict(size=14)),
         xaxis=dict(visible=False, range=[-0.5, len(cols) - 0.5], fixedrange=True),
