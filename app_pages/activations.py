@@ -39,17 +39,17 @@ c[3].metric("Skippable next-layer MACs", f"{skip / total:.1%}",
 st.caption(f"Validation accuracy (where thresholds are chosen): weights pruned {exp.pruning.val_accuracy:.1%}, "
            f"and activations thresholded {stats.val_accuracy:.1%}.")
 
-st.plotly_chart(plots.activation_sparsity_bars(layers), key="act_bars")
+st.plotly_chart(plots.activation_sparsity_bars(layers), key="act_bars", theme=None)
 decision_view(exp, "activations", "act_regions")
 
 layer = st.selectbox("Layer to inspect", list(layers), key="act_inspect")
 s = layers[layer]
 log_y = st.toggle("Log-scale counts", value=True, key="act_log_y")
 left, right = st.columns(2)
-left.plotly_chart(plots.activation_histogram(s, layer, log_y), key="act_hist")
-right.plotly_chart(plots.activation_map(s, layer), key="act_map")
+left.plotly_chart(plots.activation_histogram(s, layer, log_y), key="act_hist", theme=None)
+right.plotly_chart(plots.activation_map(s, layer), key="act_map", theme=None)
 left, right = st.columns(2)
-left.plotly_chart(plots.apoz_bars(s, layer), key="act_apoz")
+left.plotly_chart(plots.apoz_bars(s, layer), key="act_apoz", theme=None)
 with right:
     st.markdown(f"**{layer}**: {s.units} units, threshold t = {thresholds.get(layer, 0.0):.4f}, "
                 f"{s.sparsity_before:.1%} zeros from the nonlinearity, {s.sparsity_after:.1%} with the threshold.")

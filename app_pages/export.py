@@ -26,27 +26,44 @@ with st.form("snapshot"):
         with st.spinner("measuring bytes and latency…"):
             snap = exp.snapshot(name)
         st.success(f"Snapshot **{literal(snap.name)}** taken.")
+SPARSE_LABELS = {"bitmask": "bitmask", "csr": "CSR", "coo": "COO"}
+
+
+def snapshot_row(s) -> dict:
+    """One snapshot as a short table row; every share in percent, of 100."""
+    fmt = min(SPARSE_LABELS, key=s.file_bytes)
+    macs = s.macs_nonzero if s.macs_compact is None else s.macs_compact
+    return {"name": s.name, "kind": s.kind, "sparsity": 100 * s.weight_sparsity, "accuracy": 100 * s.test_accuracy,
+            "dense kB": s.file_bytes("dense") / 1000,
+            "sparse kB": f"{s.file_bytes(fmt) / 1000:.1f} {SPARSE_LABELS[fmt]}",
+            "MACs left": 100 * macs / (s.macs_dense or 1), "ms": s.latency_ms, "ms compact": s.latency_compact_ms}
+
+
 if exp.snapshots:
-    st.dataframe(pd.DataFrame([{
-        "name": s.name, "kind": s.kind, "weight sparsity": s.weight_sparsity, "test accuracy": s.test_accuracy,
-        **{f"{label} bytes": s.file_bytes(fmt) for fmt, label in
-           (("dense", "dense"), ("bitmask", "bitmask"), ("csr", "CSR"), ("coo", "COO"))},
-        "MACs dense": s.macs_dense, "MACs non-zero": s.macs_nonzero, "MACs compacted": s.macs_compact,
-        "latency ms": s.latency_ms, "compacted ms": s.latency_compact_ms,
-    } for s in exp.snapshots]), hide_index=True, column_config={
-        "weight sparsity": st.column_config.NumberColumn(format="percent"),
-        "test accuracy": st.column_config.NumberColumn(format="percent"),
-        "latency ms": st.column_config.NumberColumn(format="%.3f"),
-        "compacted ms": st.column_config.NumberColumn(format="%.3f")})
+    # Fits the page at 1280×720 with the sidebar open (about 820 px): short headers, fixed widths (a long name or kind
+    # is cut, whole on hover), one percentage format; every byte count per format is in the chart below.
+    table = pd.DataFrame([snapshot_row(s) for s in exp.snapshots]).dropna(axis="columns", how="all")
+    cc, percent = st.column_config, "%.1f%%"
+    st.dataframe(table, hide_index=True, column_config={
+        "name": cc.TextColumn(width=150),
+        "kind": cc.TextColumn(width=110),
+        "sparsity": cc.NumberColumn(format=percent, width=70, help="weight sparsity"),
+        "accuracy": cc.NumberColumn(format=percent, width=75, help="test accuracy"),
+        "dense kB": cc.NumberColumn(format="%.1f", width=70, help="torch.save file, stored dense"),
+        "sparse kB": cc.TextColumn(width=105, help="the smallest sparse file: bitmask, CSR or COO"),
+        "MACs left": cc.NumberColumn(format=percent, width=75, help="multiply-adds per example, of the dense "
+                                     "model's: those with a non-zero weight, or the compacted model's"),
+        "ms": cc.NumberColumn(format="%.3f", width=55, help="CPU latency, batch 256, as stored"),
+        "ms compact": cc.NumberColumn(format="%.3f", width=90, help="CPU latency, batch 256, compacted")})
     left, right = st.columns(2)
-    left.plotly_chart(plots.snapshots_accuracy_vs_sparsity(exp.snapshots), key="cmp_acc")
-    right.plotly_chart(plots.snapshots_bytes(exp.snapshots), key="cmp_bytes")
-    st.plotly_chart(plots.snapshots_latency(exp.snapshots), key="cmp_latency")
+    left.plotly_chart(plots.snapshots_accuracy_vs_sparsity(exp.snapshots), key="cmp_acc", theme=None)
+    right.plotly_chart(plots.snapshots_bytes(exp.snapshots), key="cmp_bytes", theme=None)
+    st.plotly_chart(plots.snapshots_latency(exp.snapshots), key="cmp_latency", theme=None)
     layer, even = break_even(exp.baseline)
-    st.caption("Why is a 90 %-sparse model neither smaller nor faster? Stored dense, zeros cost as much as any weight; "
+    st.caption("Why is a 90%-sparse model neither smaller nor faster? Stored dense, zeros cost as much as any weight; "
                f"a sparse format pays off only past its break-even sparsity (for {layer}, "
-               + ", ".join(f"{f} {v:.0%}" for f, v in even.items()) + "), and dense kernels do every multiply-add "
-               "anyway. Structured pruning + compaction removes them.")
+               + ", ".join(f"{SPARSE_LABELS[f]} {v:.0%}" for f, v in even.items()) + "), and dense kernels do every "
+               "multiply-add anyway. Structured pruning + compaction removes them.")
 else:
     st.info("No snapshot yet: set up a pruning on the other pages, then take one here; take several to compare.")
 
@@ -65,7 +82,7 @@ if st.button("Compute per-layer sensitivity curves", disabled=not exp.trained,
     exp.sensitivity(on_progress=lambda done, total: bar.progress(done / total, text=f"{done}/{total} evaluations"))
     bar.empty()
 if exp.has_sensitivity:
-    st.plotly_chart(plots.sensitivity_curves(exp.sensitivity()), key="cmp_sens")
+    st.plotly_chart(plots.sensitivity_curves(exp.sensitivity()), key="cmp_sens", theme=None)
 
 st.subheader("L1 vs L2 before pruning")
 st.caption("Two presets trained from scratch with the same seed — presets/l1_before_pruning.json (L1 penalty) and "
@@ -80,8 +97,8 @@ if st.button("Train both and compare", help="about 5 s on a laptop CPU; your own
 if "l1_vs_l2" in st.session_state:
     res = st.session_state["l1_vs_l2"]
     left, right = st.columns(2)
-    left.plotly_chart(plots.pruning_curve({n: r.curve for n, r in res.items()}), key="reg_curves")
-    right.plotly_chart(plots.magnitude_histograms(res), key="reg_hist")
+    left.plotly_chart(plots.pruning_curve({n: r.curve for n, r in res.items()}), key="reg_curves", theme=None)
+    right.plotly_chart(plots.magnitude_histograms(res), key="reg_hist", theme=None)
     st.markdown(" · ".join(f"**{n}**: baseline {r.baseline_accuracy:.1%}, {r.near_zero:.1%} of weights below "
                            "0.001" for n, r in res.items()))
 
@@ -100,7 +117,7 @@ if c3.button("Measure latency and bytes vs sparsity"):
     bar.empty()
 if "tradeoff" in st.session_state:
     tr = st.session_state["tradeoff"]
-    st.plotly_chart(plots.sparse_tradeoff(tr), key="tr_plot")
+    st.plotly_chart(plots.sparse_tradeoff(tr), key="tr_plot", theme=None)
     faster = ", ".join(f"{f.upper()} from {s:.0%}" if s is not None else f"{f.upper()} never (up to 99 %)"
                        for f, s in tr.faster_from.items())
     st.markdown(f"On this machine, for a {tr.rows}×{tr.cols} layer at batch {tr.batch}: faster than dense — "

@@ -213,18 +213,18 @@ with left:
         preview[up.label_column or "y"] = [up.classes[i] for i in up.y[:8]]
         st.dataframe(preview, hide_index=True)
         if up.x.shape[1] == 2:
-            st.plotly_chart(plots.scatter_2d(up.x, up.y, up.file), key="md_preview")
+            st.plotly_chart(plots.scatter_2d(up.x, up.y, up.file), key="md_preview", theme=None)
     else:
         x, y = raw_preview(exp.config.data, exp.config.seed)
         if exp.config.data.name == "digits":
-            st.plotly_chart(plots.digits_preview(x[:10], y[:10]), key="md_preview")
+            st.plotly_chart(plots.digits_preview(x[:10], y[:10]), key="md_preview", theme=None)
         else:
-            st.plotly_chart(plots.scatter_2d(x, y, exp.config.data.name), key="md_preview")
+            st.plotly_chart(plots.scatter_2d(x, y, exp.config.data.name), key="md_preview", theme=None)
 with right:
     st.subheader("Layers")
     st.dataframe(pd.DataFrame(layer_table(exp.model)), hide_index=True)
     if exp.trained and exp.baseline.history:
-        st.plotly_chart(plots.training_curves(exp.baseline.history), key="md_curves")
+        st.plotly_chart(plots.training_curves(exp.baseline.history), key="md_curves", theme=None)
         decision_view(exp, "baseline", "md_regions")
     elif not exp.trained:
         st.info("Not trained yet: press **Train baseline**.")

@@ -118,10 +118,10 @@ def data_view(exp) -> None:
         fig = plots.decision_regions(exp.decision_grid("activations" if hooks else "pruned", resolution=60),
                                      "what the pruned model predicts")
         st.plotly_chart(fig.update_layout(height=SIDE_HEIGHT + 40, margin=dict(l=0, r=0, t=36, b=0),
-                                          showlegend=False), key="pg_data")
+                                          showlegend=False), key="pg_data", theme=None)
     elif exp.data.n_features == 64:
         view = views.digit_predictions(exp.current_model(), exp.data, hooks)
-        st.plotly_chart(plots.digit_predictions(view, height=SIDE_HEIGHT + 60), key="pg_data")
+        st.plotly_chart(plots.digit_predictions(view, height=SIDE_HEIGHT + 60), key="pg_data", theme=None)
 
 
 @st.fragment
@@ -145,16 +145,17 @@ def playground() -> None:
         buttons(exp)
     with middle:
         sample = sample_graph(graph_of(exp))
-        st.plotly_chart(network_figure(sample, GRAPH_HEIGHT, caption=False), key="pg_graph")
+        st.plotly_chart(network_figure(sample, GRAPH_HEIGHT, caption=False), key="pg_graph", theme=None)
         st.caption("What the graph shows: hover here for the sample and the true totals; a removed unit lost all its "
                    "weights, a zeroed one outputs 0 (activation threshold).", help=sample.caption)
         accuracy(exp, pruned)
     with right:
         layer = max(exp.layer_names, key=lambda n: exp.baseline.weights[n].numel())
-        hist = plots.weight_histogram(exp.weight_histogram(layer), layer)
+        hist = plots.weight_histogram(exp.weight_histogram(layer), layer,
+                                      structured=exp.config.weight_pruning.is_structured)
         st.plotly_chart(hist.update_layout(height=SIDE_HEIGHT, margin=dict(l=0, r=0, t=36, b=0), showlegend=False,
                                            title=dict(text=f"{layer} weights (red: pruned)",
-                                                      font=dict(size=15))), key="pg_hist")
+                                                      font=dict(size=15))), key="pg_hist", theme=None)
         data_view(exp)
     share_current_setup()  # a fragment rerun does not reach app.py's: the address bar follows the sliders here
 

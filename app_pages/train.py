@@ -107,7 +107,7 @@ if out is not None:
     c[3].metric("Weight sparsity", f"{out.stats.sparsity:.1%}")
     st.caption(f"Validation accuracy: dense {exp.baseline.val_accuracy:.1%}, pruned {exp.pruning.val_accuracy:.1%}, "
                f"fine-tuned {out.val_accuracy:.1%} (the test figures above are the final ones).")
-    st.plotly_chart(plots.training_curves(out.result.history, sparsity=True), key="train_curves")
+    st.plotly_chart(plots.training_curves(out.result.history, sparsity=True), key="train_curves", theme=None)
     if out.activation_thresholds:
         kind = "dynamic, where they ended" if exp.config.activation.target_sparsity is not None else "static"
         st.markdown("**Activation thresholds** (" + kind + "): " + "; ".join(

@@ -34,25 +34,31 @@ c[3].metric("Test accuracy after", f"{result.test_accuracy:.1%}",
 st.caption(f"Validation accuracy, the figure to choose a setting by (the test split gives the final figure only): "
            f"dense {exp.baseline.val_accuracy:.1%}, pruned {result.val_accuracy:.1%}.")
 
+# Figures are drawn with theme=None: plotly's default template (explorer.plots) holds the projector-sized, dark text.
+structured = exp.config.weight_pruning.is_structured  # a unit's cut is its norm's rank, not a weight magnitude
 layer = st.selectbox("Layer to inspect", exp.layer_names, key="wp_inspect")
 log_y = st.toggle("Log-scale counts", key="wp_log_y")
 left, right = st.columns(2)
-left.plotly_chart(plots.weight_histogram(exp.weight_histogram(layer), layer, log_y), key="wp_hist")
+left.plotly_chart(plots.weight_histogram(exp.weight_histogram(layer), layer, log_y, structured), key="wp_hist",
+                  theme=None)
 mask = exp.pruning.masks[layer]
-right.plotly_chart(plots.mask_heatmap(mask_map(mask), layer, tuple(mask.shape)), key="wp_map")
+right.plotly_chart(plots.mask_heatmap(mask_map(mask, whole_rows=structured), layer, tuple(mask.shape)), key="wp_map",
+                   theme=None)
 
 left, right = st.columns(2)
 table = pd.DataFrame([{"layer": n, "weights": s.total, "kept": s.kept, "sparsity": s.sparsity,
-                       "cut at |w|": result.thresholds[n]} for n, s in stats.layers.items()])
+                       **({} if structured else {"cut at |w|": result.thresholds[n]})}
+                      for n, s in stats.layers.items()])
 left.dataframe(table, hide_index=True, column_config={
     "sparsity": st.column_config.NumberColumn(format="percent"),
     "cut at |w|": st.column_config.NumberColumn(format="%.4f", help="largest pruned magnitude")})
-right.plotly_chart(plots.layer_sparsity_bars(stats), key="wp_bars")
+right.plotly_chart(plots.layer_sparsity_bars(stats), key="wp_bars", theme=None)
 
 decision_view(exp, "pruned", "wp_regions")
 
 left, right = st.columns([3, 2])
-left.plotly_chart(plots.pruning_curve({"this baseline": exp.pruning_curve()}), key="wp_curve")
+left.plotly_chart(plots.pruning_curve({"this baseline": exp.pruning_curve()},
+                                      current=(stats.sparsity, result.val_accuracy)), key="wp_curve", theme=None)
 near_zero = exp.baseline.near_zero_share()
 right.markdown(f"**{near_zero:.1%}** of this baseline's weights have |w| < 0.001. Training with an L1 "
                "penalty (Model & data) builds a spike at zero and moves this curve right: more can be pruned before "

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import html
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
@@ -10,9 +10,31 @@ import plotly.io as pio
 from plotly.subplots import make_subplots
 
 KEPT, PRUNED = "#1f77b4", "#d62728"
-# The look is set once as plotly's default: `template="plotly_white"` on each figure deep-copies and validates the
-# whole template every time (~25 ms a figure, most of a slider move's page run when measured).
-pio.templates.default = "plotly_white"
+TEXT = "#333"                      # every label: dark on white (a projector washes light grey out)
+FONT_SIZE, TITLE_SIZE = 14, 16     # px: legible at 1280×720 on a projector
+# Class c is CLASS_COLORS[c % 10] in every figure that colours classes (the data scatter, the decision regions).
+CLASS_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+                "#17becf")
+# A storage format keeps its colour in both panels of the sparse trade-off (time solid, bytes dotted).
+FORMAT_COLORS = {"dense": "#1f77b4", "csr": "#ff7f0e", "coo": "#2ca02c", "bitmask": "#9467bd"}
+OVERALL = "all layers"             # the last bar of layer_sparsity_bars
+
+
+def _template() -> go.layout.Template:
+    """plotly_white with projector-sized, dark text. Pages draw with `theme=None`: Streamlit's own theme would write
+    its 12 px grey labels over a template's."""
+    template = go.layout.Template(pio.templates["plotly_white"])
+    axis = dict(tickfont=dict(size=FONT_SIZE, color=TEXT), title=dict(font=dict(size=FONT_SIZE, color=TEXT)))
+    template.layout.update(font=dict(size=FONT_SIZE, color=TEXT), title=dict(font=dict(size=TITLE_SIZE, color=TEXT)),
+                           xaxis=axis, yaxis=axis, legend=dict(font=dict(size=FONT_SIZE, color=TEXT)),
+                           annotationdefaults=dict(font=dict(size=FONT_SIZE, color=TEXT)))
+    return template
+
+
+# The look is set once as plotly's default: `template=...` on each figure deep-copies and validates the whole
+# template every time (~25 ms a figure, most of a slider move's page run when measured).
+pio.templates["explorer"] = _template()
+pio.templates.default = "explorer"
 _LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=10), height=320)
 
 
@@ -46,20 +68,22 @@ def training_curves(history: Sequence, sparsity: bool = False) -> go.Figure:
     return fig.update_layout(**_LAYOUT)
 
 
-def weight_histogram(hist, layer: str, log_y: bool = False) -> go.Figure:
-    """Stacked histogram of a layer's weights (a views.Histogram), kept vs pruned, with the cut drawn at ±threshold."""
+def weight_histogram(hist, layer: str, log_y: bool = False, structured: bool = False) -> go.Figure:
+    """Stacked histogram of a layer's weights (a views.Histogram), kept vs pruned, with the cut drawn at ±threshold;
+    `structured`: no cut is drawn, since whole units were removed by their norm, not weights by their magnitude."""
     edges = np.asarray(hist.edges)
     centers, width = (edges[:-1] + edges[1:]) / 2, edges[1] - edges[0]
     fig = go.Figure([
         go.Bar(x=centers, y=hist.kept, width=width, name="kept", marker_color=KEPT),
         go.Bar(x=centers, y=hist.pruned, width=width, name="pruned", marker_color=PRUNED),
     ])
-    t = hist.threshold
+    t = None if structured else hist.threshold
     if t is not None:
         for x in (-t, t):
             _vline(fig, x, "dash")
         fig.add_annotation(x=t, y=1, yref="paper", text=f"|w| = {t:.4f}", showarrow=False, xanchor="left")
-    fig.update_layout(barmode="stack", title=f"{layer}: weight values", xaxis_title="weight", yaxis_title="count",
+    title = f"{layer}: weight values" + (" (pruned: those of removed units)" if structured else "")
+    fig.update_layout(barmode="stack", title=title, xaxis_title="weight", yaxis_title="count",
                       **_LAYOUT)
     if log_y:
         fig.update_yaxes(type="log")
@@ -67,10 +91,12 @@ def weight_histogram(hist, layer: str, log_y: bool = False) -> go.Figure:
 
 
 def mask_heatmap(kept_fraction: np.ndarray, layer: str, shape: Sequence[int]) -> go.Figure:
-    """The mask as a heatmap: 1 = kept, 0 = pruned; blocks of a downsampled map show the kept fraction."""
+    """The mask as a heatmap: 1 = kept, 0 = pruned; blocks of a downsampled map show the kept fraction. A map with one
+    row per unit (views.mask_map(whole_rows=True)) gets a pixel row per unit at least, so an empty row stays visible."""
     rows, cols = kept_fraction.shape
     full_rows, full_cols = shape[0], int(np.prod(shape[1:]))
-    note = "" if (rows, cols) == (full_rows, full_cols) else f" (block-averaged to {rows}×{cols})"
+    note = ("" if (rows, cols) == (full_rows, full_cols) else f" (columns averaged to {cols})" if rows == full_rows
+            else f" (block-averaged to {rows}×{cols})")
     # Axes in the layer's own units (block centres), so a downsampled map still reads as "output unit 150".
     y = (np.arange(rows) + 0.5) * full_rows / rows - 0.5
     x = (np.arange(cols) + 0.5) * full_cols / cols - 0.5
@@ -78,22 +104,20 @@ def mask_heatmap(kept_fraction: np.ndarray, layer: str, shape: Sequence[int]) ->
                                colorbar=dict(title="kept", tickformat=".0%")))
     fig.update_layout(title=f"{layer}: mask {'×'.join(map(str, shape))}{note}",
                       xaxis_title="input" if len(shape) == 2 else "input channel × kernel position",
-                      yaxis_title="output unit", **_LAYOUT)
+                      yaxis_title="output unit", **{**_LAYOUT, "height": max(320, min(rows + 110, 720))})
     fig.update_yaxes(autorange="reversed")
     return fig
 
 
 def layer_sparsity_bars(stats) -> go.Figure:
-    """Sparsity per layer (a pruning.PruningStats) as bars, the overall sparsity as a dotted line."""
-    names = list(stats.layers)
-    values = [stats.layers[n].sparsity for n in names]
-    fig = go.Figure(go.Bar(x=names, y=values, marker_color=PRUNED, text=[f"{v:.1%}" for v in values],
-                           textposition="outside"))
-    fig.add_shape(type="line", xref="paper", yref="y", x0=0, x1=1, y0=stats.sparsity, y1=stats.sparsity,
-                  line=dict(dash="dot", color="black"))
-    fig.add_annotation(x=1, xref="paper", y=stats.sparsity, text=f"overall {stats.sparsity:.1%}",
-                       showarrow=False, xanchor="right", yanchor="bottom")
-    fig.update_layout(title="weight sparsity per layer", yaxis=dict(range=[0, 1.1], tickformat=".0%"), **_LAYOUT)
+    """Sparsity per layer (a pruning.PruningStats) as bars, the overall sparsity as a last, grey bar. Each label sits
+    above its own bar: a line across the plot for the overall value crossed the labels of bars near it."""
+    names = [*stats.layers, OVERALL]
+    values = [*(s.sparsity for s in stats.layers.values()), stats.sparsity]
+    fig = go.Figure(go.Bar(x=names, y=values, marker_color=[PRUNED] * len(stats.layers) + [TEXT],
+                           text=[f"{v:.1%}" for v in values], textposition="outside", constraintext="none",
+                           cliponaxis=False))
+    fig.update_layout(title="weight sparsity per layer", yaxis=dict(range=[0, 1.12], tickformat=".0%"), **_LAYOUT)
     return fig
 
 
@@ -118,7 +142,8 @@ def digit_predictions(view, per_row: int = 6, height: int = 255) -> go.Figure:
     for i, img in enumerate(view.images):
         r, c = divmod(i, per_row)
         top = r * (8 + gap_y) + gap_y
-        mosaic[top:top + 8, c * (8 + gap_x):c * (8 + gap_x) + 8] = img
+        lo, hi = float(np.min(img)), float(np.max(img))  # each tile to [0, 1]: standardised pixels have little contrast
+        mosaic[top:top + 8, c * (8 + gap_x):c * (8 + gap_x) + 8] = (img - lo) / (hi - lo or 1.0)
         right = view.predicted[i] == view.labels[i]
         notes.append(dict(x=c * (8 + gap_x) + 3.5, y=top - 0.5, showarrow=False, yanchor="bottom",
                           text=str(view.predicted[i]) if right else f"{view.predicted[i]}≠{view.labels[i]}",
@@ -133,12 +158,12 @@ def digit_predictions(view, per_row: int = 6, height: int = 255) -> go.Figure:
 
 
 def scatter_2d(x: np.ndarray, y: np.ndarray, title: str) -> go.Figure:
-    """The raw 2-D points coloured by class (the data preview of the toy sets)."""
+    """The raw 2-D points coloured by class (the data preview of the toy sets), in the decision regions' colours."""
     fig = go.Figure()
     for c in np.unique(y):
         pts = x[y == c]
         fig.add_trace(go.Scattergl(x=pts[:, 0], y=pts[:, 1], mode="markers", name=f"class {int(c)}",
-                                   marker=dict(size=5)))
+                                   marker=dict(size=5, color=CLASS_COLORS[int(c) % len(CLASS_COLORS)])))
     fig.update_layout(title=plain(title), **_LAYOUT)
     fig.update_yaxes(scaleanchor="x")
     return fig
@@ -170,10 +195,11 @@ def activation_sparsity_bars(layers: dict) -> go.Figure:
         go.Bar(x=names, y=[layers[n].sparsity_before for n in names], name="nonlinearity only",
                marker_color="#9ecae1"),
         go.Bar(x=names, y=[layers[n].sparsity_after for n in names], name="with threshold", marker_color=PRUNED,
-               text=[f"{layers[n].sparsity_after:.1%}" for n in names], textposition="outside"),
+               text=[f"{layers[n].sparsity_after:.1%}" for n in names], textposition="outside", constraintext="none",
+               cliponaxis=False),
     ])
     fig.update_layout(barmode="group", title="activation sparsity per layer (test set)",
-                      yaxis=dict(range=[0, 1.1], tickformat=".0%"), **_LAYOUT)
+                      yaxis=dict(range=[0, 1.12], tickformat=".0%"), **_LAYOUT)
     return fig
 
 
@@ -216,27 +242,41 @@ PAPER_FIGURES = [
 ]
 
 
+# Hollow and each its own shape: snapshots at the same point (the same setting) stay visible one inside another.
+SNAPSHOT_SYMBOLS = ("circle-open", "square-open", "diamond-open", "triangle-up-open", "cross-open", "x-open",
+                    "star-open")
+
+
 def snapshots_accuracy_vs_sparsity(snapshots: list) -> go.Figure:
-    """Snapshots (measure.Snapshot) as points of accuracy vs sparsity, beside the papers' figures."""
-    fig = go.Figure(go.Scatter(
-        x=[s.weight_sparsity for s in snapshots], y=[s.test_accuracy for s in snapshots],
-        mode="markers+text", text=[plain(s.name) for s in snapshots], textposition="top center", name="ours (digits)",
-        marker=dict(size=11, color=KEPT)))
-    ref = [p for p in PAPER_FIGURES if p["weight_sparsity"] is not None and p["accuracy"] is not None]
-    fig.add_trace(go.Scatter(x=[p["weight_sparsity"] for p in ref], y=[p["accuracy"] for p in ref],
-                             mode="markers+text", text=[f"{p['paper']} ({p['setting']})" for p in ref],
-                             textposition="bottom center", name="papers' figures (their data)",
-                             marker=dict(size=11, symbol="diamond-open", color="gray")))
+    """Snapshots (measure.Snapshot) as points of accuracy vs sparsity, beside the papers' figures. Every point is
+    named in the legend and on hover, never by a label on the plot: close points' labels covered each other."""
+    hover = "%{hovertext}<br>%{x:.1%} sparsity, %{y:.1%} accuracy<extra></extra>"
+    fig = go.Figure()
+    for i, s in enumerate(snapshots):
+        fig.add_trace(go.Scatter(x=[s.weight_sparsity], y=[s.test_accuracy], mode="markers", name=plain(s.name),
+                                 hovertext=[plain(s.name)], hovertemplate=hover, legendgroup="ours",
+                                 legendgrouptitle_text="ours (digits)", marker=dict(
+                                     size=14, color=CLASS_COLORS[i % len(CLASS_COLORS)], line=dict(width=2.5),
+                                     symbol=SNAPSHOT_SYMBOLS[i % len(SNAPSHOT_SYMBOLS)])))
+    for p in PAPER_FIGURES:
+        if p["weight_sparsity"] is not None and p["accuracy"] is not None:
+            label = f"{p['paper']} ({p['setting']})"
+            fig.add_trace(go.Scatter(x=[p["weight_sparsity"]], y=[p["accuracy"]], mode="markers", name=label,
+                                     hovertext=[label], hovertemplate=hover, legendgroup="papers",
+                                     legendgrouptitle_text="papers' figures (their data)",
+                                     marker=dict(size=14, symbol="star-diamond", color=TEXT)))
     fig.update_layout(title="test accuracy vs weight sparsity", xaxis=dict(title="weight sparsity", tickformat=".0%",
-                      range=[-0.02, 1.02]), yaxis=dict(title="test accuracy", tickformat=".0%"), **_LAYOUT)
+                      range=[-0.02, 1.02]), yaxis=dict(title="test accuracy", tickformat=".0%"),
+                      legend=dict(orientation="h", x=0, y=-0.22, yanchor="top"), **{**_LAYOUT, "height": 420})
     return fig
 
 
 def snapshots_bytes(snapshots: list, kind: str = "file") -> go.Figure:
     """Stored bytes of each snapshot per format (`kind`: "file" or "memory")."""
     formats = ["dense", "coo", "csr", "bitmask"]
-    fig = go.Figure([go.Bar(name=f, x=[plain(s.name) for s in snapshots], y=[s.bytes[f][kind] for s in snapshots])
-                     for f in formats])
+    names = [plain(s.name) for s in snapshots]
+    fig = go.Figure([go.Bar(name=f.upper(), x=names, y=[s.bytes[f][kind] for s in snapshots],
+                            marker_color=FORMAT_COLORS[f]) for f in formats])
     where = "torch.save file" if kind == "file" else "in memory"
     fig.update_layout(barmode="group", title=f"stored bytes per format ({where})",
                       yaxis_title="bytes", **_LAYOUT)
@@ -262,12 +302,19 @@ def sensitivity_curves(curves: dict) -> go.Figure:
     return fig
 
 
-def pruning_curve(curves: dict, title: str = "accuracy vs global sparsity, no retraining") -> go.Figure:
-    """{label: [(sparsity, accuracy)]} as lines: how far a network can be pruned before it breaks."""
+def pruning_curve(curves: dict, title: str = "accuracy vs global sparsity, no retraining",
+                  current: Optional[tuple[float, float]] = None) -> go.Figure:
+    """{label: [(sparsity, accuracy)]} as lines: how far a network can be pruned before it breaks; `current`:
+    (overall sparsity, validation accuracy) of the setting on screen, marked on the plot."""
     fig = go.Figure([go.Scatter(x=[s for s, _ in pts], y=[a for _, a in pts], mode="lines+markers", name=label)
                      for label, pts in curves.items()])
+    if current is not None:
+        fig.add_trace(go.Scatter(x=[current[0]], y=[current[1]], mode="markers", name="current setting",
+                                 marker=dict(size=16, symbol="star", color=PRUNED, line=dict(width=1, color=TEXT)),
+                                 hovertemplate="current setting: %{x:.1%} sparsity, %{y:.1%}<extra></extra>"))
     fig.update_layout(title=title, xaxis=dict(title="weight sparsity (global magnitude)", tickformat=".0%"),
-                      yaxis=dict(title="validation accuracy", tickformat=".0%"), **_LAYOUT)
+                      yaxis=dict(title="validation accuracy", tickformat=".0%"),
+                      legend=dict(orientation="h", x=0, y=-0.3, yanchor="top"), **{**_LAYOUT, "height": 380})
     return fig
 
 
@@ -286,7 +333,7 @@ def decision_regions(grid, title: str) -> go.Figure:
     """Predicted class over the plane (a views.DecisionGrid) with the test points on top."""
     pred = np.asarray(grid.pred)
     n_classes = int(max(pred.max(), max(grid.labels))) + 1
-    palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd"]
+    palette = CLASS_COLORS
     scale = [[i / max(n_classes - 1, 1), palette[i % len(palette)]] for i in range(n_classes)]
     fig = go.Figure(go.Heatmap(x=grid.x, y=grid.y, z=pred, colorscale=scale, opacity=0.35, showscale=False,
                                zmin=0, zmax=max(n_classes - 1, 1), hoverinfo="skip"))
@@ -297,28 +344,39 @@ def decision_regions(grid, title: str) -> go.Figure:
                                    marker=dict(size=6, color=palette[c % len(palette)], line=dict(width=0.5,
                                                                                                   color="white"))))
     fig.update_layout(title=title, xaxis_title="x₁ (standardised)", yaxis_title="x₂ (standardised)", **_LAYOUT)
-    fig.update_yaxes(scaleanchor="x")
+    # The axes span the grid's cells exactly; equal scale shrinks the plot area (constrain="domain") rather than
+    # widening a range, which left an empty band beside the regions.
+    fig.update_xaxes(range=_cell_span(grid.x), constrain="domain")
+    fig.update_yaxes(range=_cell_span(grid.y), constrain="domain", scaleanchor="x", scaleratio=1)
     return fig
+
+
+def _cell_span(centres: Sequence[float]) -> list[float]:
+    """[first edge, last edge] of heatmap cells with these (evenly spaced) centres."""
+    half = (centres[-1] - centres[0]) / (len(centres) - 1) / 2 if len(centres) > 1 else 0.5
+    return [centres[0] - half, centres[-1] + half]
 
 
 def sparse_tradeoff(result) -> go.Figure:
     """Measured latency of W·x (dense vs CSR vs COO) and stored bytes per format across sparsity, break-evens marked
-    (`result`: a sparse.Tradeoff)."""
+    (`result`: a sparse.Tradeoff). A format keeps its colour in both panels; each break-even is a legend entry (a
+    line in its format's colour), not a label on the plot, where close ones covered each other."""
     s = result.sparsity
-    fig = make_subplots(rows=1, cols=2, subplot_titles=(
-        f"time of W·x, {result.rows}×{result.cols} fp32, batch {result.batch} (measured)",
-        "stored bytes (measured)"))
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1, subplot_titles=(
+        f"W·x time, {result.rows}×{result.cols} fp32, batch {result.batch}", "stored bytes"))
     for f, ms in result.latency_ms.items():
-        fig.add_trace(go.Scatter(x=s, y=ms, mode="lines+markers", name=f"{f} time"), 1, 1)
+        fig.add_trace(go.Scatter(x=s, y=ms, mode="lines+markers", name=f"{f.upper()} time",
+                                 line=dict(color=FORMAT_COLORS.get(f, TEXT))), 1, 1)
     for f, b in result.bytes.items():
-        fig.add_trace(go.Scatter(x=s, y=b, mode="lines+markers", name=f"{f} bytes", line=dict(dash="dot")), 1, 2)
-    for f, at in result.faster_from.items():
-        if at is not None:
-            fig.add_vline(x=at, line_dash="dash", line_color="gray", row=1, col=1,
-                          annotation_text=f"{f} faster from {at:.0%}")
-    for f, at in result.smaller_from.items():
-        fig.add_vline(x=at, line_dash="dot", line_color="gray", row=1, col=2, annotation_text=f"{f} {at:.0%}")
+        fig.add_trace(go.Scatter(x=s, y=b, mode="lines+markers", name=f"{f.upper()} bytes",
+                                 line=dict(dash="dot", color=FORMAT_COLORS.get(f, TEXT))), 1, 2)
+    for col, found, word, dash in ((1, result.faster_from, "faster", "dash"), (2, result.smaller_from, "smaller",
+                                                                               "dashdot")):
+        for f, at in found.items():
+            if at is not None:
+                fig.add_vline(x=at, row=1, col=col, line=dict(dash=dash, color=FORMAT_COLORS.get(f, TEXT), width=2),
+                              showlegend=True, name=f"{f.upper()} {word} from {at:.0%}")
     fig.update_xaxes(title_text="sparsity", tickformat=".0%")
-    fig.update_yaxes(title_text="ms", type="log", row=1, col=1)
+    fig.update_yaxes(title_text="ms", type="log", dtick=1, row=1, col=1)
     fig.update_yaxes(title_text="bytes", row=1, col=2)
-    return fig.update_layout(**{**_LAYOUT, "height": 380})
+    return fig.update_layout(legend=dict(orientation="h", x=0, y=-0.2, yanchor="top"), **{**_LAYOUT, "height": 540})

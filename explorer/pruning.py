@@ -169,13 +169,15 @@ def effective_threshold(weight: torch.Tensor, mask: torch.Tensor) -> float | Non
     return float(torch.where(mask, -1.0, weight.detach().abs()).max())
 
 
-def mask_map(mask: torch.Tensor, max_cells: int = 96) -> torch.Tensor:
+def mask_map(mask: torch.Tensor, max_cells: int = 96, max_rows: Optional[int] = None) -> torch.Tensor:
     """The mask as a 2-D map of the kept fraction, block-averaged to at most max_cells per side (as TensorFlow
     Playground's reduceMatrix), so a large layer never sends its full matrix to the browser.
-    Linear (out, in) stays (out, in); Conv2d (out, in, kh, kw) becomes (out, in*kh*kw)."""
+    Linear (out, in) stays (out, in); Conv2d (out, in, kh, kw) becomes (out, in*kh*kw). `max_rows` (default
+    max_cells) bounds the rows alone: with max_rows ≥ out, no row mixes two units, so a removed unit is an empty row."""
     m = mask.reshape(mask.shape[0], -1).float()  # (rows, cols)
     rows, cols = m.shape
-    br, bc = -(-rows // max_cells), -(-cols // max_cells)  # ceil division: block size per axis
+    max_rows = max_cells if max_rows is None else max_rows
+    br, bc = -(-rows // max_rows), -(-cols // max_cells)  # ceil division: block size per axis
     if br == 1 and bc == 1:
         return m
     pad_r, pad_c = (-rows) % br, (-cols) % bc

@@ -32,9 +32,11 @@ def weight_histogram(weight: torch.Tensor, mask: torch.Tensor, threshold: Option
     return Histogram(torch.linspace(-lim, lim, bins + 1).tolist(), kept.tolist(), pruned.tolist(), threshold)
 
 
-def mask_map(mask: torch.Tensor, max_cells: int = 96) -> np.ndarray:
-    """The kept fraction as a 2-D map of at most max_cells per side (pruning.mask_map), as a numpy array."""
-    return pruning.mask_map(mask, max_cells).cpu().numpy()
+def mask_map(mask: torch.Tensor, max_cells: int = 96, whole_rows: bool = False) -> np.ndarray:
+    """The kept fraction as a 2-D map of at most max_cells per side (pruning.mask_map), as a numpy array.
+    `whole_rows` (structured pruning): one row per unit, only columns averaged, so a removed unit reads as an empty
+    row instead of a paler stripe averaged with its neighbours (a layer has at most 1024 units)."""
+    return pruning.mask_map(mask, max_cells, mask.shape[0] if whole_rows else None).cpu().numpy()
 
 
 @dataclass(frozen=True)

@@ -156,3 +156,16 @@ def test_cli_run_compacts_a_structured_model_once(monkeypatch, tmp_path):
     (tmp_path / "setup.json").write_text(config_json(cfg))
     assert cli.main(["run", str(tmp_path / "setup.json"), "--out", str(tmp_path / "out"), "--quiet"]) == 0
     assert (tmp_path / "out" / "compact.pt").exists() and len(calls) == 1
+
+
+def test_every_chart_is_drawn_with_the_apps_own_template():
+    """Streamlit's chart theme overrides plotly's default template (12 px grey labels, unreadable on a projector):
+    every st.plotly_chart passes theme=None so the `explorer` template of explorer/plots.py applies."""
+    missing = []
+    for path in [*ROOT.glob("app_pages/*.py"), *ROOT.glob("ui/*.py"), ROOT / "app.py"]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "plotly_chart":
+                theme = [k for k in node.keywords if k.arg == "theme"]
+                if not theme or not (isinstance(theme[0].value, ast.Constant) and theme[0].value.value is None):
+                    missing.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not missing, "plotly_chart without theme=None: " + ", ".join(missing)

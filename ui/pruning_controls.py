@@ -1,15 +1,20 @@
 """Weight-pruning controls: a WeightPruningConfig ⇄ slider values, so the sliders always show the experiment's setting.
 
 Widget values live under keys derived from the layer name; a key missing from session state (first visit, or after
-a config import) is filled from the experiment's config, which stays the single source of truth.
+a config import) is filled from the experiment's config, which stays the single source of truth. Switching "Prune by"
+or the scope starts the new sliders at the setting that prunes the same (see `_equivalent`).
 """
 from __future__ import annotations
 
+import math
+
 import streamlit as st
 
+from explorer import pruning
 from explorer.config import StructuredConfig, WeightPruningConfig
 from explorer.experiment import Experiment
 from explorer.layers import expand
+from explorer.pruned import PruningResult
 from ui.session import seed_widgets
 
 SCOPES = {"one": "One value for every layer", "layer": "Per layer", "global": "Global ranking (all layers)"}
@@ -43,8 +48,42 @@ def _config_from_ui(ui: dict, names: list[str]) -> WeightPruningConfig:
 
 
 def _threshold_top(exp: Experiment, layer: str | None) -> float:
-    # A slider needs max > min: an all-zero layer still gets a tiny range.
-    return max(exp.baseline.max_abs_weight(layer), 1e-6)
+    # A slider needs max > min: an all-zero layer still gets a tiny range. Rounded up to the config's 6 decimals, so
+    # the slider's top prunes every weight (a weight is kept iff |w| > t).
+    return _round_up(max(exp.baseline.max_abs_weight(layer), 1e-6))
+
+
+def _round_up(t: float) -> float:
+    """The smallest 6-decimal value ≥ t: as a threshold it prunes every weight that the cut at t prunes."""
+    return math.ceil(round(t * 1e6, 6)) / 1e6
+
+
+def _global_cut(exp: Experiment, sparsity: float) -> float:
+    """One threshold for every layer that prunes `sparsity` of all weights: the cut of the global ranking."""
+    weights = exp.baseline.weights
+    masks = pruning.masks_from_weights(weights, sparsity=sparsity, scope="global")
+    cuts = [pruning.effective_threshold(weights[n], m) for n, m in masks.items()]
+    return _round_up(max((c for c in cuts if c is not None), default=0.0))
+
+
+def _equivalent(unit: str, scope: str, was: dict, result: PruningResult, exp: Experiment, names: list[str]) -> dict:
+    """Slider values in (`unit`, `scope`) for the setting the sliders `was` showed, whose masks gave `result`: one
+    value → per layer copies the value; threshold → sparsity takes the sparsity it gave (per layer, or overall); to one
+    value or global from anything else, the overall sparsity (as a threshold: the global ranking's cut)."""
+    stats, one_before = result.stats, was["scope"] != "layer"
+    if unit == "sparsity":
+        if scope != "layer":
+            keep = was["unit"] == "sparsity" and one_before  # one value ⇄ global: the same number
+            return {"all": was["all"] if keep else round(100 * stats.sparsity, 4)}
+        if was["unit"] == "sparsity" and was["scope"] == "one":
+            return {f"layer_{n}": was["all"] for n in names}
+        return {f"layer_{n}": round(100 * stats.layers[n].sparsity, 4) for n in names}
+    if scope != "layer":
+        keep = was["unit"] == "threshold" and one_before  # one threshold is the same for every scope
+        return {"all": was["all"] if keep else min(_global_cut(exp, stats.sparsity), _threshold_top(exp, None))}
+    if was["unit"] == "threshold" and one_before:
+        return {f"layer_{n}": min(was["all"], _threshold_top(exp, n)) for n in names}
+    return {f"layer_{n}": min(_round_up(result.thresholds[n] or 0.0), _threshold_top(exp, n)) for n in names}
 
 
 KINDS = {"unstructured": "Single weights (unstructured)", "structured": "Whole neurons / filters (structured)"}
@@ -82,6 +121,8 @@ def pruning_controls(exp: Experiment) -> WeightPruningConfig:
         current = WeightPruningConfig()
     initial = _ui_from_config(current, exp, names)
     seed_widgets(PREFIX, initial)
+    if structured_now:  # sliders left from before the structured setting would not show "nothing pruned"
+        st.session_state.update({PREFIX + k: v for k, v in initial.items()})
     every = ["all", *[f"layer_{n}" for n in names]]  # every slider key, shown or not
 
     c1, c2 = st.columns(2)
@@ -89,10 +130,11 @@ def pruning_controls(exp: Experiment) -> WeightPruningConfig:
     scope = c2.radio("Scope", list(SCOPES), format_func=SCOPES.get, key=PREFIX + "scope", horizontal=True,
                      help="Global ranking prunes the smallest weights of the whole model (prune.global_unstructured); "
                           "for a threshold it is the same as one value for every layer.")
-    if unit != initial["unit"]:
-        # A new unit starts at 'nothing pruned' rather than reinterpreting a percentage as a magnitude.
-        for k in every:
-            st.session_state[PREFIX + k] = 0.0
+    if (unit, scope) != (initial["unit"], initial["scope"]) and not structured_now:
+        # A new unit or scope starts where the last setting was, never at 'nothing pruned': a percentage becomes the
+        # magnitude cut that prunes as much, one value becomes every layer's value, and so on.
+        st.session_state.update({PREFIX + k: v for k, v in
+                                 _equivalent(unit, scope, initial, exp.pruning, exp, names).items()})
     ui = {"unit": unit, "scope": scope}
     if unit == "sparsity":
         kw = dict(min_value=0.0, max_value=100.0, step=0.5, format="%.1f%%")

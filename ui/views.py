@@ -47,7 +47,7 @@ def decision_view(exp: Experiment, which: str, key: str) -> None:
     """On a 2-D data set, the model's decision regions with the test points (cached per model state and setting)."""
     if exp.data.n_features != 2:
         return
-    st.plotly_chart(plots.decision_regions(exp.decision_grid(which), DECISION_TITLES[which]), key=key)
+    st.plotly_chart(plots.decision_regions(exp.decision_grid(which), DECISION_TITLES[which]), key=key, theme=None)
 
 
 def page_header(exp: Experiment, title: str, caption: str, untrained: str | None = None) -> None:
