@@ -134,27 +134,29 @@ def digits_preview(images: np.ndarray, labels: np.ndarray) -> go.Figure:
 
 def digit_predictions(view, per_row: int = 6, height: int = 255) -> go.Figure:
     """Test digits (a views.DigitPredictions) as one mosaic heatmap, each tile titled with the prediction; a wrong
-    one in red as "predicted≠true" (one trace: redrawn on every slider move)."""
+    one in red as "predicted≠true". Two traces and no annotations: it is redrawn on every slider move."""
     n, gap_x, gap_y = len(view.images), 1, 4
     rows = -(-n // per_row)
     mosaic = np.full((rows * (8 + gap_y), per_row * (8 + gap_x) - gap_x), np.nan)
-    notes = []
+    xs, ys, texts, colors = [], [], [], []
     for i, img in enumerate(view.images):
         r, c = divmod(i, per_row)
         top = r * (8 + gap_y) + gap_y
         lo, hi = float(np.min(img)), float(np.max(img))  # each tile to [0, 1]: standardised pixels have little contrast
         mosaic[top:top + 8, c * (8 + gap_x):c * (8 + gap_x) + 8] = (img - lo) / (hi - lo or 1.0)
         right = view.predicted[i] == view.labels[i]
-        notes.append(dict(x=c * (8 + gap_x) + 3.5, y=top - 0.5, showarrow=False, yanchor="bottom",
-                          text=str(view.predicted[i]) if right else f"{view.predicted[i]}≠{view.labels[i]}",
-                          font=dict(size=14, color="#222" if right else PRUNED)))
+        xs.append(c * (8 + gap_x) + 3.5)
+        ys.append(top - 1.6)
+        texts.append(str(view.predicted[i]) if right else f"{view.predicted[i]}≠{view.labels[i]}")
+        colors.append("#222" if right else PRUNED)
     wrong = sum(p != y for p, y in zip(view.predicted, view.labels))
-    fig = go.Figure(go.Heatmap(z=mosaic, colorscale="gray_r", showscale=False, hoverinfo="skip"))
+    fig = go.Figure([go.Heatmap(z=mosaic, colorscale="gray_r", showscale=False, hoverinfo="skip"),
+                     go.Scatter(x=xs, y=ys, mode="text", text=texts, hoverinfo="skip", showlegend=False,
+                                textfont=dict(size=14, color=colors))])
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x")
-    return fig.update_layout(annotations=notes, height=height, margin=dict(l=0, r=0, t=30, b=0),
-                             title=dict(text=f"{wrong} of {n} test digits wrong",
-                                        font=dict(size=15)), font=dict(size=14))
+    return fig.update_layout(height=height, margin=dict(l=0, r=0, t=30, b=0),
+                             title=dict(text=f"{wrong} of {n} test digits wrong", font=dict(size=15)))
 
 
 def scatter_2d(x: np.ndarray, y: np.ndarray, title: str) -> go.Figure:
