@@ -60,7 +60,13 @@ def pruning_control(exp) -> WeightPruningConfig:
 def activation_control(exp) -> ActivationConfig:
     """One activation threshold for every hidden layer (0: plain ReLU)."""
     current = exp.config.activation
-    top = max(max(exp.activation_ranges().values(), default=1.0), 1e-6)
+    # The slider's range: the dense baseline's largest activation, once per baseline (not per pruning setting).
+    tops = st.session_state.setdefault("_pg_act_top", {})
+    if id(exp.baseline) not in tops:
+        tops.clear()
+        ranges = activations.activation_ranges(exp.baseline.fresh_model(), exp.data.x_val)
+        tops[id(exp.baseline)] = max(max(ranges.values(), default=1.0), 1e-6)
+    top = tops[id(exp.baseline)]
     seeded = min(current.threshold if isinstance(current.threshold, float) else 0.0, top)
     seed_widgets(PREFIX, {"act": seeded})
     st.session_state[PREFIX + "act"] = min(st.session_state[PREFIX + "act"], top)

@@ -368,8 +368,11 @@ def graph_of(exp, zeroed_at: float = ZEROED_AT) -> GraphInput:
         outputs = tuple(f"class {c}" for c in upload.classes)
     else:
         outputs = tuple(f"{'digit' if data == 'digits' else 'class'} {i}" for i in range(n_out))
-    return GraphInput(weights, masks, tuple(exp.config.freeze), zeroed_units(model, exp.data.x_val, thresholds,
-                                                                             zeroed_at),
+    # kept per setting in the experiment's cache: a redraw at the same setting needs no forward pass
+    key = ("zeroed", exp.config.weight_pruning.model_dump_json(), exp.config.activation.model_dump_json(),
+           f.config_json if f is not None else "", zeroed_at)
+    zeroed = exp.views.get(key, lambda: zeroed_units(model, exp.data.x_val, thresholds, zeroed_at))
+    return GraphInput(weights, masks, tuple(exp.config.freeze), zeroed,
                       f"zeroed (0 on ≥ {zeroed_at:.0%} of inputs)", inputs, outputs)
 
 
