@@ -166,7 +166,7 @@ def _weight_sparsity(model: nn.Module) -> float:
     return zeros / total if total else 0.0
 
 
-STOP_POLL_S = 0.5  # within an epoch, how often a run asks should_stop (an epoch shorter than this is never cut)
+STOP_POLL_S = 0.25  # within an epoch, how often a run asks should_stop (an epoch shorter than this is never cut)
 
 
 def train(model: nn.Module, data: Dataset, cfg: TrainConfig, seed: int, *,

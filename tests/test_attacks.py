@@ -83,5 +83,6 @@ def test_closing_the_tab_ends_its_training_within_a_second_and_others_stay_quick
     closed = time.monotonic()
     assert out["exceptions"] == [] and out["wrong"] == [] and len(out["slider"]) == 8
     assert load.pct(out["slider"], 95) < 1.0, f"slider p95 while another session trains: {out['slider']}"
-    while busy_fraction(server.proc.pid, 0.25) > 0.3:
+    while busy_fraction(server.proc.pid, 0.1) > 0.3:
         assert time.monotonic() - closed < 1.5, "the closed tab's training is still using the CPU"
+    print(f"the server was idle {time.monotonic() - closed:.2f} s after the tab closed")
