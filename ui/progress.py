@@ -84,7 +84,7 @@ def run_with_progress(job, epochs: int, what: str, cost: float, sparsity: bool =
             elif time.monotonic() - state["start"] > BUDGET.run_seconds:
                 state["timed_out"] = True
                 stop.set()
-            else:  # polled every half second by the training loop: also tells the watcher it is alive
+            else:  # polled every STOP_POLL_S (0.25 s) by the training loop: also tells the watcher it is alive
                 draw(state["fraction"], f"{state['text']} · {time.monotonic() - state['start']:.0f} s")
         return stop.is_set()
 
