@@ -18,6 +18,11 @@ from ui.views import show_problems
 
 PREFIX = "pg_"
 GRAPH_HEIGHT, SIDE_HEIGHT = 365, 205
+# Translucent lines are what a browser spends its time on when the graph redraws (1,500 lines: ~200 ms of a move on a
+# 2-core machine in Chromium, measured by benchmarks/bench_playground.py); 600 strongest still show every unit's links.
+GRAPH_LINES = 600
+# No hover layer on figures redrawn at every move: a static plot draws faster (the numbers are on the page).
+STATIC = {"staticPlot": True}
 # Streamlit's default top padding (6 rem) is a fifth of a projector's height: a compact page gives it to the figures.
 COMPACT = "<style>.block-container{padding-top:3.6rem;padding-bottom:0.5rem}</style>"
 
@@ -124,10 +129,11 @@ def data_view(exp) -> None:
         fig = plots.decision_regions(exp.decision_grid("activations" if hooks else "pruned", resolution=60),
                                      "what the pruned model predicts")
         st.plotly_chart(fig.update_layout(height=SIDE_HEIGHT + 40, margin=dict(l=0, r=0, t=36, b=0),
-                                          showlegend=False), key="pg_data", theme=None)
+                                          showlegend=False), key="pg_data", theme=None, config=STATIC)
     elif exp.data.n_features == 64:
         view = views.digit_predictions(exp.current_model(), exp.data, hooks)
-        st.plotly_chart(plots.digit_predictions(view, height=SIDE_HEIGHT + 60), key="pg_data", theme=None)
+        st.plotly_chart(plots.digit_predictions(view, height=SIDE_HEIGHT + 60), key="pg_data", theme=None,
+                        config=STATIC)
 
 
 @st.fragment
@@ -150,8 +156,9 @@ def playground() -> None:
             pruned = exp.pruning
         buttons(exp)
     with middle:
-        sample = sample_graph(graph_of(exp))
-        st.plotly_chart(network_figure(sample, GRAPH_HEIGHT, caption=False), key="pg_graph", theme=None)
+        sample = sample_graph(graph_of(exp), max_lines=GRAPH_LINES)
+        st.plotly_chart(network_figure(sample, GRAPH_HEIGHT, caption=False), key="pg_graph", theme=None,
+                        config=STATIC)
         st.caption("What the graph shows: hover here for the sample and the true totals; a removed unit lost all its "
                    "weights, a zeroed one outputs 0 (activation threshold).", help=sample.caption)
         accuracy(exp, pruned)
@@ -161,7 +168,7 @@ def playground() -> None:
                                       structured=exp.config.weight_pruning.is_structured)
         st.plotly_chart(hist.update_layout(height=SIDE_HEIGHT, margin=dict(l=0, r=0, t=36, b=0), showlegend=False,
                                            title=dict(text=f"{layer} weights (red: pruned)",
-                                                      font=dict(size=15))), key="pg_hist", theme=None)
+                                                      font=dict(size=15))), key="pg_hist", theme=None, config=STATIC)
         data_view(exp)
     share_current_setup()  # a fragment rerun does not reach app.py's: the address bar follows the sliders here
 

@@ -16,6 +16,9 @@ def main(argv: list[str]) -> None:
     if len(argv) != 1 or not argv[0].isdigit():
         sys.exit("usage: python deploy/app_process.py PORT")
     os.chdir(ROOT)
+    # One process per core: one intra-op thread each, so that a training in one process does not take the core of the
+    # next one's page runs (a Playground slider move: 397 → 352 ms p50 in benchmarks/bench_playground.py on 2 cores).
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.execv(sys.executable, [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
                               "--server.headless", "true", "--server.address", "127.0.0.1",
                               "--server.port", argv[0], "--browser.gatherUsageStats", "false"])
