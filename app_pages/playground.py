@@ -6,7 +6,7 @@ training run reruns the whole app so that the sidebar and the address bar follow
 """
 import streamlit as st
 
-from explorer import activations, plots, views
+from explorer import classroom, plots
 from explorer.config import ActivationConfig, FinetuneConfig, WeightPruningConfig
 from explorer.layers import expand
 from explorer.measure import training_cost
@@ -65,13 +65,7 @@ def pruning_control(exp) -> WeightPruningConfig:
 def activation_control(exp) -> ActivationConfig:
     """One activation threshold for every hidden layer (0: plain ReLU)."""
     current = exp.config.activation
-    # The slider's range: the dense baseline's largest activation, once per baseline (not per pruning setting).
-    tops = st.session_state.setdefault("_pg_act_top", {})
-    if id(exp.baseline) not in tops:
-        tops.clear()
-        ranges = activations.activation_ranges(exp.baseline.fresh_model(), exp.data.x_val)
-        tops[id(exp.baseline)] = max(max(ranges.values(), default=1.0), 1e-6)
-    top = tops[id(exp.baseline)]
+    top = classroom.activation_slider_top(exp)  # the dense baseline's largest activation, once per baseline
     seeded = min(current.threshold if isinstance(current.threshold, float) else 0.0, top)
     seed_widgets(PREFIX, {"act": seeded})
     st.session_state[PREFIX + "act"] = min(st.session_state[PREFIX + "act"], top)
@@ -124,14 +118,14 @@ def accuracy(exp, pruned) -> None:
 
 def data_view(exp) -> None:
     """Decision regions on a 2-D set, a grid of test digits with predictions on digits; nothing for other data."""
-    hooks = activations.static_hooks(exp.activation_view()[0]) if exp.config.activation.is_active else {}
     if exp.data.n_features == 2:
-        fig = plots.decision_regions(exp.decision_grid("activations" if hooks else "pruned", resolution=60),
+        fig = plots.decision_regions(exp.decision_grid("activations" if exp.config.activation.is_active else "pruned",
+                                                       resolution=60),
                                      "what the pruned model predicts")
         st.plotly_chart(fig.update_layout(height=SIDE_HEIGHT + 40, margin=dict(l=0, r=0, t=36, b=0),
                                           showlegend=False), key="pg_data", theme=None, config=STATIC)
-    elif exp.data.n_features == 64:
-        view = views.digit_predictions(exp.current_model(), exp.data, hooks)
+    elif exp.config.data.name == "digits":  # 64 features of an uploaded file are not an image
+        view = classroom.digit_predictions(exp)
         st.plotly_chart(plots.digit_predictions(view, height=SIDE_HEIGHT + 60), key="pg_data", theme=None,
                         config=STATIC)
 

@@ -44,3 +44,21 @@ def test_a_setting_made_elsewhere_is_kept_until_a_slider_moves(trained_experimen
     assert any("replaces it" in c.value for c in at.caption)
     slider(at, "Weight sparsity").set_value(50.0).run()
     assert exp.config.weight_pruning == WeightPruningConfig(sparsity=0.5)
+
+
+def test_the_digit_grid_is_the_current_models_predictions_kept_per_setting(trained_experiment_factory):
+    import torch
+
+    from explorer import classroom
+
+    exp = trained_experiment_factory()
+    exp.set_pruning(WeightPruningConfig(sparsity=0.95))
+    view = classroom.digit_predictions(exp)
+    with torch.no_grad():
+        expected = exp.current_model()(exp.data.x_test[:24]).argmax(1).tolist()
+    assert view.predicted == expected and view.labels == exp.data.y_test[:24].tolist()
+    assert classroom.digit_predictions(exp) is view                     # the same setting: from the cache
+    exp.set_pruning(WeightPruningConfig(sparsity=0.0))
+    assert classroom.digit_predictions(exp) is not view                 # a new setting: computed anew
+    top = classroom.activation_slider_top(exp)
+    assert top > 0 and classroom.activation_slider_top(exp) == top
