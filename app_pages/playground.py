@@ -10,7 +10,8 @@ from explorer import classroom, plots
 from explorer.config import ActivationConfig, FinetuneConfig, WeightPruningConfig
 from explorer.layers import expand
 from explorer.measure import training_cost
-from explorer.netgraph import graph_of, network_figure, sample_graph
+from explorer.netgraph import graph_of, sample_graph
+from explorer.pictures import digits_svg, histogram_svg, network_svg
 from ui.links import share_current_setup
 from ui.progress import run_with_progress, stop_event, train_with_progress
 from ui.session import get_experiment, seed_widgets
@@ -18,10 +19,11 @@ from ui.views import show_problems
 
 PREFIX = "pg_"
 GRAPH_HEIGHT, SIDE_HEIGHT = 365, 205
-# Translucent lines are what a browser spends its time on when the graph redraws (1,500 lines: ~200 ms of a move on a
-# 2-core machine in Chromium, measured by benchmarks/bench_playground.py); 600 strongest still show every unit's links.
+# The network, the histogram and the digits are SVG pictures (explorer/pictures.py), not plotly charts: a plotly
+# chart's redraw in the browser was most of a move's time (p50/p95 416/501 ms → 158/201 ms, benchmarks/README.md).
+# 600 lines, each unit's strongest first, show every drawn unit's links and keep the picture light to read.
 GRAPH_LINES = 600
-# No hover layer on figures redrawn at every move: a static plot draws faster (the numbers are on the page).
+# No hover layer on the one plotly figure redrawn at every move (2-D decision regions): a static plot draws faster.
 STATIC = {"staticPlot": True}
 # Streamlit's default top padding (6 rem) is a fifth of a projector's height: a compact page gives it to the figures.
 COMPACT = "<style>.block-container{padding-top:3.6rem;padding-bottom:0.5rem}</style>"
@@ -125,9 +127,8 @@ def data_view(exp) -> None:
         st.plotly_chart(fig.update_layout(height=SIDE_HEIGHT + 40, margin=dict(l=0, r=0, t=36, b=0),
                                           showlegend=False), key="pg_data", theme=None, config=STATIC)
     elif exp.config.data.name == "digits":  # 64 features of an uploaded file are not an image
-        view = classroom.digit_predictions(exp)
-        st.plotly_chart(plots.digit_predictions(view, height=SIDE_HEIGHT + 60), key="pg_data", theme=None,
-                        config=STATIC)
+        with st.container(key="pg_data"):
+            st.image(digits_svg(classroom.digit_predictions(exp), height=SIDE_HEIGHT + 60), width="stretch")
 
 
 @st.fragment
@@ -151,18 +152,16 @@ def playground() -> None:
         buttons(exp)
     with middle:
         sample = sample_graph(graph_of(exp), max_lines=GRAPH_LINES)
-        st.plotly_chart(network_figure(sample, GRAPH_HEIGHT, caption=False), key="pg_graph", theme=None,
-                        config=STATIC)
+        with st.container(key="pg_graph"):
+            st.image(network_svg(sample, GRAPH_HEIGHT), width="stretch")
         st.caption("What the graph shows: hover here for the sample and the true totals; a removed unit lost all its "
                    "weights, a zeroed one outputs 0 (activation threshold).", help=sample.caption)
         accuracy(exp, pruned)
     with right:
         layer = max(exp.layer_names, key=lambda n: exp.baseline.weights[n].numel())
-        hist = plots.weight_histogram(exp.weight_histogram(layer), layer,
-                                      structured=exp.config.weight_pruning.is_structured)
-        st.plotly_chart(hist.update_layout(height=SIDE_HEIGHT, margin=dict(l=0, r=0, t=36, b=0), showlegend=False,
-                                           title=dict(text=f"{layer} weights (red: pruned)",
-                                                      font=dict(size=15))), key="pg_hist", theme=None, config=STATIC)
+        with st.container(key="pg_hist"):
+            st.image(histogram_svg(exp.weight_histogram(layer), f"{layer} weights (red: pruned)", SIDE_HEIGHT,
+                                   structured=exp.config.weight_pruning.is_structured), width="stretch")
         data_view(exp)
     share_current_setup()  # a fragment rerun does not reach app.py's: the address bar follows the sliders here
 

@@ -2,10 +2,11 @@
 
 One Chromium session at 1280×720 on the default setup (digits, LeNet-300-100, the trained baseline): the weight-sparsity
 slider is moved one step at a time (a key press), and each move is timed from the key press until the page shows the
-new sparsity in the accuracy metric, the script is idle, and Plotly has drawn every chart (two animation frames after
-the last `plotly_afterplot`). The same is measured on a bare Streamlit page holding one slider and one text line
-(`st.slider` + `st.write`), in the same run, on a second server: the ratio is what the Playground costs beyond
-Streamlit's own round trip. Target (issue 13): p95 ≤ 250 ms.
+new sparsity in the accuracy metric, the script is idle, and the page has stopped changing: the last change to the
+page (a Plotly chart draws into the page) or, for a picture, when it is decoded and two animation frames later. The
+same is measured on a bare Streamlit page holding one slider and one text line (`st.slider` + `st.write`), in the same
+run, on a second server: the ratio is what the Playground costs beyond Streamlit's own round trip. Target (issue 13):
+p95 ≤ 250 ms.
 
     python benchmarks/bench_playground.py [--moves 40]
 """
@@ -25,11 +26,21 @@ from playwright.sync_api import sync_playwright
 ROOT = Path(__file__).resolve().parents[1]
 IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
 BARE = "import streamlit as st\nv = st.slider('Weight sparsity', 0, 100, 0)\nst.write(f'shown {v}')\n"
-# The page's own clock: the key press, and the last change the redraw makes to the page (a chart, a metric, a line).
+# The page's own clock: the key press, and the last change the redraw makes to the page (a chart, a metric, a line);
+# a new picture (an <img>, as the Playground's SVGs) counts when it is decoded and two frames later (painted).
 WATCH = """() => { window.__t0 = 0; window.__last = 0;
+  const seen = (t) => { window.__last = Math.max(window.__last, t); };
+  const painted = (img) => img.decode().catch(() => {}).then(() => requestAnimationFrame(
+    () => requestAnimationFrame(() => seen(performance.now()))));
   document.addEventListener('keydown', () => { window.__t0 = performance.now(); }, true);
-  document.addEventListener('DOMContentLoaded', () => new MutationObserver(() => { window.__last = performance.now(); })
-    .observe(document.body, {subtree: true, childList: true, attributes: true, characterData: true})); }"""
+  document.addEventListener('DOMContentLoaded', () => new MutationObserver((records) => {
+    seen(performance.now());
+    for (const r of records) {
+      if (r.target.tagName === 'IMG') painted(r.target);
+      for (const n of r.addedNodes) if (n.querySelectorAll) [n, ...n.querySelectorAll('img')]
+        .filter((e) => e.tagName === 'IMG').forEach(painted);
+    }
+  }).observe(document.body, {subtree: true, childList: true, attributes: true, characterData: true})); }"""
 QUIET_MS = 400   # no change for this long after the script is idle: the redraw is over
 
 

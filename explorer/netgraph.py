@@ -8,7 +8,8 @@ Three steps, each testable alone:
   reads it from an Experiment.
 - `sample_graph(g)` → `GraphSample`: the units and connections drawn (at most `max_units` per column, at most
   `max_lines` lines), with the true totals.
-- `network_figure(sample)`: the plotly figure: a few traces (lines bucketed by strength, NaN between segments).
+- `geometry(sample)`: where each drawn unit and line goes; `pictures.network_svg` draws it (what the Playground
+  shows).
 
 A *connection* is one weight of a Linear layer, one kernel of a Conv2d (filter j ← input channel i), or, for a Linear
 right after a conv, the block of weights that reads one channel's (pooled) positions. Its strength is the L2 norm of
@@ -21,13 +22,11 @@ from dataclasses import dataclass, field, replace
 from typing import Mapping, Optional
 
 import numpy as np
-import plotly.graph_objects as go
 import torch
 from torch import nn
 
 from .activations import calibrate, static_hooks, thresholds_installed
 from .models import activation_modules
-from .plots import plain
 from .pruning import layer_weights
 
 ALIVE, REMOVED, ZEROED = 0, 1, 2
@@ -39,6 +38,7 @@ NODE = {ALIVE: ("unit", "circle", "#08519c", "white"),
         REMOVED: ("removed", "circle-x", "#bdbdbd", "#525252"),
         ZEROED: ("zeroed", "circle", "#e6e6e6", "#8c8c8c")}
 SILENT = (1.0, "rgba(120, 120, 120, 0.35)", "carries no signal")  # kept, but out of a removed or zeroed unit
+LINE_STYLES = [(w, f"rgba{(*LINE, a)}", "kept (thicker: larger |w|)") for _, w, a in BUCKETS] + [SILENT]
 FROZEN_TINT, FROZEN_TEXT = "rgba(23, 190, 207, 0.16)", "#0b6e78"
 TEXT = "#222222"
 
@@ -83,7 +83,7 @@ class Lines:
 
 @dataclass(frozen=True, eq=False)
 class GraphSample:
-    """What `network_figure` draws: columns of units, lines per layer, the frozen layers and the caption."""
+    """What `pictures.network_svg` draws: columns of units, lines per layer, the frozen layers and the caption."""
     columns: list[Column]
     lines: list[Lines]
     frozen: tuple[str, ...]
@@ -229,89 +229,26 @@ def _caption(s: GraphSample) -> str:
     return text
 
 
-def _wrap(text: str, width: int) -> list[str]:
-    """`text` in lines of at most `width` characters (plotly does not wrap a title)."""
-    lines = [""]
-    for word in text.split(" "):
-        if lines[-1] and len(lines[-1]) + 1 + len(word) > width:
-            lines.append(word)
-        else:
-            lines[-1] = f"{lines[-1]} {word}".strip()
-    return lines
-
-
-def network_figure(sample: GraphSample, height: int = 440, caption_width: int = 100, caption: bool = True) -> go.Figure:
-    """The sampled network (`sample_graph`) as a figure without axes: nodes in columns (one trace per state, each
-    node's layer and unit in `customdata`), lines in one trace per strength bucket (segments separated by NaN),
-    frozen layers tinted, each column's name and size on top, "… N more" under a sampled column, and the caption
-    (wrapped at `caption_width` characters) above it all, unless the page shows `sample.caption` itself."""
-    cols = sample.columns
-    tall = max(c.shown.size for c in cols)
-    ypos, states = [], []  # per column, by unit index: the height of each drawn unit, and its state
-    for c in cols:
+def geometry(sample: GraphSample) -> tuple[list[np.ndarray], list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
+    """Where things go, for every renderer: per column, the height of each drawn unit by unit index (top row at
+    (k - 1) / 2, one unit apart; NaN for a unit not drawn), and per line style (`LINE_STYLES`) its segments as
+    (column of the source, source height, target height). A line out of a removed or zeroed unit carries nothing:
+    the last style."""
+    ypos, states = [], []
+    for c in sample.columns:
         y, st = np.full(c.units, np.nan), np.full(c.units, ALIVE)
         y[c.shown], st[c.shown] = (c.shown.size - 1) / 2 - np.arange(c.shown.size), c.state  # top to bottom
         ypos.append(y)
         states.append(st)
-    # the strength bucket of each line; a line out of a removed or zeroed unit carries nothing: a bucket of its own
     bucket = [np.where(states[i][ln.src] == ALIVE, np.minimum(np.searchsorted([b[0] for b in BUCKETS], ln.relative),
                                                               len(BUCKETS) - 1), len(BUCKETS))
               for i, ln in enumerate(sample.lines)]
-    count = [sum(int((k == b).sum()) for k in bucket) for b in range(len(BUCKETS) + 1)]
-    legend = {max((b for b in range(len(BUCKETS)) if count[b]), default=-1), len(BUCKETS) if count[-1] else -1}
-    traces = []
-    styles = [(w, f"rgba{(*LINE, a)}", "kept (thicker: larger |w|)") for _, w, a in BUCKETS] + [SILENT]
-    for b, (width, color, name) in enumerate(styles):
+    segments = []
+    for b in range(len(LINE_STYLES)):
         parts = [(np.full(int((bucket[i] == b).sum()), float(i)), ypos[i][ln.src[bucket[i] == b]],
                   ypos[i + 1][ln.dst[bucket[i] == b]]) for i, ln in enumerate(sample.lines)]
-        x0, y0, y1 = (np.concatenate([p[k] for p in parts]) if parts else np.zeros(0) for k in range(3))
-        xs, ys = np.full((len(x0), 3), np.nan, np.float32), np.full((len(x0), 3), np.nan, np.float32)
-        xs[:, 0], xs[:, 1], ys[:, 0], ys[:, 1] = x0, x0 + 1, y0, y1  # x0, x1, NaN: a gap between segments
-        traces.append(go.Scatter(x=xs.ravel(), y=ys.ravel(), mode="lines", hoverinfo="skip", name=name,
-                                 legendgroup=f"lines{b // len(BUCKETS)}", line=dict(width=width, color=color),
-                                 showlegend=b in legend))
-    size = float(np.clip(0.7 * (height - 120) / (tall + 2.2), 6, 20))
-    for st, (label, symbol, fill, edge) in NODE.items():
-        at = [(c, np.flatnonzero(col.state == st)) for c, col in enumerate(cols)]
-        units = np.concatenate([cols[c].shown[j] for c, j in at])
-        x = np.concatenate([np.full(len(j), c) for c, j in at])
-        if units.size or st == ALIVE:
-            traces.append(go.Scatter(
-                x=x, y=np.concatenate([ypos[c][cols[c].shown[j]] for c, j in at]), mode="markers",
-                name=plain(sample.zeroed_label if st == ZEROED else label), showlegend=st != ALIVE,
-                marker=dict(symbol=symbol, size=size, color=fill, line=dict(width=1.5, color=edge)),
-                hovertext=[plain(cols[c].labels[k]) for c, j in at for k in j.tolist()], hoverinfo="text",
-                customdata=np.stack([x, units], axis=1)))
-    if sample.frozen:
-        traces.append(go.Scatter(x=[None], y=[None], mode="markers", name="frozen layer (not trained)", marker=dict(
-            symbol="square", size=14, color=FROZEN_TINT, line=dict(width=1, color=FROZEN_TEXT))))
-    top, bottom = (tall - 1) / 2 + 0.6, -(tall - 1) / 2 - 1.3
-    shapes = [dict(type="rect", x0=i + 0.04, x1=i + 0.96, y0=bottom + 0.4, y1=top, layer="below",
-                   fillcolor=FROZEN_TINT, line=dict(width=0)) for i, ln in enumerate(sample.lines)
-              if ln.layer in sample.frozen]
-    notes = []
-    crowded = len(cols) > 5  # narrow columns: labels alternate between two rows so that none overlaps the next
-    for c, col in enumerate(cols):
-        frozen = col.name in sample.frozen
-        lift = 18 if crowded and c % 2 else 0
-        notes.append(dict(x=c, y=1, yref="paper", yanchor="bottom", showarrow=False, yshift=lift,
-                          text=f"{plain(col.name)} ({col.units:,})" + (" frozen" if frozen else ""),
-                          font=dict(size=15, color=FROZEN_TEXT if frozen else TEXT)))
-        if col.shown.size < col.units:
-            notes.append(dict(x=c, y=-(col.shown.size - 1) / 2 - 0.9, showarrow=False, font=dict(size=14),
-                              text=f"+{col.units - col.shown.size:,}" if crowded
-                              else f"… {col.units - col.shown.size:,} more"))
-    wrapped = _wrap(plain(sample.caption), caption_width) if caption else []
-    if wrapped:  # above the column names
-        notes.append(dict(x=0, xref="paper", xanchor="left", y=1, yref="paper", yanchor="bottom", yshift=26,
-                          align="left", showarrow=False, text="<br>".join(wrapped), font=dict(size=14)))
-    return go.Figure(traces, layout=dict(
-        height=height, margin=dict(l=10, r=10, t=32 + 19 * len(wrapped) + 18 * crowded, b=40),
-        font=dict(size=14, color=TEXT),
-        shapes=shapes, annotations=notes, plot_bgcolor="white", hovermode="closest", dragmode=False,
-        legend=dict(orientation="h", x=0.5, xanchor="center", y=0, yanchor="top", font=dict(size=14)),
-        xaxis=dict(visible=False, range=[-0.5, len(cols) - 0.5], fixedrange=True),
-        yaxis=dict(visible=False, range=[bottom, top], fixedrange=True)))
+        segments.append(tuple(np.concatenate([p[k] for p in parts]) if parts else np.zeros(0) for k in range(3)))
+    return ypos, segments
 
 
 # ---- from an Experiment ----------------------------------------------------------------------------------------------
@@ -374,8 +311,3 @@ def graph_of(exp, zeroed_at: float = ZEROED_AT) -> GraphInput:
     zeroed = exp.views.get(key, lambda: zeroed_units(model, exp.data.x_val, thresholds, zeroed_at))
     return GraphInput(weights, masks, tuple(exp.config.freeze), zeroed,
                       f"zeroed (0 on ≥ {zeroed_at:.0%} of inputs)", inputs, outputs)
-
-
-def network_graph(exp, max_units: int = MAX_UNITS, max_lines: int = MAX_LINES, height: int = 440) -> go.Figure:
-    """The figure of an Experiment's network: network_figure(sample_graph(graph_of(exp)))."""
-    return network_figure(sample_graph(graph_of(exp), max_units, max_lines), height)

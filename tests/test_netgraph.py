@@ -1,8 +1,10 @@
-"""The network drawn as a graph (explorer/netgraph.py), held to oracles: hand-made weights and masks whose kept
-connections, removed and zeroed units and frozen layers are known; large layers sampled within bounds with the true
-totals said; real experiments of every zoo model; the units a threshold zeroes, recomputed by plain torch."""
+"""The network drawn as a graph (explorer/netgraph.py, drawn by explorer/pictures.py), held to oracles: hand-made
+weights and masks whose kept connections, removed and zeroed units and frozen layers are known; large layers sampled
+within bounds with the true totals said; real experiments of every zoo model; the units a threshold zeroes, recomputed
+by plain torch."""
 import json
 import math
+import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
@@ -10,6 +12,7 @@ import torch
 from helpers import tiny_config
 
 from explorer import netgraph as ng
+from explorer import pictures
 from explorer.config import ActivationConfig, WeightPruningConfig
 from explorer.experiment import Experiment
 from explorer.pruning import removed_units
@@ -17,31 +20,50 @@ from explorer.pruning import removed_units
 T, F = True, False
 
 
-# ---- reading the figure back -----------------------------------------------------------------------------------------
-def nodes(fig) -> dict:
-    """{(column, unit): (x, y, trace name)} from the node traces' customdata."""
+# ---- reading the picture back --------------------------------------------------------------------------------------
+SVG = "{http://www.w3.org/2000/svg}"
+STATE_OF_FILL = {fill: label for label, _, fill, _ in ng.NODE.values()}
+
+
+def picture(sample: ng.GraphSample):
+    """The SVG of `sample`, parsed (it must be well-formed XML)."""
+    return ET.fromstring(pictures.network_svg(sample))
+
+
+def nodes(sample: ng.GraphSample) -> dict:
+    """{(column, unit): (x, y, state label)} from the drawing's circles: column by column, each column's drawn units in
+    `shown` order (the legend's own swatches are inside a <g> and are not nodes)."""
+    circles = [(c.get("cx"), c.get("cy"), STATE_OF_FILL[c.get("fill")])
+               for c in picture(sample).findall(SVG + "circle")]
+    xs = list(dict.fromkeys(x for x, _, _ in circles))  # the columns, left to right
+    assert len(xs) == len(sample.columns)
     out = {}
-    for tr in fig.data:
-        if tr.mode == "markers" and tr.customdata is not None:
-            for (c, u), x, y in zip(np.asarray(tr.customdata).tolist(), tr.x, tr.y):
-                out[(int(c), int(u))] = (float(x), float(y), tr.name)
+    for c, (x, col) in enumerate(zip(xs, sample.columns)):
+        at = [(y, label) for cx, y, label in circles if cx == x]
+        assert len(at) == col.shown.size
+        out.update({(c, int(u)): (x, y, label) for u, (y, label) in zip(col.shown, at)})
     return out
 
 
-def drawn_lines(fig) -> list[tuple[int, int, int, float, str]]:
-    """(layer index, source unit, destination unit, line width, colour) of every segment drawn."""
-    at = {(x, y): key for key, (x, y, _) in nodes(fig).items()}
+def drawn_lines(sample: ng.GraphSample) -> list[tuple[int, int, int, float, str]]:
+    """(layer index, source unit, destination unit, line width, colour as "rgb(…) alpha") of every line drawn; each
+    must end exactly on two drawn units of neighbouring columns."""
+    at = {(x, y): key for key, (x, y, _) in nodes(sample).items()}
     out = []
-    for tr in fig.data:
-        if tr.mode != "lines":
-            continue
-        x, y = np.asarray(tr.x, dtype=float), np.asarray(tr.y, dtype=float)
-        assert len(x) % 3 == 0 and np.isnan(x[2::3]).all() and np.isnan(y[2::3]).all()  # x0, x1, gap, …
-        for x0, y0, x1, y1 in zip(x[0::3], y[0::3], x[1::3], y[1::3]):
-            (c0, src), (c1, dst) = at[(x0, y0)], at[(x1, y1)]  # every segment ends at two drawn nodes
+    for g in picture(sample).findall(SVG + "g"):
+        for ln in g.findall(SVG + "line"):
+            (c0, src), (c1, dst) = at[(ln.get("x1"), ln.get("y1"))], at[(ln.get("x2"), ln.get("y2"))]
             assert c1 == c0 + 1
-            out.append((c0, src, dst, tr.line.width, tr.line.color))
+            out.append((c0, src, dst, float(g.get("stroke-width")), f"{g.get('stroke')} {g.get('stroke-opacity')}"))
     return out
+
+
+def color(style) -> str:
+    return " ".join(pictures._rgba(style[1]))
+
+
+def texts(sample: ng.GraphSample) -> list[str]:
+    return ["".join(t.itertext()) for t in picture(sample).iter(SVG + "text")]
 
 
 def tiny() -> ng.GraphInput:
@@ -61,48 +83,47 @@ def kept_set(g: ng.GraphInput) -> set:
 # ---- a hand-made network ---------------------------------------------------------------------------------------------
 def test_the_drawn_lines_are_exactly_the_kept_connections():
     g = tiny()
-    fig = ng.network_figure(ng.sample_graph(g))
-    lines = drawn_lines(fig)
+    lines = drawn_lines(ng.sample_graph(g))
     assert {(c, s, d) for c, s, d, _, _ in lines} == kept_set(g) and len(lines) == 7  # each once, no pruned one
     assert (0, 1, 1) not in {(c, s, d) for c, s, d, _, _ in lines}  # fc1[1, 1] is pruned
 
 
 def test_removed_and_zeroed_units_are_greyed_and_said_apart():
-    fig = ng.network_figure(ng.sample_graph(tiny()))
-    state = {k: name for k, (_, _, name) in nodes(fig).items()}
+    sample = ng.sample_graph(tiny())
+    state = {k: name for k, (_, _, name) in nodes(sample).items()}
     assert state[(1, 2)] == ng.NODE[ng.REMOVED][0]               # every weight into it pruned
-    assert state[(1, 1)] == "zeroed: activation is 0"             # the GraphInput's own legend text
+    assert state[(1, 1)] == ng.NODE[ng.ZEROED][0]                # pale: its activation is 0
     assert state[(1, 0)] == state[(2, 0)] == state[(0, 0)] == "unit"
-    names = {tr.name for tr in fig.data if tr.showlegend}
-    assert ng.NODE[ng.REMOVED][0] in names and "zeroed: activation is 0" in names
+    assert {"removed", "zeroed", "no signal"} <= set(texts(sample))  # the legend says what appears
     # what leaves a removed or zeroed unit carries nothing: its own grey style, never a strength bucket's
-    silent = {(c, s, d) for c, s, d, _, color in drawn_lines(fig) if color == ng.SILENT[1]}
+    silent = {(c, s, d) for c, s, d, _, col in drawn_lines(sample) if col == color(ng.SILENT)}
     assert silent == {(1, 1, 0), (1, 1, 1), (1, 2, 0)}
 
 
 def test_a_frozen_layer_is_tinted_and_named():
-    fig = ng.network_figure(ng.sample_graph(tiny()))
-    tints = [(s.x0, s.x1) for s in fig.layout.shapes if s.fillcolor == ng.FROZEN_TINT]
-    assert len(tints) == 1 and 1 < tints[0][0] < tints[0][1] < 2  # the band of fc2's lines, between columns 1 and 2
-    heads = [a.text for a in fig.layout.annotations]
-    assert "fc2 (2) frozen" in heads and "fc1 (3)" in heads
-    assert "frozen layer (not trained)" in {tr.name for tr in fig.data if tr.showlegend is not False}
+    sample = ng.sample_graph(tiny())
+    xs = sorted({float(x.rstrip("%")) for x, _, _ in nodes(sample).values()})  # the columns' centres, in %
+    tint = pictures._rgba(ng.FROZEN_TINT)[0]
+    bands = [(float(r.get("x").rstrip("%")), float(r.get("width").rstrip("%")))
+             for r in picture(sample).findall(SVG + "rect") if r.get("fill") == tint]
+    assert len(bands) == 1 and xs[1] < bands[0][0] < bands[0][0] + bands[0][1] < xs[2]  # fc2's lines: columns 1–2
+    assert "fc2 (2) frozen" in texts(sample) and "fc1 (3)" in texts(sample) and "frozen" in texts(sample)
 
 
 def test_line_width_and_opacity_grow_with_the_weight():
     w = torch.linspace(-1, 1, 41).reshape(1, 41)  # one output reading 41 inputs: |w| from 0 to 1
-    fig = ng.network_figure(ng.sample_graph(ng.GraphInput({"fc": w}), max_units=64))
-    lines = sorted((abs(float(w[0, s])), width, float(color.rsplit(",", 1)[1].rstrip(")")))
-                   for _, s, _, width, color in drawn_lines(fig))
+    lines = sorted((abs(float(w[0, s])), width, float(col.rsplit(" ", 1)[1]))
+                   for _, s, _, width, col in drawn_lines(ng.sample_graph(ng.GraphInput({"fc": w}), max_units=64)))
     widths, alphas = [x[1] for x in lines], [x[2] for x in lines]
     assert widths == sorted(widths) and alphas == sorted(alphas) and widths[0] < widths[-1]
     assert len(lines) == 41 and lines[-1][1] == max(b[1] for b in ng.BUCKETS)
 
 
-def test_user_text_is_escaped():
-    fig = ng.network_figure(ng.sample_graph(tiny()))
-    hover = [t for tr in fig.data if tr.hovertext is not None for t in tr.hovertext]
-    assert "&lt;b&gt;cat&lt;/b&gt;" in hover and "<b>cat</b>" not in hover
+def test_text_is_escaped():
+    w = torch.ones(2, 2)
+    svg = pictures.network_svg(ng.sample_graph(ng.GraphInput({"<b>fc</b>": w}, frozen=("<b>fc</b>",))))
+    assert "&lt;b&gt;fc&lt;/b&gt; (2) frozen" in svg and "<b>" not in svg
+    assert ET.fromstring(svg) is not None
 
 
 # ---- large layers ----------------------------------------------------------------------------------------------------
@@ -124,12 +145,11 @@ def test_a_large_layer_is_sampled_within_bounds_and_the_caption_says_the_true_to
     assert 0 < s.drawn <= ng.MAX_LINES
     assert "24 of 300 fc1 units" in s.caption and "24 of 64 inputs" in s.caption and f"of {kept:,} kept" in s.caption
     assert f"{kept:,} of 50,200 weights kept" in s.caption
-    fig = ng.network_figure(s)
-    drawn = {(c, src, dst) for c, src, dst, _, _ in drawn_lines(fig)}
+    drawn = {(c, src, dst) for c, src, dst, _, _ in drawn_lines(s)}
     assert len(drawn) == s.drawn and drawn <= kept_set(g)
-    notes = [a.text for a in fig.layout.annotations]
+    notes = texts(s)
     assert "… 276 more" in notes and "… 40 more" in notes and "… 76 more" in notes
-    assert len(nodes(fig)) == 24 * 3 + 10
+    assert len(nodes(s)) == 24 * 3 + 10
 
 
 def test_over_the_line_budget_each_unit_keeps_its_strongest():
@@ -164,8 +184,7 @@ def test_everything_pruned_draws_no_line():
     s = ng.sample_graph(g)
     assert s.drawn == 0 and s.kept == 0 and "every connection is pruned" in s.caption
     assert all((c.state == ng.REMOVED).all() for c in s.columns)
-    fig = ng.network_figure(s)
-    assert drawn_lines(fig) == [] and json.loads(fig.to_json())
+    assert drawn_lines(s) == [] and "kept (thicker: larger |w|)" not in texts(s)
 
 
 def test_bad_bounds_are_refused():
@@ -190,8 +209,7 @@ def test_a_cnn_draws_filters_as_nodes_and_kernels_as_lines():
     ln = s.lines[2]
     assert np.allclose(ln.strength, [float(wf[d, c].norm()) for d, c in zip(ln.dst, ln.src)], rtol=1e-5)
     assert "A conv connection is a whole kernel" in s.caption
-    fig = ng.network_figure(s)
-    assert len(nodes(fig)) == 1 + 8 + 16 + 10 and len(drawn_lines(fig)) == s.kept
+    assert len(nodes(s)) == 1 + 8 + 16 + 10 and len(drawn_lines(s)) == s.kept
 
 
 # ---- real experiments ------------------------------------------------------------------------------------------------
@@ -215,10 +233,8 @@ def test_every_zoo_model_draws_within_bounds(setup, units):
     assert 0 < s.drawn <= ng.MAX_LINES and s.weights_kept == exp.pruning.stats.kept
     if setup["model"]["arch"] != "cnn":  # (a cnn's connections are kernels, not weights)
         assert s.kept == exp.pruning.stats.kept
-    fig = ng.network_figure(s)
-    assert len(nodes(fig)) == sum(c.shown.size for c in s.columns) and len(drawn_lines(fig)) == s.drawn
-    assert len(fig.data) <= len(ng.BUCKETS) + 1 + 3 + 1  # a few traces, whatever the size
-    assert json.loads(fig.to_json())["data"]
+    assert len(nodes(s)) == sum(c.shown.size for c in s.columns) and len(drawn_lines(s)) == s.drawn
+    assert len(picture(s).findall(SVG + "g")) <= len(ng.LINE_STYLES) + 5  # a group per line style, a few for the legend
 
 
 def test_names_follow_the_data():
@@ -232,7 +248,7 @@ def test_frozen_layers_come_from_the_config():
     exp = Experiment(tiny_config(data={"name": "moons"}, model={"arch": "mlp", "hidden": [4, 4]}))
     exp.set_frozen(["fc2"])
     assert ng.graph_of(exp).frozen == ("fc2",)
-    assert [s.fillcolor for s in ng.network_graph(exp).layout.shapes] == [ng.FROZEN_TINT]
+    assert "fc2 (4) frozen" in texts(ng.sample_graph(ng.graph_of(exp)))
 
 
 def zeroed_by_hand(model, x, t: float, at: float = ng.ZEROED_AT) -> list[int]:
