@@ -5,7 +5,7 @@ import streamlit as st
 from explorer import plots
 from explorer.snippets import activation_code
 from ui.activation_controls import activation_controls
-from ui.session import get_experiment
+from ui.session import get_experiment, workshop_mode
 from ui.views import decision_view, page_header, show_problems
 
 exp = get_experiment()
@@ -59,12 +59,14 @@ with right:
                     + ", ".join(map(str, s.dead[:60])) + (" …" if len(s.dead) > 60 else ""))
     else:
         st.markdown("**Dead units**: none — every unit fires on some test example.")
-    st.dataframe(pd.DataFrame([{"next layer": n, "multiply-adds per example": round(stats.total_macs[n]),
-                                "skippable": round(stats.skippable_macs[n]),
-                                "share": stats.skippable_macs[n] / (stats.total_macs[n] or 1)}
-                               for n in stats.total_macs]), hide_index=True,
-                 column_config={"share": st.column_config.NumberColumn(format="percent")})
+    if not workshop_mode():  # advanced: the multiply-adds behind the skippable share
+        st.dataframe(pd.DataFrame([{"next layer": n, "multiply-adds per example": round(stats.total_macs[n]),
+                                    "skippable": round(stats.skippable_macs[n]),
+                                    "share": stats.skippable_macs[n] / (stats.total_macs[n] or 1)}
+                                   for n in stats.total_macs]), hide_index=True,
+                     column_config={"share": st.column_config.NumberColumn(format="percent")})
 
-with st.expander("The same in plain PyTorch"):
-    targets = exp.config.activation.target_sparsity
-    st.code(activation_code(thresholds, targets if isinstance(targets, dict) else None), language="python")
+if not workshop_mode():  # advanced: the code behind the sliders
+    with st.expander("The same in plain PyTorch"):
+        targets = exp.config.activation.target_sparsity
+        st.code(activation_code(thresholds, targets if isinstance(targets, dict) else None), language="python")

@@ -10,7 +10,7 @@ from explorer.presets import describe_expectations
 from explorer.sparse import FORMATS
 from ui.cached import compare_regularisers, get_presets, sparse_tradeoff
 from ui.progress import in_slot, train_with_progress
-from ui.session import forget_setting_widgets, get_experiment
+from ui.session import forget_setting_widgets, get_experiment, workshop_mode
 from ui.views import literal, show_problems
 
 exp = get_experiment()
@@ -21,7 +21,7 @@ st.caption("A snapshot measures the current state: weight sparsity, test accurac
            "result matches the setting), stored bytes in each format, multiply-adds per example, and CPU latency of "
            "a batch of 256 — as stored (dense kernels) and, after structured pruning, compacted.")
 with st.form("snapshot"):
-    name = st.text_input("Name", placeholder="e.g. 90 % unstructured", max_chars=60, key="snapshot_name")
+    name = st.text_input("Name", placeholder="empty: named after its setup", max_chars=60, key="snapshot_name")
     if st.form_submit_button("Take snapshot", type="primary"):
         with st.spinner("measuring bytes and latency…"):
             snap = exp.snapshot(name)
@@ -33,7 +33,8 @@ def snapshot_row(s) -> dict:
     """One snapshot as a short table row; every share in percent, of 100."""
     fmt = min(SPARSE_LABELS, key=s.file_bytes)
     macs = s.macs_nonzero if s.macs_compact is None else s.macs_compact
-    return {"name": s.name, "kind": s.kind, "sparsity": 100 * s.weight_sparsity, "accuracy": 100 * s.test_accuracy,
+    return {"name": s.name, "setup": s.setup or s.kind, "sparsity": 100 * s.weight_sparsity,
+            "accuracy": 100 * s.test_accuracy,
             "dense kB": s.file_bytes("dense") / 1000,
             "sparse kB": f"{s.file_bytes(fmt) / 1000:.1f} {SPARSE_LABELS[fmt]}",
             "MACs left": 100 * macs / (s.macs_dense or 1), "ms": s.latency_ms, "ms compact": s.latency_compact_ms}
@@ -45,8 +46,8 @@ if exp.snapshots:
     table = pd.DataFrame([snapshot_row(s) for s in exp.snapshots]).dropna(axis="columns", how="all")
     cc, percent = st.column_config, "%.1f%%"
     st.dataframe(table, hide_index=True, column_config={
-        "name": cc.TextColumn(width=150),
-        "kind": cc.TextColumn(width=110),
+        "name": cc.TextColumn(width=110),
+        "setup": cc.TextColumn(width=170, help="data · model · weight sparsity and kind · fine-tune schedule"),
         "sparsity": cc.NumberColumn(format=percent, width=70, help="weight sparsity"),
         "accuracy": cc.NumberColumn(format=percent, width=75, help="test accuracy"),
         "dense kB": cc.NumberColumn(format="%.1f", width=70, help="torch.save file, stored dense"),
@@ -54,129 +55,145 @@ if exp.snapshots:
         "MACs left": cc.NumberColumn(format=percent, width=75, help="multiply-adds per example, of the dense "
                                      "model's: those with a non-zero weight, or the compacted model's"),
         "ms": cc.NumberColumn(format="%.3f", width=55, help="CPU latency, batch 256, as stored"),
-        "ms compact": cc.NumberColumn(format="%.3f", width=90, help="CPU latency, batch 256, compacted")})
+        "ms compact": cc.NumberColumn(format="%.3f", width=80, help="CPU latency, batch 256, compacted")})
+    if st.button("Clear snapshots", help="snapshots stay through preset loads and new baselines until cleared"):
+        exp.snapshots.clear()
+        st.rerun()
     left, right = st.columns(2)
     left.plotly_chart(plots.snapshots_accuracy_vs_sparsity(exp.snapshots), key="cmp_acc", theme=None)
     right.plotly_chart(plots.snapshots_bytes(exp.snapshots), key="cmp_bytes", theme=None)
-    st.plotly_chart(plots.snapshots_latency(exp.snapshots), key="cmp_latency", theme=None)
+    if not workshop_mode():  # latency is a benchmark of this machine: an advanced part
+        st.plotly_chart(plots.snapshots_latency(exp.snapshots), key="cmp_latency", theme=None)
     layer, even = break_even(exp.baseline)
     st.caption("Why is a 90%-sparse model neither smaller nor faster? Stored dense, zeros cost as much as any weight; "
                f"a sparse format pays off only past its break-even sparsity (for {layer}, "
                + ", ".join(f"{SPARSE_LABELS[f]} {v:.0%}" for f, v in even.items()) + "), and dense kernels do every "
                "multiply-add anyway. Structured pruning + compaction removes them.")
 else:
-    st.info("No snapshot yet: set up a pruning on the other pages, then take one here; take several to compare.")
+    st.info("No snapshot yet: set up a pruning on the other pages, then take one here; take several to compare. "
+            "Snapshots stay when you load a preset or train a new baseline, so setups compare side by side.")
 
-with st.expander("The papers' figures (their models and data sets) beside our presets' (digits)"):
-    presets = get_presets()
-    st.table(pd.DataFrame([{"paper": p["paper"], "setting": p["setting"], "figure": p["figure"],
-                            "our preset (digits; checked by the test suite)":
-                                f"{p['preset']}: {describe_expectations(presets[p['preset']].expect)}"}
-                           for p in plots.PAPER_FIGURES]).set_index("paper"))
+def studies_and_files() -> None:
+    """The papers' figures, the studies (sensitivity, L1 vs L2, when sparsity pays), downloads and uploads:
+    advanced parts, hidden in workshop mode."""
+    with st.expander("The papers' figures (their models and data sets) beside our presets' (digits)"):
+        presets = get_presets()
+        st.table(pd.DataFrame([{"paper": p["paper"], "setting": p["setting"], "figure": p["figure"],
+                                "our preset (digits; checked by the test suite)":
+                                    f"{p['preset']}: {describe_expectations(presets[p['preset']].expect)}"}
+                               for p in plots.PAPER_FIGURES]).set_index("paper"))
 
-st.subheader("Sensitivity")
-if st.button("Compute per-layer sensitivity curves", disabled=not exp.trained,
-             help="each layer alone pruned to 0…95 % by magnitude, the others dense (Han et al. 2015); accuracy on "
-                  "the validation split, since the curves are there to choose per-layer sparsities"):
-    bar = st.progress(0.0, text="pruning one layer at a time…")
-    exp.sensitivity(on_progress=lambda done, total: bar.progress(done / total, text=f"{done}/{total} evaluations"))
-    bar.empty()
-if exp.has_sensitivity:
-    st.plotly_chart(plots.sensitivity_curves(exp.sensitivity()), key="cmp_sens", theme=None)
+    st.subheader("Sensitivity")
+    if st.button("Compute per-layer sensitivity curves", disabled=not exp.trained,
+                 help="each layer alone pruned to 0…95 % by magnitude, the others dense (Han et al. 2015); accuracy on "
+                      "the validation split, since the curves are there to choose per-layer sparsities"):
+        bar = st.progress(0.0, text="pruning one layer at a time…")
+        exp.sensitivity(on_progress=lambda done, total: bar.progress(done / total, text=f"{done}/{total} evaluations"))
+        bar.empty()
+    if exp.has_sensitivity:
+        st.plotly_chart(plots.sensitivity_curves(exp.sensitivity()), key="cmp_sens", theme=None)
 
-st.subheader("L1 vs L2 before pruning")
-st.caption("Two presets trained from scratch with the same seed — presets/l1_before_pruning.json (L1 penalty) and "
-           "presets/l2_before_pruning.json (weight decay) — then pruned by global magnitude without retraining.")
-if st.button("Train both and compare", help="about 5 s on a laptop CPU; your own setup is not touched"):
-    bar = st.progress(0.0, text="training the presets…")
-    res = in_slot("training the presets", lambda: compare_regularisers(
-        on_progress=lambda done, total: bar.progress(done / total, text=f"{done}/{total} trained")))
-    if res is not None:
-        st.session_state["l1_vs_l2"] = res
-    bar.empty()
-if "l1_vs_l2" in st.session_state:
-    res = st.session_state["l1_vs_l2"]
-    left, right = st.columns(2)
-    left.plotly_chart(plots.pruning_curve({n: r.curve for n, r in res.items()}), key="reg_curves", theme=None)
-    right.plotly_chart(plots.magnitude_histograms(res), key="reg_hist", theme=None)
-    st.markdown(" · ".join(f"**{n}**: baseline {r.baseline_accuracy:.1%}, {r.near_zero:.1%} of weights below "
-                           "0.001" for n, r in res.items()))
+    st.subheader("L1 vs L2 before pruning")
+    st.caption("Two presets trained from scratch with the same seed — presets/l1_before_pruning.json (L1 penalty) and "
+               "presets/l2_before_pruning.json (weight decay) — then pruned by global magnitude without retraining.")
+    if st.button("Train both and compare", help="about 5 s on a laptop CPU; your own setup is not touched"):
+        bar = st.progress(0.0, text="training the presets…")
+        res = in_slot("training the presets", lambda: compare_regularisers(
+            on_progress=lambda done, total: bar.progress(done / total, text=f"{done}/{total} trained")))
+        if res is not None:
+            st.session_state["l1_vs_l2"] = res
+        bar.empty()
+    if "l1_vs_l2" in st.session_state:
+        res = st.session_state["l1_vs_l2"]
+        left, right = st.columns(2)
+        left.plotly_chart(plots.pruning_curve({n: r.curve for n, r in res.items()}), key="reg_curves", theme=None)
+        right.plotly_chart(plots.magnitude_histograms(res), key="reg_hist", theme=None)
+        st.markdown(" · ".join(f"**{n}**: baseline {r.baseline_accuracy:.1%}, {r.near_zero:.1%} of weights below "
+                               "0.001" for n, r in res.items()))
 
-st.subheader("When sparsity pays")
-st.caption("Time of y = W·x on this machine's CPU, dense matmul vs torch.sparse CSR and COO, and the bytes each format "
-           "stores, across sparsity. Measured on request (at most about 15 s), then kept.")
-c1, c2, c3 = st.columns([1, 1, 2])
-size = c1.selectbox("Layer size", [128, 256, 512, 1024], index=3, format_func=lambda n: f"{n}×{n}", key="tr_size")
-batch = c2.selectbox("Batch", [32, 256], index=1, key="tr_batch")
-if c3.button("Measure latency and bytes vs sparsity"):
-    bar = st.progress(0.0, text="timing W·x…")
-    tr = in_slot("timing W·x", lambda: sparse_tradeoff(size, size, batch, on_progress=lambda done, total: bar.progress(
-        done / total, text=f"sparsity {done}/{total}")))
-    if tr is not None:
-        st.session_state["tradeoff"] = tr
-    bar.empty()
-if "tradeoff" in st.session_state:
-    tr = st.session_state["tradeoff"]
-    st.plotly_chart(plots.sparse_tradeoff(tr), key="tr_plot", theme=None)
-    faster = ", ".join(f"{f.upper()} from {s:.0%}" if s is not None else f"{f.upper()} never (up to 99 %)"
-                       for f, s in tr.faster_from.items())
-    st.markdown(f"On this machine, for a {tr.rows}×{tr.cols} layer at batch {tr.batch}: faster than dense — "
-                f"{faster}; smaller than dense — " + ", ".join(f"{f.upper()} from {s:.0%}"
-                                                               for f, s in tr.smaller_from.items()) + ".")
+    st.subheader("When sparsity pays")
+    st.caption("Time of y = W·x on this machine's CPU, dense matmul vs torch.sparse CSR and COO, and the bytes each "
+               "format stores, across sparsity. Measured on request (at most about 15 s), then kept.")
+    c1, c2, c3 = st.columns([1, 1, 2])
+    size = c1.selectbox("Layer size", [128, 256, 512, 1024], index=3, format_func=lambda n: f"{n}×{n}", key="tr_size")
+    batch = c2.selectbox("Batch", [32, 256], index=1, key="tr_batch")
+    if c3.button("Measure latency and bytes vs sparsity"):
+        bar = st.progress(0.0, text="timing W·x…")
+        tr = in_slot("timing W·x", lambda: sparse_tradeoff(
+            size, size, batch, on_progress=lambda done, total: bar.progress(done / total,
+                                                                            text=f"sparsity {done}/{total}")))
+        if tr is not None:
+            st.session_state["tradeoff"] = tr
+        bar.empty()
+    if "tradeoff" in st.session_state:
+        tr = st.session_state["tradeoff"]
+        st.plotly_chart(plots.sparse_tradeoff(tr), key="tr_plot", theme=None)
+        faster = ", ".join(f"{f.upper()} from {s:.0%}" if s is not None else f"{f.upper()} never (up to 99 %)"
+                           for f, s in tr.faster_from.items())
+        st.markdown(f"On this machine, for a {tr.rows}×{tr.cols} layer at batch {tr.batch}: faster than dense — "
+                    f"{faster}; smaller than dense — " + ", ".join(f"{f.upper()} from {s:.0%}"
+                                                                   for f, s in tr.smaller_from.items()) + ".")
 
-st.subheader("Download")
-st.write("The config JSON holds every setting (dataset, model, seed, training, pruning, fine-tuning). "
-         "`python -m explorer run config.json --out results` replays it to the same numbers on the CPU.")
-c1, c2, c3, c4 = st.columns(4)
-c1.download_button("Config JSON", config_json(exp.config), file_name="pruning-explorer-config.json",
-                   mime="application/json", type="primary")
-which = "fine-tuned pruned" if exp.finetune_result else "pruned"
-c2.download_button(f"The {which} model (.pt)", report.state_bytes(exp.current_model()),
-                   file_name=f"{which.replace(' ', '-')}-model.pt", mime="application/octet-stream",
-                   disabled=not exp.trained,
-                   help="a plain state_dict: model.load_state_dict(torch.load(path, weights_only=True))")
-compacted = exp.compaction()
-compact_problem = compacted.problem
-c3.download_button("The compacted model (.pt)",
-                   report.compact_bytes(compacted.model, compacted.config) if compact_problem is None else b"",
-                   file_name="compacted-model.pt", mime="application/octet-stream",
-                   disabled=compact_problem is not None,
-                   help=(f"Not available: {compact_problem}." if compact_problem else
-                         "{'model': its architecture (ModelConfig), 'state_dict': …}: build_model(ModelConfig(**d["
-                         "'model']), …).load_state_dict(d['state_dict'])"))
-fmt = c4.selectbox("Sparse format", [f for f in FORMATS if f != "dense"], key="cmp_sparse_fmt")
-c4.download_button(f"Sparse file ({fmt})", report.sparse_bytes(exp.current_model(), fmt), file_name=f"model-{fmt}.pt",
-                   mime="application/octet-stream",
-                   help="explorer.sparse.decode_model(torch.load(path, weights_only=True)) gives the state_dict back")
-st.download_button("Setup + model in one zip", exp.bundle_bytes(), file_name="pruning-explorer-bundle.zip",
-                   mime="application/zip", disabled=not exp.trained,
-                   help="config.json and model.pt together; upload it below to get both back")
-with st.expander("Config JSON"):
-    st.code(config_json(exp.config), language="json")
+    st.subheader("Download")
+    st.write("The config JSON holds every setting (dataset, model, seed, training, pruning, fine-tuning). "
+             "`python -m explorer run config.json --out results` replays it to the same numbers on the CPU.")
+    c1, c2, c3, c4 = st.columns(4)
+    c1.download_button("Config JSON", config_json(exp.config), file_name="pruning-explorer-config.json",
+                       mime="application/json", type="primary")
+    which = "fine-tuned pruned" if exp.finetune_result else "pruned"
+    c2.download_button(f"The {which} model (.pt)", report.state_bytes(exp.current_model()),
+                       file_name=f"{which.replace(' ', '-')}-model.pt", mime="application/octet-stream",
+                       disabled=not exp.trained,
+                       help="a plain state_dict: model.load_state_dict(torch.load(path, weights_only=True))")
+    compacted = exp.compaction()
+    compact_problem = compacted.problem
+    c3.download_button("The compacted model (.pt)",
+                       report.compact_bytes(compacted.model, compacted.config) if compact_problem is None else b"",
+                       file_name="compacted-model.pt", mime="application/octet-stream",
+                       disabled=compact_problem is not None,
+                       help=(f"Not available: {compact_problem}." if compact_problem else
+                             "{'model': its architecture (ModelConfig), 'state_dict': …}: build_model(ModelConfig(**d["
+                             "'model']), …).load_state_dict(d['state_dict'])"))
+    fmt = c4.selectbox("Sparse format", [f for f in FORMATS if f != "dense"], key="cmp_sparse_fmt")
+    c4.download_button(f"Sparse file ({fmt})", report.sparse_bytes(exp.current_model(), fmt),
+                       file_name=f"model-{fmt}.pt", mime="application/octet-stream",
+                       help="explorer.sparse.decode_model(torch.load(path, weights_only=True)) gives the state_dict "
+                            "back")
+    st.download_button("Setup + model in one zip", exp.bundle_bytes(), file_name="pruning-explorer-bundle.zip",
+                       mime="application/zip", disabled=not exp.trained,
+                       help="config.json and model.pt together; upload it below to get both back")
+    with st.expander("Config JSON"):
+        st.code(config_json(exp.config), language="json")
 
-st.subheader("Upload")
-upload = st.file_uploader("A config JSON or a setup + model zip exported by this app", type=["json", "zip"],
-                          key="config_upload")
-if upload is not None and upload.name.lower().endswith(".zip"):
-    if st.button("Restore this setup and its model", type="primary"):
+    st.subheader("Upload")
+    upload = st.file_uploader("A config JSON or a setup + model zip exported by this app", type=["json", "zip"],
+                              key="config_upload")
+    if upload is not None and upload.name.lower().endswith(".zip"):
+        if st.button("Restore this setup and its model", type="primary"):
+            try:
+                exp.load_bundle(upload.getvalue())
+            except (ConfigError, ValueError) as e:
+                show_problems(e, f"{upload.name} cannot be restored")
+            else:
+                forget_setting_widgets()
+                st.success(f"Restored {literal(upload.name)}: test accuracy {exp.baseline_test_accuracy:.1%}, pruned "
+                           f"{exp.pruning.stats.sparsity:.1%} → {exp.pruning.test_accuracy:.1%}.")
+    elif upload is not None:
         try:
-            exp.load_bundle(upload.getvalue())
-        except (ConfigError, ValueError) as e:
-            show_problems(e, f"{upload.name} cannot be restored")
+            incoming = parse_config(upload.getvalue())
+        except ConfigError as e:
+            show_problems(e, f"{upload.name} is not a usable config")
         else:
-            forget_setting_widgets()
-            st.success(f"Restored {literal(upload.name)}: test accuracy {exp.baseline_test_accuracy:.1%}, pruned "
-                       f"{exp.pruning.stats.sparsity:.1%} → {exp.pruning.test_accuracy:.1%}.")
-elif upload is not None:
-    try:
-        incoming = parse_config(upload.getvalue())
-    except ConfigError as e:
-        show_problems(e, f"{upload.name} is not a usable config")
-    else:
-        st.write(f"**{literal(upload.name)}**: {literal(incoming.data.file or incoming.data.name)} / "
-                 f"{incoming.model.arch}, "
-                 f"seed {incoming.seed}, {incoming.train.epochs} epochs.")
-        if st.button("Load this setup and train", type="primary") and train_with_progress(exp, incoming):
-            forget_setting_widgets()  # sliders and checkboxes re-read the imported setting
-            st.write(f"Pruned: {exp.pruning.stats.sparsity:.1%} weight sparsity, "
-                     f"test accuracy {exp.pruning.test_accuracy:.1%}.")
+            st.write(f"**{literal(upload.name)}**: {literal(incoming.data.file or incoming.data.name)} / "
+                     f"{incoming.model.arch}, "
+                     f"seed {incoming.seed}, {incoming.train.epochs} epochs.")
+            if st.button("Load this setup and train", type="primary") and train_with_progress(exp, incoming):
+                forget_setting_widgets()  # sliders and checkboxes re-read the imported setting
+                st.write(f"Pruned: {exp.pruning.stats.sparsity:.1%} weight sparsity, "
+                         f"test accuracy {exp.pruning.test_accuracy:.1%}.")
+
+
+if workshop_mode():
+    st.caption("Workshop mode: the studies, the latency benchmark, downloads and uploads are hidden.")
+else:
+    studies_and_files()

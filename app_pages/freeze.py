@@ -3,7 +3,7 @@ import pandas as pd
 import streamlit as st
 
 from explorer.snippets import freeze_code
-from ui.session import get_experiment
+from ui.session import get_experiment, workshop_mode
 
 exp = get_experiment()
 st.title("Freeze")
@@ -42,6 +42,7 @@ else:
         for n, p in ft.proof.items()]).set_index("layer"))
     st.caption("Fingerprint: SHA-256 of the layer's weight and bias bytes, measured before and after the last run.")
 
-with st.expander("The same in plain PyTorch"):
-    st.code(freeze_code(exp.config.freeze, exp.config.finetune.train_config(exp.config.train).lr,
-                        exp.config.finetune.train_config(exp.config.train).optimizer), language="python")
+if not workshop_mode():  # advanced: the code behind the controls
+    with st.expander("The same in plain PyTorch"):
+        st.code(freeze_code(exp.config.freeze, exp.config.finetune.train_config(exp.config.train).lr,
+                            exp.config.finetune.train_config(exp.config.train).optimizer), language="python")

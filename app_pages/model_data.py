@@ -9,7 +9,7 @@ from explorer.config import (
     DEFAULT_MLP_HIDDEN,
     OPTIMIZERS,
     ConfigError,
-    reset_for_new_model,
+    reset_for_new_setup,
     validate_config,
 )
 from explorer.data import SplitError, raw_preview, split_indices
@@ -79,53 +79,55 @@ def checked(check: dict, what: str, key: tuple, compute):
     return check[what][1]
 
 
-with st.expander("Bring your own data: a CSV or a .npz", expanded=cfg.data.name == "upload"):
-    st.caption(f"CSV: a header row, numeric feature columns and one label column (any values; at most "
-               f"{userdata.MAX_CLASSES} classes). .npz: arrays `X` (examples × features) and `y` (labels), e.g. "
-               f"`np.savez('data.npz', X=X, y=y)`. Up to {userdata.MAX_BYTES // 2**20} MB, {userdata.MAX_ROWS:,} "
-               "rows. It is split with the setup's test and validation fractions (below). The file stays in this "
-               "browser session only; the exported setup names it and records its SHA-256, and "
-               "`python -m explorer run setup.json --data FILE` replays it.")
-    data_file = st.file_uploader("Data file", type=["csv", "npz"], key="data_upload")
-    if data_file is None:
-        st.session_state.pop(UPLOAD_CHECK, None)  # the session keeps no file the participant removed
-    else:
-        check = upload_check(data_file)
-        label, na_labels, columns = None, False, check["columns"]
-        if isinstance(columns, list):
-            label = st.selectbox("Label column (the class to predict)", columns, index=len(columns) - 1,
-                                 key="data_label")
-            na_labels = st.checkbox("'NA', 'None', 'null' … in the label column are class names, not missing values",
-                                    key="data_na_labels", help="data.na_labels: feature columns still read them, "
-                                                               "and empty cells, as missing")
-        upload = columns if isinstance(columns, ValueError) else checked(
-            check, "parsed", (check["sha256"], label, na_labels),
-            lambda: userdata.parse_upload(data_file.name, data_file.getvalue(), label, na_labels))
-        fractions, usable = None, not isinstance(upload, ValueError)
-        if not usable:
-            show_problems(upload, f"{data_file.name} cannot be used")
+if not workshop_mode():  # advanced: uploads (a class works on the shipped data and models)
+    with st.expander("Bring your own data: a CSV or a .npz", expanded=cfg.data.name == "upload"):
+        st.caption(f"CSV: a header row, numeric feature columns and one label column (any values; at most "
+                   f"{userdata.MAX_CLASSES} classes). .npz: arrays `X` (examples × features) and `y` (labels), e.g. "
+                   f"`np.savez('data.npz', X=X, y=y)`. Up to {userdata.MAX_BYTES // 2**20} MB, {userdata.MAX_ROWS:,} "
+                   "rows. It is split with the setup's test and validation fractions (below). The file stays in this "
+                   "browser session only; the exported setup names it and records its SHA-256, and "
+                   "`python -m explorer run setup.json --data FILE` replays it.")
+        data_file = st.file_uploader("Data file", type=["csv", "npz"], key="data_upload")
+        if data_file is None:
+            st.session_state.pop(UPLOAD_CHECK, None)  # the session keeps no file the participant removed
         else:
-            st.caption(f"**{literal(upload.file)}**: {upload.summary}.")
-            split = checked(check, "split", (check["sha256"], label, na_labels, cfg.data.test_fraction,
-                                             cfg.data.val_fraction, cfg.seed),
-                            lambda: split_problem(upload, cfg.data, cfg.seed))
-            if split is not None and split.fractions:
-                fractions = split.fractions
-                st.warning(f"{literal(split, 600)}\n\n**Train on this data** uses `test_fraction` {fractions[0]:g} "
-                           f"and `val_fraction` {fractions[1]:g}.")
-            elif split is not None:
-                show_problems(split, f"{data_file.name} cannot be split")
-                usable = False
-        if st.button("Train on this data", key="data_use") and usable:  # a refusal is shown above already
-            try:
-                new_config = userdata.with_upload(cfg, upload, fractions)
-            except ValueError as e:
-                show_problems(e, f"{data_file.name} cannot be used")
+            check = upload_check(data_file)
+            label, na_labels, columns = None, False, check["columns"]
+            if isinstance(columns, list):
+                label = st.selectbox("Label column (the class to predict)", columns, index=len(columns) - 1,
+                                     key="data_label")
+                na_labels = st.checkbox(
+                    "'NA', 'None', 'null' … in the label column are class names, not missing values",
+                    key="data_na_labels",
+                    help="data.na_labels: feature columns still read them, and empty cells, as missing")
+            upload = columns if isinstance(columns, ValueError) else checked(
+                check, "parsed", (check["sha256"], label, na_labels),
+                lambda: userdata.parse_upload(data_file.name, data_file.getvalue(), label, na_labels))
+            fractions, usable = None, not isinstance(upload, ValueError)
+            if not usable:
+                show_problems(upload, f"{data_file.name} cannot be used")
             else:
-                if train_with_progress(exp, new_config, upload=upload):
-                    forget_setting_widgets()
-                    st.info(f"Training on **{literal(upload.file)}**: {upload.summary}.")
-                    cfg = exp.config
+                st.caption(f"**{literal(upload.file)}**: {upload.summary}.")
+                split = checked(check, "split", (check["sha256"], label, na_labels, cfg.data.test_fraction,
+                                                 cfg.data.val_fraction, cfg.seed),
+                                lambda: split_problem(upload, cfg.data, cfg.seed))
+                if split is not None and split.fractions:
+                    fractions = split.fractions
+                    st.warning(f"{literal(split, 600)}\n\n**Train on this data** uses `test_fraction` {fractions[0]:g} "
+                               f"and `val_fraction` {fractions[1]:g}.")
+                elif split is not None:
+                    show_problems(split, f"{data_file.name} cannot be split")
+                    usable = False
+            if st.button("Train on this data", key="data_use") and usable:  # a refusal is shown above already
+                try:
+                    new_config = userdata.with_upload(cfg, upload, fractions)
+                except ValueError as e:
+                    show_problems(e, f"{data_file.name} cannot be used")
+                else:
+                    if train_with_progress(exp, new_config, upload=upload):
+                        forget_setting_widgets()
+                        st.info(f"Training on **{literal(upload.file)}**: {upload.summary}.")
+                        cfg = exp.config
 
 datasets = DATASETS + (("upload",) if exp.upload is not None else ())
 with st.form("setup"):
@@ -179,25 +181,26 @@ if submitted:
     raw["train"].update(epochs=int(epochs), lr=float(lr), optimizer=optimizer, batch_size=int(batch), l1=float(l1),
                         weight_decay=float(weight_decay))
     try:
-        new_config = validate_config(reset_for_new_model(raw, cfg.model))
+        new_config = validate_config(reset_for_new_setup(raw, cfg))
     except ConfigError as e:
         show_problems(e, "This setup cannot be used")
     else:
         train_with_progress(exp, new_config)
 
-with st.expander("…or load a checkpoint: a state_dict of this model (.pt)"):
-    st.caption(f"From a notebook: build the same model (`{cfg.model.arch}`), train it, then "
-               "`torch.save(model.state_dict(), 'model.pt')`. Only tensors are read (weights_only=True): a file that "
-               "holds pickled code is refused and nothing in it runs.")
-    ckpt = st.file_uploader("Checkpoint", type=["pt", "pth"], key="ckpt_upload")
-    if ckpt is not None and st.button("Use these weights as the baseline", key="ckpt_load"):
-        try:
-            exp.load_checkpoint(ckpt.getvalue())
-        except ValueError as e:
-            show_problems(e, f"{ckpt.name} cannot be used")
-        else:
-            st.success(f"Loaded {literal(ckpt.name)}: test accuracy {exp.baseline_test_accuracy:.1%}. The exported "
-                       "config replays a fresh training; download the model itself on Compare & export.")
+if not workshop_mode():  # advanced: uploads (a class works on the shipped data and models)
+    with st.expander("…or load a checkpoint: a state_dict of this model (.pt)"):
+        st.caption(f"From a notebook: build the same model (`{cfg.model.arch}`), train it, then "
+                   "`torch.save(model.state_dict(), 'model.pt')`. Only tensors are read (weights_only=True): a file "
+                   "that holds pickled code is refused and nothing in it runs.")
+        ckpt = st.file_uploader("Checkpoint", type=["pt", "pth"], key="ckpt_upload")
+        if ckpt is not None and st.button("Use these weights as the baseline", key="ckpt_load"):
+            try:
+                exp.load_checkpoint(ckpt.getvalue())
+            except ValueError as e:
+                show_problems(e, f"{ckpt.name} cannot be used")
+            else:
+                st.success(f"Loaded {literal(ckpt.name)}: test accuracy {exp.baseline_test_accuracy:.1%}. The exported "
+                           "config replays a fresh training; download the model itself on Compare & export.")
 
 left, right = st.columns([2, 3])
 with left:

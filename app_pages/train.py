@@ -133,5 +133,6 @@ if out is not None:
 else:
     st.info("Press **Train** to fine-tune; the curves and the proof panel appear here.")
 
-with st.expander("The same in plain PyTorch"):
-    st.code(masked_training_code(), language="python")
+if not workshop_mode():  # advanced: the code behind the controls
+    with st.expander("The same in plain PyTorch"):
+        st.code(masked_training_code(), language="python")

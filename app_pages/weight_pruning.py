@@ -6,7 +6,7 @@ from explorer import plots
 from explorer.snippets import pruning_code
 from explorer.views import mask_map
 from ui.pruning_controls import pruning_controls
-from ui.session import get_experiment
+from ui.session import get_experiment, workshop_mode
 from ui.views import decision_view, page_header, show_problems
 
 exp = get_experiment()
@@ -45,13 +45,14 @@ mask = exp.pruning.masks[layer]
 right.plotly_chart(plots.mask_heatmap(mask_map(mask, whole_rows=structured), layer, tuple(mask.shape)), key="wp_map",
                    theme=None)
 
-left, right = st.columns(2)
+left, right = st.columns(2) if not workshop_mode() else (None, st.container())
 table = pd.DataFrame([{"layer": n, "weights": s.total, "kept": s.kept, "sparsity": s.sparsity,
                        **({} if structured else {"cut at |w|": result.thresholds[n]})}
                       for n, s in stats.layers.items()])
-left.dataframe(table, hide_index=True, column_config={
-    "sparsity": st.column_config.NumberColumn(format="percent"),
-    "cut at |w|": st.column_config.NumberColumn(format="%.4f", help="largest pruned magnitude")})
+if left is not None:  # the per-layer table (cut magnitudes) is an advanced part; the bars say the same
+    left.dataframe(table, hide_index=True, column_config={
+        "sparsity": st.column_config.NumberColumn(format="percent"),
+        "cut at |w|": st.column_config.NumberColumn(format="%.4f", help="largest pruned magnitude")})
 right.plotly_chart(plots.layer_sparsity_bars(stats), key="wp_bars", theme=None)
 
 decision_view(exp, "pruned", "wp_regions")
@@ -64,5 +65,6 @@ right.markdown(f"**{near_zero:.1%}** of this baseline's weights have |w| < 0.001
                "penalty (Model & data) builds a spike at zero and moves this curve right: more can be pruned before "
                "accuracy drops, even without retraining (Han et al. 2015). Compare both on **Compare & export**.")
 
-with st.expander("The same in plain PyTorch"):
-    st.code(pruning_code(exp.config.weight_pruning, exp.layer_names), language="python")
+if not workshop_mode():  # advanced: the code behind the sliders
+    with st.expander("The same in plain PyTorch"):
+        st.code(pruning_code(exp.config.weight_pruning, exp.layer_names), language="python")

@@ -35,8 +35,8 @@ from .sections import (
 __all__ = ["ARCHS", "CONFIG_VERSION", "DATASETS", "DEFAULT_CNN_CHANNELS", "DEFAULT_MLP_HIDDEN", "OPTIMIZERS",
            "SETUP_FIELDS", "ActivationConfig", "Arch", "ConfigError", "DataConfig", "ExperimentConfig",
            "FinetuneConfig", "ModelConfig", "Optimizer", "PerLayer", "StructuredConfig", "TrainConfig",
-           "WeightPruningConfig", "config_json", "json_schema", "parse_config", "reset_for_new_model",
-           "validate_config"]
+           "WeightPruningConfig", "config_json", "json_schema", "parse_config", "reset_for_new_setup",
+           "validate_config", "what_was_reset"]
 
 CONFIG_VERSION = 1
 # Changing one of these discards the trained baseline; any other section is applied to the kept baseline.
@@ -104,15 +104,33 @@ class ExperimentConfig(_Section):
         return any(getattr(self, f) != getattr(other, f) for f in SETUP_FIELDS)
 
 
-def reset_for_new_model(raw: dict, old_model: ModelConfig) -> dict:
-    """A raw config (a dict, as a form or an upload builds it) whose model differs from `old_model` loses its
-    per-layer settings (weight pruning, frozen layers, activation thresholds): the new model has other layers, and a
-    stale layer name would make the whole setup invalid. The one home of this rule."""
-    model = raw.get("model") or {}
-    if all(model.get(k) == getattr(old_model, k) for k in ("arch", "hidden", "channels")):
+def reset_for_new_setup(raw: dict, old: ExperimentConfig) -> dict:
+    """A raw config (a dict, as a form or an upload builds it) on another model or another data set than `old` loses
+    its pruning setting (weight pruning, frozen layers, activation thresholds): a new model has other layers, and
+    on new data a sparsity or threshold chosen for the old one means something else. The page says what was reset
+    (`what_was_reset`), never silently. The one home of this rule."""
+    model, data = raw.get("model") or {}, raw.get("data") or {}
+    same_model = all(model.get(k) == getattr(old.model, k) for k in ("arch", "hidden", "channels"))
+    same_data = all(data.get(k) == getattr(old.data, k) for k in ("name", "sha256"))
+    if same_model and same_data:
         return raw
     ema = (raw.get("activation") or {}).get("ema", ActivationConfig().ema)
     return {**raw, "weight_pruning": {"scope": "layer"}, "freeze": [], "activation": {"ema": ema}}
+
+
+def what_was_reset(old: ExperimentConfig, new: ExperimentConfig) -> list[str]:
+    """The pruning settings of `old` that `new` no longer has after reset_for_new_setup, in words ("weight pruning
+    (sparsity 0.9)", "frozen layers fc1"); [] when nothing was set or nothing changed."""
+    gone = []
+    if old.weight_pruning != new.weight_pruning and new.weight_pruning == WeightPruningConfig(scope="layer"):
+        wp = old.weight_pruning.model_dump(exclude_defaults=True)
+        if wp:
+            gone.append("weight pruning (" + ", ".join(f"{k} {v}" for k, v in wp.items()) + ")")
+    if old.freeze and not new.freeze:
+        gone.append("frozen layers " + ", ".join(old.freeze))
+    if old.activation.is_active and not new.activation.is_active:
+        gone.append("activation threshold")
+    return gone
 
 
 def _format_errors(err: ValidationError) -> list[str]:

@@ -36,14 +36,15 @@ class Experiment:
     def __init__(self, config: Optional[ExperimentConfig] = None, upload: Optional[UserData] = None):
         self.upload = upload  # this session's own data file, if any (never shared with another session)
         self._config = config if config is not None else ExperimentConfig()
+        # kept for comparison across setups (presets side by side) until cleared, the newest MAX_SNAPSHOTS (a
+        # click-happy session cannot grow the server); each says its setup
+        self.snapshots: deque[measure.Snapshot] = deque(maxlen=measure.MAX_SNAPSHOTS)
         self._setup(self._config)
 
     # ---- setup and baseline -------------------------------------------------------------------------------------
     def _setup(self, config: ExperimentConfig) -> None:
         self.device = select_device(config.device)
         self.data = load_dataset(config.data, config.seed, self.upload).to(self.device)
-        # kept for comparison, the newest MAX_SNAPSHOTS (a click-happy session cannot grow the server)
-        self.snapshots: deque[measure.Snapshot] = deque(maxlen=measure.MAX_SNAPSHOTS)
         self._adopt(init_model(config, self.data, self.device), (), trained=False)
 
     def _adopt(self, model: torch.nn.Module, history, trained: bool) -> None:
@@ -244,9 +245,11 @@ class Experiment:
         stats = f.stats if f else self.pruning.stats
         kind = ("structured" if self._config.weight_pruning.is_structured else "unstructured") + \
             (" + fine-tuned" if f else "")
-        snap = measure.snapshot(name.strip() or f"snapshot {len(self.snapshots) + 1}", kind, self.current_model(),
-                                self.data, stats.sparsity, f.test_accuracy if f else self.pruning.test_accuracy,
-                                (c.model, c.config.model_dump()) if c.model is not None else None, latency_repeats)
+        setup = views.setup_label(self._config, stats.sparsity, kind, f is not None)
+        snap = measure.snapshot(name.strip() or setup, kind, self.current_model(), self.data, stats.sparsity,
+                                f.test_accuracy if f else self.pruning.test_accuracy,
+                                (c.model, c.config.model_dump()) if c.model is not None else None, latency_repeats,
+                                setup=setup)
         self.snapshots.append(snap)
         return snap
 

@@ -63,6 +63,7 @@ class Snapshot:
     compact_arch: Optional[dict] = None        # the compacted model's ModelConfig (structured pruning only)
     macs_compact: Optional[int] = None
     latency_compact_ms: Optional[float] = None
+    setup: str = ""                            # data, model, setting and schedule it was taken on (views.setup_label)
 
     def file_bytes(self, fmt: str) -> int:
         """Bytes of the saved file in storage format `fmt`."""
@@ -70,7 +71,8 @@ class Snapshot:
 
 
 def snapshot(name: str, kind: str, model: nn.Module, data: Dataset, weight_sparsity: float, test_accuracy: float,
-             compacted: Optional[tuple[nn.Module, dict]] = None, latency_repeats: int = 30) -> Snapshot:
+             compacted: Optional[tuple[nn.Module, dict]] = None, latency_repeats: int = 30,
+             setup: str = "") -> Snapshot:
     """Measure `model` (and its compacted form, when given as (model, its ModelConfig as a dict))."""
     extra = {}
     if compacted is not None:
@@ -80,7 +82,7 @@ def snapshot(name: str, kind: str, model: nn.Module, data: Dataset, weight_spars
     return Snapshot(name=name, kind=kind, weight_sparsity=weight_sparsity, test_accuracy=test_accuracy,
                     bytes=sparse.model_bytes(model_state(model)), macs_dense=count_macs(model, data.n_features),
                     macs_nonzero=count_macs(model, data.n_features, nonzero=True),
-                    latency_ms=latency_ms(model, data, latency_repeats), **extra)
+                    latency_ms=latency_ms(model, data, latency_repeats), **extra, setup=setup)
 
 
 def sensitivity(baseline: Baseline, data: Dataset, sparsities: tuple = SENSITIVITY_SPARSITIES,

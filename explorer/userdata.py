@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .config import reset_for_new_model, validate_config
+from .config import reset_for_new_setup, validate_config
 from .names import clipped
 
 MAX_BYTES = 20 * 2**20       # per upload: a workshop server holds each session's copy in memory
@@ -375,7 +375,7 @@ def with_upload(config, data: UserData, fractions: tuple[float, float] | None = 
                    "na_labels": data.na_labels, "test_fraction": test_fraction, "val_fraction": val_fraction}
     if raw["model"]["arch"] == "cnn":
         raw["model"] = {"arch": "lenet300100"}
-    return validate_config(reset_for_new_model(raw, config.model))
+    return validate_config(reset_for_new_setup(raw, config))
 
 
 def read_for_config(data_cfg, path: Path) -> UserData:

@@ -90,6 +90,13 @@ def digit_predictions(model: nn.Module, data: Dataset, hooks: Mapping[str, activ
     return DigitPredictions(x.reshape(-1, 8, 8).cpu().numpy(), data.y_test[:n].cpu().tolist(), pred.cpu().tolist())
 
 
+def setup_label(config, sparsity: float, kind: str, finetuned: bool) -> str:
+    """A snapshot's setup in one line: "digits · lenet300100 · 90% unstructured · oneshot fine-tuned"."""
+    ft = config.finetune
+    tail = f" · {ft.schedule} fine-tuned" if finetuned and ft.schedule != "none" else ""
+    return f"{config.data.name} · {config.model.arch} · {sparsity:.0%} {kind.split(' + ')[0]}{tail}"
+
+
 def headline(baseline, result, finetuned) -> "Headline":
     """The Headline of a Baseline, its current PruningResult and the current FinetuneOutcome (or None)."""
     s, f = result.stats, finetuned

@@ -30,6 +30,11 @@ def app(experiment=None, page=None) -> AppTest:
     return at.run()
 
 
+def labelled(widgets, label: str):
+    """The widget with this label (positions move when a page gains a control)."""
+    return next(w for w in widgets if w.label == label)
+
+
 def no_exceptions(at):
     assert not at.exception, [e.value for e in at.exception]
 

@@ -3,18 +3,13 @@ says."""
 import json
 
 import pytest
-from helpers import ROOT, app, blobs_frame, csv_bytes, no_exceptions, tiny_config
+from helpers import ROOT, app, blobs_frame, csv_bytes, labelled, no_exceptions, tiny_config
 from streamlit.testing.v1 import AppTest
 
 from explorer.config import ExperimentConfig, config_json, parse_config
 
 PAGES = ["app_pages/home.py", "app_pages/playground.py", "app_pages/model_data.py", "app_pages/freeze.py",
          "app_pages/weight_pruning.py", "app_pages/activations.py", "app_pages/train.py", "app_pages/export.py"]
-
-
-def labelled(widgets, label: str):
-    """The widget with this label (positions move when a page gains a control)."""
-    return next(w for w in widgets if w.label == label)
 
 
 def metric(at, label_start: str) -> str:

@@ -17,11 +17,11 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from explorer import plots
 from explorer.budget import Budget, check_run, describe
-from explorer.config import ConfigError, ExperimentConfig
+from explorer.config import ConfigError, ExperimentConfig, what_was_reset
 from explorer.experiment import Experiment
 from explorer.measure import baseline_training_cost
 from explorer.slots import TrainingSlots
-from ui.views import show_problems
+from ui.views import literal, show_problems
 
 LIVE_CHART_INTERVAL_S = 0.5
 STOP_EVENT_KEY = "_stop_event"
@@ -155,6 +155,7 @@ def train_with_progress(exp: Experiment, config: ExperimentConfig, upload=None,
                         refusal: str = "This setup cannot be used") -> bool:
     """Adopt `config` (and an uploaded data file) and train its baseline with a progress bar and live curves, all or
     nothing; report a refused config, divergence or the final numbers. Returns True when the new baseline was kept."""
+    old = exp.config
     try:
         result = run_with_progress(lambda **kw: exp.setup_and_train(config, upload=upload, **kw),
                                    config.train.epochs, "training the baseline",
@@ -173,6 +174,11 @@ def train_with_progress(exp: Experiment, config: ExperimentConfig, upload=None,
         return False
     st.success(f"Baseline trained: {len(result.history)} epochs in {result.seconds:.1f} s, "
                f"test accuracy {exp.baseline_test_accuracy:.1%}.")
+    gone = what_was_reset(old, config) if old.resets_baseline(config) else []
+    if gone:  # never silently (explorer/config.reset_for_new_setup)
+        st.info(f"New {'data' if old.data != config.data else 'model'}: the previous pruning setting was reset "
+                f"({literal('; '.join(gone), 300)}). A setting chosen for other data or another model does not carry "
+                "over; set it again on the Playground or the pruning pages.")
     problem = exp.learning_problem()
     if problem:
         st.warning(problem[0].upper() + problem[1:] + ".")

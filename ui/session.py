@@ -30,11 +30,24 @@ def session_run_lock() -> threading.Lock:
     return st.session_state.setdefault(RUN_LOCK_KEY, threading.Lock())
 
 
+WORKSHOP_PARAM, WORKSHOP_KEY = "workshop", "_workshop"
+ON, OFF = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
 def workshop_mode() -> bool:
-    """?workshop=1 hides advanced controls for a class (as TensorFlow Playground does); it lasts for the session."""
-    if st.query_params.get("workshop", "").lower() in ("1", "true", "yes", "on"):
-        st.session_state["_workshop"] = True
-    return bool(st.session_state.get("_workshop", False))
+    """Workshop mode hides the advanced parts of every page for a class (as TensorFlow Playground does). It is in the
+    address (`?workshop=1`), which every page keeps (`ui.links.share_current_setup`): a reload, another page or a
+    shared link stays in it. The instructor's switch is on Home (`set_workshop_mode`)."""
+    asked = st.query_params.get(WORKSHOP_PARAM, "").lower()
+    if asked in ON + OFF:
+        st.session_state[WORKSHOP_KEY] = asked in ON
+    return bool(st.session_state.get(WORKSHOP_KEY, False))
+
+
+def set_workshop_mode(on: bool) -> None:
+    """The instructor's switch: on or off for this session, and in the address."""
+    st.session_state[WORKSHOP_KEY] = on
+    st.query_params[WORKSHOP_PARAM] = ON[0] if on else OFF[0]
 
 
 def forget_setting_widgets() -> None:
