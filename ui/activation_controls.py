@@ -31,8 +31,8 @@ def activation_controls(exp: Experiment) -> ActivationConfig:
     initial = _ui_from_config(current, exp, ranges)
     seed_widgets(PREFIX, initial)
     mode = st.radio("Set per layer", list(MODES), format_func=MODES.get, key=PREFIX + "mode", horizontal=True,
-                    help="A target sparsity is turned into the threshold that reaches it on the test set; while "
-                         "training (Train page) the threshold follows each batch's quantile, smoothed.")
+                    help="A target sparsity is turned into the threshold that reaches it on the validation split; "
+                         "while training (Train page) the threshold follows each batch's quantile, smoothed.")
     if mode != initial["mode"]:
         for n in exp.activation_layer_names:  # a new unit starts at 'off', not a percentage read as a magnitude
             st.session_state[PREFIX + n] = 0.0
