@@ -9,7 +9,9 @@ from pathlib import Path
 
 import streamlit as st
 
+from ui import lesson
 from ui.links import apply_shared_link, share_current_setup
+from ui.pages import ALL, HOME
 from ui.session import get_experiment, session_run_lock, workshop_mode
 from ui.views import literal
 
@@ -29,16 +31,7 @@ _freeze_startup_objects()
 st.set_page_config(page_title="Pruning Explorer", page_icon=str(Path(__file__).parent / "static" / "favicon.png"),
                    layout="wide")
 
-pages = [
-    st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),
-    st.Page("app_pages/playground.py", title="Playground", icon=":material/tune:"),
-    st.Page("app_pages/model_data.py", title="Model & data", icon=":material/model_training:"),
-    st.Page("app_pages/freeze.py", title="Freeze", icon=":material/ac_unit:"),
-    st.Page("app_pages/weight_pruning.py", title="Weight pruning", icon=":material/content_cut:"),
-    st.Page("app_pages/activations.py", title="Activation sparsity", icon=":material/bolt:"),
-    st.Page("app_pages/train.py", title="Train", icon=":material/fitness_center:"),
-    st.Page("app_pages/export.py", title="Compare & export", icon=":material/compare_arrows:"),
-]
+pages = [st.Page(p.path, title=p.title, icon=p.icon, default=p is HOME) for p in ALL]
 page = st.navigation(pages)
 
 
@@ -66,5 +59,6 @@ def sidebar_summary() -> None:
 with session_run_lock():
     apply_shared_link()  # a ?setup=… link opens that exact setup (trained with its seed)
     page.run()
+    lesson.panel()  # after the page: a check reads the state the page just made; first in the sidebar (in view)
     sidebar_summary()  # after the page, so it shows what the page just did (a training run, a slider move)
     share_current_setup()  # the address bar always holds a link to what is on screen

@@ -3,6 +3,7 @@ import pandas as pd
 import streamlit as st
 
 from explorer import plots
+from explorer.glossary import help_text
 from explorer.snippets import activation_code
 from ui.activation_controls import activation_controls
 from ui.session import get_experiment, workshop_mode
@@ -34,8 +35,7 @@ c[1].metric("… and activations thresholded", f"{stats.accuracy:.1%}",
             delta=f"{(stats.accuracy - exp.pruning.test_accuracy) * 100:+.1f} pts")
 c[2].metric("Activation sparsity", f"{zeros_after / values:.1%}",
             delta=f"{(zeros_after - zeros_before) / values * 100:+.1f} pts vs nonlinearity only", delta_color="off")
-c[3].metric("Skippable next-layer MACs", f"{skip / total:.1%}",
-            help="multiply-adds of the layer after each thresholded one whose input is zero, per example")
+c[3].metric("Skippable next-layer MACs", f"{skip / total:.1%}", help=help_text("skippable MACs"))
 st.caption(f"Validation accuracy (where thresholds are chosen): weights pruned {exp.pruning.val_accuracy:.1%}, "
            f"and activations thresholded {stats.val_accuracy:.1%}.")
 

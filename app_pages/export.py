@@ -5,6 +5,7 @@ import streamlit as st
 
 from explorer import plots, report
 from explorer.config import ConfigError, config_json, parse_config
+from explorer.glossary import help_text
 from explorer.measure import break_even
 from explorer.presets import describe_expectations
 from explorer.sparse import FORMATS
@@ -51,9 +52,10 @@ if exp.snapshots:
         "sparsity": cc.NumberColumn(format=percent, width=70, help="weight sparsity"),
         "accuracy": cc.NumberColumn(format=percent, width=75, help="test accuracy"),
         "dense kB": cc.NumberColumn(format="%.1f", width=70, help="torch.save file, stored dense"),
-        "sparse kB": cc.TextColumn(width=105, help="the smallest sparse file: bitmask, CSR or COO"),
+        "sparse kB": cc.TextColumn(width=105, help="the smallest sparse file\n\n" + help_text("bitmask", "CSR", "COO")),
         "MACs left": cc.NumberColumn(format=percent, width=75, help="multiply-adds per example, of the dense "
-                                     "model's: those with a non-zero weight, or the compacted model's"),
+                                     "model's: those with a non-zero weight, or the compacted model's\n\n"
+                                     + help_text("MACs", "compaction")),
         "ms": cc.NumberColumn(format="%.3f", width=55, help="CPU latency, batch 256, as stored"),
         "ms compact": cc.NumberColumn(format="%.3f", width=80, help="CPU latency, batch 256, compacted")})
     if st.button("Clear snapshots", help="snapshots stay through preset loads and new baselines until cleared"):
@@ -152,8 +154,8 @@ def studies_and_files() -> None:
                        file_name="compacted-model.pt", mime="application/octet-stream",
                        disabled=compact_problem is not None,
                        help=(f"Not available: {compact_problem}." if compact_problem else
-                             "{'model': its architecture (ModelConfig), 'state_dict': …}: build_model(ModelConfig(**d["
-                             "'model']), …).load_state_dict(d['state_dict'])"))
+                             "`{'model': its architecture (ModelConfig), 'state_dict': …}`: "
+                             "`build_model(ModelConfig(**d['model']), …).load_state_dict(d['state_dict'])`"))
     fmt = c4.selectbox("Sparse format", [f for f in FORMATS if f != "dense"], key="cmp_sparse_fmt")
     c4.download_button(f"Sparse file ({fmt})", report.sparse_bytes(exp.current_model(), fmt),
                        file_name=f"model-{fmt}.pt", mime="application/octet-stream",

@@ -1,15 +1,49 @@
-"""Home: what pruning is, and where each idea lives in the app."""
+"""Home: one "Start here" path (the Playground, the guided lessons, the deep pages: generated from what exists), the
+instructor's switches, what pruning is, and the glossary."""
 import streamlit as st
+
+from ui import lesson
+from ui.glossary import show_glossary
+from ui.pages import DEEP, PLAYGROUND
+from ui.session import set_workshop_mode, workshop_mode
+from ui.views import literal
 
 st.title("Pruning Explorer")
 st.write("See neural-network pruning happen: train a small network, remove weights or activations with sliders, "
          "and watch the mask, the weights and the accuracy move. Everything runs offline on your machine.")
 
 st.subheader("Start here")
-st.markdown("Open the **Playground**: the whole experiment on one screen. Press *Train baseline*, then move *Weight "
-            "sparsity* and watch connections vanish from the network, the accuracy fall and the test digits go wrong; "
-            "press *Fine-tune* and watch it come back. The other pages go deeper into each step.")
-st.page_link("app_pages/playground.py", label="Open the Playground", icon=":material/arrow_forward:")
+st.markdown(f"**1. The {PLAYGROUND.title}**: {PLAYGROUND.about}. Press *Train baseline*, move *Weight sparsity*, "
+            "press *Fine-tune*.")
+st.page_link(PLAYGROUND.path, label=f"Open the {PLAYGROUND.title}", icon=":material/arrow_forward:")
+shipped = lesson.lessons()
+st.markdown(f"**2. A guided lesson** ({len(shipped)}): each step says what to do, asks you to predict the result "
+            "first, and checks what you did. The panel stays in the sidebar on every page.")
+for n, (key, item) in enumerate(shipped.items()):
+    text, go = st.columns([5, 1], vertical_alignment="center")
+    text.markdown(f"*{literal(item.title)}* ({item.minutes} min, {len(item.steps)} steps): {literal(item.summary)}")
+    if go.button("Start", key=f"home_lesson_{key}", disabled=lesson.locked(), use_container_width=True):
+        lesson.start(key)
+        st.switch_page(f"app_pages/{item.steps[0].page}.py")
+st.markdown("**3. The deep pages**, one idea each, in detail:\n"
+            + "\n".join(f"- **{p.title}**: {p.about}" for p in DEEP))
+
+with st.expander("For instructors: workshop mode and a class link"):
+    on = st.toggle("Workshop mode: hide the advanced parts of every page (code, uploads, downloads, studies)",
+                   value=workshop_mode(), key="home_workshop")
+    if on != workshop_mode():
+        set_workshop_mode(on)
+        st.rerun()
+    pick = st.selectbox("Lock the class to one lesson (workshop mode)", [None, *shipped], disabled=not on,
+                        format_func=lambda k: "no lock" if k is None else shipped[k].title, key="home_lock",
+                        index=None if not lesson.locked() else [None, *shipped].index(lesson.current()[0].id))
+    if on and pick is not None and not lesson.locked():
+        lesson.lock_class(pick)
+        st.rerun()
+    params = "?workshop=1" + (f"&lesson={pick}&step=1&lock=1" if on and pick else "") if on else ""
+    st.caption("Give the class this page's address with the end shown below (it stays in the address on every page "
+               "and after a reload); `python -m explorer serve` runs the workshop server.")
+    st.code(params or "(turn workshop mode on)", language=None)
 
 st.subheader("What is pruning?")
 st.markdown("""
@@ -35,3 +69,5 @@ app belongs to one of them:
 - *threshold*: a magnitude `t`; a weight is kept iff `|w| > t`.
 - *global* vs *per layer*: one ranking across all layers, or each layer pruned to its own target.
 """)
+
+show_glossary()

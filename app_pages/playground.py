@@ -8,6 +8,7 @@ import streamlit as st
 
 from explorer import classroom, plots
 from explorer.config import ActivationConfig, FinetuneConfig, WeightPruningConfig
+from explorer.glossary import help_text
 from explorer.layers import expand
 from explorer.measure import training_cost
 from explorer.netgraph import graph_of, sample_graph
@@ -56,7 +57,7 @@ def pruning_control(exp) -> WeightPruningConfig:
     for k in keys:
         label = "Weight sparsity" if k == "all" else f"sparsity {k.removeprefix('layer_')}"
         ui[k] = st.slider(label, 0.0, 100.0, step=1.0, format="%.0f%%", key=PREFIX + k,
-                          help="the share of weights set to exactly zero, the smallest |w| first (Han et al. 2015)")
+                          help=help_text("sparsity", "magnitude pruning"))
     if all(ui[k] == shown[k] for k in ui):  # unmoved: the setting stays exactly as it is (whoever made it)
         return current
     if per_layer:
@@ -72,7 +73,7 @@ def activation_control(exp) -> ActivationConfig:
     seed_widgets(PREFIX, {"act": seeded})
     st.session_state[PREFIX + "act"] = min(st.session_state[PREFIX + "act"], top)
     t = st.slider("Activation threshold", 0.0, top, step=top / 200, format="%.3f", key=PREFIX + "act",
-                  help="after each hidden layer, an activation below t becomes 0 (a forced-threshold ReLU)")
+                  help=help_text("activation threshold", "forced-threshold ReLU"))
     if t == seeded:  # unmoved: a per-layer or target setting from Activation sparsity stays as it is
         return current
     return ActivationConfig(threshold=round(t, 6) if t > 0 else None)
@@ -82,8 +83,7 @@ def buttons(exp) -> None:
     """Train baseline / Fine-tune, with progress and a compact live curve in the controls' column."""
     train = st.button("Train baseline", type="secondary" if exp.trained else "primary", use_container_width=True)
     tune = st.button("Fine-tune", type="primary" if exp.trained else "secondary", disabled=not exp.trained,
-                     use_container_width=True, help="retrain the kept weights with masked gradients (frozen layers "
-                                                    "stay fixed)")
+                     use_container_width=True, help=help_text("fine-tuning", "one-shot"))
     st.button("Stop training", type="tertiary", on_click=lambda: stop_event().set(),
               help="ends the run within a second and keeps the epochs it finished")
     if train and train_with_progress(exp, exp.config):
@@ -139,7 +139,7 @@ def playground() -> None:
         setting = pruning_control(exp)
         ac = activation_control(exp)
         frozen = st.pills("Frozen layers", exp.layer_names, selection_mode="multi", key=PREFIX + "frozen",
-                          default=list(exp.config.freeze), help="held fixed while fine-tuning (tinted in the graph)")
+                          default=list(exp.config.freeze), help=help_text("frozen layer"))
         try:
             pruned = exp.set_pruning(setting)
             if ac != exp.config.activation:  # else no activation statistics to compute on every sparsity move

@@ -6,6 +6,7 @@ from pydantic import ValidationError
 
 from explorer import plots
 from explorer.config import OPTIMIZERS, FinetuneConfig
+from explorer.glossary import help_text
 from explorer.measure import training_cost
 from explorer.snippets import masked_training_code
 from ui.progress import run_with_progress, stop_event
@@ -36,6 +37,7 @@ if not exp.trained:
 with st.form("finetune"):
     c1, c2, c3 = st.columns(3)
     schedule = c1.selectbox("Schedule", list(SCHEDULES), format_func=SCHEDULES.get,
+                            help=help_text("one-shot", "iterative pruning", "AGP", "DNS"),
                             index=list(SCHEDULES).index(ft.schedule) if ft.schedule in SCHEDULES else 0,
                             key="ft_schedule")
     epochs = c1.number_input("Epochs", 1, 1000, max(ft.epochs, 1), 1, key="ft_epochs")
@@ -55,12 +57,14 @@ with st.form("finetune"):
             st.markdown("**Schedule settings**")
             steps = st.number_input("Iterative: pruning steps", 1, 50, ft.iterative_steps, key="ft_steps")
             s_i = st.number_input("AGP: initial sparsity s_i", 0.0, 0.99, ft.agp_initial_sparsity, format="%.2f",
-                                  key="ft_agp_si")
-            freq = st.number_input("AGP: steps between prunings Δt", 1, 100000, ft.agp_frequency, key="ft_agp_freq")
+                                  key="ft_agp_si", help=help_text("s_i"))
+            freq = st.number_input("AGP: steps between prunings Δt", 1, 100000, ft.agp_frequency, key="ft_agp_freq",
+                                   help=help_text("Δt"))
             ramp = st.number_input("AGP: share of steps that ramp", 0.05, 1.0, ft.agp_ramp, format="%.2f",
                                    key="ft_agp_ramp")
             margin = st.number_input("DNS: splice margin (b = (1+m)·a)", 0.0, 10.0, ft.dns_margin, format="%.2f",
-                                     key="ft_dns_margin", help="Guo et al.'s code: a = 0.9 t, b = 1.1 t, so m ≈ 0.22")
+                                     key="ft_dns_margin", help=help_text("splice margin")
+                                     + "\n\nGuo et al.'s code: a = 0.9 t, b = 1.1 t, so m ≈ 0.22")
             stop = st.number_input("DNS: share of steps before the masks freeze", 0.01, 1.0, ft.dns_stop,
                                    format="%.2f", key="ft_dns_stop",
                                    help="masks are updated with a decaying probability until then; training "

@@ -9,6 +9,7 @@ from explorer.budget import describe
 from explorer.config import ConfigError
 from explorer.links import decode_setup, encode_setup
 from explorer.measure import baseline_training_cost
+from ui import lesson
 from ui.progress import BUDGET, train_with_progress
 from ui.session import WORKSHOP_PARAM, forget_setting_widgets, get_experiment, workshop_mode
 from ui.views import show_problems
@@ -95,14 +96,14 @@ def share_current_setup() -> None:
     token = st.session_state.setdefault(TOKEN_KEY, secrets.token_urlsafe(6))
     if st.query_params.get(FROM_PARAM) != token:
         st.query_params[FROM_PARAM] = token
-    # Navigating to another page drops the address's parameters: the mode goes back in, so a reload or a copied
-    # address stays in workshop mode (and out of it once the instructor turned it off).
-    mode = "1" if workshop_mode() else None
-    if st.query_params.get(WORKSHOP_PARAM) != mode:
-        if mode:
-            st.query_params[WORKSHOP_PARAM] = mode
-        else:
-            del st.query_params[WORKSHOP_PARAM]
+    # Navigating to another page drops the address's parameters: the mode and the lesson step go back in, so a
+    # reload or a copied address stays in workshop mode and at the step (and out of them once turned off).
+    for param, value in {WORKSHOP_PARAM: "1" if workshop_mode() else None, **lesson.address_params()}.items():
+        if st.query_params.get(param) != value:
+            if value:
+                st.query_params[param] = value
+            else:
+                del st.query_params[param]
 
 
 def _say_if_from_a_lost_session() -> None:

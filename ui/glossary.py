@@ -1,0 +1,36 @@
+"""The glossary on a page (Home): every word the app uses, its meaning in plain sentences and where it comes from, from
+explorer.glossary. Cells are Markdown in st.table, so every entry is escaped; nothing is HTML."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from explorer.glossary import GLOSSARY, Entry, markdown_literal
+from ui.views import literal
+
+FIND_KEY = "glossary_find"
+
+
+def _matches(e: Entry, query: str) -> bool:
+    q = query.casefold().strip()
+    return not q or any(q in s.casefold() for s in (*e.names, e.meaning, e.source or ""))
+
+
+def glossary_rows(query: str = "") -> list[dict]:
+    """The entries that mention `query` (in a name, the meaning or the source; all when empty), alphabetically, as
+    rows of term / meaning / source, escaped for st.table's Markdown cells."""
+    found = sorted((e for e in GLOSSARY.values() if _matches(e, query)), key=lambda e: e.term.casefold())
+    return [{"term": markdown_literal(e.term), "meaning": markdown_literal(e.meaning),
+             "source": markdown_literal(e.source or "—")} for e in found]
+
+
+def show_glossary(expanded: bool = False) -> None:
+    """The whole glossary in an expander: a search box and a table of term / meaning / source."""
+    with st.expander(f"Glossary: the {len(GLOSSARY)} words this app uses, in plain sentences", expanded=expanded):
+        query = st.text_input("Find a word", key=FIND_KEY, placeholder="APoZ, mask, fine-tuning …",
+                              help="searches the words, their meanings and their sources")
+        rows = glossary_rows(query)
+        if rows:
+            st.table(pd.DataFrame(rows), hide_index=True)
+        else:
+            st.caption(f"No entry mentions “{literal(query, 60)}”.")

@@ -1,0 +1,186 @@
+"""The lesson panel (in the sidebar of every page): a guided lesson from lessons/ (explorer/lessons.py), one step at
+a time: its goal, what to do and where, a "predict first" question answered before the result shows, and a check
+computed from the session's real state, with a hint after a wrong try.
+
+Where the class is: `?lesson=<id>&step=<n>` in the address (kept across pages and reloads by
+ui.links.share_current_setup), so a link opens a lesson at a step. In workshop mode the instructor may lock the class
+to one lesson (`&lock=1`): the panel then offers no other.
+"""
+from __future__ import annotations
+
+import streamlit as st
+
+from explorer.config import ConfigError
+from explorer.lessons import check, facts, load_lessons
+from ui.pages import BY_ID
+from ui.session import forget_setting_widgets, get_experiment, workshop_mode
+from ui.views import literal, show_problems
+
+LESSON_PARAM, STEP_PARAM, LOCK_PARAM = "lesson", "step", "lock"
+STATE_KEY = "_lesson"          # {"id": …, "step": index from 0} or absent
+ANSWERS_KEY = "_lesson_answers"  # {(lesson, step): the chosen answer's index}
+TRIES_KEY = "_lesson_tries"    # {(lesson, step): [passed, …]} of each press of Check
+LOCK_KEY = "_lesson_lock"      # the class is locked to its lesson (workshop mode only)
+DONE_KEY = "_lesson_done"      # the title of the lesson just finished (said once)
+
+
+def lessons() -> dict:
+    """The shipped lessons (validated; a broken file is an error a developer sees, never a half-loaded lesson)."""
+    return load_lessons()
+
+
+def current() -> tuple | None:
+    """(lesson, step index) the session is on, from the address first (a link, a reload), else the session."""
+    all_ = lessons()
+    asked = st.query_params.get(LESSON_PARAM)
+    if asked in all_:
+        try:
+            step = min(max(int(st.query_params.get(STEP_PARAM, "1")) - 1, 0), len(all_[asked].steps) - 1)
+        except ValueError:
+            step = 0
+        state = st.session_state.get(STATE_KEY)
+        if state is None or state["id"] != asked:  # a link (or a reload) opens the lesson: its setup applies
+            start(asked, step)
+        st.session_state[STATE_KEY] = {"id": asked, "step": step}
+    state = st.session_state.get(STATE_KEY)
+    if not state or state["id"] not in all_:
+        return None
+    return all_[state["id"]], state["step"]
+
+
+def locked() -> bool:
+    """Workshop mode with the class locked to its lesson (`&lock=1` once in the address: it lasts for the session,
+    as workshop mode does, since navigating drops the address's parameters until they are written back)."""
+    if st.query_params.get(LOCK_PARAM) == "1":
+        st.session_state[LOCK_KEY] = True
+    return workshop_mode() and bool(st.session_state.get(LOCK_KEY)) and current() is not None
+
+
+def lock_class(lesson_id: str | None) -> None:
+    """The instructor's choice on Home: lock this session (and the links it gives) to one lesson, or unlock."""
+    st.session_state[LOCK_KEY] = lesson_id is not None
+    if lesson_id is not None:
+        start(lesson_id)
+
+
+def address_params() -> dict[str, str | None]:
+    """What the address must say about the lesson (None: nothing), for ui.links.share_current_setup."""
+    here = current()
+    if here is None:
+        return {LESSON_PARAM: None, STEP_PARAM: None, LOCK_PARAM: None}
+    lesson, step = here
+    return {LESSON_PARAM: lesson.id, STEP_PARAM: str(step + 1), LOCK_PARAM: "1" if locked() else None}
+
+
+def start(lesson_id: str, step: int = 0) -> None:
+    """Open a lesson at a step; its setup (when it has one) becomes the session's, untrained, so step one starts
+    where the lesson says. Snapshots stay."""
+    lesson = lessons()[lesson_id]
+    if lesson.setup is not None and step == 0:
+        exp = get_experiment()
+        try:
+            if exp.config != lesson.setup:
+                exp.update(lesson.setup)
+                forget_setting_widgets()
+        except (ConfigError, ValueError) as e:
+            show_problems(e, "This lesson's setup cannot be used")
+            return
+    st.session_state[STATE_KEY] = {"id": lesson_id, "step": step}
+    st.query_params[LESSON_PARAM], st.query_params[STEP_PARAM] = lesson_id, str(step + 1)
+
+
+def _go(step: int) -> None:
+    lesson, _ = current()
+    st.session_state[STATE_KEY] = {"id": lesson.id, "step": step}
+    st.query_params[STEP_PARAM] = str(step + 1)
+
+
+def _leave() -> None:
+    st.session_state.pop(STATE_KEY, None)
+    st.session_state.pop(LOCK_KEY, None)
+    for p in (LESSON_PARAM, STEP_PARAM, LOCK_PARAM):
+        if p in st.query_params:
+            del st.query_params[p]
+
+
+def panel() -> None:
+    """The sidebar panel: the step, its prediction, its check; or, outside a lesson, a way into one."""
+    here = current()
+    with st.sidebar:
+        if here is None:
+            done = st.session_state.pop(DONE_KEY, None)
+            if done:
+                st.success(f"Lesson complete: {literal(done)} ✓")
+            choice = st.selectbox("Guided lesson", [None, *lessons()], key="lesson_pick", placeholder="choose one…",
+                                  format_func=lambda k: "—" if k is None else lessons()[k].title)
+            if choice is not None:
+                st.session_state["lesson_pick"] = None
+                start(choice)
+                st.rerun()
+            st.divider()
+            return
+        lesson, i = here
+        step, key = lesson.steps[i], (lesson.id, i)
+        st.markdown(f"**Lesson: {literal(lesson.title)}**")
+        st.progress((i + 1) / len(lesson.steps), text=f"Step {i + 1} of {len(lesson.steps)}: {literal(step.title)}")
+        st.markdown(f"**Goal:** {literal(step.goal, 600)}")
+        st.markdown(f"**Do:** {literal(step.do, 600)}")
+        st.page_link(BY_ID[step.page].path, label=f"Go to {BY_ID[step.page].title}", icon=":material/arrow_forward:")
+        answers = st.session_state.setdefault(ANSWERS_KEY, {})
+        if step.predict is not None and key not in answers:
+            _predict(step, key, answers)
+        else:
+            _check(step, key)
+        _navigation(lesson, i)
+
+
+def _predict(step, key, answers) -> None:
+    """The prediction comes first: the check (the result) shows once an answer is locked in."""
+    p = step.predict
+    pick = st.radio(f"Predict first: {literal(p.question, 400)}", range(len(p.choices)), index=None,
+                    format_func=lambda k: literal(p.choices[k], 300), key=f"lesson_predict_{key[0]}_{key[1]}")
+    if st.button("Lock in my prediction", disabled=pick is None, key=f"lesson_lock_{key[0]}_{key[1]}"):
+        answers[key] = pick
+        st.rerun()
+
+
+def _check(step, key) -> None:
+    p, answer = step.predict, st.session_state.get(ANSWERS_KEY, {}).get(key)
+    if p is not None:
+        right = answer == p.answer
+        (st.success if right else st.info)(
+            f"You predicted: {literal(p.choices[answer], 300)}. "
+            + ("Right. " if right else f"The answer: {literal(p.choices[p.answer], 300)}. ") + literal(p.why, 600))
+    tries = st.session_state.setdefault(TRIES_KEY, {})
+    if st.button("Check my result", type="primary", key=f"lesson_check_{key[0]}_{key[1]}"):
+        tries.setdefault(key, []).append(check(step, facts(get_experiment(), only=step.check.facts)))
+    done = tries.get(key, [])
+    if done:
+        result = done[-1]
+        for text, ok in result.lines:
+            st.markdown(("✅ " if ok else "❌ ") + literal(text, 300))
+        if result.passed:
+            st.success("Step done ✓")
+        else:
+            st.warning(f"Not yet. Hint: {literal(step.hint, 600)}")
+
+
+def _navigation(lesson, i: int) -> None:
+    passed = any(r.passed for r in st.session_state.get(TRIES_KEY, {}).get((lesson.id, i), []))
+    back, on = st.columns(2)
+    if back.button("Previous", disabled=i == 0, key="lesson_prev", use_container_width=True):
+        _go(i - 1)
+        st.rerun()
+    last = i == len(lesson.steps) - 1
+    if on.button("Finish" if last else "Next step", disabled=not passed, key="lesson_next",
+                 type="primary" if passed else "secondary", use_container_width=True):
+        if last:
+            _leave()
+            st.session_state[DONE_KEY] = lesson.title
+        else:
+            _go(i + 1)
+        st.rerun()
+    if not locked() and st.button("Leave the lesson", type="tertiary", key="lesson_leave"):
+        _leave()
+        st.rerun()
+    st.divider()
