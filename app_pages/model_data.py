@@ -14,6 +14,7 @@ from explorer.config import (
 )
 from explorer.data import SplitError, raw_preview, split_indices
 from explorer.models import layer_table
+from explorer.sections import default_train
 from ui.cached import get_presets
 from ui.progress import train_with_progress
 from ui.session import forget_setting_widgets, get_experiment, workshop_mode
@@ -178,6 +179,9 @@ if submitted:
                            na_labels=exp.upload.na_labels)
     raw["model"] = {"arch": arch, "hidden": hidden}
     raw["seed"] = int(seed)
+    if name != cfg.data.name and (int(epochs), float(lr)) == (cfg.train.epochs, cfg.train.lr):
+        # untouched on a new data set: that set's own defaults (spirals needs 100 epochs at 0.005, not digits' 15)
+        epochs, lr = default_train(name).epochs, default_train(name).lr
     raw["train"].update(epochs=int(epochs), lr=float(lr), optimizer=optimizer, batch_size=int(batch), l1=float(l1),
                         weight_decay=float(weight_decay))
     try:

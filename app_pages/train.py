@@ -46,7 +46,7 @@ with st.form("finetune"):
                                             ft.agp_ramp, ft.dns_margin, ft.dns_stop)
     if not workshop_mode():  # a class sees the schedule and the epochs; the rest keeps the setup's values
         lr = c2.number_input("Learning rate", 1e-7, 1e6, tcfg.lr, format="%.6f",
-                             help="Han et al. retrain at about 1/10 of the original rate (the default)",
+                             help="the default: the training rate (Han et al. retrain long SGD runs at about 1/10)",
                              key="ft_lr")
         optimizer = c2.selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index(tcfg.optimizer),
                                  key="ft_optimizer")

@@ -30,6 +30,7 @@ from .sections import (
     TrainConfig,
     WeightPruningConfig,
     _Section,
+    with_dataset_defaults,
 )
 
 __all__ = ["ARCHS", "CONFIG_VERSION", "DATASETS", "DEFAULT_CNN_CHANNELS", "DEFAULT_MLP_HIDDEN", "OPTIMIZERS",
@@ -57,6 +58,13 @@ class ExperimentConfig(_Section):
     freeze: list[str] = Field(default_factory=list, description="layers whose weight and bias are frozen")
     finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
     activation: ActivationConfig = Field(default_factory=ActivationConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _dataset_defaults(cls, raw):
+        # The data set's own training defaults where `train` gives no value (DATASET_TRAIN_DEFAULTS: spirals needs
+        # more and faster steps); an explicit value always wins.
+        return with_dataset_defaults(raw) if isinstance(raw, dict) else raw
 
     @model_validator(mode="after")
     def _model_fits_data(self) -> "ExperimentConfig":

@@ -17,6 +17,32 @@ DEFAULT_MLP_HIDDEN = (128, 64)
 DEFAULT_CNN_CHANNELS = (8, 16)
 
 
+# A data set's own training defaults, filled in where the user gave no value (an explicit one always wins). Spirals
+# (3 arms, 800 points: 9 optimizer steps an epoch) reached only 34 / 43 / 39 % test accuracy (seeds 0 / 1 / 2, chance
+# is 33 %) with the general 15 epochs at lr 0.001. Chosen on the validation split over epochs 60-150 × lr 0.002-0.005:
+# 100 epochs at 0.005 gives validation 92.4 % on average (worst seed 90.6 %), test 93.8 / 94.4 / 90.6 %, in about a
+# second on 2 CPU cores (50 G multiply-adds: a shared link waits for a click). Moons, circles and digits learn with the
+# general defaults (test 98-100 %, 94-96 %, 96-98 %).
+DATASET_TRAIN_DEFAULTS: dict[str, dict] = {"spirals": {"epochs": 100, "lr": 5e-3}}
+
+
+def with_dataset_defaults(raw: dict) -> dict:
+    """A raw whole config with its data set's training defaults (DATASET_TRAIN_DEFAULTS) filled in where `train` does
+    not give them; anything malformed is left for validation to name."""
+    data = raw.get("data")
+    name = data.name if isinstance(data, DataConfig) else data.get("name", "digits") if isinstance(data, dict) else None
+    defaults = DATASET_TRAIN_DEFAULTS.get(name) if isinstance(name, str) else None
+    train = raw.get("train", {})
+    if not defaults:
+        return raw
+    if isinstance(train, dict):
+        return {**raw, "train": {**defaults, **train}}
+    if isinstance(train, TrainConfig):
+        unset = {k: v for k, v in defaults.items() if k not in train.model_fields_set}
+        return {**raw, "train": train.model_copy(update=unset)} if unset else raw
+    return raw
+
+
 class _Section(BaseModel):
     # Frozen: a config is shared, never changed in place (a change is a new object from model_copy or validation),
     # so the experiment can hand out its config without copying it on every read.
@@ -110,9 +136,11 @@ class ModelConfig(_Section):
 
 class TrainConfig(_Section):
     """How the baseline is trained (and, unless `finetune` says otherwise, fine-tuned)."""
-    epochs: int = Field(15, ge=0, le=1000, description="passes over the training set; 0 keeps the random init")
+    epochs: int = Field(15, ge=0, le=1000, description="passes over the training set; 0 keeps the random init "
+                                                       "(default 15; 100 for spirals, which needs more steps)")
     batch_size: int = Field(64, ge=1, le=65536)
-    lr: float = Field(1e-3, gt=0.0, le=1e6, description="learning rate (an absurd one diverges with a message)")
+    lr: float = Field(1e-3, gt=0.0, le=1e6, description="learning rate (an absurd one diverges with a message; "
+                                                        "default 0.001; 0.005 for spirals)")
     optimizer: Optimizer = "adam"
     momentum: float = Field(0.9, ge=0.0, lt=1.0, description="SGD momentum (ignored by Adam/AdamW)")
     weight_decay: float = Field(0.0, ge=0.0, le=1.0,
@@ -122,6 +150,11 @@ class TrainConfig(_Section):
                                                        "2015: L1 before pruning pushes weights to zero)")
 
 
+def default_train(name: str) -> TrainConfig:
+    """The training defaults of data set `name`: DATASET_TRAIN_DEFAULTS over TrainConfig's."""
+    return TrainConfig(**DATASET_TRAIN_DEFAULTS.get(name, {}))
+
+
 class FinetuneConfig(_Section):
     """Retraining after pruning, with the weight_pruning setting as the target (see explorer/schedules.py)."""
 
@@ -129,9 +162,18 @@ class FinetuneConfig(_Section):
         "none", description="none: no fine-tuning; oneshot: prune to the target, retrain (Han et al. 2015); "
                             "iterative: prune/retrain cycles in equal steps; agp: automated gradual pruning "
                             "(Zhu & Gupta 2017); dns: dynamic network surgery (Guo et al. 2016)")
-    epochs: int = Field(10, ge=0, le=1000)
+    # Defaults that recover. With the former 10 epochs at train.lr / 10 (Han et al.'s rule for long SGD retraining)
+    # Adam's steps, about lr whatever the gradient, were too small to recover from 90 % one-value sparsity on the
+    # default setup (digits, LeNet-300-100, seed 0): test accuracy 80.6 / 75.0 / 90.6 / 85.0 % for oneshot / iterative
+    # / agp / dns against a 96.4 % baseline. Chosen on the validation split (seeds 0-2): at train.lr, 40 is the fewest
+    # of 10-40 epochs whose worst seed stays within 1.5 points of the baseline for every schedule; test accuracy is
+    # then 97.2 / 96.9 / 97.2 / 97.5 % (seed 0) and +0.0 to +1.4 points from the baseline for every schedule and seed
+    # but one (dns, seed 2: -0.3), in about a second on 2 CPU cores. dns leaves about 77 % sparsity at this rate (it
+    # splices weights back; 90 % at the old one). SGD recovered at its training rate at least as well as at a tenth.
+    epochs: int = Field(40, ge=0, le=1000, description="passes over the training set while fine-tuning")
     lr: Optional[float] = Field(None, gt=0.0, le=1e6,
-                                description="default: train.lr / 10 (Han et al. retrain at about 1/10 of the rate)")
+                                description="default: train.lr (Han et al.'s train.lr / 10, meant for long SGD "
+                                            "retraining, left these short runs far from recovered)")
     optimizer: Optional[Optimizer] = Field(None, description="default: train.optimizer")
     momentum: Optional[float] = Field(None, ge=0.0, lt=1.0, description="default: train.momentum")
     weight_decay: Optional[float] = Field(None, ge=0.0, le=1.0, description="default: train.weight_decay")
@@ -158,7 +200,7 @@ class FinetuneConfig(_Section):
         """The optimizer settings of the fine-tuning run: this section's where given, else `train`'s."""
         return base.model_copy(update={
             "epochs": self.epochs,
-            "lr": self.lr if self.lr is not None else base.lr / 10,
+            "lr": self.lr if self.lr is not None else base.lr,
             "optimizer": self.optimizer or base.optimizer,
             "momentum": self.momentum if self.momentum is not None else base.momentum,
             "weight_decay": self.weight_decay if self.weight_decay is not None else base.weight_decay,

@@ -91,3 +91,19 @@ def test_workshop_mode_hides_the_advanced_parts_of_every_page(trained_experiment
     export.switch_page("app_pages/export.py").run()
     assert not any(s.value in ("Download", "Upload", "When sparsity pays") for s in export.subheader)
     assert len(export.get("plotly_chart")) == 2  # accuracy and bytes of the snapshots; no latency benchmark
+
+
+def test_a_new_data_set_on_the_form_trains_with_its_own_defaults(trained_experiment_factory):
+    at = app(trained_experiment_factory(), "app_pages/model_data.py")
+    labelled(at.selectbox, "Dataset").set_value("spirals")
+    labelled(at.number_input, "Epochs").set_value(7)
+    next(b for b in at.button if b.label == "Train baseline").click().run()
+    no_exceptions(at)
+    train = at.session_state["experiment"].config.train
+    assert (train.epochs, train.lr) == (7, 1e-3)  # a value edited in the form is the user's: kept
+    at = app(Experiment(), "app_pages/model_data.py")  # untouched defaults: spirals' own
+    labelled(at.selectbox, "Dataset").set_value("spirals")
+    next(b for b in at.button if b.label == "Train baseline").click().run()
+    no_exceptions(at)
+    got = at.session_state["experiment"]
+    assert (got.config.train.epochs, got.config.train.lr) == (100, 5e-3) and got.learning_problem() is None
