@@ -21,7 +21,7 @@ st.subheader("Snapshots")
 st.caption("A snapshot measures the current state: weight sparsity, test accuracy (fine-tuned if the Train page's "
            "result matches the setting), stored bytes in each format, multiply-adds per example, and CPU latency of "
            "a batch of 256 — as stored (dense kernels) and, after structured pruning, compacted.")
-with st.form("snapshot"):
+with st.form("snapshot", enter_to_submit=False):  # Enter in the name box must not take a second one
     name = st.text_input("Name", placeholder="empty: named after its setup", max_chars=60, key="snapshot_name")
     if st.form_submit_button("Take snapshot", type="primary"):
         with st.spinner("measuring bytes and latency…"):

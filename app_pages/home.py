@@ -28,22 +28,29 @@ for n, (key, item) in enumerate(shipped.items()):
 st.markdown("**3. The deep pages**, one idea each, in detail:\n"
             + "\n".join(f"- **{p.title}**: {p.about}" for p in DEEP))
 
-with st.expander("For instructors: workshop mode and a class link"):
+
+def for_instructors() -> None:
+    """Workshop mode for this session, and the address end that opens the class in it (optionally locked to one
+    lesson: the students' sessions are locked, not the instructor's)."""
     on = st.toggle("Workshop mode: hide the advanced parts of every page (code, uploads, downloads, studies)",
                    value=workshop_mode(), key="home_workshop")
     if on != workshop_mode():
         set_workshop_mode(on)
         st.rerun()
-    pick = st.selectbox("Lock the class to one lesson (workshop mode)", [None, *shipped], disabled=not on,
-                        format_func=lambda k: "no lock" if k is None else shipped[k].title, key="home_lock",
-                        index=None if not lesson.locked() else [None, *shipped].index(lesson.current()[0].id))
-    if on and pick is not None and not lesson.locked():
-        lesson.lock_class(pick)
-        st.rerun()
-    params = "?workshop=1" + (f"&lesson={pick}&step=1&lock=1" if on and pick else "") if on else ""
-    st.caption("Give the class this page's address with the end shown below (it stays in the address on every page "
-               "and after a reload); `python -m explorer serve` runs the workshop server.")
-    st.code(params or "(turn workshop mode on)", language=None)
+    pick = st.selectbox("Lock the class to one lesson", [None, *shipped], key="home_lock",
+                        format_func=lambda k: "no lock" if k is None else shipped[k].title)
+    params = "?workshop=1" + (f"&lesson={pick}&step=1&lock=1" if pick else "")
+    st.caption("Give the class the server's address (its host and port) followed by this; it stays in the "
+               "address on every page and after a reload. `python -m explorer serve` runs the workshop server.")
+    st.code(params, language=None)
+
+
+if lesson.locked():  # a student's session, locked by the instructor's link
+    st.caption("This class follows one lesson, chosen by the instructor: its panel is in the sidebar.")
+else:
+    with st.expander("For instructors: workshop mode and a class link"):
+        for_instructors()
+show_glossary()
 
 st.subheader("What is pruning?")
 st.markdown("""
@@ -70,4 +77,3 @@ app belongs to one of them:
 - *global* vs *per layer*: one ranking across all layers, or each layer pruned to its own target.
 """)
 
-show_glossary()

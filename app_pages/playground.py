@@ -106,12 +106,15 @@ def buttons(exp) -> None:
 
 
 def accuracy(exp, pruned) -> None:
-    """Dense, pruned and (when current) fine-tuned test accuracy, each with its change."""
+    """Dense, pruned (with the activation thresholds, when set) and (when current) fine-tuned test accuracy, each
+    with its change."""
     dense, f = exp.baseline_test_accuracy, exp.finetune_result
     c = st.columns(3)
     c[0].metric("Accuracy, dense", f"{dense:.1%}")
-    c[1].metric(f"Pruned ({pruned.stats.sparsity:.0%})", f"{pruned.test_accuracy:.1%}",
-                delta=f"{(pruned.test_accuracy - dense) * 100:+.1f} pts")
+    now, label = pruned.test_accuracy, f"Pruned ({pruned.stats.sparsity:.0%})"
+    if exp.config.activation.is_active:  # what the digits and the regions show: the thresholds applied too
+        now, label = exp.activation_view()[1].accuracy, label + ", thresholded"
+    c[1].metric(label, f"{now:.1%}", delta=f"{(now - dense) * 100:+.1f} pts")
     if f is not None:
         c[2].metric("Fine-tuned", f"{f.test_accuracy:.1%}", delta=f"{(f.test_accuracy - dense) * 100:+.1f} pts")
     else:

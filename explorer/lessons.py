@@ -342,15 +342,18 @@ def check(step: Step, facts: dict) -> CheckResult:
     lines = []
     for c in step.check.all:
         fact, now = FACTS[c.fact], facts.get(c.fact)
-        if isinstance(c.value, bool):
+        if isinstance(c.value, bool):  # "baseline trained", or "activation threshold set: no"
             wanted = c.value if c.op == "==" else not c.value
-            head = f"{fact.label}: {_say(wanted, fact.unit)}"
+            head = fact.label if wanted else f"{fact.label}: no"
         else:
             head = f"{fact.label} {SYMBOLS[c.op]} {_say(c.value, fact.unit)}"
         if now is None:
             lines.append((f"{head} ({fact.missing or 'not measured yet'})", False))
             continue
         ok = _holds(c.op, now, c.value)
+        if isinstance(c.value, (bool, str)):  # an equality: its value says nothing more when it holds
+            lines.append((head if ok else f"{head} (now {_say(now, fact.unit, now=True)})", ok))
+            continue
         shown = _say(now, fact.unit, now=True)
         if not ok and shown == _say(c.value, fact.unit, now=True):  # "now 90.0%" must not read as a pass
             shown = f"{100 * now:.3f}%" if fact.unit == "%" else f"{now:.4g}"

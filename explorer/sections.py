@@ -307,5 +307,8 @@ class ActivationConfig(_Section):
 
     @property
     def is_active(self) -> bool:
-        """Whether any activation threshold or target is set."""
-        return self.threshold is not None or self.target_sparsity is not None
+        """Whether any activation threshold or target is set above 0 (sliders moved back to 0 keep zeros in the
+        config, which change nothing: a plain ReLU)."""
+        def some(v) -> bool:
+            return v is not None and (any(x > 0 for x in v.values()) if isinstance(v, dict) else v > 0)
+        return some(self.threshold) or some(self.target_sparsity)

@@ -158,7 +158,7 @@ def test_check_lines_say_each_condition_with_its_value_in_plain_words():
     assert result.lines == [
         ("weights pruned ≥ 90% (now 90.0%)", True),
         ("fine-tuned accuracy below the baseline ≤ 1.5 points (now -0.3 points)", True),
-        ("fine-tuned (the current setting): yes (now yes)", True),
+        ("fine-tuned (the current setting)", True),
         ("fine-tuning schedule = agp (now oneshot)", False),
         ("speed-up for a dense kernel (its multiply-adds) ≥ 2.5× (now 2.85×)", True),
         ("snapshots taken ≥ 2 (now 1)", False)]
@@ -176,7 +176,7 @@ def test_a_missing_fact_fails_with_its_reason():
     assert not result.passed
     assert result.lines == [
         ("fine-tuned accuracy below the baseline ≤ 1.5 points (not fine-tuned yet (for the current setting))", False),
-        ("fine-tuned (the current setting): yes (now no)", False),
+        ("fine-tuned (the current setting) (now no)", False),
         ("parameters removed by compaction ≥ 60% (no compacted model: remove whole units (structured pruning) "
          "first)", False),
         ("activation threshold set: no (not measured yet)", False)]

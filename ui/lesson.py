@@ -13,14 +13,16 @@ import streamlit as st
 from explorer.config import ConfigError
 from explorer.lessons import check, facts, load_lessons
 from ui.pages import BY_ID
-from ui.session import forget_setting_widgets, get_experiment, workshop_mode
+from ui.session import LESSON_LOCK_KEY, forget_setting_widgets, get_experiment, workshop_mode
 from ui.views import literal, show_problems
 
 LESSON_PARAM, STEP_PARAM, LOCK_PARAM = "lesson", "step", "lock"
 STATE_KEY = "_lesson"          # {"id": …, "step": index from 0} or absent
 ANSWERS_KEY = "_lesson_answers"  # {(lesson, step): the chosen answer's index}
 TRIES_KEY = "_lesson_tries"    # {(lesson, step): [passed, …]} of each press of Check
-LOCK_KEY = "_lesson_lock"      # the class is locked to its lesson (workshop mode only)
+LOCK_KEY = LESSON_LOCK_KEY     # the class is locked to its lesson (workshop mode only)
+UNKNOWN_KEY = "_lesson_unknown"  # the address named no shipped lesson (said once)
+LATE_KEY = "_lesson_late"      # opened past step 1 in a fresh session: the earlier steps' work is not here
 DONE_KEY = "_lesson_done"      # the title of the lesson just finished (said once)
 
 
@@ -33,6 +35,10 @@ def current() -> tuple | None:
     """(lesson, step index) the session is on, from the address first (a link, a reload), else the session."""
     all_ = lessons()
     asked = st.query_params.get(LESSON_PARAM)
+    if asked is not None and asked not in all_:  # a mistyped or crafted address: said, then dropped
+        st.session_state[UNKNOWN_KEY] = True
+        for p in (LESSON_PARAM, STEP_PARAM, LOCK_PARAM):
+            st.query_params.pop(p, None)
     if asked in all_:
         try:
             step = min(max(int(st.query_params.get(STEP_PARAM, "1")) - 1, 0), len(all_[asked].steps) - 1)
@@ -56,13 +62,6 @@ def locked() -> bool:
     return workshop_mode() and bool(st.session_state.get(LOCK_KEY)) and current() is not None
 
 
-def lock_class(lesson_id: str | None) -> None:
-    """The instructor's choice on Home: lock this session (and the links it gives) to one lesson, or unlock."""
-    st.session_state[LOCK_KEY] = lesson_id is not None
-    if lesson_id is not None:
-        start(lesson_id)
-
-
 def address_params() -> dict[str, str | None]:
     """What the address must say about the lesson (None: nothing), for ui.links.share_current_setup."""
     here = current()
@@ -76,8 +75,13 @@ def start(lesson_id: str, step: int = 0) -> None:
     """Open a lesson at a step; its setup (when it has one) becomes the session's, untrained, so step one starts
     where the lesson says. Snapshots stay."""
     lesson = lessons()[lesson_id]
-    if lesson.setup is not None and step == 0:
-        exp = get_experiment()
+    for key in (ANSWERS_KEY, TRIES_KEY):  # a lesson started again starts clean: no ✓ from the last time
+        kept = st.session_state.get(key, {})
+        st.session_state[key] = {k: v for k, v in kept.items() if k[0] != lesson_id}
+    exp = get_experiment()
+    if lesson.setup is not None and (step == 0 or not exp.trained):  # a link into step k of a fresh session too
+        if step > 0:
+            st.session_state[LATE_KEY] = True
         try:
             if exp.config != lesson.setup:
                 exp.update(lesson.setup)
@@ -87,6 +91,14 @@ def start(lesson_id: str, step: int = 0) -> None:
             return
     st.session_state[STATE_KEY] = {"id": lesson_id, "step": step}
     st.query_params[LESSON_PARAM], st.query_params[STEP_PARAM] = lesson_id, str(step + 1)
+
+
+def _picked() -> None:
+    """The sidebar's picker (a callback: the widget's value may be reset only before it is drawn again)."""
+    choice = st.session_state.get("lesson_pick")
+    st.session_state["lesson_pick"] = None
+    if choice is not None:
+        start(choice)
 
 
 def _go(step: int) -> None:
@@ -111,18 +123,19 @@ def panel() -> None:
             done = st.session_state.pop(DONE_KEY, None)
             if done:
                 st.success(f"Lesson complete: {literal(done)} ✓")
-            choice = st.selectbox("Guided lesson", [None, *lessons()], key="lesson_pick", placeholder="choose one…",
-                                  format_func=lambda k: "—" if k is None else lessons()[k].title)
-            if choice is not None:
-                st.session_state["lesson_pick"] = None
-                start(choice)
-                st.rerun()
+            if st.session_state.pop(UNKNOWN_KEY, None):
+                st.warning("This address names a lesson this app does not have; choose one below.")
+            st.selectbox("Guided lesson", [None, *lessons()], key="lesson_pick", on_change=_picked,
+                         format_func=lambda k: "—" if k is None else lessons()[k].title)
             st.divider()
             return
         lesson, i = here
         step, key = lesson.steps[i], (lesson.id, i)
         st.markdown(f"**Lesson: {literal(lesson.title)}**")
         st.progress((i + 1) / len(lesson.steps), text=f"Step {i + 1} of {len(lesson.steps)}: {literal(step.title)}")
+        if st.session_state.pop(LATE_KEY, None):
+            st.info(f"This link opens step {i + 1}: the earlier steps' work is not in this session. The lesson's "
+                    "setup is ready; do them with Previous, or do this step's part from here.")
         st.markdown(f"**Goal:** {literal(step.goal, 600)}")
         st.markdown(f"**Do:** {literal(step.do, 600)}")
         st.page_link(BY_ID[step.page].path, label=f"Go to {BY_ID[step.page].title}", icon=":material/arrow_forward:")
@@ -157,8 +170,8 @@ def _check(step, key) -> None:
     done = tries.get(key, [])
     if done:
         result = done[-1]
-        for text, ok in result.lines:
-            st.markdown(("✅ " if ok else "❌ ") + literal(text, 300))
+        for text, ok in result.lines:  # ✓ / ✗ (not emoji: a projector laptop may lack an emoji font)
+            st.markdown((":green[**✓**] " if ok else ":red[**✗**] ") + literal(text, 300))
         if result.passed:
             st.success("Step done ✓")
         else:

@@ -31,6 +31,7 @@ def session_run_lock() -> threading.Lock:
 
 
 WORKSHOP_PARAM, WORKSHOP_KEY = "workshop", "_workshop"
+LESSON_LOCK_KEY = "_lesson_lock"  # set by ui.lesson when the instructor's link locks the class to a lesson
 ON, OFF = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
@@ -39,7 +40,7 @@ def workshop_mode() -> bool:
     address (`?workshop=1`), which every page keeps (`ui.links.share_current_setup`): a reload, another page or a
     shared link stays in it. The instructor's switch is on Home (`set_workshop_mode`)."""
     asked = st.query_params.get(WORKSHOP_PARAM, "").lower()
-    if asked in ON + OFF:
+    if asked in ON or asked in OFF and not st.session_state.get(LESSON_LOCK_KEY):  # a locked class cannot leave
         st.session_state[WORKSHOP_KEY] = asked in ON
     return bool(st.session_state.get(WORKSHOP_KEY, False))
 

@@ -1,0 +1,67 @@
+"""The lesson panel (ui/lesson.py) through AppTest, as a class meets it: picking a lesson in the sidebar, a lesson
+started again starting clean, a locked class staying locked, and addresses that name no lesson."""
+from helpers import ROOT, labelled, no_exceptions
+from streamlit.testing.v1 import AppTest
+
+from explorer.lessons import load_lessons
+
+
+def run(params: dict, experiment=None, page: str | None = None) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    if experiment is not None:
+        at.session_state["experiment"] = experiment
+    for k, v in params.items():
+        at.query_params[k] = v
+    if page:
+        at.switch_page(page)
+    return at.run()
+
+
+def panel_text(at) -> str:
+    return " ".join(m.value for m in at.sidebar.markdown)
+
+
+def test_picking_a_lesson_in_the_sidebar_starts_it():
+    at = run({})
+    labelled(at.sidebar.selectbox, "Guided lesson").set_value("structured").run()
+    no_exceptions(at)
+    title = load_lessons()["structured"].title
+    assert f"Lesson: {title}" in panel_text(at) and at.query_params["lesson"] == "structured"
+
+
+def test_a_lesson_started_again_starts_clean(trained_experiment_factory):
+    lesson = load_lessons()["magnitude"]
+    at = run({"lesson": "magnitude", "step": "1"}, trained_experiment_factory(lesson.start_config))  # step 1 done
+    step = lesson.steps[0]
+    at.sidebar.radio[0].set_value(step.predict.answer).run()
+    next(b for b in at.sidebar.button if b.label == "Lock in my prediction").click().run()
+    next(b for b in at.sidebar.button if b.label == "Check my result").click().run()
+    assert any("Step done" in s.value for s in at.sidebar.success)
+    next(b for b in at.sidebar.button if b.label == "Leave the lesson").click().run()
+    labelled(at.sidebar.selectbox, "Guided lesson").set_value("magnitude").run()
+    no_exceptions(at)
+    assert not any("Step done" in s.value for s in at.sidebar.success)  # no ✓ from the last time
+    assert [b.label for b in at.sidebar.button if b.label == "Check my result"] == []  # predict first, again
+
+
+def test_a_locked_class_stays_locked():
+    at = run({"workshop": "1", "lesson": "activations", "step": "1", "lock": "1"})
+    no_exceptions(at)
+    assert "Leave the lesson" not in [b.label for b in at.sidebar.button]
+    assert not [e for e in at.expander if e.label.startswith("For instructors")]
+    at.query_params["workshop"] = "0"  # a student edits the address
+    at.run()
+    assert any("Workshop mode" in c.value for c in at.sidebar.caption)
+    assert "Leave the lesson" not in [b.label for b in at.sidebar.button]
+
+
+def test_an_address_naming_no_lesson_is_said_and_dropped():
+    for asked in ("nope", "x" * 5000, "../lessons/01_magnitude"):
+        at = run({"lesson": asked, "step": "abc"})
+        no_exceptions(at)
+        assert any("names a lesson this app does not have" in w.value for w in at.sidebar.warning)
+        assert "lesson" not in at.query_params
+    at = run({"lesson": "magnitude", "step": "999999"})
+    no_exceptions(at)
+    steps = len(load_lessons()["magnitude"].steps)
+    assert at.query_params["step"] == str(steps)  # clamped to the last step
