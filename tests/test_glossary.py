@@ -454,3 +454,12 @@ def test_show_glossary_draws_every_entry_and_finds_a_word():
     assert list(at.table[0].value["term"]) == ["APoZ"]
     at.text_input(key="glossary_find").set_value("[xqz](http://x)").run()
     assert not at.table and "xqz" in at.caption[0].value
+
+
+def test_the_search_ignores_case_hyphens_and_word_endings():
+    from ui.glossary import glossary_rows
+
+    terms = {r["term"] for r in glossary_rows("Fine Tuning")}
+    assert any("fine" in t.casefold() for t in terms)
+    assert any("sparsity" in r["term"].casefold() for r in glossary_rows("sparse"))
+    assert glossary_rows("xqzzy") == []

@@ -11,9 +11,16 @@ from ui.views import literal
 FIND_KEY = "glossary_find"
 
 
+def _fold(text: str) -> str:
+    """Case, hyphens and spacing do not matter: "fine tuning" finds "fine-tuning"."""
+    return " ".join(text.casefold().replace("-", " ").split())
+
+
 def _matches(e: Entry, query: str) -> bool:
-    q = query.casefold().strip()
-    return not q or any(q in s.casefold() for s in (*e.names, e.meaning, e.source or ""))
+    # Each word of the query must appear; a long word by its first five letters, so "sparse" finds "sparsity".
+    words = [w[:5] if len(w) > 5 else w for w in _fold(query).split()]
+    text = _fold(" ".join((*e.names, e.meaning, e.source or "")))
+    return all(w in text for w in words)
 
 
 def glossary_rows(query: str = "") -> list[dict]:
