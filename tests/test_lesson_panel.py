@@ -18,7 +18,7 @@ def run(params: dict, experiment=None, page: str | None = None) -> AppTest:
 
 
 def panel_text(at) -> str:
-    return " ".join(m.value for m in at.sidebar.markdown)
+    return " ".join(m.value for m in (*at.sidebar.markdown, *at.sidebar.caption))
 
 
 def test_picking_a_lesson_in_the_sidebar_starts_it():

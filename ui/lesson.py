@@ -131,19 +131,22 @@ def panel() -> None:
             return
         lesson, i = here
         step, key = lesson.steps[i], (lesson.id, i)
-        st.markdown(f"**Lesson: {literal(lesson.title)}**")
+        # Compact, most urgent first: on a 1280×720 projector the panel starts under the page list, so the question
+        # to answer and what to do come before the goal.
+        st.caption(f"Lesson: {literal(lesson.title)}")
         st.progress((i + 1) / len(lesson.steps), text=f"Step {i + 1} of {len(lesson.steps)}: {literal(step.title)}")
         if st.session_state.pop(LATE_KEY, None):
             st.info(f"This link opens step {i + 1}: the earlier steps' work is not in this session. The lesson's "
                     "setup is ready; do them with Previous, or do this step's part from here.")
-        st.markdown(f"**Goal:** {literal(step.goal, 600)}")
+        answers = st.session_state.setdefault(ANSWERS_KEY, {})
+        pending = step.predict is not None and key not in answers
+        if pending:
+            _predict(step, key, answers)
         st.markdown(f"**Do:** {literal(step.do, 600)}")
         st.page_link(BY_ID[step.page].path, label=f"Go to {BY_ID[step.page].title}", icon=":material/arrow_forward:")
-        answers = st.session_state.setdefault(ANSWERS_KEY, {})
-        if step.predict is not None and key not in answers:
-            _predict(step, key, answers)
-        else:
+        if not pending:
             _check(step, key)
+        st.caption(f"Goal: {literal(step.goal, 600)}")
         _navigation(lesson, i)
 
 
