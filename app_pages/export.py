@@ -54,7 +54,8 @@ if exp.snapshots:
         "dense kB": cc.NumberColumn(format="%.1f", width=70, help="torch.save file, stored dense"),
         "sparse kB": cc.TextColumn(width=105, help="the smallest sparse file\n\n" + help_text("bitmask", "CSR", "COO")),
         "MACs left": cc.NumberColumn(format=percent, width=75, help="multiply-adds per example, of the dense "
-                                     "model's: those with a non-zero weight, or the compacted model's\n\n"
+                                     "model's: those with a non-zero weight (what a sparse kernel needs; a dense "
+                                     "kernel still runs them all, see ms), or the compacted model's\n\n"
                                      + help_text("MACs", "compaction")),
         "ms": cc.NumberColumn(format="%.3f", width=55, help="CPU latency, batch 256, as stored"),
         "ms compact": cc.NumberColumn(format="%.3f", width=80, help="CPU latency, batch 256, compacted")})

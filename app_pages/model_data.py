@@ -15,6 +15,7 @@ from explorer.config import (
 from explorer.data import SplitError, raw_preview, split_indices
 from explorer.models import layer_table
 from explorer.sections import default_train
+from ui import lesson
 from ui.cached import get_presets
 from ui.progress import train_with_progress
 from ui.session import forget_setting_widgets, get_experiment, workshop_mode
@@ -36,6 +37,9 @@ with st.expander("Start from a preset: an idea from the literature, set up in on
             forget_setting_widgets()
             if presets[key].config.finetune.schedule != "none":
                 st.info("This preset also fine-tunes: press **Train** on the Train page to run its schedule.")
+            if lesson.current() is not None:  # the lesson's checks read this session's state: say what changed
+                st.warning("You are in a guided lesson: this preset replaced the lesson's setup, so its checks may "
+                           "not pass any more. Start the lesson again (Home) to get its setup back.")
             cfg = exp.config
 
 UPLOAD_CHECK = "data_upload_check"  # the session's one parsed upload: its file, columns, parse and split

@@ -65,3 +65,11 @@ def test_an_address_naming_no_lesson_is_said_and_dropped():
     no_exceptions(at)
     steps = len(load_lessons()["magnitude"].steps)
     assert at.query_params["step"] == str(steps)  # clamped to the last step
+
+
+def test_a_preset_loaded_during_a_lesson_says_the_lesson_setup_is_gone():
+    at = run({"lesson": "magnitude", "step": "1"})  # opened on Home, then the student goes to Model & data
+    at.switch_page("app_pages/model_data.py").run()
+    next(b for b in at.button if b.label == "Load this preset and train its baseline").click().run()
+    no_exceptions(at)
+    assert any("You are in a guided lesson" in w.value for w in at.warning)
