@@ -59,9 +59,10 @@ if exp.snapshots:
                                      + help_text("MACs", "compaction")),
         "ms": cc.NumberColumn(format="%.3f", width=55, help="CPU latency, batch 256, as stored"),
         "ms compact": cc.NumberColumn(format="%.3f", width=80, help="CPU latency, batch 256, compacted")})
-    if st.button("Clear snapshots", help="snapshots stay through preset loads and new baselines until cleared"):
-        exp.snapshots.clear()
-        st.rerun()
+    with st.popover("Clear snapshots", help="snapshots stay through preset loads and new baselines until cleared"):
+        if st.button(f"Yes, clear all {len(exp.snapshots)}", type="primary", key="cmp_clear"):  # asked once more
+            exp.snapshots.clear()
+            st.rerun()
     left, right = st.columns(2)
     left.plotly_chart(plots.snapshots_accuracy_vs_sparsity(exp.snapshots), key="cmp_acc", theme=None)
     right.plotly_chart(plots.snapshots_bytes(exp.snapshots), key="cmp_bytes", theme=None)
