@@ -58,6 +58,7 @@ def sidebar_summary() -> None:
 
 with session_run_lock():
     apply_shared_link()  # a ?setup=… link opens that exact setup (trained with its seed)
+    lesson.current()  # a ?lesson=… link applies the lesson's setup before the page draws it
     page.run()
     lesson.panel()  # after the page: a check reads the state the page just made; first in the sidebar (in view)
     sidebar_summary()  # after the page, so it shows what the page just did (a training run, a slider move)
