@@ -155,8 +155,9 @@ with st.form("setup"):
                                 help=f"comma-separated, e.g. {', '.join(map(str, DEFAULT_MLP_HIDDEN))}",
                                 key="md_hidden")
     seed = c2.number_input("Seed", 0, 2**32 - 1, cfg.seed, 1, key="md_seed")
-    epochs = c3.number_input("Epochs", 0, 1000, cfg.train.epochs, 1, key="md_epochs")
-    lr = c3.number_input("Learning rate", 1e-6, 1e6, cfg.train.lr, format="%.5f", key="md_lr")
+    # Keyed per data set: after a switch the fields show that set's own training (spirals: 100 epochs at 0.005)
+    epochs = c3.number_input("Epochs", 0, 1000, cfg.train.epochs, 1, key=f"md_epochs_{cfg.data.name}")
+    lr = c3.number_input("Learning rate", 1e-6, 1e6, cfg.train.lr, format="%.5f", key=f"md_lr_{cfg.data.name}")
     optimizer, batch, l1, weight_decay = (cfg.train.optimizer, cfg.train.batch_size, cfg.train.l1,
                                           cfg.train.weight_decay)
     if not workshop_mode():  # a class sees the essentials; the rest keeps the setup's values

@@ -21,7 +21,7 @@ from ui.views import show_problems
 PREFIX = "pg_"
 GRAPH_HEIGHT, SIDE_HEIGHT = 365, 205
 # The network, the histogram and the digits are SVG pictures (explorer/pictures.py), not plotly charts: a plotly
-# chart's redraw in the browser was most of a move's time (p50/p95 416/501 ms → 158/201 ms, benchmarks/README.md).
+# chart's redraw in the browser was most of a move's time (p50/p95 416/501 ms → 157/211 ms, benchmarks/README.md).
 # 600 lines, each unit's strongest first, show every drawn unit's links and keep the picture light to read.
 GRAPH_LINES = 600
 # No hover layer on the one plotly figure redrawn at every move (2-D decision regions): a static plot draws faster.

@@ -36,8 +36,8 @@ from .sections import (
 __all__ = ["ARCHS", "CONFIG_VERSION", "DATASETS", "DEFAULT_CNN_CHANNELS", "DEFAULT_MLP_HIDDEN", "OPTIMIZERS",
            "SETUP_FIELDS", "ActivationConfig", "Arch", "ConfigError", "DataConfig", "ExperimentConfig",
            "FinetuneConfig", "ModelConfig", "Optimizer", "PerLayer", "StructuredConfig", "TrainConfig",
-           "WeightPruningConfig", "config_json", "json_schema", "parse_config", "reset_for_new_setup",
-           "validate_config", "what_was_reset"]
+           "WeightPruningConfig", "config_json", "json_schema", "parse_config",
+           "reset_for_new_setup", "changed_setup", "validate_config", "what_was_reset"]
 
 CONFIG_VERSION = 1
 # Changing one of these discards the trained baseline; any other section is applied to the kept baseline.
@@ -117,18 +117,28 @@ def reset_for_new_setup(raw: dict, old: ExperimentConfig) -> dict:
     its pruning setting (weight pruning, frozen layers, activation thresholds): a new model has other layers, and
     on new data a sparsity or threshold chosen for the old one means something else. The page says what was reset
     (`what_was_reset`), never silently. The one home of this rule."""
-    model, data = raw.get("model") or {}, raw.get("data") or {}
-    same_model = all(model.get(k) == getattr(old.model, k) for k in ("arch", "hidden", "channels"))
-    same_data = all(data.get(k) == getattr(old.data, k) for k in ("name", "sha256"))
-    if same_model and same_data:
+    if changed_setup(old, raw.get("model") or {}, raw.get("data") or {}) is None:
         return raw
     ema = (raw.get("activation") or {}).get("ema", ActivationConfig().ema)
     return {**raw, "weight_pruning": {"scope": "layer"}, "freeze": [], "activation": {"ema": ema}}
 
 
+def changed_setup(old: ExperimentConfig, model: dict, data: dict) -> str | None:
+    """What a new config's model and data sections (as dicts) change of `old` that its pruning setting depends on:
+    "model", "data", or None (the same network on the same data)."""
+    if any(model.get(k) != getattr(old.model, k) for k in ("arch", "hidden", "channels")):
+        return "model"
+    if any(data.get(k) != getattr(old.data, k) for k in ("name", "sha256")):
+        return "data"
+    return None
+
+
 def what_was_reset(old: ExperimentConfig, new: ExperimentConfig) -> list[str]:
     """The pruning settings of `old` that `new` no longer has after reset_for_new_setup, in words ("weight pruning
-    (sparsity 0.9)", "frozen layers fc1"); [] when nothing was set or nothing changed."""
+    (sparsity 0.9)", "frozen layers fc1"); [] when nothing was set, or the model and data are the same (then
+    nothing was reset: the new config chose its own setting)."""
+    if changed_setup(old, new.model.model_dump(), new.data.model_dump()) is None:
+        return []
     gone = []
     if old.weight_pruning != new.weight_pruning and new.weight_pruning == WeightPruningConfig(scope="layer"):
         wp = old.weight_pruning.model_dump(exclude_defaults=True)

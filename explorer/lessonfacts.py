@@ -160,8 +160,9 @@ def snapshot_schedule(snap) -> Optional[str]:
     return next((s for s in SCHEDULES if s in word), None)
 
 
-def _snapshots(exp: Experiment) -> dict:
-    snaps = list(exp.snapshots)
+def _snapshots(exp: Experiment, before: Iterable = ()) -> dict:
+    old = {id(x) for x in before}  # `before` holds the objects themselves: their ids cannot be reused meanwhile
+    snaps = [x for x in exp.snapshots if id(x) not in old]
     compacted = [s for s in snaps if s.latency_compact_ms]
     return {
         "snapshots": len(snaps), "compacted_snapshots": len(compacted),
@@ -183,13 +184,15 @@ _GROUPS: tuple[tuple[Callable[[Experiment], dict], frozenset], ...] = tuple(
         (_snapshots, ("snapshots", "compacted_snapshots", "snapshot_schedules", "snapshot_latency_speedup"))))
 
 
-def facts(exp: Experiment, only: Optional[Iterable[str]] = None) -> dict[str, float | int | bool | str | None]:
+def facts(exp: Experiment, only: Optional[Iterable[str]] = None,
+          snapshots_before: Iterable = ()) -> dict[str, float | int | bool | str | None]:
     """The session's state as {fact: value} (see FACTS; None: no value yet). Trains nothing; the multiply-add counts
     and activation statistics come from the experiment's cache. `only`: the facts needed (e.g. a step's
-    `check.facts`); then only the groups that hold them are computed (the result may hold more)."""
+    `check.facts`); then only the groups that hold them are computed (the result may hold more).
+    `snapshots_before`: snapshots that were there when the lesson started (they outlive setups): not counted."""
     wanted = None if only is None else set(only)
     out: dict = {}
     for fn, names in _GROUPS:
         if wanted is None or wanted & names:
-            out.update(fn(exp))
+            out.update(_snapshots(exp, snapshots_before) if fn is _snapshots else fn(exp))
     return out

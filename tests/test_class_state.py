@@ -32,6 +32,8 @@ def test_new_data_or_model_resets_the_pruning_setting_and_says_what():
         assert what_was_reset(old, new) == ["weight pruning (sparsity 0.9)", "frozen layers fc1"]
     same = validate_config(reset_for_new_setup(old.model_dump() | {"seed": 3}, old))  # same data and model: kept
     assert same.weight_pruning == old.weight_pruning and what_was_reset(old, same) == []
+    own = old.model_copy(update={"weight_pruning": WeightPruningConfig(scope="layer"), "freeze": []})
+    assert what_was_reset(old, own) == []  # a new config on the same network chose its own setting: nothing reset
 
 
 def test_the_model_and_data_page_says_what_a_new_data_set_reset(trained_experiment_factory):
@@ -83,7 +85,10 @@ def test_workshop_mode_hides_the_advanced_parts_of_every_page(trained_experiment
         no_exceptions(workshop)
         (seen, up, down, frames), (seen_w, up_w, down_w, frames_w) = _shown(normal), _shown(workshop)
         assert set(hidden) <= seen and not set(hidden) & seen_w, page
-        assert up_w == down_w == 0 and (up, down, frames) >= (up_w, down_w, frames_w), page
+        assert up_w == down_w == 0, page
+        assert up > 0 if page == "app_pages/model_data.py" else down > 0 if page == "app_pages/export.py" else True
+        if page in ("app_pages/weight_pruning.py", "app_pages/activations.py"):  # the advanced table is hidden
+            assert frames_w < frames, page
         assert any("Workshop mode" in c.value for c in workshop.sidebar.caption), page
     export = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     export.session_state["experiment"] = exp
@@ -107,3 +112,8 @@ def test_a_new_data_set_on_the_form_trains_with_its_own_defaults(trained_experim
     no_exceptions(at)
     got = at.session_state["experiment"]
     assert (got.config.train.epochs, got.config.train.lr) == (100, 5e-3) and got.learning_problem() is None
+    at.run()  # the next run draws the form for spirals (its fields are keyed per data set)
+    assert (labelled(at.number_input, "Epochs").value, labelled(at.number_input, "Learning rate").value) == (100, 5e-3)
+    labelled(at.number_input, "Seed").set_value(1)  # a second run from the form keeps spirals' training
+    next(b for b in at.button if b.label == "Train baseline").click().run()
+    assert at.session_state["experiment"].config.train.epochs == 100

@@ -65,3 +65,12 @@ def test_a_starved_baseline_is_called_near_chance(raw):
 def test_healthy_defaults_are_not_near_chance(trained_experiment_factory, name):
     exp = trained_experiment_factory(ExperimentConfig.model_validate({"data": {"name": name}}))
     assert exp.learning_problem() is None, (name, exp.baseline.val_accuracy)
+
+
+def test_a_link_brings_back_the_same_training_on_a_set_with_its_own_defaults():
+    from explorer.links import decode_setup, encode_setup
+
+    for raw in ({"data": {"name": "spirals"}, "train": {"epochs": 15, "lr": 0.001}}, {"data": {"name": "spirals"}},
+                {"data": {"name": "moons"}}):
+        config = ExperimentConfig.model_validate(raw)
+        assert decode_setup(encode_setup(config)) == config

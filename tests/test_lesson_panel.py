@@ -73,3 +73,39 @@ def test_a_preset_loaded_during_a_lesson_says_the_lesson_setup_is_gone():
     next(b for b in at.button if b.label == "Load this preset and train its baseline").click().run()
     no_exceptions(at)
     assert any("You are in a guided lesson" in w.value for w in at.warning)
+
+
+def test_snapshots_from_before_the_lesson_do_not_pass_its_checks(trained_experiment_factory):
+    from explorer.lessons import facts
+
+    exp = trained_experiment_factory()
+    exp.snapshot("old", latency_repeats=1)
+    before = list(exp.snapshots)
+    assert facts(exp, only=["snapshots"])["snapshots"] == 1
+    assert facts(exp, only=["snapshots"], snapshots_before=before)["snapshots"] == 0
+    exp.snapshot("new", latency_repeats=1)
+    assert facts(exp, only=["snapshots"], snapshots_before=before)["snapshots"] == 1
+
+
+def test_a_locked_class_cannot_switch_lesson_or_skip_steps_and_stays_locked_after_it():
+    at = run({"workshop": "1", "lesson": "activations", "step": "1", "lock": "1"})
+    at.query_params["lesson"], at.query_params["step"] = "magnitude", "3"  # a student edits the address
+    at.run()
+    no_exceptions(at)
+    assert at.query_params["lesson"] == "activations" and at.query_params["step"] == "1"
+    at.query_params["lesson"], at.query_params["step"] = "activations", "4"  # skipping ahead: back to step 1
+    at.run()
+    assert at.query_params["step"] == "1"
+    at.session_state["_lesson"] = None  # as when the lesson is finished (Finish keeps the lock)
+    at.query_params.pop("lesson", None)
+    at.query_params.pop("step", None)
+    at.run()
+    assert not [s for s in at.sidebar.selectbox if s.label == "Guided lesson"]  # nothing else to pick
+    assert not [e for e in at.expander if e.label.startswith("For instructors")]
+
+
+def test_starting_a_lesson_says_it_replaced_a_trained_setup(trained_experiment_factory):
+    at = run({}, trained_experiment_factory())
+    labelled(at.sidebar.selectbox, "Guided lesson").set_value("magnitude").run()
+    no_exceptions(at)
+    assert any("replaced" in i.value for i in at.sidebar.info)

@@ -19,7 +19,9 @@ from ui.views import literal, show_problems
 LESSON_PARAM, STEP_PARAM, LOCK_PARAM = "lesson", "step", "lock"
 STATE_KEY = "_lesson"          # {"id": …, "step": index from 0} or absent
 ANSWERS_KEY = "_lesson_answers"  # {(lesson, step): the chosen answer's index}
-TRIES_KEY = "_lesson_tries"    # {(lesson, step): [passed, …]} of each press of Check
+TRIES_KEY = "_lesson_tries"    # {(lesson, step): (the last CheckResult, whether it ever passed)}
+BEFORE_KEY = "_lesson_snapshots_before"  # the snapshots there when the lesson started: its checks do not count them
+REPLACED_KEY = "_lesson_replaced"  # starting the lesson replaced a trained setup (said once)
 LOCK_KEY = LESSON_LOCK_KEY     # the class is locked to its lesson (workshop mode only)
 UNKNOWN_KEY = "_lesson_unknown"  # the address named no shipped lesson (said once)
 LATE_KEY = "_lesson_late"      # opened past step 1 in a fresh session: the earlier steps' work is not here
@@ -34,6 +36,7 @@ def lessons() -> dict:
 def current() -> tuple | None:
     """(lesson, step index) the session is on, from the address first (a link, a reload), else the session."""
     all_ = lessons()
+    locked()  # reads `lock=1` from the address into the session
     asked = st.query_params.get(LESSON_PARAM)
     if asked is not None and asked not in all_:  # a mistyped or crafted address: said, then dropped
         st.session_state[UNKNOWN_KEY] = True
@@ -45,7 +48,11 @@ def current() -> tuple | None:
         except ValueError:
             step = 0
         state = st.session_state.get(STATE_KEY)
-        if state is None or state["id"] != asked:  # a link (or a reload) opens the lesson: its setup applies
+        if state is not None and _held():  # a locked class: no other lesson, no step past the first unchecked one
+            if asked != state["id"]:
+                asked, step = state["id"], state["step"]
+            step = min(step, next((k for k in range(step) if not _passed(asked, k)), step))
+        elif state is None or state["id"] != asked:  # a link (or a reload) opens the lesson: its setup applies
             start(asked, step)
         st.session_state[STATE_KEY] = {"id": asked, "step": step}
     state = st.session_state.get(STATE_KEY)
@@ -54,19 +61,24 @@ def current() -> tuple | None:
     return all_[state["id"]], state["step"]
 
 
+def _held() -> bool:
+    """The lock, read from the session only (current() uses it; locked() also reads the address)."""
+    return workshop_mode() and bool(st.session_state.get(LOCK_KEY))
+
+
 def locked() -> bool:
     """Workshop mode with the class locked to its lesson (`&lock=1` once in the address: it lasts for the session,
     as workshop mode does, since navigating drops the address's parameters until they are written back)."""
     if st.query_params.get(LOCK_PARAM) == "1":
         st.session_state[LOCK_KEY] = True
-    return workshop_mode() and bool(st.session_state.get(LOCK_KEY)) and current() is not None
+    return workshop_mode() and bool(st.session_state.get(LOCK_KEY))
 
 
 def address_params() -> dict[str, str | None]:
     """What the address must say about the lesson (None: nothing), for ui.links.share_current_setup."""
     here = current()
     if here is None:
-        return {LESSON_PARAM: None, STEP_PARAM: None, LOCK_PARAM: None}
+        return {LESSON_PARAM: None, STEP_PARAM: None, LOCK_PARAM: "1" if locked() else None}
     lesson, step = here
     return {LESSON_PARAM: lesson.id, STEP_PARAM: str(step + 1), LOCK_PARAM: "1" if locked() else None}
 
@@ -84,11 +96,14 @@ def start(lesson_id: str, step: int = 0) -> None:
             st.session_state[LATE_KEY] = True
         try:
             if exp.config != lesson.setup:
+                if exp.trained or exp.config.weight_pruning.is_active:
+                    st.session_state[REPLACED_KEY] = True
                 exp.update(lesson.setup)
                 forget_setting_widgets()
         except (ConfigError, ValueError) as e:
             show_problems(e, "This lesson's setup cannot be used")
             return
+    st.session_state[BEFORE_KEY] = list(exp.snapshots)
     st.session_state[STATE_KEY] = {"id": lesson_id, "step": step}
     st.query_params[LESSON_PARAM], st.query_params[STEP_PARAM] = lesson_id, str(step + 1)
 
@@ -107,9 +122,15 @@ def _go(step: int) -> None:
     st.query_params[STEP_PARAM] = str(step + 1)
 
 
-def _leave() -> None:
+def _passed(lesson_id: str, step: int) -> bool:
+    """Whether the step's check ever passed in this session."""
+    return st.session_state.get(TRIES_KEY, {}).get((lesson_id, step), (None, False))[1]
+
+
+def _leave(keep_lock: bool = False) -> None:
     st.session_state.pop(STATE_KEY, None)
-    st.session_state.pop(LOCK_KEY, None)
+    if not keep_lock:
+        st.session_state.pop(LOCK_KEY, None)
     for p in (LESSON_PARAM, STEP_PARAM, LOCK_PARAM):
         if p in st.query_params:
             del st.query_params[p]
@@ -125,6 +146,9 @@ def panel() -> None:
                 st.success(f"Lesson complete: {literal(done)} ✓")
             if st.session_state.pop(UNKNOWN_KEY, None):
                 st.warning("This address names a lesson this app does not have; choose one below.")
+            if locked():  # the instructor chose the lesson; after it, the class waits for the next one
+                st.divider()
+                return
             st.selectbox("Guided lesson", [None, *lessons()], key="lesson_pick", on_change=_picked,
                          format_func=lambda k: "—" if k is None else lessons()[k].title)
             st.divider()
@@ -135,6 +159,9 @@ def panel() -> None:
         # to answer and what to do come before the goal.
         st.caption(f"Lesson: {literal(lesson.title)}")
         st.progress((i + 1) / len(lesson.steps), text=f"Step {i + 1} of {len(lesson.steps)}: {literal(step.title)}")
+        if st.session_state.pop(REPLACED_KEY, None):
+            st.info("This lesson starts from its own setup: your previous baseline and pruning setting were "
+                    "replaced (your snapshots stay on Compare & export).")
         if st.session_state.pop(LATE_KEY, None):
             st.info(f"This link opens step {i + 1}: the earlier steps' work is not in this session. The lesson's "
                     "setup is ready; do them with Previous, or do this step's part from here.")
@@ -169,10 +196,11 @@ def _check(step, key) -> None:
             + ("Right. " if right else f"The answer: {literal(p.choices[p.answer], 300)}. ") + literal(p.why, 600))
     tries = st.session_state.setdefault(TRIES_KEY, {})
     if st.button("Check my result", type="primary", key=f"lesson_check_{key[0]}_{key[1]}"):
-        tries.setdefault(key, []).append(check(step, facts(get_experiment(), only=step.check.facts)))
-    done = tries.get(key, [])
-    if done:
-        result = done[-1]
+        result = check(step, facts(get_experiment(), only=step.check.facts,
+                                   snapshots_before=st.session_state.get(BEFORE_KEY, ())))
+        tries[key] = (result, result.passed or tries.get(key, (None, False))[1])
+    if key in tries:
+        result = tries[key][0]
         for text, ok in result.lines:  # ✓ / ✗ (not emoji: a projector laptop may lack an emoji font)
             st.markdown((":green[**✓**] " if ok else ":red[**✗**] ") + literal(text, 300))
         if result.passed:
@@ -182,7 +210,7 @@ def _check(step, key) -> None:
 
 
 def _navigation(lesson, i: int) -> None:
-    passed = any(r.passed for r in st.session_state.get(TRIES_KEY, {}).get((lesson.id, i), []))
+    passed = _passed(lesson.id, i)
     back, on = st.columns(2)
     if back.button("Previous", disabled=i == 0, key="lesson_prev", use_container_width=True):
         _go(i - 1)
@@ -191,7 +219,7 @@ def _navigation(lesson, i: int) -> None:
     if on.button("Finish" if last else "Next step", disabled=not passed, key="lesson_next",
                  type="primary" if passed else "secondary", use_container_width=True):
         if last:
-            _leave()
+            _leave(keep_lock=True)  # a locked class stays locked after its lesson
             st.session_state[DONE_KEY] = lesson.title
         else:
             _go(i + 1)

@@ -17,7 +17,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from explorer import plots
 from explorer.budget import Budget, check_run, describe
-from explorer.config import ConfigError, ExperimentConfig, what_was_reset
+from explorer.config import ConfigError, ExperimentConfig, changed_setup, what_was_reset
 from explorer.experiment import Experiment
 from explorer.measure import baseline_training_cost
 from explorer.slots import TrainingSlots
@@ -174,9 +174,10 @@ def train_with_progress(exp: Experiment, config: ExperimentConfig, upload=None,
         return False
     st.success(f"Baseline trained: {len(result.history)} epochs in {result.seconds:.1f} s, "
                f"test accuracy {exp.baseline_test_accuracy:.1%}.")
-    gone = what_was_reset(old, config) if old.resets_baseline(config) else []
+    gone = what_was_reset(old, config)
     if gone:  # never silently (explorer/config.reset_for_new_setup)
-        st.info(f"New {'data' if old.data != config.data else 'model'}: the previous pruning setting was reset "
+        what = changed_setup(old, config.model.model_dump(), config.data.model_dump())
+        st.info(f"New {what}: the previous pruning setting was reset "
                 f"({literal('; '.join(gone), 300)}). A setting chosen for other data or another model does not carry "
                 "over; set it again on the Playground or the pruning pages.")
     problem = exp.learning_problem()
