@@ -109,3 +109,12 @@ def test_starting_a_lesson_says_it_replaced_a_trained_setup(trained_experiment_f
     labelled(at.sidebar.selectbox, "Guided lesson").set_value("magnitude").run()
     no_exceptions(at)
     assert any("replaced" in i.value for i in at.sidebar.info)
+
+
+def test_a_reload_of_a_locked_class_stays_at_its_step():
+    at = run({"workshop": "1", "lesson": "activations", "step": "3", "lock": "1"})  # a reload: a new session
+    at.run()
+    no_exceptions(at)
+    assert at.query_params["step"] == "3" and at.query_params["lock"] == "1"
+    next(b for b in at.sidebar.button if b.label == "Previous").click().run()  # back is free
+    assert at.query_params["step"] == "2"

@@ -51,7 +51,8 @@ def current() -> tuple | None:
         if state is not None and _held():  # a locked class: no other lesson, no step past the first unchecked one
             if asked != state["id"]:
                 asked, step = state["id"], state["step"]
-            step = min(step, next((k for k in range(step) if not _passed(asked, k)), step))
+            elif step > state["step"]:  # forward only over checked steps (back is free; a reload is a new session)
+                step = next((k for k in range(state["step"], step) if not _passed(asked, k)), step)
         elif state is None or state["id"] != asked:  # a link (or a reload) opens the lesson: its setup applies
             start(asked, step)
         st.session_state[STATE_KEY] = {"id": asked, "step": step}
