@@ -118,3 +118,11 @@ def test_a_reload_of_a_locked_class_stays_at_its_step():
     assert at.query_params["step"] == "3" and at.query_params["lock"] == "1"
     next(b for b in at.sidebar.button if b.label == "Previous").click().run()  # back is free
     assert at.query_params["step"] == "2"
+
+
+def test_the_pages_a_lesson_may_name_are_the_app_s_pages():
+    """explorer/lessons.py cannot import ui/ (the engine has no Streamlit): its page names are kept equal here."""
+    from explorer.lessons import PAGES
+    from ui.pages import ALL, HOME
+
+    assert set(PAGES) == {p.id for p in ALL if p is not HOME}
