@@ -12,9 +12,9 @@ from explorer.config import (
     reset_for_new_setup,
     validate_config,
 )
-from explorer.data import SplitError, raw_preview, split_indices
+from explorer.data import MNIST_SOURCE, SplitError, raw_preview, split_indices
 from explorer.models import layer_table
-from explorer.sections import default_train
+from explorer.sections import IMAGE_SIDES, default_train
 from ui import lesson
 from ui.cached import get_presets
 from ui.progress import train_with_progress
@@ -22,7 +22,8 @@ from ui.session import forget_setting_widgets, get_experiment, workshop_mode
 from ui.views import decision_view, literal, show_problems
 
 ARCH_NAMES = {"lenet300100": "LeNet-300-100 (Han et al. 2015)", "mlp": "MLP (choose hidden sizes)",
-              "cnn": "Small CNN (2 conv + 1 linear, digits only)"}
+              "cnn": "Small CNN (2 conv + 1 linear, digits only)",
+              "lenet5": "LeNet-5 (Caffe's, as Han et al. 2015 prune it; MNIST only)"}
 
 exp = get_experiment()
 cfg = exp.config
@@ -139,8 +140,9 @@ with st.form("setup"):
     c1, c2, c3 = st.columns(3)
     name = c1.selectbox("Dataset", datasets, index=datasets.index(cfg.data.name),
                         format_func=lambda d: f"your file: {exp.upload.file}" if d == "upload" else d,
-                        help="digits: scikit-learn's 8×8 handwritten digits (1,797 images, 10 classes); "
-                             "moons, circles, spirals: generated 2-D sets; your own file: upload it above",
+                        help="digits: scikit-learn's 8×8 handwritten digits (1,797 images, 10 classes; instant); "
+                             f"mnist: {MNIST_SOURCE}; moons, circles, spirals: generated 2-D sets; your own file: "
+                             "upload it above",
                         key="md_dataset")
     noise = c1.slider("Noise (2-D sets)", 0.0, 1.0, cfg.data.noise, 0.01, key="md_noise")
     test_fraction = c1.number_input("Test fraction", 0.001, 0.999, min(max(cfg.data.test_fraction, 0.001), 0.999),
@@ -228,8 +230,10 @@ with left:
             st.plotly_chart(plots.scatter_2d(up.x, up.y, up.file), key="md_preview", theme=None)
     else:
         x, y = raw_preview(exp.config.data, exp.config.seed)
-        if exp.config.data.name == "digits":
+        if exp.config.data.name in IMAGE_SIDES:
             st.plotly_chart(plots.digits_preview(x[:10], y[:10]), key="md_preview", theme=None)
+            if exp.config.data.name == "mnist":
+                st.caption(f"Source: {MNIST_SOURCE}.")
         else:
             st.plotly_chart(plots.scatter_2d(x, y, exp.config.data.name), key="md_preview", theme=None)
 with right:

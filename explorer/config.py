@@ -15,9 +15,11 @@ from .jsontext import ConfigError, load_json, too_deep
 from .layers import activation_layer_names, check_known, layer_names
 from .sections import (
     ARCHS,
+    CONV_ARCHS,
     DATASETS,
     DEFAULT_CNN_CHANNELS,
     DEFAULT_MLP_HIDDEN,
+    IMAGE_SIDES,
     OPTIMIZERS,
     ActivationConfig,
     Arch,
@@ -33,7 +35,8 @@ from .sections import (
     with_dataset_defaults,
 )
 
-__all__ = ["ARCHS", "CONFIG_VERSION", "DATASETS", "DEFAULT_CNN_CHANNELS", "DEFAULT_MLP_HIDDEN", "OPTIMIZERS",
+__all__ = ["ARCHS", "CONFIG_VERSION", "CONV_ARCHS", "DATASETS", "IMAGE_SIDES", "DEFAULT_CNN_CHANNELS",
+           "DEFAULT_MLP_HIDDEN", "OPTIMIZERS",
            "SETUP_FIELDS", "ActivationConfig", "Arch", "ConfigError", "DataConfig", "ExperimentConfig",
            "FinetuneConfig", "ModelConfig", "Optimizer", "PerLayer", "StructuredConfig", "TrainConfig",
            "WeightPruningConfig", "config_json", "json_schema", "parse_config",
@@ -68,8 +71,11 @@ class ExperimentConfig(_Section):
 
     @model_validator(mode="after")
     def _model_fits_data(self) -> "ExperimentConfig":
-        if self.model.arch == "cnn" and self.data.name != "digits":
-            raise ValueError(f"model.arch: 'cnn' needs 8x8 images (data.name 'digits'), not '{self.data.name}'")
+        image_set = CONV_ARCHS.get(self.model.arch)
+        if image_set is not None and self.data.name != image_set:
+            side = IMAGE_SIDES[image_set]
+            raise ValueError(f"model.arch: '{self.model.arch}' needs {side}x{side} images (data.name '{image_set}'), "
+                             f"not '{self.data.name}'")
         self.check_layers()
         if len(set(self.freeze)) != len(self.freeze):
             raise ValueError("freeze: a layer is listed twice")

@@ -15,6 +15,8 @@ def layer_names(model_cfg) -> list[str]:
     """The prunable layers of the architecture `model_cfg` (a ModelConfig) describes, in forward order."""
     if model_cfg.arch == "cnn":
         return ["conv1", "conv2", "fc"]
+    if model_cfg.arch == "lenet5":
+        return ["conv1", "conv2", "fc1", "fc2"]
     n = 3 if model_cfg.arch == "lenet300100" else len(model_cfg.hidden_sizes()) + 1
     return [f"fc{i + 1}" for i in range(n)]
 

@@ -1,4 +1,5 @@
-"""Model zoo (MLP, LeNet-300-100, a small CNN for 8x8 digits), the layer table, and the list of prunable layers.
+"""Model zoo (MLP, LeNet-300-100, a small CNN for 8x8 digits, LeNet-5 for 28x28 MNIST), the layer table, and the
+list of prunable layers.
 
 A *layer* is a prunable module (nn.Linear or nn.Conv2d) named by its `named_modules()` path. Layer names are fixed by
 the architecture alone (`explorer.layers.layer_names`), so a config is checked against its model without building it.
@@ -75,6 +76,35 @@ class SmallCNN(nn.Module):
         return self.fc(x.flatten(1))             # (B, classes)
 
 
+class LeNet5(nn.Module):
+    """Caffe's LeNet-5 for 1x28x28 images, as Han et al. 2015 and Guo et al. 2016 prune it: conv1 (1→20, 5x5) → ReLU
+    → 2x2 max-pool → conv2 (20→50, 5x5) → ReLU → 2x2 max-pool → fc1 (800→500) → ReLU → fc2 (500→classes); 431,080
+    parameters. Caffe's net has no ReLU after its convolutions; these have one (as most PyTorch ports do) so that every
+    hidden layer has an activation to threshold. The sizes can be smaller (a compacted model)."""
+
+    SIDE = 28
+
+    def __init__(self, n_out: int, channels: tuple[int, int] = (20, 50), hidden: int = 500):
+        super().__init__()
+        c1, c2 = channels
+        self.n_features, self.n_classes = self.SIDE * self.SIDE, n_out
+        self.conv1 = nn.Conv2d(1, c1, 5)
+        self.act1 = nn.ReLU()
+        self.conv2 = nn.Conv2d(c1, c2, 5)
+        self.act2 = nn.ReLU()
+        self.fc1 = nn.Linear(c2 * 4 * 4, hidden)
+        self.act3 = nn.ReLU()
+        self.fc2 = nn.Linear(hidden, n_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 784) flattened 28×28 images → (B, classes) logits."""
+        x = x.view(x.shape[0], 1, self.SIDE, self.SIDE)                  # (B, 1, 28, 28)
+        x = nn.functional.max_pool2d(self.act1(self.conv1(x)), 2)      # (B, 20, 24, 24) → (B, 20, 12, 12)
+        x = nn.functional.max_pool2d(self.act2(self.conv2(x)), 2)      # (B, 50, 8, 8) → (B, 50, 4, 4)
+        x = self.act3(self.fc1(x.flatten(1)))                          # (B, 500)
+        return self.fc2(x)                                             # (B, classes)
+
+
 def build_model(cfg: ModelConfig, n_features: int, n_classes: int) -> nn.Module:
     """A freshly initialised model (seed torch before calling for a reproducible init)."""
     if cfg.arch == "mlp":
@@ -85,6 +115,10 @@ def build_model(cfg: ModelConfig, n_features: int, n_classes: int) -> nn.Module:
         if n_features != 64:
             raise ValueError(f"model.arch 'cnn' needs 8x8 inputs (64 features), the data has {n_features}")
         return SmallCNN(n_classes, cfg.channel_sizes())
+    if cfg.arch == "lenet5":
+        if n_features != LeNet5.SIDE ** 2:
+            raise ValueError(f"model.arch 'lenet5' needs 28x28 inputs (784 features), the data has {n_features}")
+        return LeNet5(n_classes, cfg.channel_sizes(), cfg.hidden_sizes()[0])
     raise ValueError(f"model.arch: unknown architecture '{cfg.arch}'")
 
 

@@ -122,7 +122,7 @@ def layer_sparsity_bars(stats) -> go.Figure:
 
 
 def digits_preview(images: np.ndarray, labels: np.ndarray) -> go.Figure:
-    """A row of 8x8 digit images with their labels."""
+    """A row of digit images (8x8 or 28x28) with their labels."""
     n = len(images)
     fig = make_subplots(rows=1, cols=n, subplot_titles=[str(int(y)) for y in labels], horizontal_spacing=0.01)
     for i, img in enumerate(images):

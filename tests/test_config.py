@@ -33,7 +33,7 @@ def test_documented_paths_exist():
     ({"train": {"lr": -1}}, "train.lr"),
     ({"train": {"epochs": "many"}}, "train.epochs"),
     ({"train": {"optimizer": "rmsprop"}}, "train.optimizer"),
-    ({"data": {"name": "mnist"}}, "data.name"),
+    ({"data": {"name": "cifar10"}}, "data.name"),
     ({"model": {"arch": "resnet"}}, "model.arch"),
     ({"model": {"arch": "lenet300100", "hidden": [10]}}, "model"),
     ({"model": {"arch": "cnn"}, "data": {"name": "spirals"}}, "model.arch"),
