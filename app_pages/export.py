@@ -3,7 +3,7 @@ the papers' figures; download the config, the models and the sparse file; upload
 import pandas as pd
 import streamlit as st
 
-from explorer import plots, report
+from explorer import papers, plots, report
 from explorer.config import ConfigError, config_json, parse_config
 from explorer.glossary import help_text
 from explorer.measure import break_even
@@ -76,6 +76,20 @@ if exp.snapshots:
 else:
     st.info("No snapshot yet: set up a pruning on the other pages, then take one here; take several to compare. "
             "Snapshots stay when you load a preset or train a new baseline, so setups compare side by side.")
+
+def papers_on_this_network() -> None:
+    """Han 2015 and Guo 2016 on the very model this session runs (LeNet-300-100 or LeNet-5 on MNIST), beside it."""
+    f = exp.finetune_result
+    stats = f.stats if f is not None else exp.pruning.stats
+    accuracy = (f.test_accuracy if f is not None else exp.pruning.test_accuracy) if exp.trained else None
+    rows = papers.comparison(exp.config.model.arch, exp.config.data.name, stats, accuracy, f is not None)
+    if rows:
+        st.subheader("The papers on this very network")
+        st.caption(f"Same architecture, same layer names. {papers.THEIRS.capitalize()}; {papers.OURS}: their "
+                   "accuracies are higher for that reason, so compare how much each layer keeps. Presets "
+                   "han2015_mnist_lenet300100 and han2015_lenet5 (Model & data) set Han's per-layer rates here.")
+        st.dataframe(pd.DataFrame(rows), hide_index=True)
+
 
 def studies_and_files() -> None:
     """The papers' figures, the studies (sensitivity, L1 vs L2, when sparsity pays), downloads and uploads:
@@ -197,6 +211,7 @@ def studies_and_files() -> None:
                          f"test accuracy {exp.pruning.test_accuracy:.1%}.")
 
 
+papers_on_this_network()  # a class sees it too: it is the lesson of the papers' tables
 if workshop_mode():
     st.caption("Workshop mode: the studies, the latency benchmark, downloads and uploads are hidden.")
 else:

@@ -13,11 +13,12 @@ from explorer.config import (
     validate_config,
 )
 from explorer.data import MNIST_SOURCE, SplitError, raw_preview, split_indices
+from explorer.measure import baseline_training_cost
 from explorer.models import layer_table
 from explorer.sections import IMAGE_SIDES, default_train
 from ui import lesson
 from ui.cached import get_presets
-from ui.progress import train_with_progress
+from ui.progress import estimate_text, train_with_progress
 from ui.session import forget_setting_widgets, get_experiment, workshop_mode
 from ui.views import decision_view, literal, show_problems
 
@@ -84,6 +85,9 @@ def checked(check: dict, what: str, key: tuple, compute):
             check[what] = (key, e)
     return check[what][1]
 
+
+st.caption(f"{estimate_text(baseline_training_cost(exp.config, exp.upload))} The bar shows a run's progress and Stop "
+           "keeps its finished epochs.")  # for the setup as it now is: LeNet-5 on MNIST trains for seconds
 
 if not workshop_mode():  # advanced: uploads (a class works on the shipped data and models)
     with st.expander("Bring your own data: a CSV or a .npz", expanded=cfg.data.name == "upload"):

@@ -13,6 +13,7 @@ from explorer.layers import expand
 from explorer.measure import training_cost
 from explorer.netgraph import graph_of, sample_graph
 from explorer.pictures import digits_svg, histogram_svg, network_svg
+from explorer.sections import IMAGE_SIDES
 from ui.links import share_current_setup
 from ui.progress import run_with_progress, stop_event, train_with_progress
 from ui.session import get_experiment, seed_widgets
@@ -129,7 +130,7 @@ def data_view(exp) -> None:
                                      "what the pruned model predicts")
         st.plotly_chart(fig.update_layout(height=SIDE_HEIGHT + 40, margin=dict(l=0, r=0, t=36, b=0),
                                           showlegend=False), key="pg_data", theme=None, config=STATIC)
-    elif exp.config.data.name == "digits":  # 64 features of an uploaded file are not an image
+    elif exp.config.data.name in IMAGE_SIDES:  # 64 or 784 features of an uploaded file are not an image
         with st.container(key="pg_data"):
             st.image(digits_svg(classroom.digit_predictions(exp), height=SIDE_HEIGHT + 60), width="stretch")
 

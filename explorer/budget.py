@@ -19,8 +19,10 @@ STEP_MACS = 50e6
 @dataclass(frozen=True)
 class Budget:
     """A server's limits. `trainings`: how many runs train at once per server process (the others queue)."""
-    run_macs: float = 2e11         # 200 G: the largest preset's fine-tuning needs under 10 G
-    session_macs: float = 2e12     # ten runs at the limit
+    # 500 G (about 40 s on 2 cores): LeNet-5 on MNIST, 8 epochs, costs 210 G, and its Han preset's fine-tuning 265 G
+    # (was 200 G when every shipped setup needed under 10 G)
+    run_macs: float = 5e11
+    session_macs: float = 5e12     # ten runs at the limit
     link_macs: float = 3e10        # a shared link trains by itself only below this (the default setup: about 3 G)
     run_seconds: float = 300.0     # a run still training after this stops, keeping its finished epochs
     trainings: int = 2             # per process: two cores, two runs
@@ -56,6 +58,35 @@ def run_cost(macs_per_example: int, examples: int, epochs: int, batch_size: int)
     """The cost of a training run in multiply-adds, as the module docstring defines it."""
     steps = math.ceil(examples / max(batch_size, 1)) * epochs
     return 3 * macs_per_example * examples * epochs + steps * STEP_MACS
+
+
+# Multiply-adds a second of one training on this project's 2-core reference machine (LeNet-5 on MNIST: 23 G an epoch in
+# about 1.7 s), what an estimate assumes until this process has timed a run of its own.
+REFERENCE_RATE = 12e9
+LONG_RUN_S = 3.0  # an estimate above this is shown before a run starts
+
+
+class Throughput:
+    """This process's measured training speed (multiply-adds a second, budget.run_cost's units), from the runs it
+    finished; time estimates divide a run's cost by it. Starts at REFERENCE_RATE; each timed run moves it halfway to
+    what that run achieved, so a busy server's estimates grow with its load. Thread-safe enough: a float store."""
+
+    def __init__(self, rate: float = REFERENCE_RATE):
+        self.rate = rate
+
+    def record(self, cost: float, seconds: float) -> None:
+        """A run of `cost` that trained for `seconds` (ignored when too short to time: under 0.2 s)."""
+        if seconds >= 0.2 and cost > 0:
+            self.rate = 0.5 * self.rate + 0.5 * cost / seconds
+
+    def seconds(self, cost: float) -> float:
+        """The estimated seconds a run of `cost` takes here."""
+        return cost / self.rate
+
+
+def describe_time(seconds: float) -> str:
+    """An estimate for people: "about 25 s", "about 2 min"."""
+    return f"about {max(seconds, 1):.0f} s" if seconds < 90 else f"about {seconds / 60:.0f} min"
 
 
 def describe(macs: float) -> str:

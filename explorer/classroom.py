@@ -16,7 +16,7 @@ def activation_slider_top(exp) -> float:
 
 def digit_predictions(exp) -> views.DigitPredictions:
     """The current model's predictions (activation thresholds applied when set) on the first test digits, kept per
-    setting. Raises ValueError for data that is not 8×8 digits."""
+    setting. Raises ValueError for data that is not an image set (digits, mnist)."""
     cfg, f = exp.config, exp.finetune_result
     key = ("digits", cfg.weight_pruning.model_dump_json(), cfg.activation.model_dump_json(),
            f.config_json if f is not None else "")

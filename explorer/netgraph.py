@@ -28,6 +28,7 @@ from torch import nn
 from .activations import calibrate, static_hooks, thresholds_installed
 from .models import activation_modules
 from .pruning import layer_weights
+from .sections import IMAGE_SIDES
 
 ALIVE, REMOVED, ZEROED = 0, 1, 2
 MAX_UNITS, MAX_LINES = 24, 1500    # per column / in all: a figure a browser draws at once on every slider move
@@ -293,10 +294,11 @@ def graph_of(exp, zeroed_at: float = ZEROED_AT) -> GraphInput:
     weights = layer_weights(model)
     n_in, n_out = next(iter(weights.values())).shape[1], next(reversed(weights.values())).shape[0]
     data, upload = exp.config.data.name, exp.upload
+    side = IMAGE_SIDES.get(data)
     if next(iter(weights.values())).dim() > 2:
-        inputs = ("8×8 image",) if n_in == 1 else tuple(f"image channel {i}" for i in range(n_in))
-    elif data == "digits" and n_in == 64:
-        inputs = tuple(f"pixel ({i // 8}, {i % 8})" for i in range(64))
+        inputs = (f"{side}×{side} image",) if n_in == 1 else tuple(f"image channel {i}" for i in range(n_in))
+    elif side is not None and n_in == side * side:
+        inputs = tuple(f"pixel ({i // side}, {i % side})" for i in range(n_in))
     elif data == "upload" and upload is not None:
         inputs = tuple(upload.feature_names)
     else:
@@ -304,7 +306,7 @@ def graph_of(exp, zeroed_at: float = ZEROED_AT) -> GraphInput:
     if data == "upload" and upload is not None:
         outputs = tuple(f"class {c}" for c in upload.classes)
     else:
-        outputs = tuple(f"{'digit' if data == 'digits' else 'class'} {i}" for i in range(n_out))
+        outputs = tuple(f"{'digit' if side is not None else 'class'} {i}" for i in range(n_out))
     # kept per setting in the experiment's cache: a redraw at the same setting needs no forward pass
     key = ("zeroed", exp.config.weight_pruning.model_dump_json(), exp.config.activation.model_dump_json(),
            f.config_json if f is not None else "", zeroed_at)

@@ -171,12 +171,35 @@ def digits_svg(view, per_row: int = 6, height: int = 265) -> str:
         right = view.predicted[i] == view.labels[i]
         parts.append(_text(cx, y + 14, str(view.predicted[i]) if right else f"{view.predicted[i]}≠{view.labels[i]}",
                            TEXT if right else PRUNED))
-        # Pixels are standardised per position (z-scores): ink where a position usually has little is a large z, a
-        # tile scaled to its own extremes shows that one pixel; clipped to [-1, 2], the stroke reads as a digit.
-        shade = np.rint(255 * (1 - (np.clip(np.asarray(img), -1.0, 2.0) + 1.0) / 3.0)).astype(int)  # dark ink
-        cells = "".join(f'<rect x="{k % 8}" y="{k // 8}" width="1" height="1" fill="rgb({v},{v},{v})"/>'
-                        for k, v in enumerate(shade.ravel().tolist()) if v < 250)
+        px = img.shape[-1]
         parts.append(f'<svg x="{cx:.2f}%" y="{y + 18:.1f}" overflow="visible"><svg x="{-side / 2:.1f}" '
-                     f'width="{side:.1f}" height="{side:.1f}" viewBox="0 0 8 8" shape-rendering="crispEdges">'
-                     f'<rect width="8" height="8" fill="white" stroke="#999" stroke-width="0.05"/>{cells}</svg></svg>')
+                     f'width="{side:.1f}" height="{side:.1f}" viewBox="0 0 {px} {px}" shape-rendering="crispEdges">'
+                     f'<rect width="{px}" height="{px}" fill="white" stroke="#999" stroke-width="{px / 160:g}"/>'
+                     f'{_ink_cells(np.asarray(img))}</svg></svg>')
     return "".join(parts) + "</svg>"
+
+
+def _ink_cells(img: np.ndarray, levels: int = 16) -> str:
+    """One image as SVG cells, dark = ink. The digits' pixels are standardised per position (z-scores): ink where a
+    position usually has little is a large z, and a tile scaled to its own extremes shows that one pixel; clipped to
+    [-1, 2], the stroke reads as a digit. Larger images (MNIST, standardised with one mean for all pixels) are scaled
+    from their background (the minimum) to their 99th percentile. Shades are rounded to `levels` and each row's run
+    of one shade is one rectangle, so a 28×28 image is tens of cells, not 784."""
+    if img.shape[-1] <= 8:
+        ink = (np.clip(img, -1.0, 2.0) + 1.0) / 3.0
+    else:
+        lo = float(img.min())
+        ink = np.clip((img - lo) / max(float(np.percentile(img, 99)) - lo, 1e-6), 0.0, 1.0)
+    shade = (255 - np.rint(np.rint(ink * (levels - 1)) * 255 / (levels - 1))).astype(int)
+    cells = []
+    for r, row in enumerate(shade.tolist()):
+        c = 0
+        while c < len(row):
+            end = c + 1
+            while end < len(row) and row[end] == row[c]:
+                end += 1
+            v = row[c]
+            if v < 250:
+                cells.append(f'<rect x="{c}" y="{r}" width="{end - c}" height="1" fill="rgb({v},{v},{v})"/>')
+            c = end
+    return "".join(cells)

@@ -11,6 +11,7 @@ from torch import nn
 
 from . import activations, pruning
 from .data import Dataset
+from .sections import IMAGE_SIDES
 
 
 @dataclass(frozen=True)
@@ -71,8 +72,8 @@ def decision_grid(model: nn.Module, data: Dataset, hooks: Mapping[str, activatio
 
 @dataclass(frozen=True)
 class DigitPredictions:
-    """The first test images (8×8, standardised) with their true and predicted classes."""
-    images: np.ndarray             # (n, 8, 8)
+    """The first test images (side × side, standardised) with their true and predicted classes."""
+    images: np.ndarray             # (n, side, side): 8×8 digits or 28×28 MNIST
     labels: list[int]
     predicted: list[int]
 
@@ -80,14 +81,16 @@ class DigitPredictions:
 def digit_predictions(model: nn.Module, data: Dataset, hooks: Mapping[str, activations.Threshold] | None = None,
                       n: int = 24) -> DigitPredictions:
     """The model's predictions (with activation `hooks` installed when given) on the first `n` test images of an
-    8×8 image set. Raises ValueError for data that is not 64 pixels."""
-    if data.n_features != 64:
-        raise ValueError("a grid of test digits needs the 8×8 digits")
+    image set (digits or mnist). Raises ValueError for other data (an upload's 64 columns are not an image)."""
+    side = IMAGE_SIDES.get(data.name)
+    if side is None or data.n_features != side * side:
+        raise ValueError("a grid of test digits needs an image set (digits or mnist)")
     x = data.x_test[:n]
     with torch.inference_mode(), activations.thresholds_installed(model, hooks or {}):
         model.eval()
         pred = model(x).argmax(1)
-    return DigitPredictions(x.reshape(-1, 8, 8).cpu().numpy(), data.y_test[:n].cpu().tolist(), pred.cpu().tolist())
+    return DigitPredictions(x.reshape(-1, side, side).cpu().numpy(), data.y_test[:n].cpu().tolist(),
+                            pred.cpu().tolist())
 
 
 def setup_label(config, sparsity: float, kind: str, finetuned: bool) -> str:

@@ -58,6 +58,8 @@ ALLOWED = {
     "URL": "a web address",
     "OK": "plain English",
     "ID": "plain English",
+    "BSD": "a software licence's name, where the MNIST images' source is stated",
+    "LeCun": "a person's name (Yann LeCun, who made MNIST), in the same source line",
 }
 
 _CODE_SPAN = re.compile(r"`[^`]*`")

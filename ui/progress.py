@@ -16,7 +16,7 @@ from streamlit.runtime import Runtime
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from explorer import plots
-from explorer.budget import Budget, check_run, describe
+from explorer.budget import LONG_RUN_S, Budget, Throughput, check_run, describe, describe_time
 from explorer.config import ConfigError, ExperimentConfig, changed_setup, what_was_reset
 from explorer.experiment import Experiment
 from explorer.measure import baseline_training_cost
@@ -28,6 +28,12 @@ STOP_EVENT_KEY = "_stop_event"
 SPENT_KEY = "_spent_macs"
 BUDGET = Budget.from_env()                 # read once per server process, like the slots it sizes
 SLOTS = TrainingSlots(BUDGET.trainings)    # shared by every session of this process
+THROUGHPUT = Throughput()                  # this process's measured training speed, for time estimates
+
+
+def estimate_text(cost: float) -> str:
+    """What a run of `cost` will take here, for a caption near its button."""
+    return f"Training this takes {describe_time(THROUGHPUT.seconds(cost))} on this server ({describe(cost)})."
 T = TypeVar("T")
 
 
@@ -60,12 +66,15 @@ def run_with_progress(job, epochs: int, what: str, cost: float, sparsity: bool =
     check_run(cost, epochs, BUDGET, spent)
     stop = stop_event()
     stop.clear()
-    bar = st.progress(0.0, text=f"{what}…")
+    estimate = THROUGHPUT.seconds(cost)
+    # a long run says how long before it starts (and on its bar): LeNet-5 on MNIST trains for tens of seconds
+    expect = f" ({describe_time(estimate)} estimated)" if estimate > LONG_RUN_S else ""
+    bar = st.progress(0.0, text=f"{what}{expect}…")
     chart = st.empty()
     seen, interrupted = [], []
     last_drawn = [0.0]
     alive = session_alive()
-    state = {"text": f"{what}…", "fraction": 0.0, "start": time.monotonic()}
+    state = {"text": f"{what}{expect}…", "fraction": 0.0, "start": time.monotonic()}
 
     def draw(fraction: float, text: str) -> None:
         """Redraw the bar; a pending Stop, rerun or session end surfaces here as Streamlit's control exception."""
@@ -99,7 +108,7 @@ def run_with_progress(job, epochs: int, what: str, cost: float, sparsity: bool =
         if stop.is_set():
             return  # no more drawing: the loop ends after this epoch
         state["fraction"] = min(record.epoch / max(epochs, 1), 1.0)
-        state["text"] = (f"{what}: epoch {record.epoch}/{epochs} · loss {record.loss:.3f} · test "
+        state["text"] = (f"{what}{expect}: epoch {record.epoch}/{epochs} · loss {record.loss:.3f} · test "
                          f"{record.test_accuracy:.1%}" + (f" · sparsity {record.sparsity:.1%}" if sparsity else ""))
         draw(state["fraction"], state["text"])
         # The curves at most a few times a second: building and sending a figure costs more than an epoch of the
@@ -122,6 +131,8 @@ def run_with_progress(job, epochs: int, what: str, cost: float, sparsity: bool =
                 st.session_state[SPENT_KEY] = spent + cost
                 state["start"] = time.monotonic()
                 result = job(on_epoch=on_epoch, should_stop=should_stop)
+                if seen and getattr(result, "seconds", 0):  # what this server really achieved, for later estimates
+                    THROUGHPUT.record(cost * len(seen) / max(epochs, 1), result.seconds)
     finally:
         if not interrupted:
             bar.empty()
