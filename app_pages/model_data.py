@@ -24,7 +24,7 @@ from ui.views import decision_view, literal, show_problems
 
 ARCH_NAMES = {"lenet300100": "LeNet-300-100 (Han et al. 2015)", "mlp": "MLP (choose hidden sizes)",
               "cnn": "Small CNN (2 conv + 1 linear, digits only)",
-              "lenet5": "LeNet-5 (Caffe's, as Han et al. 2015 prune it; MNIST only)"}
+              "lenet5": "LeNet-5 (Caffe's; MNIST only)"}
 
 exp = get_experiment()
 cfg = exp.config
@@ -85,9 +85,6 @@ def checked(check: dict, what: str, key: tuple, compute):
             check[what] = (key, e)
     return check[what][1]
 
-
-st.caption(f"{estimate_text(baseline_training_cost(exp.config, exp.upload))} The bar shows a run's progress and Stop "
-           "keeps its finished epochs.")  # for the setup as it now is: LeNet-5 on MNIST trains for seconds
 
 if not workshop_mode():  # advanced: uploads (a class works on the shipped data and models)
     with st.expander("Bring your own data: a CSV or a .npz", expanded=cfg.data.name == "upload"):
@@ -157,7 +154,8 @@ with st.form("setup"):
                                    help="share of the rest held out for choices (rankings, calibration, curves)")
     arch = c2.selectbox("Model", ARCHS, index=ARCHS.index(cfg.model.arch), format_func=ARCH_NAMES.get,
                         key="md_arch")
-    hidden_text = c2.text_input("MLP hidden sizes", ", ".join(map(str, cfg.model.hidden_sizes())),
+    mlp_hidden = cfg.model.hidden_sizes() if cfg.model.arch == "mlp" else DEFAULT_MLP_HIDDEN  # (lenet5's is fc1)
+    hidden_text = c2.text_input("MLP hidden sizes", ", ".join(map(str, mlp_hidden)),
                                 help=f"comma-separated, e.g. {', '.join(map(str, DEFAULT_MLP_HIDDEN))}",
                                 key="md_hidden")
     seed = c2.number_input("Seed", 0, 2**32 - 1, cfg.seed, 1, key="md_seed")
@@ -201,6 +199,9 @@ if submitted:
         show_problems(e, "This setup cannot be used")
     else:
         train_with_progress(exp, new_config)
+
+st.caption(f"{estimate_text(baseline_training_cost(exp.config, exp.upload))} The bar shows a run's progress and Stop "
+           "keeps its finished epochs.")  # for the setup as it now is: LeNet-5 on MNIST trains for seconds
 
 if not workshop_mode():  # advanced: uploads (a class works on the shipped data and models)
     with st.expander("…or load a checkpoint: a state_dict of this model (.pt)"):

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-THEIRS = "theirs: full 60k MNIST, GPU, many epochs"
-OURS = "ours: 5k MNIST images (3,400 to train), CPU"
+THEIRS = "theirs: 60k MNIST, GPU, long retraining"
+OURS = "ours: 3,400 MNIST images, CPU"
 
 
 @dataclass(frozen=True)
@@ -59,13 +59,14 @@ def comparison(arch: str, data: str, stats, accuracy: Optional[float], finetuned
     if not papers or data != "mnist":
         return []
     layers = list(papers[0].kept) or list(stats.layers)
-    rows = [{"who": f"{p.paper} ({THEIRS})", "method": p.method, "compression": f"{p.compression:g}×",
+    rows = [{"who": p.paper, "figures": THEIRS, "compression": f"{p.compression:g}×",
              **{f"{n} kept": (f"{p.kept[n]:.0%}" if n in p.kept else "—") for n in layers},
-             "test error": p.error + f" ({p.source})"} for p in papers]
+             "test error": p.error, "method": f"{p.method} ({p.source})"} for p in papers]
     mine = kept_share(stats)
     kept_total = stats.kept / stats.total if stats.total else 1.0
-    rows.append({"who": f"this run ({OURS})", "method": "fine-tuned" if finetuned else "pruned, not retrained",
+    rows.append({"who": "this run", "figures": OURS,
                  "compression": f"{1 / kept_total:.1f}×" if kept_total > 0 else "∞",
                  **{f"{n} kept": f"{mine[n]:.0%}" if n in mine else "—" for n in layers},
-                 "test error": "—" if accuracy is None else f"{1 - accuracy:.2%}"})
+                 "test error": "—" if accuracy is None else f"{1 - accuracy:.2%}",
+                 "method": "fine-tuned" if finetuned else "pruned, not retrained"})
     return rows

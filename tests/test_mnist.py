@@ -20,7 +20,7 @@ from explorer.data import MNIST_SOURCE, _mnist, load_dataset, raw_preview
 from explorer.experiment import Experiment
 from explorer.layers import layer_names
 from explorer.models import build_model, count_macs, layer_table, prunable_layers
-from explorer.pruning import apply_structured, compact, layer_weights, structured_masks
+from explorer.pruning import apply_structured, compact, structured_masks
 
 LENET5 = ModelConfig(arch="lenet5")
 
@@ -147,6 +147,15 @@ def test_every_feature_works_on_lenet5(lenet5_experiment):
     metrics = exp.metrics().as_dict()
     assert metrics["compacted"]["model"]["arch"] == "lenet5"
     assert exp.bundle_bytes()[:2] == b"PK"
+    # sparse formats hold the 4-D convolution kernels exactly
+    from explorer import sparse
+    state = exp.current_model().state_dict()
+    for fmt in ("coo", "csr", "bitmask"):
+        back = sparse.decode_model(sparse.encode_model(state, fmt))
+        assert all(torch.equal(back[k], v) for k, v in state.items()), fmt
+    # sensitivity: each layer alone, on the validation split
+    curves = exp.sensitivity()
+    assert set(curves) == {"conv1", "conv2", "fc1", "fc2"}
 
 
 @pytest.mark.slow
@@ -271,9 +280,31 @@ def test_the_papers_rows_sit_beside_this_run_on_the_same_network():
     masks = masks_from_weights({n: m.weight for n, m in prunable_layers(model).items()},
                                sparsity={"conv1": 0.34, "conv2": 0.88, "fc1": 0.92, "fc2": 0.81})
     rows = papers.comparison("lenet5", "mnist", mask_stats(masks), 0.979, True)
-    assert [r["who"].split(" (")[0] for r in rows] == ["Han et al. 2015", "Guo et al. 2016", "this run"]
+    assert [r["who"] for r in rows] == ["Han et al. 2015", "Guo et al. 2016", "this run"]
     assert rows[0]["conv1 kept"] == rows[2]["conv1 kept"] == "66%" and rows[0]["fc2 kept"] == rows[2]["fc2 kept"]
     assert rows[0]["compression"] == "12×" and rows[1]["compression"] == "108×" and rows[2]["compression"] == "11.9×"
-    assert "60k" in rows[0]["who"] and "5k" in rows[2]["who"] and rows[2]["test error"] == "2.10%"
+    assert rows[0]["figures"].startswith("theirs: 60k") and rows[2]["figures"].startswith("ours: 3,400")
+    assert rows[2]["test error"] == "2.10%" and rows[0]["test error"] == "0.80 % → 0.77 %"
     assert papers.comparison("lenet300100", "digits", mask_stats(masks), 0.9, False) == []  # 64-300-100: not theirs
     assert papers.comparison("cnn", "digits", mask_stats(masks), 0.9, False) == []
+
+
+@pytest.mark.slow
+def test_an_mnist_config_replays_through_the_cli(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from helpers import ROOT
+    cfg = tmp_path / "lenet5.json"
+    cfg.write_text(json.dumps({"data": {"name": "mnist"}, "model": {"arch": "lenet5"}, "train": {"epochs": 1},
+                               "weight_pruning": {"structured": {"amount": 0.5}}}))
+    runs = []
+    for out in ("a", "b"):
+        r = subprocess.run([sys.executable, "-m", "explorer", "run", str(cfg), "--out", str(tmp_path / out),
+                            "--quiet"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        runs.append(json.loads((tmp_path / out / "metrics.json").read_text()))
+    assert runs[0] == runs[1]  # the same numbers, replayed
+    assert runs[0]["compacted"]["model"] == {"arch": "lenet5", "hidden": [250], "channels": [10, 25]}
+    assert (tmp_path / "a" / "compact.pt").is_file()

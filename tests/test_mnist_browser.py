@@ -22,7 +22,7 @@ def test_mnist_lenet5_train_prune_playground_and_snapshot(browser, app_url):
         settle(page)
         goto_page(page, "Model & data")
         choose(page, "Dataset", "mnist")
-        choose(page, "Model", "LeNet-5 (Caffe's, as Han et al. 2015 prune it; MNIST only)")
+        choose(page, "Model", "LeNet-5 (Caffe's; MNIST only)")
         fill_and_commit(page, "Epochs", "2")
         page.get_by_role("button", name="Train baseline").click()
         page.get_by_text("Baseline trained").wait_for(timeout=180_000)
