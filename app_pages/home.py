@@ -70,6 +70,13 @@ app belongs to one of them:
 | Dynamic network surgery | weights, cut and spliced back during training | magnitude bounds re-checked as training moves the weights | Guo et al. 2016 | **Train** page, schedule *DNS* |
 | Activation-guided channel pruning | channels of a layer | how little the next layer's activations change without them (APoZ: how often they are zero) | Luo et al. 2017, *ThiNet*; Hu et al. 2016 | **Activation sparsity** page: thresholds, APoZ, dead units; channel removal by APoZ on **Weight pruning** (structured) |
 
+**After 2017** — three ideas used today, each shown on the built-in models in seconds
+| idea | what is removed | how it is chosen | paper | where |
+| --- | --- | --- | --- | --- |
+| Wanda: pruning by weights and activations | single weights, no retraining | \\|w\\| times the size of its input over training rows, compared within each unit | Sun et al. 2023, *A Simple and Effective Pruning Approach for Large Language Models* | **Weight pruning** page, *Rank weights by: Wanda*, beside magnitude at the same sparsity |
+| N:M semi-structured sparsity | 2 of every 4 (or 4 of every 8) consecutive inputs of a unit | the largest by magnitude or by Wanda's score in each group | Mishra et al. 2021, *Accelerating Sparse Deep Neural Networks* | **Weight pruning** page, *Pattern 2:4*: the mask group by group and its speed on a GPU |
+| The lottery ticket | weights, in rounds of magnitude pruning | the kept weights go back to their early values and retrain, against the same mask with random weights | Frankle & Carbin 2019, *The Lottery Ticket Hypothesis* | **Train** page, schedule *Lottery ticket* |
+
 **Words used everywhere in the app**
 - *mask*: per weight, kept (1) or pruned (0); a pruned weight is exactly zero.
 - *sparsity*: the fraction of exact zeros (of a layer, or of all prunable weights).

@@ -33,8 +33,9 @@ COMPACT = "<style>.block-container{padding-top:3.6rem;padding-bottom:0.5rem}</st
 
 def _simple_sparsity(wp: WeightPruningConfig, names: list[str]) -> dict | None:
     """Slider values showing `wp` when it is what the Playground's sliders express (unstructured, per layer, by
-    sparsity); None for a setting made on Weight pruning that they cannot show (a threshold, global, structured)."""
-    if wp.is_structured or wp.threshold is not None or wp.scope == "global":
+    sparsity, by magnitude or Wanda); None for a setting made on Weight pruning that they cannot show (a threshold,
+    global, structured, an N:M pattern)."""
+    if wp.is_structured or wp.threshold is not None or wp.scope == "global" or wp.pattern is not None:
         return None
     value = wp.sparsity or 0.0
     per = expand(value, names, default=0.0)
@@ -46,9 +47,10 @@ def pruning_control(exp) -> WeightPruningConfig:
     """One sparsity slider (per-layer ones behind a toggle); the current setting when nothing moved."""
     current, names = exp.config.weight_pruning, exp.layer_names
     shown = _simple_sparsity(current, names)
-    if shown is None:
-        st.caption("The setting from Weight pruning (threshold, global or structured) is in force; moving a slider "
-                   "here replaces it.")
+    simple = shown is not None
+    if not simple:
+        st.caption("The setting from Weight pruning (threshold, global, structured or an N:M pattern) is in force; "
+                   "moving a slider here replaces it.")
         shown = {"per_layer": False, "all": float(round(100 * exp.pruning.stats.sparsity)),  # on the slider's steps
                  **{f"layer_{n}": float(round(100 * s.sparsity)) for n, s in exp.pruning.stats.layers.items()}}
     seed_widgets(PREFIX, shown)
@@ -61,9 +63,11 @@ def pruning_control(exp) -> WeightPruningConfig:
                           help=help_text("sparsity", "magnitude pruning"))
     if all(ui[k] == shown[k] for k in ui):  # unmoved: the setting stays exactly as it is (whoever made it)
         return current
+    # the ranking made on Weight pruning (magnitude or Wanda) stays; the slider sets how much goes
+    criterion = current.criterion if simple else "magnitude"
     if per_layer:
-        return WeightPruningConfig(sparsity={n: round(ui[f"layer_{n}"] / 100, 6) for n in names})
-    return WeightPruningConfig(sparsity=round(ui["all"] / 100, 6))
+        return WeightPruningConfig(sparsity={n: round(ui[f"layer_{n}"] / 100, 6) for n in names}, criterion=criterion)
+    return WeightPruningConfig(sparsity=round(ui["all"] / 100, 6), criterion=criterion)
 
 
 def activation_control(exp) -> ActivationConfig:

@@ -1,14 +1,16 @@
 """Train: fine-tune the pruned network with everything applied (frozen layers, weight masks, schedule), live, with a
-Stop button and a proof panel that shows, measured, that masks and frozen layers held."""
+Stop button and a proof panel that shows, measured, that masks and frozen layers held; after a lottery run, the
+winning ticket against a random re-initialisation and fine-tuning, round by round."""
 import pandas as pd
 import streamlit as st
 from pydantic import ValidationError
 
-from explorer import plots
+from explorer import lottery, plots, plots_modern
 from explorer.config import OPTIMIZERS, FinetuneConfig
 from explorer.glossary import help_text
 from explorer.measure import training_cost
-from explorer.snippets import masked_training_code
+from explorer.schedules import target_sparsity
+from explorer.snippets import lottery_code, masked_training_code
 from ui.progress import run_with_progress, stop_event
 from ui.session import get_experiment, workshop_mode
 from ui.views import show_problems
@@ -18,7 +20,34 @@ SCHEDULES = {
     "iterative": "Iterative: prune → retrain in equal steps",
     "agp": "AGP: gradual, cubic ramp (Zhu & Gupta 2017)",
     "dns": "DNS: cut and splice while training, then freeze (Guo et al. 2016)",
+    "lottery": "Lottery ticket: prune in rounds, rewind, retrain (Frankle & Carbin 2019)",
 }
+
+
+
+def lottery_view(curve) -> None:
+    """The lottery figure (winning ticket, random re-initialisation, fine-tuned, round by round) and what it shows."""
+    last = curve.rounds[-1]
+    gap = 100 * (last.ticket_test - last.reinit_test)
+    st.subheader("The lottery ticket, round by round")
+    st.plotly_chart(plots_modern.lottery(curve), key="train_lottery", theme=None)
+    verdict = ("the winning ticket trains to {:.1%}, {:.1f} points above the same mask with random weights ({:.1%})"
+               if gap > 0 else "the winning ticket ({:.1%}) is {:.1f} points below the same mask with random weights "
+               "({:.1%}): at this sparsity the early weights bring no advantage")
+    st.markdown(f"At {last.sparsity:.1%} sparsity " + verdict.format(last.ticket_test, abs(gap), last.reinit_test)
+                + f"; fine-tuned from the trained weights, the same mask reaches {last.finetuned_test:.1%} (test "
+                "accuracy; validation accuracy on hover). The winning ticket is the model below: the mask of the "
+                "last round, trained from the rewound weights.")
+    if not workshop_mode():  # advanced: the numbers of every round
+        st.dataframe(pd.DataFrame([{
+            "round": r.round, "sparsity": r.sparsity, "ticket (test)": r.ticket_test,
+            "random re-init (test)": r.reinit_test, "fine-tuned (test)": r.finetuned_test,
+            "ticket (validation)": r.ticket_val, "random re-init (validation)": r.reinit_val}
+            for r in curve.rounds]), hide_index=True, column_config={
+            k: st.column_config.NumberColumn(format="percent") for k in (
+                "sparsity", "ticket (test)", "random re-init (test)", "fine-tuned (test)", "ticket (validation)",
+                "random re-init (validation)")})
+
 
 exp = get_experiment()
 cfg = exp.config
@@ -37,13 +66,14 @@ if not exp.trained:
 with st.form("finetune"):
     c1, c2, c3 = st.columns(3)
     schedule = c1.selectbox("Schedule", list(SCHEDULES), format_func=SCHEDULES.get,
-                            help=help_text("one-shot", "iterative pruning", "AGP", "DNS"),
+                            help=help_text("one-shot", "iterative pruning", "AGP", "DNS", "lottery ticket"),
                             index=list(SCHEDULES).index(ft.schedule) if ft.schedule in SCHEDULES else 0,
                             key="ft_schedule")
     epochs = c1.number_input("Epochs", 1, 1000, max(ft.epochs, 1), 1, key="ft_epochs")
     lr, optimizer, weight_decay, momentum = tcfg.lr, tcfg.optimizer, tcfg.weight_decay, tcfg.momentum
     steps, s_i, freq, ramp, margin, stop = (ft.iterative_steps, ft.agp_initial_sparsity, ft.agp_frequency,
                                             ft.agp_ramp, ft.dns_margin, ft.dns_stop)
+    rounds, rewind = ft.lottery_rounds, ft.lottery_rewind_epoch
     if not workshop_mode():  # a class sees the schedule and the epochs; the rest keeps the setup's values
         lr = c2.number_input("Learning rate", 1e-7, 1e6, tcfg.lr, format="%.6f",
                              help="the default: the training rate (Han et al. retrain long SGD runs at about 1/10)",
@@ -69,6 +99,14 @@ with st.form("finetune"):
                                    format="%.2f", key="ft_dns_stop",
                                    help="masks are updated with a decaying probability until then; training "
                                         "goes on with them fixed")
+            rounds = st.number_input("Lottery: pruning rounds", 1, 20, ft.lottery_rounds, key="ft_lottery_rounds",
+                                     help="each round prunes the same share of the weights left; three runs per "
+                                          "round (ticket, random re-initialisation, fine-tuned), each of the epochs "
+                                          "above")
+            rewind = st.number_input("Lottery: rewind to epoch", 0, max(cfg.train.epochs, 0),
+                                     min(ft.lottery_rewind_epoch, cfg.train.epochs), key="ft_lottery_rewind",
+                                     help="the kept weights go back to their values after this many epochs of the "
+                                          "baseline's training (0: its random initialisation)")
     go = st.form_submit_button("Train", type="primary")
 st.button("Stop training", on_click=lambda: stop_event().set(),
           help="ends the run within a second and keeps the epochs it finished (the one in progress is dropped)")
@@ -80,10 +118,11 @@ if go:
             schedule=schedule, epochs=int(epochs), lr=float(lr), optimizer=optimizer,
             weight_decay=float(weight_decay), momentum=float(momentum), iterative_steps=int(steps),
             agp_initial_sparsity=float(s_i), agp_frequency=int(freq), agp_ramp=float(ramp), dns_margin=float(margin),
-            dns_stop=float(stop))}))
+            dns_stop=float(stop), lottery_rounds=int(rounds), lottery_rewind_epoch=int(rewind))}))
         tcfg = exp.config.finetune.train_config(exp.config.train)
-        result = run_with_progress(exp.finetune, int(epochs), "fine-tuning", sparsity=True,
-                                   cost=training_cost(exp.model, exp.data, tcfg.epochs, tcfg.batch_size))
+        total = lottery.total_epochs(exp.config) if schedule == "lottery" else int(epochs)
+        result = run_with_progress(exp.finetune, total, "lottery rounds" if schedule == "lottery" else "fine-tuning",
+                                   sparsity=True, cost=training_cost(exp.model, exp.data, total, tcfg.batch_size))
     except (ValidationError, ValueError) as e:
         show_problems(e, "Cannot train")
     else:
@@ -95,6 +134,9 @@ if go:
             st.warning("Stopped before the first epoch ended: nothing was kept (a previous result stays).")
         elif result.stopped:
             st.warning(f"Stopped: {result.message}. The partial result is shown below.")
+        elif schedule == "lottery":
+            st.success(f"Lottery ticket: {exp.config.finetune.lottery_rounds} rounds of 3 runs, {len(result.history)} "
+                       f"epochs ({result.steps} steps) in {result.seconds:.1f} s.")
         else:
             st.success(f"Fine-tuned {len(result.history)} epochs ({result.steps} steps) in {result.seconds:.1f} s.")
 
@@ -111,6 +153,8 @@ if out is not None:
     c[3].metric("Weight sparsity", f"{out.stats.sparsity:.1%}")
     st.caption(f"Validation accuracy: dense {exp.baseline.val_accuracy:.1%}, pruned {exp.pruning.val_accuracy:.1%}, "
                f"fine-tuned {out.val_accuracy:.1%} (the test figures above are the final ones).")
+    if out.lottery is not None:
+        lottery_view(out.lottery)
     st.plotly_chart(plots.training_curves(out.result.history, sparsity=True), key="train_curves", theme=None)
     if out.activation_thresholds:
         kind = "dynamic, where they ended" if exp.config.activation.target_sparsity is not None else "static"
@@ -140,3 +184,8 @@ else:
 if not workshop_mode():  # advanced: the code behind the controls
     with st.expander("The same in plain PyTorch"):
         st.code(masked_training_code(), language="python")
+        if exp.config.finetune.schedule == "lottery":
+            scope, target = target_sparsity(exp.baseline.weights, exp.config.weight_pruning)
+            targets = target if isinstance(target, dict) else dict.fromkeys(exp.layer_names, target)
+            st.code(lottery_code(exp.config.finetune.lottery_rounds, exp.config.finetune.lottery_rewind_epoch,
+                                 targets, scope == "global"), language="python")

@@ -1,19 +1,65 @@
-"""Weight pruning: magnitude masks by sparsity or threshold, per layer or global, and what they do to accuracy."""
+"""Weight pruning: masks by sparsity or threshold, per layer or global, ranked by magnitude or by Wanda, optionally in
+an N:M pattern; what they do to accuracy, and magnitude against Wanda at the same sparsity."""
 import pandas as pd
 import streamlit as st
 
-from explorer import plots
+from explorer import criteria, plots, plots_modern
 from explorer.snippets import pruning_code
 from explorer.views import mask_map
 from ui.pruning_controls import pruning_controls
 from ui.session import get_experiment, workshop_mode
 from ui.views import decision_view, page_header, show_problems
 
+
+def modern_views(exp, layer: str) -> None:
+    """Magnitude against Wanda at the current sparsity (no retraining), and the N:M mask group by group."""
+    c = criteria.comparison(exp)
+    if c is None:
+        return
+    st.subheader("Magnitude or Wanda? The same sparsity, no retraining")
+    m = st.columns(4)
+    m[0].metric("Magnitude: test accuracy", f"{c.magnitude_test:.1%}", help=f"{c.magnitude_sparsity:.1%} pruned")
+    m[1].metric("Wanda: test accuracy", f"{c.wanda_test:.1%}", delta=f"{c.wanda_gain_points:+.1f} pts",
+                help=f"{c.wanda_sparsity:.1%} pruned (each unit loses the same share of its inputs, rounded)")
+    m[2].metric("Validation: magnitude", f"{c.magnitude_val:.1%}")
+    m[3].metric("Validation: Wanda", f"{c.wanda_val:.1%}")
+    st.markdown(criteria.explanation(c, exp.layer_names[-1]))
+    left, right = st.columns([3, 2])
+    left.plotly_chart(plots_modern.agreement(c.masks[layer], layer), key="wp_agreement", theme=None)
+    right.plotly_chart(plots_modern.input_norms(c.norms[layer], layer), key="wp_norms", theme=None)
+    st.caption(f"Wanda's calibration reads {min(512, len(exp.data.x_train))} rows of the training split (seeded), "
+               "never the test split, in one pass of the dense baseline. Pick the layer above to see another.")
+    if not workshop_mode():  # advanced: where Wanda gains or loses, layer by layer
+        st.dataframe(pd.DataFrame([{
+            "layer": n, "kept by both": a.both, "magnitude only": a.magnitude_only, "Wanda only": a.wanda_only,
+            "validation accuracy with Wanda in this layer only": a.wanda_alone_val} for n, a in c.layers.items()]),
+            hide_index=True, column_config={"validation accuracy with Wanda in this layer only":
+                                            st.column_config.NumberColumn(format="percent")})
+    view = criteria.pattern_view(exp, layer)
+    if view is None:
+        return
+    st.subheader(f"The {view.pattern} pattern, group by group")
+    st.plotly_chart(plots_modern.nm_groups(view.groups), key="wp_nm_groups", theme=None)
+    valid = all(ch.valid for ch in view.checks.values())
+    partial = {n: ch.partial_groups for n, ch in view.checks.items() if ch.partial_groups}
+    st.markdown(f"Every group keeps at most {view.groups.n} of {view.groups.m}: "
+                f"**{'yes' if valid else 'no'}**, checked group by group in every layer"
+                + (f" (a unit's last, shorter group in {', '.join(partial)} keeps half of it, rounded up)."
+                   if partial else "."))
+    speed = view.speed
+    st.metric("Speed of a 2:4 matrix product against dense", f"{speed.speedup:.2f}×",
+              help="measured" if speed.measured else "theoretical, not measured")
+    st.caption(speed.label + ". Our layers are far too small for the GPU's 2:4 kernel, so a large product stands "
+               "in for them; on a CPU an N:M mask runs at dense speed.")
+
+
 exp = get_experiment()
 page_header(exp, "Weight pruning",
-            "Unstructured magnitude pruning (Han et al. 2015) sets the smallest weights to exactly zero; structured "
-            "pruning (Li et al. 2016) removes whole neurons or filters, which the mask map shows as empty rows. "
-            "Masks are computed from the trained baseline, so every slider moves both ways.",
+            "Unstructured magnitude pruning (Han et al. 2015) sets the smallest weights to exactly zero; Wanda (Sun "
+            "et al. 2023) ranks each weight by |w| times the size of its input instead; an N:M pattern keeps N of "
+            "every M inputs, which GPUs run faster; structured pruning (Li et al. 2016) removes whole neurons or "
+            "filters, which the mask map shows as empty rows. Masks are computed from the trained baseline, so every "
+            "slider moves both ways.",
             "you are pruning a random initialisation.")
 
 setting = pruning_controls(exp)
@@ -46,8 +92,9 @@ right.plotly_chart(plots.mask_heatmap(mask_map(mask, whole_rows=structured), lay
                    theme=None)
 
 left, right = st.columns(2) if not workshop_mode() else (None, st.container())
+cut = exp.config.weight_pruning.by_magnitude  # a Wanda or N:M mask has no magnitude cut
 table = pd.DataFrame([{"layer": n, "weights": s.total, "kept": s.kept, "sparsity": s.sparsity,
-                       **({} if structured else {"cut at |w|": result.thresholds[n]})}
+                       **({"cut at |w|": result.thresholds[n]} if cut else {})}
                       for n, s in stats.layers.items()])
 if left is not None:  # the per-layer table (cut magnitudes) is an advanced part; the bars say the same
     left.dataframe(table, hide_index=True, column_config={
@@ -56,6 +103,7 @@ if left is not None:  # the per-layer table (cut magnitudes) is an advanced part
 right.plotly_chart(plots.layer_sparsity_bars(stats), key="wp_bars", theme=None)
 
 decision_view(exp, "pruned", "wp_regions")
+modern_views(exp, layer)
 
 left, right = st.columns([3, 2])
 left.plotly_chart(plots.pruning_curve({"this baseline": exp.pruning_curve()},

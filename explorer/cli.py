@@ -1,5 +1,6 @@
 """Command line: `python -m explorer run CONFIG.json --out DIR` replays an exported experiment headlessly
-(baseline → prune → fine-tune when the config has a finetune schedule);
+(baseline → prune → fine-tune when the config has a finetune schedule; a lottery run adds its rounds to
+metrics.json as `lottery`);
 `python -m explorer schema` prints the config's JSON Schema; `python -m explorer serve` runs the workshop server
 (explorer/serve.py). A bad config or --out exits with code 2 and one line, no traceback; Ctrl-C exits with 130.
 
@@ -134,10 +135,13 @@ def _train_and_write(exp, config, out: str, quiet: bool) -> int:
         print(f"warning: {exp.learning_problem()}", file=sys.stderr)
     finetune_seconds = None
     if config.finetune.schedule != "none":
+        lottery = config.finetune.schedule == "lottery"
+        epochs = _lottery_epochs(config) if lottery else config.finetune.epochs
         if not quiet:
-            print(f"fine-tuning ({config.finetune.schedule}, {config.finetune.epochs} epochs)", file=sys.stderr)
+            print(f"fine-tuning ({config.finetune.schedule}, {epochs} epochs"
+                  f"{' over every round and run' if lottery else ''})", file=sys.stderr)
         try:
-            ft = exp.finetune(on_epoch=progress(config.finetune.epochs))
+            ft = exp.finetune(on_epoch=progress(epochs))
         except ValueError as e:
             return _fail(f"fine-tuning: {e}")
         if ft.diverged:
@@ -146,7 +150,11 @@ def _train_and_write(exp, config, out: str, quiet: bool) -> int:
     out_dir = Path(out)
     metrics = exp.metrics()
     compacted = exp.compaction() if config.weight_pruning.is_structured else None
-    files = {"metrics.json": (json.dumps(metrics.as_dict(), indent=2) + "\n").encode(),
+    from .lottery import metrics_section
+
+    curve = exp.finetune_result.lottery if exp.finetune_result is not None else None
+    written = metrics.as_dict() | metrics_section(exp.finetune_result)
+    files = {"metrics.json": (json.dumps(written, indent=2) + "\n").encode(),
              "config.json": (config_json(exp.config) + "\n").encode(),
              "baseline.pt": report.state_bytes(exp.baseline.fresh_model()),
              "model.pt": report.state_bytes(exp.current_model())}
@@ -167,6 +175,10 @@ def _train_and_write(exp, config, out: str, quiet: bool) -> int:
         print(f"fine-tuned ({f.schedule}, {f.epochs} epochs in {finetune_seconds:.1f} s): test accuracy "
               f"{f.test_accuracy:.2%} at {f.weight_sparsity:.1%} weight sparsity; masks and frozen layers "
               f"{'held' if f.held else 'DID NOT HOLD'}")
+    if curve is not None:
+        for r in curve.rounds:
+            print(f"  lottery round {r.round}: sparsity {r.sparsity:6.1%}  test accuracy: winning ticket "
+                  f"{r.ticket_test:.2%}, random re-init {r.reinit_test:.2%}, fine-tuned {r.finetuned_test:.2%}")
     if (c := metrics.compacted) is not None and c.error is not None:
         print(f"not compacted: {c.error}")
     elif c is not None:
@@ -174,6 +186,12 @@ def _train_and_write(exp, config, out: str, quiet: bool) -> int:
               f" {c.macs_per_example:,} multiply-adds per example; written to compact.pt")
     print(f"wrote {', '.join(files)} to {out_dir}")
     return 0
+
+
+def _lottery_epochs(config) -> int:
+    from .lottery import total_epochs
+
+    return total_epochs(config)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -243,8 +243,7 @@ class Experiment:
         """Measure the current state (sparsity, accuracy, bytes per format, MACs, CPU latency) and keep it."""
         f, c = self.finetune_result, self.compaction()
         stats = f.stats if f else self.pruning.stats
-        kind = ("structured" if self._config.weight_pruning.is_structured else "unstructured") + \
-            (" + fine-tuned" if f else "")
+        kind = pruned.kind_of(self._config.weight_pruning) + (" + fine-tuned" if f else "")  # "2:4, Wanda", …
         setup = views.setup_label(self._config, stats.sparsity, kind, f is not None)
         snap = measure.snapshot(name.strip() or setup, kind, self.current_model(), self.data, stats.sparsity,
                                 f.test_accuracy if f else self.pruning.test_accuracy,

@@ -8,7 +8,7 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
-from . import activations, freezing, pruning
+from . import activations, freezing, lottery, pruned, pruning
 from .baseline import Baseline
 from .config import ExperimentConfig
 from .data import Dataset
@@ -51,36 +51,56 @@ class FinetuneOutcome:
     val_accuracy: float            # the same on the validation split
     activation_thresholds: dict = field(default_factory=dict)  # final t per layer (dynamic ones where they ended)
     activation_sparsity: dict = field(default_factory=dict)    # measured on the test set with those thresholds
+    lottery: Optional[lottery.LotteryCurve] = None            # a lottery run: every round of its three runs
 
 
 def finetune(baseline: Baseline, data: Dataset, config: ExperimentConfig,
              on_epoch: Optional[Callable[[EpochRecord], None]] = None,
              should_stop: Optional[Callable[[], bool]] = None) -> tuple[TrainResult, Optional[FinetuneOutcome]]:
     """Retrain the dense baseline toward the config's weight-pruning target with its schedule ('none' retrains with
-    the fixed masks, as 'oneshot'), frozen layers and activation thresholds. Returns the run and its outcome (None
-    when it diverged). Raises ValueError for a setup that cannot be fine-tuned."""
+    the fixed masks, as 'oneshot'; a Wanda or N:M setting keeps its masks, one-shot only; 'lottery' runs
+    explorer.lottery's rounds and keeps the last winning ticket), frozen layers and activation thresholds. Returns the
+    run and its outcome (None when it diverged). Raises ValueError for a setup that cannot be fine-tuned."""
     if config.weight_pruning.is_structured:
         raise ValueError("fine-tuning after structured pruning is not available yet: the removed units' biases "
                          "would train back; compact the structurally pruned model instead")
+    if config.finetune.schedule == "lottery":
+        return _lottery(baseline, data, config, on_epoch, should_stop)
     tcfg = config.finetune.train_config(config.train)
+    wp = config.weight_pruning
     model = baseline.fresh_model()  # schedules start from the dense baseline
     freezing.set_frozen(model, config.freeze)
     steps_per_epoch = -(-len(data.x_train) // tcfg.batch_size)
-    schedule = make_schedule(config.finetune, config.weight_pruning, pruning.layer_weights(model),
+    fixed = None if wp.by_magnitude else pruned.masks_for(baseline, wp, config.model,
+                                                          norms=lambda: pruned.wanda_norms(baseline, data))
+    schedule = make_schedule(config.finetune, wp, pruning.layer_weights(model),
                              tcfg.epochs * steps_per_epoch, steps_per_epoch, frozen=tuple(config.freeze),
                              biases={n: m.bias for n, m in prunable_layers(model).items() if m.bias is not None},
-                             seed=config.seed)
+                             seed=config.seed, masks=fixed)
     hooks = activations.hooks_for(config.activation, list(activation_modules(model)))
     result = train(model, data, tcfg, config.seed, schedule=schedule, on_epoch=on_epoch, should_stop=should_stop,
                    act_hooks=hooks)
     if result.diverged or not result.history and tcfg.epochs:  # nothing finished: the previous outcome stays
         return result, None
+    return result, _outcome(config, data, model, result, hooks, schedule.straight_through)
+
+
+def _lottery(baseline: Baseline, data: Dataset, config: ExperimentConfig, on_epoch, should_stop):
+    done = lottery.run(baseline, data, config, on_epoch, should_stop)
+    if done.result.diverged or done.ticket is None:  # nothing finished: the previous outcome stays
+        return done.result, None
+    return done.result, _outcome(config, data, done.ticket, done.ticket_result, done.hooks, False, done.curve)
+
+
+def _outcome(config: ExperimentConfig, data: Dataset, model: nn.Module, result: TrainResult, hooks: dict,
+             straight: bool, curve: Optional[lottery.LotteryCurve] = None) -> FinetuneOutcome:
+    """The measured outcome of the run that produced `model` (its masks, gradients and fingerprints)."""
     layers = prunable_layers(model)
     masks = result.masks or {n: torch.ones_like(m.weight, dtype=torch.bool) for n, m in layers.items()}
     after = freezing.fingerprints(model)
     proof = {n: LayerProof(
         masked_nonzero=int(((m.weight != 0) & ~masks[n]).sum()),
-        max_masked_grad=None if schedule.straight_through else result.max_masked_grad.get(n, 0.0),
+        max_masked_grad=None if straight else result.max_masked_grad.get(n, 0.0),
         frozen=n in config.freeze, fingerprint_before=result.start_fingerprints[n], fingerprint_after=after[n])
         for n, m in layers.items()}
     final_t = {n: h.t for n, h in hooks.items()}
@@ -89,10 +109,11 @@ def finetune(baseline: Baseline, data: Dataset, config: ExperimentConfig,
         ranges = activations.activation_ranges(model, data.x_val)
         acts = activations.activation_stats(model, data.x_test, data.y_test, final_t, ranges)
         val_acts = activations.activation_stats(model, data.x_val, data.y_val, final_t, ranges)
-    return result, FinetuneOutcome(
+    return FinetuneOutcome(
         config_json=config.model_dump_json(), model=model, result=result, proof=proof,
         stats=pruning.mask_stats(masks),
         test_accuracy=acts.accuracy if acts else accuracy(model, data.x_test, data.y_test),
         val_accuracy=val_acts.accuracy if val_acts else accuracy(model, data.x_val, data.y_val),
         activation_thresholds=final_t,
-        activation_sparsity={n: s.sparsity_after for n, s in acts.layers.items()} if acts else {})
+        activation_sparsity={n: s.sparsity_after for n, s in acts.layers.items()} if acts else {},
+        lottery=curve)

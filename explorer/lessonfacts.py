@@ -11,7 +11,9 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Callable, Iterable, NamedTuple, Optional
 
+from .criteria import comparison
 from .models import count_macs, prunable_layers
+from .nm import check_pattern, parse_pattern
 from .pruning import removed_units
 
 if TYPE_CHECKING:
@@ -28,6 +30,9 @@ class Fact(NamedTuple):
 NOT_TRAINED = "no trained baseline yet: press Train baseline"
 NOT_FINETUNED = "not fine-tuned yet (for the current setting)"
 NO_COMPACT = "no compacted model: remove whole units (structured pruning) first"
+NO_PATTERN = "no N:M pattern set"
+NO_COMPARISON = "no trained baseline, or no single weights pruned"
+NOT_LOTTERY = "no lottery run yet (for the current setting)"
 
 FACTS: dict[str, Fact] = {
     "trained": Fact("baseline trained", "yes/no", ""),
@@ -66,8 +71,18 @@ FACTS: dict[str, Fact] = {
     "snapshot_schedules": Fact("fine-tuning schedules among the snapshots", "", ""),
     "snapshot_latency_speedup": Fact("measured speed-up of the compacted model (newest such snapshot)", "×",
                                      "no snapshot of a compacted model yet"),
+    "criterion": Fact("weights ranked by", "text", ""),
+    "pattern": Fact("N:M pattern", "text", ""),
+    "pattern_valid": Fact("every group keeps at most N of its M weights", "yes/no", NO_PATTERN),
+    "wanda_gain_points": Fact("Wanda's test accuracy above magnitude's at this sparsity, no retraining", "points",
+                              NO_COMPARISON),
+    "lottery_rounds_done": Fact("lottery rounds finished", "", NOT_LOTTERY),
+    "lottery_ticket_test_accuracy": Fact("winning ticket's test accuracy (last round)", "%", NOT_LOTTERY),
+    "lottery_reinit_test_accuracy": Fact("random re-initialisation's test accuracy (last round)", "%", NOT_LOTTERY),
+    "lottery_ticket_gain_points": Fact("winning ticket above the random re-initialisation (last round)", "points",
+                                       NOT_LOTTERY),
 }
-SCHEDULES = ("oneshot", "iterative", "agp", "dns")
+SCHEDULES = ("oneshot", "iterative", "agp", "dns", "lottery")
 
 
 def _pruning(exp: Experiment) -> dict:
@@ -171,6 +186,31 @@ def _snapshots(exp: Experiment, before: Iterable = ()) -> dict:
     }
 
 
+def _ranking(exp: Experiment) -> dict:
+    """What single weights are ranked by, the N:M pattern and its check, and Wanda against magnitude (the
+    comparison is cached per setting: criteria.comparison)."""
+    wp = exp.config.weight_pruning
+    valid = None
+    if wp.pattern is not None:
+        n, m = parse_pattern(wp.pattern)
+        valid = all(check_pattern(mask, n, m).valid for mask in exp.pruning.masks.values())
+    compared = comparison(exp) if exp.trained else None
+    return {"criterion": wp.criterion, "pattern": wp.pattern or "none", "pattern_valid": valid,
+            "wanda_gain_points": compared.wanda_gain_points if compared is not None else None}
+
+
+def _lottery(exp: Experiment) -> dict:
+    f = exp.finetune_result
+    curve = f.lottery if f is not None else None
+    if curve is None:
+        return {"lottery_rounds_done": None, "lottery_ticket_test_accuracy": None,
+                "lottery_reinit_test_accuracy": None, "lottery_ticket_gain_points": None}
+    last = curve.rounds[-1]
+    return {"lottery_rounds_done": len(curve.rounds), "lottery_ticket_test_accuracy": last.ticket_test,
+            "lottery_reinit_test_accuracy": last.reinit_test,
+            "lottery_ticket_gain_points": 100 * (last.ticket_test - last.reinit_test)}
+
+
 _GROUPS: tuple[tuple[Callable[[Experiment], dict], frozenset], ...] = tuple(
     (fn, frozenset(names)) for fn, names in (
         (_pruning, ("trained", "dataset", "model", "baseline_test_accuracy", "weight_sparsity", "pruned_test_accuracy",
@@ -181,7 +221,10 @@ _GROUPS: tuple[tuple[Callable[[Experiment], dict], frozenset], ...] = tuple(
         (_frozen, ("frozen_layers", "frozen_parameters_share")),
         (_activations, ("activation_threshold_set", "relu_sparsity", "activation_sparsity", "dead_units",
                         "activation_test_accuracy", "activation_drop_points", "skippable_macs_share")),
-        (_snapshots, ("snapshots", "compacted_snapshots", "snapshot_schedules", "snapshot_latency_speedup"))))
+        (_snapshots, ("snapshots", "compacted_snapshots", "snapshot_schedules", "snapshot_latency_speedup")),
+        (_ranking, ("criterion", "pattern", "pattern_valid", "wanda_gain_points")),
+        (_lottery, ("lottery_rounds_done", "lottery_ticket_test_accuracy", "lottery_reinit_test_accuracy",
+                    "lottery_ticket_gain_points"))))
 
 
 def facts(exp: Experiment, only: Optional[Iterable[str]] = None,

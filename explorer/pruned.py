@@ -12,7 +12,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from . import activations, pruning
+from . import activations, nm, pruning, wanda
 from .baseline import Baseline
 from .config import ModelConfig, WeightPruningConfig
 from .data import Dataset
@@ -28,7 +28,8 @@ class PruningResult:
     masks: Masks                   # {layer: bool}, True = kept
     stats: PruningStats
     test_accuracy: float           # with the masks applied
-    thresholds: dict               # per layer: the magnitude cut that was applied (None: nothing pruned)
+    thresholds: dict               # per layer: the magnitude cut that was applied (None: nothing pruned, or a Wanda
+                                   # or N:M mask, which has no magnitude cut)
     val_accuracy: float            # with the masks applied, on the validation split (what to choose a setting by)
 
 
@@ -41,9 +42,24 @@ def baseline_apoz(baseline: Baseline, data: Dataset) -> dict[str, torch.Tensor]:
     return {n: torch.tensor(s.apoz) for n, s in stats.layers.items()}
 
 
-def masks_for(baseline: Baseline, wp: WeightPruningConfig, model_cfg: ModelConfig, apoz=None) -> Masks:
+def wanda_norms(baseline: Baseline, data: Dataset) -> dict[str, torch.Tensor]:
+    """Wanda's calibration: each layer's input norms in the dense baseline over wanda.CALIBRATION_ROWS seeded rows of
+    the training split (never the test split)."""
+    return wanda.input_norms(baseline.fresh_model(), wanda.calibration_inputs(data.x_train))
+
+
+def masks_for(baseline: Baseline, wp: WeightPruningConfig, model_cfg: ModelConfig, apoz=None, norms=None) -> Masks:
     """The masks of `wp` on the baseline's weights (a model of `model_cfg`); `apoz`: a callable giving baseline_apoz,
-    asked only when the APoZ ranking needs it. Raises ValueError for a setting that does not fit the model."""
+    asked only when the APoZ ranking needs it; `norms`: a callable giving wanda_norms, asked only for the Wanda
+    criterion. Raises ValueError for a setting that does not fit the model."""
+    if wp.criterion == "wanda" or wp.pattern is not None:
+        if wp.criterion == "wanda" and norms is None:
+            raise ValueError("the Wanda criterion needs a calibration pass (the input norms)")
+        scores = wanda.layer_scores(baseline.weights, wp.criterion, norms() if wp.criterion == "wanda" else None)
+        if wp.pattern is not None:
+            n, m = nm.parse_pattern(wp.pattern)
+            return {name: nm.nm_mask(s, n, m) for name, s in scores.items()}
+        return wanda.masks_from_scores(scores, sparsity=wp.sparsity, scope=wp.scope)
     if not wp.is_structured:
         return pruning.masks_from_weights(baseline.weights, sparsity=wp.sparsity, threshold=wp.threshold,
                                           scope=wp.scope)
@@ -69,12 +85,26 @@ def write_masks(model: nn.Module, baseline: Baseline, masks: Masks, structured: 
 def prune(model: nn.Module, model_cfg: ModelConfig, baseline: Baseline, data: Dataset, wp: WeightPruningConfig,
           apoz=None) -> PruningResult:
     """Compute the masks of `wp`, write them into `model` (built from `model_cfg`) and measure it. Raises ValueError
-    (model untouched) for a setting that does not fit the model."""
-    masks = masks_for(baseline, wp, model_cfg, apoz)
+    (model untouched) for a setting that does not fit the model. A Wanda or N:M mask has no magnitude cut: its
+    `thresholds` are None (a small weight may be kept and a large one pruned)."""
+    masks = masks_for(baseline, wp, model_cfg, apoz, lambda: wanda_norms(baseline, data))
     write_masks(model, baseline, masks, wp.is_structured)
+    cut = wp.criterion == "magnitude" and wp.pattern is None
     return PruningResult(masks, pruning.mask_stats(masks), accuracy(model, data.x_test, data.y_test),
-                         {n: pruning.effective_threshold(baseline.weights[n], m) for n, m in masks.items()},
+                         {n: pruning.effective_threshold(baseline.weights[n], m) if cut else None
+                          for n, m in masks.items()},
                          accuracy(model, data.x_val, data.y_val))
+
+
+def kind_of(wp: WeightPruningConfig) -> str:
+    """A setting's kind in a few words (a snapshot's): "structured", "unstructured", "unstructured, Wanda",
+    "2:4, magnitude", "2:4, Wanda"."""
+    if wp.is_structured:
+        return "structured"
+    criterion = "Wanda" if wp.criterion == "wanda" else "magnitude"
+    if wp.pattern is not None:
+        return f"{wp.pattern}, {criterion}"
+    return "unstructured" + (", Wanda" if wp.criterion == "wanda" else "")
 
 
 @dataclass(frozen=True)

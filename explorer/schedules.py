@@ -11,6 +11,8 @@ threshold setting is turned into the per-layer sparsities it gives on the baseli
 - dns: dynamic network surgery (Guo et al. 2016): the dense weights keep training (straight-through gradients), a
   weight is cut when |w| < a and spliced back when |w| > b = (1 + margin)·a, with a per layer set so the first cut meets
   the target; a last magnitude projection lands on the exact target count.
+- fixed: a Wanda or N:M mask, decided once from the baseline and kept (one-shot fine-tuning of such a setting).
+- lottery: not a Schedule but rounds of whole runs (explorer/lottery.py).
 Masks of later steps are computed from the current weights with the already-pruned entries ranked first, so
 gradual schedules only ever add to the pruned set. A frozen layer is pruned to its final target at the start and then
 never touched again, so "frozen" keeps meaning bit-identical through the whole run.
@@ -249,13 +251,42 @@ class DNS(Schedule):
         return self._record(self.total_steps, dict(masks))
 
 
+class Fixed(Schedule):
+    """Masks decided once, before training, and kept to the end: a Wanda or N:M setting fine-tuned one-shot. No
+    magnitude re-ranking at the end (OneShot's `final`), so an N:M mask stays a valid pattern and a Wanda mask
+    stays Wanda's; a frozen layer keeps its given mask too."""
+
+    def __init__(self, *args, masks: Masks, **kw):
+        super().__init__(*args, **kw)
+        self.masks = dict(masks)
+
+    def initial(self, weights) -> Masks:
+        """The given masks."""
+        self.fixed = {n: self.masks[n] for n in self.frozen}
+        return self._record(0, dict(self.masks))
+
+    def final(self, weights, masks: Masks) -> Masks:
+        """The masks as they were given."""
+        return self._record(self.total_steps, dict(masks))
+
+
 def make_schedule(ft: FinetuneConfig, wp: WeightPruningConfig, weights, total_steps: int,
-                  steps_per_epoch: int, frozen: tuple[str, ...] = (), biases=None, seed: int = 0) -> Schedule:
+                  steps_per_epoch: int, frozen: tuple[str, ...] = (), biases=None, seed: int = 0,
+                  masks: Optional[Masks] = None) -> Schedule:
     """The Schedule a fine-tuning config asks for, aimed at the weight-pruning target (`biases`, {layer: the live
-    bias parameter}, and `seed` are DNS's: it masks biases too and draws its update coin)."""
+    bias parameter}, and `seed` are DNS's: it masks biases too and draws its update coin). `masks`: the masks of a
+    setting not ranked by magnitude alone (Wanda, an N:M pattern), which only the one-shot schedule keeps; a gradual
+    schedule re-ranks by magnitude, so it is refused for them (ValueError)."""
     scope, target = target_sparsity(weights, wp)
     args = (scope, target, total_steps, steps_per_epoch)
     kw = {"frozen": tuple(frozen)}
+    if masks is not None:
+        if ft.schedule not in ("oneshot", "none"):
+            what = f"pattern {wp.pattern}" if wp.pattern is not None else "the Wanda criterion"
+            raise ValueError(f"finetune.schedule: '{ft.schedule}' re-ranks weights by magnitude while training; "
+                             f"{what} decides the mask once from the baseline: fine-tune it with the one-shot "
+                             "schedule")
+        return Fixed(*args, masks=masks, **kw)
     if ft.schedule in ("oneshot", "none"):
         return OneShot(*args, **kw)
     if ft.schedule == "iterative":
@@ -265,4 +296,7 @@ def make_schedule(ft: FinetuneConfig, wp: WeightPruningConfig, weights, total_st
     if ft.schedule == "dns":
         return DNS(*args, margin=ft.dns_margin, every=ft.dns_every, gamma=ft.dns_gamma, power=ft.dns_power,
                    stop=ft.dns_stop, c_rate=ft.dns_c_rate, biases=biases, seed=seed, **kw)
+    if ft.schedule == "lottery":
+        raise ValueError("finetune.schedule: the lottery ticket runs its own rounds (explorer.lottery), not a "
+                         "single schedule")
     raise ValueError(f"finetune.schedule: unknown schedule {ft.schedule!r}")

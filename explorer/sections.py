@@ -172,10 +172,14 @@ def default_train(name: str) -> TrainConfig:
 class FinetuneConfig(_Section):
     """Retraining after pruning, with the weight_pruning setting as the target (see explorer/schedules.py)."""
 
-    schedule: Literal["none", "oneshot", "iterative", "agp", "dns"] = Field(
-        "none", description="none: no fine-tuning; oneshot: prune to the target, retrain (Han et al. 2015); "
-                            "iterative: prune/retrain cycles in equal steps; agp: automated gradual pruning "
-                            "(Zhu & Gupta 2017); dns: dynamic network surgery (Guo et al. 2016)")
+    schedule: Literal["none", "oneshot", "iterative", "agp", "dns", "lottery"] = Field(
+        "none", description="none: no fine-tuning; oneshot: prune to the target, retrain (Han et al. 2015; with a "
+                            "Wanda or N:M setting its masks are kept as they are); iterative: prune/retrain cycles in "
+                            "equal steps; agp: automated gradual pruning (Zhu & Gupta 2017); dns: dynamic network "
+                            "surgery (Guo et al. 2016); lottery: the lottery ticket (Frankle & Carbin 2019): rounds of "
+                            "magnitude pruning, each rewinding the kept weights to their values at train epoch "
+                            "lottery_rewind_epoch and retraining `epochs`, beside a random re-initialisation and a "
+                            "fine-tuned copy of the same mask")
     # Defaults that recover. With the former 10 epochs at train.lr / 10 (Han et al.'s rule for long SGD retraining)
     # Adam's steps, about lr whatever the gradient, were too small to recover from 90 % one-value sparsity on the
     # default setup (digits, LeNet-300-100, seed 0): test accuracy 80.6 / 75.0 / 90.6 / 85.0 % for oneshot / iterative
@@ -209,6 +213,14 @@ class FinetuneConfig(_Section):
     dns_power: float = Field(1.0, ge=0.0, le=10.0, description="dns: see dns_gamma")
     dns_stop: float = Field(0.5, gt=0.0, le=1.0, description="dns: share of the fine-tuning steps after which the "
                                                              "masks are frozen; training goes on with the fixed mask")
+    lottery_rounds: int = Field(4, ge=1, le=20, description="lottery: pruning rounds; each prunes the same share of "
+                                                            "the weights left, so the last one meets the target")
+    lottery_rewind_epoch: int = Field(
+        0, ge=0, le=1000, description="lottery: the kept weights go back to their values after this many epochs of "
+                                      "the baseline's training (0: the seeded initialisation; at most train.epochs)")
+    lottery_reinit_seed: Optional[int] = Field(
+        None, ge=0, le=2**32 - 1, description="lottery: the seed of the random re-initialisation that the winning "
+                                              "ticket is compared with (default: seed + 1)")
 
     def train_config(self, base: "TrainConfig") -> "TrainConfig":
         """The optimizer settings of the fine-tuning run: this section's where given, else `train`'s."""
@@ -235,6 +247,11 @@ def _per_layer_values(field: str, value) -> list[tuple[str, float]]:
     return [] if value is None else [(f"'{field}'", value)]
 
 
+def _pattern_share(pattern: str) -> str:
+    n, m = (int(x) for x in pattern.split(":"))
+    return f"{1 - n / m:.0%}"
+
+
 class StructuredConfig(_Section):
     """Structured pruning: whole output neurons (Linear) or filters (Conv2d) of the hidden layers are removed."""
 
@@ -253,7 +270,8 @@ class StructuredConfig(_Section):
 
 
 class WeightPruningConfig(_Section):
-    """Magnitude pruning of single weights (`sparsity` or `threshold`), or of whole units (`structured`); or nothing."""
+    """Pruning of single weights (`sparsity` or `threshold`) ranked by magnitude or by Wanda's score (`criterion`),
+    optionally in an N:M pattern (`pattern`); or of whole units (`structured`); or nothing."""
 
     scope: Literal["layer", "global"] = Field(
         "layer", description="layer: each layer pruned on its own; global: one ranking over all layers")
@@ -263,11 +281,39 @@ class WeightPruningConfig(_Section):
     threshold: Union[float, PerLayer, None] = Field(
         None, description="magnitude t, one float or {layer: float}: a weight is kept iff abs(w) > t")
     structured: StructuredConfig = Field(default_factory=StructuredConfig)
+    criterion: Literal["magnitude", "wanda"] = Field(
+        "magnitude", description="what single weights are ranked by. magnitude: |w|; wanda: |w| times the L2 norm of "
+                                 "its input over 512 seeded rows of the training split, compared within each output "
+                                 "row (scope 'layer') or over all layers (scope 'global'), no retraining (Sun et al. "
+                                 "2023); needs 'sparsity' or 'pattern', never 'threshold'")
+    pattern: Optional[Literal["2:4", "4:8"]] = Field(
+        None, description="N:M semi-structured sparsity: in every group of M consecutive input weights of each output "
+                          "row (a conv's flattened in x kh x kw) the N with the largest score (see criterion) are "
+                          "kept, in every layer; a trailing partial group of r weights keeps ceil(r*N/M). It fixes "
+                          "the sparsity at 1 - N/M (50%), so 'sparsity' and 'threshold' stay null and scope 'layer'")
 
     @model_validator(mode="after")
     def _check(self) -> "WeightPruningConfig":
         if self.sparsity is not None and self.threshold is not None:
             raise ValueError("give either 'sparsity' or 'threshold', not both (set the other to null)")
+        if self.pattern is not None:
+            given = [f for f in ("sparsity", "threshold") if getattr(self, f) is not None]
+            if given:
+                raise ValueError(f"pattern '{self.pattern}' fixes the sparsity at {_pattern_share(self.pattern)} "
+                                 f"(N of every M weights kept): set '{given[0]}' to null")
+            if self.structured.amount is not None:
+                raise ValueError(f"pattern '{self.pattern}' keeps N of every M single weights; structured pruning "
+                                 "(structured.amount) removes whole units: choose one")
+            if self.scope == "global":
+                raise ValueError(f"pattern '{self.pattern}' is decided group by group within each row: scope "
+                                 "must be 'layer'")
+        if self.criterion == "wanda":
+            if self.threshold is not None:
+                raise ValueError("criterion 'wanda' ranks |w| times its input's norm, so a magnitude threshold means "
+                                 "nothing for it: give 'sparsity' (or a 'pattern') instead of 'threshold'")
+            if self.structured.amount is not None:
+                raise ValueError("criterion 'wanda' ranks single weights; structured pruning (structured.amount) "
+                                 "ranks whole units by their norm or APoZ: set criterion to 'magnitude'")
         if self.structured.amount is not None and (self.sparsity is not None or self.threshold is not None):
             raise ValueError("structured pruning (structured.amount) and unstructured pruning (sparsity or threshold) "
                              "are alternatives: set the other to null")
@@ -290,7 +336,13 @@ class WeightPruningConfig(_Section):
     @property
     def is_active(self) -> bool:
         """Whether this setting prunes anything at all."""
-        return self.sparsity is not None or self.threshold is not None or self.structured.amount is not None
+        return (self.sparsity is not None or self.threshold is not None or self.structured.amount is not None
+                or self.pattern is not None)
+
+    @property
+    def by_magnitude(self) -> bool:
+        """Single weights ranked by |w| with no pattern: the masks every gradual schedule can follow."""
+        return self.criterion == "magnitude" and self.pattern is None and not self.is_structured
 
     @property
     def is_structured(self) -> bool:

@@ -25,6 +25,8 @@ def _module(name: str) -> str:
 def pruning_code(wp: WeightPruningConfig, layers: list[str]) -> str:
     """Code that gives the same masks with torch.nn.utils.prune on the baseline model, then makes them permanent."""
     lines = ["import torch.nn.utils.prune as prune", ""]
+    if wp.criterion == "wanda" or wp.pattern is not None:
+        return "\n".join(["import torch", *lines, *scored_lines(wp, layers)])
     if wp.structured.amount is not None:
         return "\n".join(lines + structured_lines(wp, layers[:-1]))
     if not wp.is_active:
@@ -48,6 +50,114 @@ def pruning_code(wp: WeightPruningConfig, layers: list[str]) -> str:
     lines += ["", "# make it permanent: plain weights with zeros, no weight_orig / weight_mask left",
               *[f'prune.remove({_module(n)}, "weight")' for n in pruned]]
     return "\n".join(lines)
+
+
+_WANDA_NORMS = '''\
+# Wanda (Sun et al. 2023): the size of every input over calibration rows of the TRAINING split (never the test split)
+squares = {}
+
+def record(name):
+    def hook(module, inputs):
+        x = inputs[0].detach()
+        if isinstance(module, torch.nn.Conv2d):  # a conv is a matrix product of its unfolded input patches
+            x = torch.nn.functional.unfold(x, module.kernel_size, module.dilation, module.padding, module.stride)
+            x = x.transpose(1, 2).reshape(-1, x.shape[1])     # (patches, in*kh*kw)
+        x = x.reshape(-1, x.shape[-1]).double()               # (rows, inputs)
+        squares[name] = squares.get(name, 0) + x.pow(2).sum(0)
+    return hook
+
+handles = [layer.register_forward_pre_hook(record(name)) for name, layer in layers.items()]
+with torch.no_grad():
+    model(x_calibration)                     # 512 rows of x_train, picked by a seeded permutation
+for h in handles:
+    h.remove()
+'''
+
+
+def scored_lines(wp: WeightPruningConfig, layers: list[str]) -> list[str]:
+    """The lines of a Wanda and/or N:M setting: scores, what each row, group or the model keeps, and
+    prune.custom_from_mask."""
+    out = ["layers = {" + ", ".join(f'"{n}": {_module(n)}' for n in layers) + "}"]
+    if wp.criterion == "wanda":
+        out += [_WANDA_NORMS.rstrip("\n"),
+                "scores = {n: l.weight.detach().abs().double().flatten(1) * squares[n].sqrt()",
+                "          for n, l in layers.items()}"]
+    else:
+        out += ["scores = {n: l.weight.detach().abs().flatten(1) for n, l in layers.items()}  # magnitude |w|"]
+    out += ["masks = {}"]
+    if wp.pattern is not None:
+        n, m = (int(x) for x in wp.pattern.split(":"))
+        out += [f"# {wp.pattern}: in each group of {m} consecutive inputs of a row keep the {n} largest scores;",
+                f"# a row's last, shorter group of r inputs keeps ceil(r * {n} / {m}); ties: the earlier is pruned",
+                "for name, s in scores.items():",
+                "    mask = torch.ones_like(s, dtype=torch.bool)",
+                f"    for start in range(0, s.shape[1], {m}):",
+                f"        group = s[:, start:start + {m}]",
+                f"        prune_k = group.shape[1] - -(-group.shape[1] * {n} // {m})",
+                "        order = torch.sort(group, dim=1, stable=True).indices[:, :prune_k]",
+                "        mask[:, start:start + group.shape[1]].scatter_(1, order, False)",
+                "    masks[name] = mask"]
+    elif wp.scope == "global":
+        out += ["flat = torch.cat([s.reshape(-1) for s in scores.values()])",
+                f"k = round({float(wp.sparsity)!r} * flat.numel())",
+                "keep = torch.ones_like(flat, dtype=torch.bool)",
+                "keep[torch.sort(flat, stable=True).indices[:k]] = False",
+                "offset = 0",
+                "for name, s in scores.items():",
+                "    masks[name] = keep[offset:offset + s.numel()].view_as(s)",
+                "    offset += s.numel()"]
+    else:
+        amounts = expand(wp.sparsity, layers)
+        out += [f"sparsity = {{{', '.join(f'{chr(34)}{k}{chr(34)}: {float(v)!r}' for k, v in amounts.items())}}}",
+                "for name, amount in sparsity.items():  # each output row loses round(amount * inputs) weights",
+                "    s = scores[name]",
+                "    k = round(amount * s.shape[1])",
+                "    order = torch.sort(s, dim=1, stable=True).indices[:, :k]",
+                "    masks[name] = torch.ones_like(s, dtype=torch.bool).scatter_(1, order, False)"]
+    out += ["", "for name, mask in masks.items():",
+            '    prune.custom_from_mask(layers[name], "weight", mask.view_as(layers[name].weight))',
+            '    prune.remove(layers[name], "weight")  # permanent: plain weights with zeros']
+    return out
+
+
+def lottery_code(rounds: int, rewind_epoch: int, targets: dict[str, float], global_scope: bool = False) -> str:
+    """The lottery ticket in plain PyTorch: rounds of magnitude pruning toward {layer: target sparsity}, each
+    rewinding the kept weights (`global_scope`: one ranking over all layers, as prune.global_unstructured)."""
+    if global_scope:
+        target = next(iter(targets.values()), 0.0)
+        prune_lines = f"""\
+    share = 1 - (1 - {target!r}) ** (r / {rounds})   # the same share of what is left, each round
+    scored = copy.deepcopy(trained)           # pruned weights are 0: ranked first, they stay pruned
+    prune.global_unstructured([(scored.get_submodule(n), "weight") for n in names],
+                              pruning_method=prune.L1Unstructured, amount=share)
+    for name in names:
+        prune.custom_from_mask(ticket.get_submodule(name), "weight", mask=scored.get_submodule(name).weight_mask)"""
+    else:
+        prune_lines = f"""\
+    for name, target in {targets!r}.items():
+        share = 1 - (1 - target) ** (r / {rounds})     # the same share of what is left, each round
+        scored = copy.deepcopy(trained.get_submodule(name))  # pruned weights are 0: ranked first, they stay pruned
+        prune.l1_unstructured(scored, "weight", amount=share)
+        prune.custom_from_mask(ticket.get_submodule(name), "weight", mask=scored.weight_mask)"""
+    return f'''\
+# The lottery ticket (Frankle & Carbin 2019). theta_k: the dense run's weights after epoch {rewind_epoch}, saved while
+# it trained (epoch 0: before the first step):  theta_k = copy.deepcopy(model.state_dict())
+import copy
+
+import torch.nn.utils.prune as prune
+
+names = {list(targets)!r}
+trained = model                               # the dense network, trained
+for r in range(1, {rounds} + 1):
+    ticket = copy.deepcopy(model)
+    ticket.load_state_dict(theta_k)           # rewind every weight and bias
+{prune_lines}
+    train(ticket)                             # your training loop: weight = weight_orig * mask holds the zeros
+    for name in names:
+        prune.remove(ticket.get_submodule(name), "weight")
+    trained = ticket                          # its weights decide the next round's mask
+
+# The control: the same masks on a fresh initialisation (another seed), trained the same way.'''
 
 
 def structured_lines(wp: WeightPruningConfig, hidden: list[str]) -> list[str]:

@@ -31,6 +31,7 @@ PAGES = ["app_pages/home.py", "app_pages/playground.py", "app_pages/model_data.p
 # (a) Technical words that a plain reader would not know or would misread, as pages use them. Matched as whole words,
 # in any case, with plural or past endings ("masks", "pruned").
 JARGON = (
+    "Wanda", "winning ticket", "rewind", "random re-initialisation",
     "pruning", "sparsity", "weight sparsity", "activation sparsity", "magnitude", "magnitude pruning", "unstructured",
     "structured", "mask", "threshold", "scope", "per layer", "global ranking", "fine-tuning", "fine-tune", "retrain",
     "schedule", "one-shot", "iterative", "initial sparsity", "steps between prunings", "ramp", "splice",

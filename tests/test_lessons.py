@@ -282,7 +282,8 @@ def _activations_agree(exp: Experiment, facts: dict) -> None:
     before = sum(int((a == 0).sum()) for a in outputs.values())
     after = sum(int((a == 0).sum()) for a in kept.values())
     total = sum(a.numel() for a in outputs.values())
-    dead = sum(int((a == 0).all(0).sum()) for a in kept.values())
+    # a unit (a conv channel: every position) zero on every test example
+    dead = sum(int((a == 0).transpose(0, 1).reshape(a.shape[1], -1).all(1).sum()) for a in kept.values())
     assert facts["relu_sparsity"] == pytest.approx(before / total)
     assert facts["activation_sparsity"] == pytest.approx(after / total)
     assert facts["dead_units"] == dead

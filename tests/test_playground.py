@@ -62,3 +62,17 @@ def test_the_digit_grid_is_the_current_models_predictions_kept_per_setting(train
     assert classroom.digit_predictions(exp) is not view                 # a new setting: computed anew
     top = classroom.activation_slider_top(exp)
     assert top > 0 and classroom.activation_slider_top(exp) == top
+
+
+def test_the_slider_keeps_wanda_and_says_a_pattern_is_replaced(trained_experiment_factory):
+    exp = trained_experiment_factory()
+    exp.set_pruning(WeightPruningConfig(sparsity=0.5, criterion="wanda"))
+    at = app(exp, PAGE)
+    no_exceptions(at)
+    assert slider(at, "Weight sparsity").value == 50.0  # a Wanda setting by sparsity is what the slider shows
+    slider(at, "Weight sparsity").set_value(70.0).run()
+    assert exp.config.weight_pruning == WeightPruningConfig(sparsity=0.7, criterion="wanda")  # still ranked by Wanda
+    exp.set_pruning(WeightPruningConfig(pattern="2:4"))
+    at = app(exp, PAGE)
+    assert any("N:M pattern" in c.value for c in at.caption)
+    assert slider(at, "Weight sparsity").value == 50.0  # 2:4 prunes half, shown as it is

@@ -1,4 +1,5 @@
-"""Weight-pruning controls: a WeightPruningConfig ⇄ slider values, so the sliders always show the experiment's setting.
+"""Weight-pruning controls: a WeightPruningConfig ⇄ slider values (and the ranking: magnitude or Wanda, any weights or
+an N:M pattern), so the controls always show the experiment's setting.
 
 Widget values live under keys derived from the layer name; a key missing from session state (first visit, or after
 a config import) is filled from the experiment's config, which stays the single source of truth. Switching "Prune by"
@@ -38,13 +39,14 @@ def _ui_from_config(wp: WeightPruningConfig, exp: Experiment, names: list[str]) 
     return ui
 
 
-def _config_from_ui(ui: dict, names: list[str]) -> WeightPruningConfig:
+def _config_from_ui(ui: dict, names: list[str], criterion: str = "magnitude") -> WeightPruningConfig:
     scale = 0.01 if ui["unit"] == "sparsity" else 1.0
     if ui["scope"] == "layer":
         value = {n: round(ui[f"layer_{n}"] * scale, 6) for n in names}
     else:
         value = round(ui["all"] * scale, 6)
-    return WeightPruningConfig(scope="global" if ui["scope"] == "global" else "layer", **{ui["unit"]: value})
+    return WeightPruningConfig(scope="global" if ui["scope"] == "global" else "layer", criterion=criterion,
+                               **{ui["unit"]: value})
 
 
 def _threshold_top(exp: Experiment, layer: str | None) -> float:
@@ -87,6 +89,24 @@ def _equivalent(unit: str, scope: str, was: dict, result: PruningResult, exp: Ex
 
 
 KINDS = {"unstructured": "Single weights (unstructured)", "structured": "Whole neurons / filters (structured)"}
+CRITERIA = {"magnitude": "Magnitude |w|", "wanda": "Wanda: |w| × its input's size (Sun et al. 2023)"}
+PATTERNS = {"free": "Any weights", "2:4": "2:4 (2 of every 4)", "4:8": "4:8 (4 of every 8)"}
+
+
+def _ranking_controls(current: WeightPruningConfig) -> tuple[str, str | None]:
+    """What single weights are ranked by, and in which pattern: (criterion, pattern or None)."""
+    seed_widgets(PREFIX, {"criterion": current.criterion, "pattern": current.pattern or "free"})
+    c1, c2 = st.columns(2)
+    criterion = c1.radio("Rank weights by", list(CRITERIA), format_func=CRITERIA.get, key=PREFIX + "criterion",
+                         horizontal=True, help="Wanda scores each weight by |w| times the size (norm) of its input "
+                                               "over 512 rows of the training split, and compares the weights of "
+                                               "each unit with each other; no retraining.")
+    pattern = c2.radio("Pattern", list(PATTERNS), format_func=PATTERNS.get, key=PREFIX + "pattern", horizontal=True,
+                       help="N:M keeps the N largest of every M consecutive inputs of a unit: 50% sparsity that "
+                            "today's GPUs run about twice as fast (any other pattern runs at dense speed).")
+    return criterion, None if pattern == "free" else pattern
+
+
 METHODS = {"l1": "L1 norm (Li et al. 2016)", "l2": "L2 norm", "apoz": "APoZ: most often zero (Hu et al. 2016)"}
 
 
@@ -119,14 +139,29 @@ def pruning_controls(exp: Experiment) -> WeightPruningConfig:
         return _structured_controls(exp, current)
     if structured_now:  # switching back from structured: start from nothing pruned
         current = WeightPruningConfig()
+    criterion, pattern = _ranking_controls(current)
+    if pattern is not None:
+        st.caption(f"{pattern}: in every group of {pattern.split(':')[1]} consecutive inputs of each unit the "
+                   f"{pattern.split(':')[0]} with the largest score are kept, so 50% of the weights are pruned, in "
+                   "every layer (a unit's last, shorter group keeps half of it, rounded up).")
+        chosen = WeightPruningConfig(pattern=pattern, criterion=criterion)
+        return current if chosen == current else chosen
+    from_pattern = current.pattern is not None
+    if from_pattern:  # back to any weights: the sliders start at the sparsity the pattern gave
+        current = WeightPruningConfig(criterion=criterion, sparsity=round(exp.pruning.stats.sparsity, 4))
     initial = _ui_from_config(current, exp, names)
     seed_widgets(PREFIX, initial)
-    if structured_now:  # sliders left from before the structured setting would not show "nothing pruned"
+    if structured_now or from_pattern:  # sliders left from before would not show the setting just made
         st.session_state.update({PREFIX + k: v for k, v in initial.items()})
+    if criterion == "wanda":  # Wanda ranks by a score, not by |w|: no magnitude threshold
+        st.session_state[PREFIX + "unit"] = "sparsity"
     every = ["all", *[f"layer_{n}" for n in names]]  # every slider key, shown or not
 
     c1, c2 = st.columns(2)
-    unit = c1.radio("Prune by", list(UNITS), format_func=UNITS.get, key=PREFIX + "unit", horizontal=True)
+    unit = c1.radio("Prune by", list(UNITS), format_func=UNITS.get, key=PREFIX + "unit", horizontal=True,
+                    disabled=criterion == "wanda",
+                    help="Wanda ranks by |w| times its input's size, so it prunes to a sparsity, never below a "
+                         "magnitude threshold." if criterion == "wanda" else None)
     scope = c2.radio("Scope", list(SCOPES), format_func=SCOPES.get, key=PREFIX + "scope", horizontal=True,
                      help="Global ranking prunes the smallest weights of the whole model (prune.global_unstructured); "
                           "for a threshold it is the same as one value for every layer.")
@@ -149,6 +184,6 @@ def pruning_controls(exp: Experiment) -> WeightPruningConfig:
         ui.setdefault(key, st.session_state[PREFIX + key])
     # Unchanged sliders keep the config exactly as it was (no 0.5 → {"fc1": 0.5, …} rewrites on a visit).
     comparable = {k: ui[k] for k in initial}
-    if comparable == initial:
+    if comparable == initial and criterion == current.criterion:
         return current
-    return _config_from_ui(ui, names)
+    return _config_from_ui(ui, names, criterion)
