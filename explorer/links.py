@@ -11,19 +11,20 @@ import json
 import zlib
 
 from .config import ConfigError, ExperimentConfig, parse_config
-from .sections import DATASET_TRAIN_DEFAULTS
+from .sections import dataset_defaults
 
 _LINK_MAX_BYTES = 64_000  # a decompressed setup is a few hundred bytes: anything near this is not one of ours
 
 
 def encode_setup(config: ExperimentConfig) -> str:
     """A compact URL-safe text for the setup: the fields that differ from the defaults, as JSON, zlib, base64url. A
-    data set with its own training defaults (spirals) has those fields written whatever their value: decoding fills
-    them in where a link is silent, so a value equal to the general default left out would come back changed."""
+    data set with its own training or fine-tuning defaults (spirals, mnist) has those fields written whatever their
+    value: decoding fills them in where a link is silent, so a value equal to the general default left out would come
+    back changed."""
     short = config.model_dump(exclude_defaults=True)
-    own = DATASET_TRAIN_DEFAULTS.get(config.data.name, {})
-    if own:
-        short["train"] = {**short.get("train", {}), **{k: getattr(config.train, k) for k in own}}
+    for section, own in dataset_defaults(config.data.name).items():
+        values = getattr(config, section)
+        short[section] = {**short.get(section, {}), **{k: getattr(values, k) for k in own}}
     raw = json.dumps(short, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(zlib.compress(raw, 9)).decode().rstrip("=")
 

@@ -46,8 +46,13 @@ def test_a_data_sets_training_defaults_yield_to_the_users_values():
     assert (built.train.epochs, built.train.lr) == (100, 0.01)
     assert ExperimentConfig.model_validate_json(spirals.model_dump_json()) == spirals  # export → import is lossless
     for name in DATASETS:
-        if name != "spirals":
+        if name not in ("spirals", "mnist"):
             assert ExperimentConfig.model_validate({"data": {"name": name}}).train == TrainConfig()
+            assert ExperimentConfig.model_validate({"data": {"name": name}}).finetune == FinetuneConfig()
+    mnist = ExperimentConfig.model_validate({"data": {"name": "mnist"}})
+    assert (mnist.train.epochs, mnist.train.lr, mnist.finetune.epochs) == (8, 0.001, 10)
+    chosen = ExperimentConfig.model_validate({"data": {"name": "mnist"}, "finetune": {"epochs": 40}})
+    assert chosen.finetune.epochs == 40
 
 
 @pytest.mark.parametrize("raw", [{"data": {"name": "spirals"}, "train": {"epochs": 1}},
@@ -71,6 +76,44 @@ def test_a_link_brings_back_the_same_training_on_a_set_with_its_own_defaults():
     from explorer.links import decode_setup, encode_setup
 
     for raw in ({"data": {"name": "spirals"}, "train": {"epochs": 15, "lr": 0.001}}, {"data": {"name": "spirals"}},
-                {"data": {"name": "moons"}}):
+                {"data": {"name": "moons"}}, {"data": {"name": "mnist"}, "finetune": {"epochs": 40}},
+                {"data": {"name": "mnist"}, "train": {"epochs": 15}}, {"data": {"name": "mnist"}}):
         config = ExperimentConfig.model_validate(raw)
         assert decode_setup(encode_setup(config)) == config
+
+
+def test_switching_to_mnist_takes_its_fine_tuning_default_unless_the_user_chose_one():
+    from explorer.config import reset_for_new_setup, validate_config
+
+    digits = ExperimentConfig()
+    raw = {**digits.model_dump(), "data": {**digits.model_dump()["data"], "name": "mnist"}, "model": {"arch": "lenet5"}}
+    assert validate_config(reset_for_new_setup(raw, digits)).finetune.epochs == 10   # digits' 40 was only a default
+    chosen = ExperimentConfig.model_validate({"finetune": {"epochs": 25}})
+    raw = {**chosen.model_dump(), "data": {**chosen.model_dump()["data"], "name": "mnist"}}
+    assert validate_config(reset_for_new_setup(raw, chosen)).finetune.epochs == 25    # a chosen value stays
+    back = validate_config({"data": {"name": "mnist"}})
+    raw = {**back.model_dump(), "data": {**back.model_dump()["data"], "name": "digits"}}
+    assert validate_config(reset_for_new_setup(raw, back)).finetune.epochs == 40     # and back again
+
+
+def test_mnist_defaults_fit_a_servers_budget_with_room():
+    from explorer.budget import Budget
+    from explorer.measure import baseline_training_cost
+
+    lenet5 = ExperimentConfig.model_validate({"data": {"name": "mnist"}, "model": {"arch": "lenet5"}})
+    cost = baseline_training_cost(lenet5)
+    assert cost < 0.6 * Budget().run_macs                                  # about 210 G of 500 G
+    assert cost / lenet5.train.epochs * lenet5.finetune.epochs < 0.6 * Budget().run_macs  # an epoch costs the same
+
+
+@pytest.mark.slow  # LeNet-5 on MNIST: 8 + 10 epochs, about 40 s on 2 cores
+@pytest.mark.parametrize("arch", ["lenet300100", "lenet5"])
+def test_mnist_default_path_recovers_from_90_percent(arch):
+    """The default path a student takes on MNIST: train, prune 90 %, press Fine-tune (one-shot, the defaults)."""
+    exp = Experiment(ExperimentConfig.model_validate({"data": {"name": "mnist"}, "model": {"arch": arch}}))
+    exp.train_baseline()
+    assert exp.baseline_test_accuracy >= (0.97 if arch == "lenet5" else 0.93)
+    exp.set_pruning(WeightPruningConfig(sparsity=0.9))
+    exp.set_finetune(FinetuneConfig(schedule="oneshot", epochs=exp.config.finetune.epochs))
+    exp.finetune()
+    assert exp.finetune_result.test_accuracy >= exp.baseline_test_accuracy - 0.01
