@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import argparse
 import copy
-import statistics
 import time
 
 import torch
 
 from explorer.config import ModelConfig, validate_config
 from explorer.experiment import Experiment
+from explorer.measure import forward_ms
 from explorer.models import build_model, count_macs, prunable_layers
 from explorer.pruning import apply_structured, compact, removed_units, structured_masks
 
@@ -42,21 +42,6 @@ def time_to_97(device: str, max_epochs: int) -> None:
     else:
         print(f"[{exp.device}] LeNet-5 did not reach 97 % in {max_epochs} epochs "
               f"(last: {exp.baseline_test_accuracy:.1%})")
-
-
-def latency_ms(model, x, repeats: int) -> float:
-    times = []
-    with torch.inference_mode():
-        for i in range(repeats + 20):
-            if x.is_cuda:
-                torch.cuda.synchronize()
-            t = time.perf_counter()
-            model(x)
-            if x.is_cuda:
-                torch.cuda.synchronize()
-            if i >= 20:
-                times.append((time.perf_counter() - t) * 1000)
-    return statistics.median(times)
 
 
 def torch_pruning_reference(model, masks):
@@ -83,7 +68,7 @@ def compaction(device: str, repeats: int) -> None:
     same = all(torch.equal(a, b) for a, b in zip(small.state_dict().values(), ref.state_dict().values()))
     x = torch.randn(256, 784, device=device)
     macs_big, macs_small = count_macs(model, 784), count_macs(small, 784)
-    t_big, t_small, t_ref = (latency_ms(m, x, repeats) for m in (model, small, ref))
+    t_big, t_small, t_ref = (forward_ms(m, x, repeats, warmup=20) for m in (model, small, ref))
     reduction = macs_big / macs_small
     print(f"[{device}] LeNet-5, 50 % of filters and units removed → channels {small_cfg.channels}, fc1 "
           f"{small_cfg.hidden}: multiply-adds {macs_big:,} → {macs_small:,} ({reduction:.2f}× fewer); batch 256 "

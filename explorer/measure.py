@@ -33,16 +33,22 @@ def latency_ms(model: nn.Module, data: Dataset, repeats: int, batch: int = 256) 
     x = data.x_test[:batch]
     if len(x) < batch:
         x = x.repeat(-(-batch // len(x)), 1)[:batch]
+    return forward_ms(model, x, repeats)
+
+
+def forward_ms(model: nn.Module, x: torch.Tensor, repeats: int, warmup: int = 5) -> float:
+    """Median wall time of `model(x)` over `repeats` runs after `warmup` ones, in ms (a GPU synchronised around
+    each run)."""
     times = []
     with torch.inference_mode():
-        for i in range(repeats + 5):
+        for i in range(repeats + warmup):
             if x.is_cuda:
                 torch.cuda.synchronize()
             t = time.perf_counter()
             model(x)
             if x.is_cuda:
                 torch.cuda.synchronize()
-            if i >= 5:
+            if i >= warmup:
                 times.append((time.perf_counter() - t) * 1000)
     return statistics.median(times)
 

@@ -60,6 +60,22 @@ def _bottom_k_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
     return mask.view(scores.shape)
 
 
+def global_masks(scores: Mapping[str, torch.Tensor], sparsity, smallest=_bottom_k_mask) -> Masks:
+    """One ranking over every layer's scores (concatenated as parameters_to_vector does), its `sparsity` share of
+    the smallest pruned by `smallest(flat scores, k)`, split back into {layer: bool mask}. The one home of "global"
+    for every criterion (magnitude here, Wanda's scores in explorer/wanda.py)."""
+    if isinstance(sparsity, Mapping):
+        raise ValueError("scope 'global' takes one sparsity for all layers, not a per-layer object")
+    _check_sparsity(float(sparsity), "")
+    flat = torch.cat([s.reshape(-1) for s in scores.values()])
+    mask = smallest(flat, n_to_prune(float(sparsity), flat.numel())).reshape(-1)
+    masks, offset = {}, 0
+    for n, s in scores.items():
+        masks[n] = mask[offset:offset + s.numel()].view(s.shape)
+        offset += s.numel()
+    return masks
+
+
 def masks_from_weights(weights: Mapping[str, torch.Tensor], *, sparsity: Amount = None, threshold: Amount = None,
                        scope: str = "layer") -> Masks:
     """Masks for the given {layer: weight}; see the module docstring for the meaning of each argument.
@@ -91,16 +107,7 @@ def masks_from_weights(weights: Mapping[str, torch.Tensor], *, sparsity: Amount 
         return masks
 
     if scope == "global":
-        if isinstance(sparsity, Mapping):
-            raise ValueError("scope 'global' takes one sparsity for all layers, not a per-layer object")
-        _check_sparsity(float(sparsity), "")
-        flat = torch.cat([w.detach().abs().reshape(-1) for w in weights.values()])  # as parameters_to_vector
-        mask = _bottom_k_mask(flat, n_to_prune(float(sparsity), flat.numel()))
-        offset = 0
-        for n, w in weights.items():
-            masks[n] = mask[offset:offset + w.numel()].view(w.shape)
-            offset += w.numel()
-        return masks
+        return global_masks({n: w.detach().abs() for n, w in weights.items()}, sparsity)
 
     for n, s in expand(sparsity, names, "sparsity").items():
         _check_sparsity(s, f" of layer '{n}'")

@@ -32,7 +32,7 @@ from torch import nn
 
 from .layers import PerLayerValue, expand
 from .models import prunable_layers
-from .pruning import Masks, _check_sparsity, n_to_prune
+from .pruning import Masks, _check_sparsity, global_masks, n_to_prune
 
 CALIBRATION_ROWS = 512  # rows of the training split a Wanda calibration reads (the paper: 128 sequences of C4)
 CALIBRATION_SEED = 0    # seeds the permutation that picks them: the same rows on every replay
@@ -139,16 +139,7 @@ def masks_from_scores(scores: Mapping[str, torch.Tensor], *, sparsity: PerLayerV
     if sparsity is None:
         return masks
     if scope == "global":
-        if isinstance(sparsity, Mapping):
-            raise ValueError("scope 'global' takes one sparsity for all layers, not a per-layer object")
-        _check_sparsity(float(sparsity), "")
-        flat = torch.cat([s.reshape(-1) for s in scores.values()])
-        mask = _prune_smallest(flat, n_to_prune(float(sparsity), flat.numel()))
-        offset = 0
-        for n, s in scores.items():
-            masks[n] = mask[offset:offset + s.numel()].view(s.shape)
-            offset += s.numel()
-        return masks
+        return global_masks(scores, sparsity, _prune_smallest)
     if scope != "layer":
         raise ValueError(f"scope must be 'layer' or 'global', got {scope!r}")
     for n, s in expand(sparsity, names, "sparsity").items():
