@@ -308,3 +308,12 @@ def test_an_mnist_config_replays_through_the_cli(tmp_path):
     assert runs[0] == runs[1]  # the same numbers, replayed
     assert runs[0]["compacted"]["model"] == {"arch": "lenet5", "hidden": [250], "channels": [10, 25]}
     assert (tmp_path / "a" / "compact.pt").is_file()
+
+
+def test_lenet5s_pooling_is_max_pool2d():
+    from explorer.models import max_pool_2x2
+
+    torch.manual_seed(1)
+    for shape in ((3, 20, 24, 24), (2, 50, 8, 8)):
+        x = torch.relu(torch.randn(shape))  # with the ReLU's ties at 0, as in the model
+        assert torch.equal(max_pool_2x2(x), torch.nn.functional.max_pool2d(x, 2))
