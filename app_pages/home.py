@@ -4,7 +4,7 @@ import streamlit as st
 
 from ui import lesson
 from ui.glossary import show_glossary
-from ui.pages import DEEP, PLAYGROUND
+from ui.pages import CLASS, DEEP, PLAYGROUND
 from ui.session import set_workshop_mode, workshop_mode
 from ui.views import literal
 
@@ -43,6 +43,11 @@ def for_instructors() -> None:
     st.caption("Give the class the server's address (its host and port) followed by this; it stays in the "
                "address on every page and after a reload. `python -m explorer serve` runs the workshop server.")
     st.code(params, language=None)
+    st.caption("To see the whole room's results live, each one replayed and verified by the server: open a class "
+               "on the Instructor page (it needs the instructor key the server was started with) and share its "
+               "board link.")
+    for p in CLASS:
+        st.page_link(p.path, label=f"{p.title}: {p.about}", icon=p.icon)
 
 
 if lesson.locked():  # a student's session, locked by the instructor's link

@@ -53,7 +53,8 @@ LESSONS_DIR = Path(__file__).resolve().parents[1] / "lessons"
 LESSON_VERSION = 1
 # A lesson nests a config inside an action inside a step: deeper than a config, still a few KB.
 LESSON_BOUNDS = JsonBounds(max_bytes=64_000, max_depth=12, max_keys=2_000)
-Page = Literal["playground", "model_data", "freeze", "weight_pruning", "activations", "train", "export"]
+Page = Literal["playground", "model_data", "freeze", "weight_pruning", "activations", "train", "export", "class_board",
+               "instructor"]
 PAGES: tuple[str, ...] = get_args(Page)
 Op = Literal[">=", "<=", ">", "<", "==", "!="]
 SYMBOLS = {">=": "≥", "<=": "≤", ">": ">", "<": "<", "==": "=", "!=": "≠"}

@@ -9,7 +9,8 @@ from streamlit.testing.v1 import AppTest
 from explorer.config import ExperimentConfig, config_json, parse_config
 
 PAGES = ["app_pages/home.py", "app_pages/playground.py", "app_pages/model_data.py", "app_pages/freeze.py",
-         "app_pages/weight_pruning.py", "app_pages/activations.py", "app_pages/train.py", "app_pages/export.py"]
+         "app_pages/weight_pruning.py", "app_pages/activations.py", "app_pages/train.py", "app_pages/export.py",
+         "app_pages/class_board.py", "app_pages/instructor.py"]
 
 
 def metric(at, label_start: str) -> str:

@@ -26,7 +26,8 @@ from streamlit.testing.v1 import AppTest
 from explorer.glossary import GLOSSARY, entry, explain, help_text, markdown_literal, terms_in
 
 PAGES = ["app_pages/home.py", "app_pages/playground.py", "app_pages/model_data.py", "app_pages/freeze.py",
-         "app_pages/weight_pruning.py", "app_pages/activations.py", "app_pages/train.py", "app_pages/export.py"]
+         "app_pages/weight_pruning.py", "app_pages/activations.py", "app_pages/train.py", "app_pages/export.py",
+         "app_pages/class_board.py", "app_pages/instructor.py"]
 
 # (a) Technical words that a plain reader would not know or would misread, as pages use them. Matched as whole words,
 # in any case, with plural or past endings ("masks", "pruned").

@@ -35,5 +35,11 @@ DEEP = (
     Page("export", "Compare & export", ":material/compare_arrows:",
          "snapshots side by side, bytes and speed, downloads that replay the setup"),
 )
-ALL = (HOME, PLAYGROUND, *DEEP)
+CLASS = (
+    Page("class_board", "Class board", ":material/leaderboard:",
+         "join a class with its code, submit your setup, see everyone's results live and load any of them"),
+    Page("instructor", "Instructor", ":material/school:",
+         "open a class, set its challenge, close, clear or export its board (needs the instructor key)"),
+)
+ALL = (HOME, PLAYGROUND, *DEEP, *CLASS)
 BY_ID = {p.id: p for p in ALL}

@@ -116,7 +116,9 @@ def run_with_progress(job, epochs: int, what: str, cost: float, sparsity: bool =
         if not stop.is_set() and time.monotonic() - last_drawn[0] >= LIVE_CHART_INTERVAL_S:
             last_drawn[0] = time.monotonic()
             try:
-                chart.plotly_chart(plots.training_curves(seen, sparsity), key=f"live_curves_{record.epoch}", theme=None)
+                # keyed by the run too: two runs in one script run (a baseline, then its fine-tuning) draw apart
+                chart.plotly_chart(plots.training_curves(seen, sparsity), key=f"live_curves_{what}_{record.epoch}",
+                                   theme=None)
             except BaseException as e:  # noqa: B036 - as in draw()
                 if type(e).__name__ not in ("StopException", "RerunException"):
                     raise

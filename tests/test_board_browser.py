@@ -1,0 +1,187 @@
+"""A class board in headless Chromium, on two server processes that share one board file (as `python -m explorer
+serve` runs one process per core): the instructor opens a class with the key; two participants, each in their own
+browser context on a different process, submit; each sees both points within 5 s; one loads the other's setup and gets
+the same numbers; the instructor clears the board. Nicknames with markup show as written."""
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+from helpers import ROOT, tiny_config
+from test_browser import FAILURE_SHOT, assert_no_exception, goto_page, settle, wait_until
+
+from explorer.board import Store
+from explorer.links import encode_setup
+
+pytestmark = pytest.mark.slow
+KEY = "browser-test-instructor-key"
+NAMES = ("**Ada**", "<img src=x onerror=alert(1)>")
+SETUPS = (tiny_config(weight_pruning={"sparsity": 0.6}),
+          tiny_config(seed=2, weight_pruning={"sparsity": 0.8}, finetune={"epochs": 2}))
+
+
+@pytest.fixture(scope="module")
+def two_servers(tmp_path_factory):
+    """Two `streamlit run app.py` processes on free ports with one PRUNING_EXPLORER_BOARD_DB."""
+    folder = tmp_path_factory.mktemp("board")
+    env = {**os.environ, "PRUNING_EXPLORER_BOARD_DB": str(folder / "board.db"),
+           "PRUNING_EXPLORER_INSTRUCTOR_KEY": KEY}
+    servers = []
+    for i in range(2):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        log = open(folder / f"server-{i}.log", "w")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
+             "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        servers.append((proc, log, f"http://127.0.0.1:{port}", folder / f"server-{i}.log"))
+    try:
+        for proc, _, url, log_path in servers:
+            deadline = time.time() + 90
+            while True:
+                try:
+                    with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+                        if r.status == 200:
+                            break
+                except OSError:
+                    pass
+                if proc.poll() is not None or time.time() > deadline:
+                    pytest.fail(f"streamlit did not become healthy; its log:\n{log_path.read_text()[-3000:]}")
+                time.sleep(0.3)
+        yield [url for _, _, url, _ in servers], folder / "board.db"
+    finally:
+        for proc, log, _, _ in servers:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            log.close()
+
+
+def fill(page, label: str, value: str) -> None:
+    """Type into a field and leave it, so Streamlit has the value before the next click (test_browser's
+    fill_and_commit, by exact label: a field's help button is labelled "Help for <label>")."""
+    field = page.get_by_label(label, exact=True)
+    field.fill(value)
+    field.press("Tab")
+    page.wait_for_timeout(300)
+    assert field.input_value() == value
+
+
+def entries_shown(page) -> int:
+    caption = page.get_by_text(re.compile(r"^Leaderboard: ")).first.inner_text()
+    found = re.search(r"(\d+) entr(?:y|ies):", caption)
+    return int(found.group(1)) if found else -1
+
+
+def points_drawn(page) -> int:
+    return page.locator("[data-testid='stPlotlyChart'] .scatterlayer .point").count()
+
+
+def test_a_class_on_two_processes(browser, two_servers):
+    (url_a, url_b), db_path = two_servers
+    contexts = [browser.new_context(viewport={"width": 1280, "height": 720}) for _ in range(3)]
+    teacher, ada, bo = (c.new_page() for c in contexts)
+    try:
+        # The instructor (process A) opens a class with the key; the code is on the page.
+        teacher.goto(f"{url_a}/instructor")
+        settle(teacher)
+        fill(teacher, "Instructor key", "not the key")
+        teacher.get_by_role("button", name="Unlock").click()
+        teacher.get_by_text("That is not the instructor key.").wait_for(timeout=20_000)
+        fill(teacher, "Instructor key", KEY)
+        teacher.get_by_role("button", name="Unlock").click()
+        settle(teacher)
+        fill(teacher, "Test accuracy at least (%)", "50.00")
+        teacher.get_by_role("button", name="Open a new class").click()
+        settle(teacher)
+        code = teacher.locator("[data-testid='stCode']").first.inner_text().strip()
+        assert re.fullmatch(r"[A-Z2-9]{5}-[A-Z2-9]{5}", code), code
+        assert_no_exception(teacher)
+
+        # Two participants, one on each process, open the board link with their setup (trained on opening).
+        for page, url, setup in ((ada, url_a, SETUPS[0]), (bo, url_b, SETUPS[1])):
+            page.goto(f"{url}/class_board?class={code}&workshop=1&setup={encode_setup(setup)}")
+            page.get_by_text("Baseline trained").wait_for(timeout=120_000)
+            settle(page)
+            assert_no_exception(page)
+        goto_page(bo, "Playground")  # bo fine-tunes too (one-shot, its config's 2 epochs)
+        bo.get_by_role("button", name="Fine-tune", exact=True).click()
+        wait_until(bo, lambda: "—" not in bo.locator("[data-testid='stMetric']", has_text="Fine-tuned").first
+                   .inner_text(), "the fine-tuned accuracy", timeout_ms=120_000)
+        goto_page(bo, "Class board")
+        submitted = {}
+        for page, name in ((ada, NAMES[0]), (bo, NAMES[1])):
+            fill(page, "Nickname", name)
+            page.get_by_role("button", name="Join the class").click()
+            settle(page)
+            page.get_by_role("button", name="Submit my current setup").click()
+            page.get_by_text(re.compile(r"^Submitted as #\d+")).first.wait_for(timeout=30_000)
+            submitted[name] = time.monotonic()
+        # Each sees both points within 5 s of the second submission (the board refreshes itself).
+        for page, name in ((ada, NAMES[0]), (bo, NAMES[1])):
+            deadline = submitted[NAMES[1]] + 5.0
+            while not (entries_shown(page) == 2 and points_drawn(page) == 2):
+                assert time.monotonic() < deadline, (entries_shown(page), points_drawn(page))
+                page.wait_for_timeout(100)
+            assert page.get_by_text(f"you are {name}", exact=False).count() == 1  # as written, never as markup
+            assert page.locator("strong", has_text=re.compile(r"^Ada$")).count() == 0
+            assert page.locator("img[src='x']").count() == 0
+            assert_no_exception(page)
+
+        # Both are verified by a replay (either process's verifier may take either).
+        store, stored = Store(str(db_path)), code.replace("-", "")
+        deadline = time.monotonic() + 90
+        while {e.status for e in store.board(stored).entries} != {"verified"}:
+            assert time.monotonic() < deadline, [(e.status, e.detail) for e in store.board(stored).entries]
+            time.sleep(0.2)
+        bos = next(e for e in store.board(stored).entries if e.nickname == NAMES[1])
+        assert bos.figures.finetuned_accuracy is not None
+
+        # Ada (process A) loads Bo's setup (made on process B): trained with its seed, fine-tuned, the same numbers.
+        ada.get_by_text("2 verified", exact=False).first.wait_for(timeout=10_000)
+        picker = ada.locator("[data-testid='stSelectbox']", has_text="Entry").locator("input")
+        for _ in range(3):  # the board refreshes every 3 s, which may close an open list: open it again
+            if picker.input_value().startswith(f"#{bos.id} "):
+                break
+            picker.click()
+            option = ada.get_by_role("option", name=re.compile(rf"^#{bos.id} "))
+            if option.count():
+                option.click()
+            ada.wait_for_timeout(300)
+        assert picker.input_value().startswith(f"#{bos.id} "), picker.input_value()
+        settle(ada)
+        ada.get_by_role("button", name="Load this setup").click()
+        ada.get_by_text(re.compile(r"the same numbers")).wait_for(timeout=120_000)
+        settle(ada)
+        assert_no_exception(ada)
+        said = ada.get_by_text(re.compile(r"the same numbers")).inner_text()
+        f = bos.figures
+        assert f"#{bos.id}" in said and f"pruned {f.pruned_accuracy:.1%}" in said and \
+            f"fine-tuned {f.finetuned_accuracy:.1%} at {f.weight_sparsity:.1%}" in said
+        sidebar = ada.locator("[data-testid='stSidebar']").inner_text()
+        assert f"{f.finetuned_accuracy:.1%} at {f.weight_sparsity:.1%} sparsity" in sidebar, sidebar
+
+        # The instructor clears the board: everyone's board is empty at its next refresh.
+        teacher.get_by_role("button", name="Clear the board").click()
+        teacher.get_by_role("button", name="Yes, remove every entry").click()
+        settle(teacher)
+        for page in (ada, bo):
+            wait_until(page, lambda p=page: entries_shown(p) == 0, "the cleared board", timeout_ms=10_000)
+        assert store.board(stored).total == 0
+    except BaseException:
+        for name, page in (("teacher", teacher), ("ada", ada), ("bo", bo)):
+            shot = FAILURE_SHOT.with_name(f"{FAILURE_SHOT.stem}-board-{name}.png")
+            page.screenshot(path=str(shot), full_page=True)
+            print(f"screenshot of the failing page: {shot}")
+        raise
+    finally:
+        for c in contexts:
+            c.close()

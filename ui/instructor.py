@@ -1,0 +1,158 @@
+"""The Instructor page's parts: the key gate, the challenge form, and a class's controls (its code and board link,
+close or reopen, clear, export as CSV).
+
+The key is the server's: PRUNING_EXPLORER_INSTRUCTOR_KEY in its environment, else `instructor_key` in Streamlit's
+secrets (.streamlit/secrets.toml). Without one (or with one shorter than 12 characters) the page says how to set it
+and opens nothing. A session that gave the key stays unlocked until it locks the page or the server's key changes;
+wrong keys are limited per session (5 a minute) and compared in constant time (explorer.boardrules.key_matches).
+"""
+from __future__ import annotations
+
+import os
+import time
+from typing import Optional, get_args
+
+import streamlit as st
+
+from explorer import boardrules
+from explorer.board import Store
+from explorer.boardrecords import ClassInfo
+from explorer.boardrules import RANKINGS, Attempts, Challenge
+from explorer.config import DataConfig, ModelConfig
+from ui.board import CLASS_PARAM
+from ui.session import workshop_mode
+from ui.views import show_problems
+
+KEY_ENV, SECRET_NAME = "PRUNING_EXPLORER_INSTRUCTOR_KEY", "instructor_key"
+UNLOCKED_KEY = "_instructor_unlocked"  # the hash of the key that unlocked this session
+KEY_TRIES_KEY = "_instructor_key_tries"
+KEY_TRIES = (5, 60.0)
+CLASS_KEY = "_instructor_class"        # the class this instructor session manages
+DATA_SETS = tuple(n for n in get_args(DataConfig.model_fields["name"].annotation) if n != "upload")
+ARCHS = get_args(ModelConfig.model_fields["arch"].annotation)
+ANY = "any"
+
+
+def configured_key() -> Optional[str]:
+    """The server's instructor key: the environment first, then Streamlit's secrets; None when neither has one."""
+    key = os.environ.get(KEY_ENV)
+    if key:
+        return key
+    try:
+        return str(st.secrets[SECRET_NAME]) or None
+    except Exception:  # no secrets file, or no such entry
+        return None
+
+
+def unlocked() -> bool:
+    """Whether this session may use the page; otherwise draws the key form (or how to set a key) and says why not."""
+    expected = configured_key()
+    problem = boardrules.key_problem(expected)
+    if problem is not None:
+        st.info(f"The Instructor page opens with the instructor key, and {problem}. Set it when you start the "
+                f"server, in its environment (`{KEY_ENV}`) or in `.streamlit/secrets.toml` (`{SECRET_NAME} = \"…\"`), "
+                f"at least {boardrules.MIN_KEY_CHARS} characters, for example:")
+        st.code(f"export {KEY_ENV}=$(python3 -c 'import secrets; print(secrets.token_urlsafe(16))')\n"
+                f"echo \"instructor key: ${KEY_ENV}\"\npython -m explorer serve", language="bash", wrap_lines=True)
+        return False
+    if st.session_state.get(UNLOCKED_KEY) == boardrules.owner_hash(expected):
+        return True
+    with st.form("instructor_key", border=False):
+        c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+        given = c1.text_input("Instructor key", type="password", help="the key set when the server was started")
+        go = c2.form_submit_button("Unlock", type="primary")
+    if go:
+        tries: Attempts = st.session_state.setdefault(KEY_TRIES_KEY, Attempts(*KEY_TRIES))
+        if (wait := tries.wait_s(time.time())) > 0:
+            st.error(f"Too many wrong keys from this session: try again in {wait:.0f} s.")
+        elif boardrules.key_matches(given, expected):
+            st.session_state[UNLOCKED_KEY] = boardrules.owner_hash(expected)
+            st.rerun()
+        else:
+            tries.record(time.time())
+            st.error("That is not the instructor key.")
+    return False
+
+
+def challenge_form(form_key: str, current: Challenge, action: str) -> Optional[Challenge]:
+    """The challenge's fields, filled with `current`; the new Challenge once submitted and valid, else None."""
+    with st.form(form_key):
+        text = st.text_input("Challenge (shown to the class as written)", value=current.text,
+                             max_chars=boardrules.CHALLENGE_TEXT_MAX)
+        c1, c2, c3, c4 = st.columns(4)
+        data = c1.selectbox("Data set", (ANY, *DATA_SETS), index=(ANY, *DATA_SETS).index(current.data or ANY))
+        arch = c2.selectbox("Model", (ANY, *ARCHS), index=(ANY, *ARCHS).index(current.arch or ANY))
+        floor = c3.number_input("Test accuracy at least (%)", 0.0, 100.0, round(100 * current.min_accuracy, 2), 0.5)
+        rank = c4.selectbox("Ranked by", list(RANKINGS), index=list(RANKINGS).index(current.rank_by),
+                            format_func=lambda r: RANKINGS[r][1])
+        go = st.form_submit_button(action, type="primary")
+    if not go:
+        return None
+    try:
+        return Challenge(text=text, data=None if data == ANY else data, arch=None if arch == ANY else arch,
+                         min_accuracy=round(float(floor) / 100, 6), rank_by=rank)
+    except ValueError as e:
+        show_problems(e, "This challenge cannot be set")
+        return None
+
+
+def board_link(code: str) -> str:
+    """The address of the class's board on this server (as the instructor's browser reaches it)."""
+    url = st.context.url
+    base = url.rstrip("/").rsplit("/", 1)[0] if url else ""
+    return f"{base}/class_board?{CLASS_PARAM}={code}" + ("&workshop=1" if workshop_mode() else "")
+
+
+def pick_class(db: Store) -> Optional[ClassInfo]:
+    """The class this session manages: one of the recent ones (a choice), or a new one (the form)."""
+    recent = db.recent_classes()
+    by_code = {c.code: c for c in recent}
+    current = st.session_state.get(CLASS_KEY)
+    left, right = st.columns([3, 1], vertical_alignment="bottom")
+    index = list(by_code).index(current) if current in by_code else 0 if by_code else None
+    code = left.selectbox("Class", list(by_code), index=index,
+                          format_func=lambda c: "opened "  # (its code is right below, as code)
+                                                f"{time.strftime('%d %b %H:%M:%S', time.localtime(by_code[c].created))}"
+                                                f" · {'open' if by_code[c].open else 'closed'}",
+                          placeholder="no class yet: open one", key="instructor_class")
+    with (right.popover("Open a new class", width="stretch") if recent else st.container()):
+        challenge = challenge_form("open_class", Challenge(), "Open a new class")
+        if challenge is not None:
+            st.session_state[CLASS_KEY] = db.open_class(challenge)
+            st.session_state.pop("instructor_class", None)  # the choice follows the new class
+            st.rerun()
+    if code is None:
+        return None
+    st.session_state[CLASS_KEY] = code
+    return by_code[code]
+
+
+def class_controls(db: Store, info: ClassInfo) -> None:
+    """The code and board link to share, close or reopen, clear, export, and the challenge to change."""
+    code = info.code
+    c1, c2 = st.columns([1, 3])
+    c1.caption("Class code")
+    c1.code(boardrules.format_code(code), language=None)
+    c2.caption("Board link (participants open it and choose a nickname)")
+    c2.code(board_link(code), language=None)
+    b1, b2, b3, b4 = st.columns(4)
+    if b1.button("Close the class" if info.open else "Open the class again", key="class_open",
+                 help="a closed class keeps its board and takes no more submissions"):
+        db.set_open(code, not info.open)
+        st.rerun()
+    with b2.popover("Clear the board", help="remove every entry of this class"):
+        if st.button("Yes, remove every entry", type="primary", key="class_clear"):
+            removed = db.clear(code)
+            st.toast(f"Removed {removed} entries.")
+            st.rerun()
+    b3.download_button("Export the board (CSV)", db.export_csv(code), file_name=f"class-{code}.csv",
+                       mime="text/csv", key="class_csv", help="every entry: nickname, method, figures, verification, "
+                                                              "and its setup's JSON")
+    if b4.button("Lock this page", key="instructor_lock"):
+        del st.session_state[UNLOCKED_KEY]
+        st.rerun()
+    with st.expander("Change the challenge"):
+        challenge = challenge_form("change_challenge", info.challenge, "Set the challenge")
+        if challenge is not None:
+            db.set_challenge(code, challenge)
+            st.rerun()
