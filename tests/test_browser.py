@@ -146,7 +146,7 @@ def _train_prune_export_and_reload(page, browser, app_url, tmp_path):
     # A run above the server's budget is refused before it starts, with the number and what fits.
     fill_and_commit(page, "Epochs", "500")
     page.get_by_role("button", name="Train", exact=True).click()
-    page.get_by_text(re.compile(r"this server allows 200.0 G multiply-adds a run: at most \d+ epoch")).wait_for(
+    page.get_by_text(re.compile(r"this server allows 500.0 G multiply-adds a run: at most \d+ epoch")).wait_for(
         timeout=30_000)
     settle(page)
     # A long run within it, stopped from the page: it ends within a second and keeps what it trained.

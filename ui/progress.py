@@ -108,8 +108,9 @@ def run_with_progress(job, epochs: int, what: str, cost: float, sparsity: bool =
         if stop.is_set():
             return  # no more drawing: the loop ends after this epoch
         state["fraction"] = min(record.epoch / max(epochs, 1), 1.0)
-        state["text"] = (f"{what}{expect}: epoch {record.epoch}/{epochs} · loss {record.loss:.3f} · test "
-                         f"{record.test_accuracy:.1%}" + (f" · sparsity {record.sparsity:.1%}" if sparsity else ""))
+        state["text"] = (f"{what}: epoch {record.epoch}/{epochs} · loss {record.loss:.3f} · test "
+                         f"{record.test_accuracy:.1%}" + (f" · sparsity {record.sparsity:.1%}" if sparsity else "")
+                         + expect)
         draw(state["fraction"], state["text"])
         # The curves at most a few times a second: building and sending a figure costs more than an epoch of the
         # default model, and on a shared workshop server that CPU belongs to the other participants.
