@@ -189,7 +189,7 @@ class _Collector:
         return hook
 
 
-def _run_eval(model: nn.Module, x: torch.Tensor, batch_size: int) -> None:
+def run_eval(model: nn.Module, x: torch.Tensor, batch_size: int) -> None:
     """Forward `x` in eval mode, batch by batch (hooks collect what they need), and restore the model's mode."""
     was = model.training
     model.eval()
@@ -213,7 +213,7 @@ def activation_ranges(model: nn.Module, x: torch.Tensor, batch_size: int = 2048)
 
     handles = [m.register_forward_hook(hook_for(n)) for n, m in acts.items()]
     try:
-        _run_eval(model, x, batch_size)
+        run_eval(model, x, batch_size)
     finally:
         for h in handles:
             h.remove()
@@ -285,7 +285,7 @@ def thresholds_for_targets(model: nn.Module, x: torch.Tensor, targets: Mapping[s
         with thresholds_installed(model, static_hooks(chosen)):
             handle = acts[name].register_forward_hook(hook)
             try:
-                _run_eval(model, x, batch_size)
+                run_eval(model, x, batch_size)
             finally:
                 handle.remove()
         need = targets[name] * total - zeros  # how many positive values must fall below t

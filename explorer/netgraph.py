@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .activations import calibrate, static_hooks, thresholds_installed
+from .activations import calibrate, run_eval, static_hooks, thresholds_installed
 from .models import activation_modules
 from .pruning import layer_weights
 from .sections import IMAGE_SIDES
@@ -269,17 +269,13 @@ def zeroed_units(model: nn.Module, x: torch.Tensor, thresholds: Mapping[str, flo
             seen[name] += z.shape[0] * z.shape[2]
         return hook
 
-    was = model.training
-    model.eval()
     with thresholds_installed(model, static_hooks(thresholds)):
         handles = [m.register_forward_hook(counter(n)) for n, m in acts.items()]
         try:
-            for i in range(0, len(x), batch_size):
-                model(x[i:i + batch_size])
+            run_eval(model, x, batch_size)
         finally:
             for h in handles:
                 h.remove()
-            model.train(was)
     return {n: tuple(torch.nonzero(z.cpu() >= at * seen[n]).flatten().tolist()) for n, z in zeros.items()}
 
 

@@ -30,6 +30,7 @@ from typing import Mapping, Optional
 import torch
 from torch import nn
 
+from .activations import run_eval
 from .layers import PerLayerValue, expand
 from .models import prunable_layers
 from .pruning import Masks, _check_sparsity, global_masks, n_to_prune
@@ -87,15 +88,11 @@ def input_norms(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> dic
         if isinstance(m, nn.Conv2d):
             _check_conv(name, m)
     handles = [m.register_forward_pre_hook(hook(n)) for n, m in layers.items()]
-    was_training = model.training
-    model.eval()
     try:
-        for i in range(0, len(x), batch_size):
-            model(x[i:i + batch_size])
+        run_eval(model, x, batch_size)
     finally:
         for h in handles:
             h.remove()
-        model.train(was_training)
     return {n: sums[n].sqrt() if n in sums else torch.zeros(m.weight[0].numel(), dtype=torch.float64,
                                                             device=m.weight.device) for n, m in layers.items()}
 

@@ -1,8 +1,7 @@
 """Fixtures (shared helper functions are in helpers.py; pyproject.toml puts the repo root and tests/ on sys.path)."""
-import sys
 
 import pytest
-from helpers import ROOT, tiny_config
+from helpers import tiny_config
 
 from explorer.config import ExperimentConfig
 
@@ -71,37 +70,9 @@ def browser(chromium_path):
 @pytest.fixture(scope="session")
 def app_url(tmp_path_factory):
     """`streamlit run app.py` headless on a free port; waits for /_stcore/health."""
-    import socket
-    import subprocess
-    import time
-    import urllib.request
+    from helpers import StreamlitServer
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log_path = tmp_path_factory.mktemp("streamlit") / "server.log"
-    log = open(log_path, "w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while True:
-        try:
-            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            pass
-        if server.poll() is not None or time.time() > deadline:
-            server.kill()
-            pytest.fail(f"streamlit did not become healthy; its log:\n{log_path.read_text()[-3000:]}")
-        time.sleep(0.3)
-    yield url
-    server.terminate()
-    try:
-        server.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        server.kill()
-    log.close()
+    server = StreamlitServer(tmp_path_factory.mktemp("streamlit") / "server.log")
+    server.wait_healthy()
+    yield server.url
+    server.stop()

@@ -57,3 +57,53 @@ def npz_bytes(**arrays) -> bytes:
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     return buf.getvalue()
+
+
+class StreamlitServer:
+    """`streamlit run app.py` headless on a free port, its output in `log_path`, with `env` (default: this process's);
+    `wait_healthy()` polls /_stcore/health (90 s), `stop()` ends it. The one way the browser tests start a server."""
+
+    def __init__(self, log_path: Path, env: dict | None = None):
+        import socket
+        import subprocess
+        import sys
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.log_path, self._log = log_path, open(log_path, "w")
+        self.url = f"http://127.0.0.1:{port}"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
+             "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+            cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+
+    def wait_healthy(self, seconds: float = 90) -> None:
+        """Return once the server answers its health check; fail the test with its log if it dies or never does."""
+        import time
+        import urllib.request
+
+        import pytest
+        deadline = time.time() + seconds
+        while True:
+            try:
+                with urllib.request.urlopen(self.url + "/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+            if self.proc.poll() is not None or time.time() > deadline:
+                self.stop()
+                pytest.fail(f"streamlit did not become healthy; its log:\n{self.log_path.read_text()[-3000:]}")
+            time.sleep(0.3)
+
+    def stop(self) -> None:
+        """Terminate the server (killed after 10 s) and close its log."""
+        import subprocess
+
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self._log.close()

@@ -4,14 +4,10 @@ browser context on a different process, submit; each sees both points within 5 s
 the same numbers; the instructor clears the board. Nicknames with markup show as written."""
 import os
 import re
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 
 import pytest
-from helpers import ROOT, tiny_config
+from helpers import StreamlitServer, tiny_config
 from test_browser import FAILURE_SHOT, assert_no_exception, goto_page, settle, wait_until
 
 from explorer.board import Store
@@ -30,39 +26,14 @@ def two_servers(tmp_path_factory):
     folder = tmp_path_factory.mktemp("board")
     env = {**os.environ, "PRUNING_EXPLORER_BOARD_DB": str(folder / "board.db"),
            "PRUNING_EXPLORER_INSTRUCTOR_KEY": KEY}
-    servers = []
-    for i in range(2):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        log = open(folder / f"server-{i}.log", "w")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
-             "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        servers.append((proc, log, f"http://127.0.0.1:{port}", folder / f"server-{i}.log"))
+    servers = [StreamlitServer(folder / f"server-{i}.log", env) for i in range(2)]
     try:
-        for proc, _, url, log_path in servers:
-            deadline = time.time() + 90
-            while True:
-                try:
-                    with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
-                        if r.status == 200:
-                            break
-                except OSError:
-                    pass
-                if proc.poll() is not None or time.time() > deadline:
-                    pytest.fail(f"streamlit did not become healthy; its log:\n{log_path.read_text()[-3000:]}")
-                time.sleep(0.3)
-        yield [url for _, _, url, _ in servers], folder / "board.db"
+        for server in servers:
+            server.wait_healthy()
+        yield [server.url for server in servers], folder / "board.db"
     finally:
-        for proc, log, _, _ in servers:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            log.close()
+        for server in servers:
+            server.stop()
 
 
 def fill(page, label: str, value: str) -> None:
