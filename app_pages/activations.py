@@ -2,9 +2,9 @@
 import pandas as pd
 import streamlit as st
 
-from explorer import plots
-from explorer.glossary import help_text
-from explorer.snippets import activation_code
+from explorer.classroom.glossary import help_text
+from explorer.classroom.snippets import activation_code
+from explorer.figures import plots
 from ui.activation_controls import activation_controls
 from ui.session import get_experiment, workshop_mode
 from ui.views import decision_view, page_header, show_problems

@@ -3,12 +3,14 @@ the papers' figures; download the config, the models and the sparse file; upload
 import pandas as pd
 import streamlit as st
 
-from explorer import papers, plots, report
-from explorer.config import ConfigError, config_json, parse_config
-from explorer.glossary import help_text
-from explorer.measure import break_even
-from explorer.presets import describe_expectations
-from explorer.sparse import FORMATS
+from explorer.classroom import papers
+from explorer.classroom.glossary import help_text
+from explorer.config.presets import describe_expectations
+from explorer.config.schema import ConfigError, config_json, parse_config
+from explorer.engine.sparse import FORMATS
+from explorer.experiment import report
+from explorer.experiment.measure import break_even
+from explorer.figures import plots
 from ui.cached import compare_regularisers, get_presets, sparse_tradeoff
 from ui.progress import in_slot, train_with_progress
 from ui.session import forget_setting_widgets, get_experiment, workshop_mode
@@ -176,8 +178,8 @@ def studies_and_files() -> None:
     fmt = c4.selectbox("Sparse format", [f for f in FORMATS if f != "dense"], key="cmp_sparse_fmt")
     c4.download_button(f"Sparse file ({fmt})", report.sparse_bytes(exp.current_model(), fmt),
                        file_name=f"model-{fmt}.pt", mime="application/octet-stream",
-                       help="explorer.sparse.decode_model(torch.load(path, weights_only=True)) gives the state_dict "
-                            "back")
+                       help="explorer.engine.sparse.decode_model(torch.load(path, weights_only=True)) gives the "
+                            "state_dict back")
     st.download_button("Setup + model in one zip", exp.bundle_bytes(), file_name="pruning-explorer-bundle.zip",
                        mime="application/zip", disabled=not exp.trained,
                        help="config.json and model.pt together; upload it below to get both back")

@@ -2,7 +2,7 @@
 import pandas as pd
 import streamlit as st
 
-from explorer.snippets import freeze_code
+from explorer.classroom.snippets import freeze_code
 from ui.session import get_experiment, workshop_mode
 
 exp = get_experiment()

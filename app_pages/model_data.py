@@ -2,8 +2,7 @@
 import pandas as pd
 import streamlit as st
 
-from explorer import plots, userdata
-from explorer.config import (
+from explorer.config.schema import (
     ARCHS,
     DATASETS,
     DEFAULT_MLP_HIDDEN,
@@ -12,10 +11,12 @@ from explorer.config import (
     reset_for_new_setup,
     validate_config,
 )
-from explorer.data import MNIST_SOURCE, SplitError, raw_preview, split_indices
-from explorer.measure import baseline_training_cost
-from explorer.models import layer_table
-from explorer.sections import IMAGE_SIDES, default_train
+from explorer.config.sections import IMAGE_SIDES, default_train
+from explorer.engine import userdata
+from explorer.engine.data import MNIST_SOURCE, SplitError, raw_preview, split_indices
+from explorer.engine.models import layer_table
+from explorer.experiment.measure import baseline_training_cost
+from explorer.figures import plots
 from ui import lesson
 from ui.cached import get_presets
 from ui.progress import estimate_text, train_with_progress

@@ -6,14 +6,15 @@ training run reruns the whole app so that the sidebar and the address bar follow
 """
 import streamlit as st
 
-from explorer import classroom, plots
-from explorer.config import ActivationConfig, FinetuneConfig, WeightPruningConfig
-from explorer.glossary import help_text
-from explorer.layers import expand
-from explorer.measure import training_cost
-from explorer.netgraph import graph_of, sample_graph
-from explorer.pictures import digits_svg, histogram_svg, network_svg
-from explorer.sections import IMAGE_SIDES
+from explorer.classroom.glossary import help_text
+from explorer.config.layers import expand
+from explorer.config.schema import ActivationConfig, FinetuneConfig, WeightPruningConfig
+from explorer.config.sections import IMAGE_SIDES
+from explorer.experiment.measure import training_cost
+from explorer.figures import playground as classroom
+from explorer.figures import plots
+from explorer.figures.netgraph import graph_of, sample_graph
+from explorer.figures.pictures import digits_svg, histogram_svg, network_svg
 from ui.links import share_current_setup
 from ui.progress import run_with_progress, stop_event, train_with_progress
 from ui.session import get_experiment, seed_widgets
@@ -21,7 +22,7 @@ from ui.views import show_problems
 
 PREFIX = "pg_"
 GRAPH_HEIGHT, SIDE_HEIGHT = 365, 205
-# The network, the histogram and the digits are SVG pictures (explorer/pictures.py), not plotly charts: a plotly
+# The network, the histogram and the digits are SVG pictures (explorer/figures/pictures.py), not plotly charts: a plotly
 # chart's redraw in the browser was most of a move's time (p50/p95 416/501 ms → 157/211 ms, benchmarks/README.md).
 # 600 lines, each unit's strongest first, show every drawn unit's links and keep the picture light to read.
 GRAPH_LINES = 600

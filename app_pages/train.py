@@ -5,12 +5,13 @@ import pandas as pd
 import streamlit as st
 from pydantic import ValidationError
 
-from explorer import lottery, plots, plots_modern
-from explorer.config import OPTIMIZERS, FinetuneConfig
-from explorer.glossary import help_text
-from explorer.measure import training_cost
-from explorer.schedules import target_sparsity
-from explorer.snippets import lottery_code, masked_training_code
+from explorer.classroom.glossary import help_text
+from explorer.classroom.snippets import lottery_code, masked_training_code
+from explorer.config.schema import OPTIMIZERS, FinetuneConfig
+from explorer.experiment.measure import training_cost
+from explorer.figures import plots
+from explorer.methods import lottery
+from explorer.methods.schedules import target_sparsity
 from ui.progress import run_with_progress, stop_event
 from ui.session import get_experiment, workshop_mode
 from ui.views import show_problems
@@ -30,7 +31,7 @@ def lottery_view(curve) -> None:
     last = curve.rounds[-1]
     gap = 100 * (last.ticket_test - last.reinit_test)
     st.subheader("The lottery ticket, round by round")
-    st.plotly_chart(plots_modern.lottery(curve), key="train_lottery", theme=None)
+    st.plotly_chart(plots.lottery(curve), key="train_lottery", theme=None)
     verdict = ("the winning ticket trains to {:.1%}, {:.1f} points above the same mask with random weights ({:.1%})"
                if gap > 0 else "the winning ticket ({:.1%}) is {:.1f} points below the same mask with random weights "
                "({:.1%}): at this sparsity the early weights bring no advantage")

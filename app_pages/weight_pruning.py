@@ -3,9 +3,10 @@ an N:M pattern; what they do to accuracy, and magnitude against Wanda at the sam
 import pandas as pd
 import streamlit as st
 
-from explorer import criteria, plots, plots_modern
-from explorer.snippets import pruning_code
-from explorer.views import mask_map
+from explorer.classroom.snippets import pruning_code
+from explorer.experiment import criteria
+from explorer.figures import plots
+from explorer.figures.views import mask_map
 from ui.pruning_controls import pruning_controls
 from ui.session import get_experiment, workshop_mode
 from ui.views import decision_view, page_header, show_problems
@@ -25,8 +26,8 @@ def modern_views(exp, layer: str) -> None:
     m[3].metric("Validation: Wanda", f"{c.wanda_val:.1%}")
     st.markdown(criteria.explanation(c, exp.layer_names[-1]))
     left, right = st.columns([3, 2])
-    left.plotly_chart(plots_modern.agreement(c.masks[layer], layer), key="wp_agreement", theme=None)
-    right.plotly_chart(plots_modern.input_norms(c.norms[layer], layer), key="wp_norms", theme=None)
+    left.plotly_chart(plots.agreement(c.masks[layer], layer), key="wp_agreement", theme=None)
+    right.plotly_chart(plots.input_norms(c.norms[layer], layer), key="wp_norms", theme=None)
     st.caption(f"Wanda's calibration reads {min(512, len(exp.data.x_train))} rows of the training split (seeded), "
                "never the test split, in one pass of the dense baseline. Pick the layer above to see another.")
     if not workshop_mode():  # advanced: where Wanda gains or loses, layer by layer
@@ -39,7 +40,7 @@ def modern_views(exp, layer: str) -> None:
     if view is None:
         return
     st.subheader(f"The {view.pattern} pattern, group by group")
-    st.plotly_chart(plots_modern.nm_groups(view.groups), key="wp_nm_groups", theme=None)
+    st.plotly_chart(plots.nm_groups(view.groups), key="wp_nm_groups", theme=None)
     valid = all(ch.valid for ch in view.checks.values())
     partial = {n: ch.partial_groups for n, ch in view.checks.items() if ch.partial_groups}
     st.markdown(f"Every group keeps at most {view.groups.n} of {view.groups.m}: "
@@ -80,7 +81,8 @@ c[3].metric("Test accuracy after", f"{result.test_accuracy:.1%}",
 st.caption(f"Validation accuracy, the figure to choose a setting by (the test split gives the final figure only): "
            f"dense {exp.baseline.val_accuracy:.1%}, pruned {result.val_accuracy:.1%}.")
 
-# Figures are drawn with theme=None: plotly's default template (explorer.plots) holds the projector-sized, dark text.
+# Figures are drawn with theme=None: plotly's default template (explorer.figures.plots) holds the projector-sized, dark
+# text.
 structured = exp.config.weight_pruning.is_structured  # a unit's cut is its norm's rank, not a weight magnitude
 layer = st.selectbox("Layer to inspect", exp.layer_names, key="wp_inspect")
 log_y = st.toggle("Log-scale counts", key="wp_log_y")

@@ -9,9 +9,9 @@ import random
 import statistics
 import time
 
-from explorer import activations as A
-from explorer.config import ActivationConfig, ExperimentConfig
-from explorer.experiment import Experiment
+from explorer.config.schema import ActivationConfig, ExperimentConfig
+from explorer.engine import activations as A
+from explorer.experiment.facade import Experiment
 
 
 def pct(xs, q):

@@ -9,8 +9,8 @@ import time
 
 import torch
 
-from explorer.config import ExperimentConfig
-from explorer.experiment import Experiment
+from explorer.config.schema import ExperimentConfig
+from explorer.experiment.facade import Experiment
 
 
 def main() -> None:

@@ -25,11 +25,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from explorer.board import Store
-from explorer.boardplot import class_scatter
-from explorer.boardrecords import Figures
-from explorer.boardrules import Challenge
-from explorer.config import ExperimentConfig
+from explorer.board.plot import class_scatter
+from explorer.board.records import Figures
+from explorer.board.rules import Challenge
+from explorer.board.store import Store
+from explorer.config.schema import ExperimentConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 SETUP = ExperimentConfig.model_validate({"weight_pruning": {"sparsity": 0.9}, "finetune": {"schedule": "oneshot"}})
@@ -115,8 +115,8 @@ def bench_refresh(folder: Path, refreshes: int, reruns: int) -> None:
 
 
 def bench_verifier(folder: Path, submissions: int) -> None:
-    from explorer.experiment import Experiment
-    from explorer.verify import figures_of, submission_config
+    from explorer.board.verifier import figures_of, submission_config
+    from explorer.experiment.facade import Experiment
 
     exp = Experiment(SETUP)
     t = time.perf_counter()
@@ -167,7 +167,7 @@ def main() -> None:
     if a.worker:  # a server process's verifier, until nothing waits
         import torch
 
-        from explorer.verify import Verifier
+        from explorer.board.verifier import Verifier
 
         verifier, seconds = Verifier(Store(a.worker), at_once=a.at_once), []
         start = time.perf_counter()

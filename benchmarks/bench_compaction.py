@@ -10,9 +10,9 @@ import time
 
 import torch
 
-from explorer.config import ModelConfig
-from explorer.models import build_model, count_macs, prunable_layers
-from explorer.pruning import apply_structured, compact, structured_masks
+from explorer.config.schema import ModelConfig
+from explorer.engine.models import build_model, count_macs, prunable_layers
+from explorer.engine.pruning import apply_structured, compact, structured_masks
 
 
 def latency_ms(model, x, repeats):

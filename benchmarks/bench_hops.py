@@ -43,8 +43,8 @@ def main() -> None:
     a = ap.parse_args()
     from streamlit.testing.v1 import AppTest
 
-    from explorer.config import ExperimentConfig
-    from explorer.experiment import Experiment
+    from explorer.config.schema import ExperimentConfig
+    from explorer.experiment.facade import Experiment
 
     made = []
     copy, validate = ExperimentConfig.model_copy, ExperimentConfig.model_validate.__func__

@@ -1,7 +1,7 @@
 """Cost of a masked training step on the default model and batch (digits, lenet300100, batch 64, Adam, CPU).
 
-plain:   forward, backward, optimizer step (no masks); every variant uses explorer.training.make_optimizer
-ours:    the same + the gradient masked in place (explorer.training's hot path), without and with the proof audit
+plain:   forward, backward, optimizer step (no masks); every variant uses explorer.engine.training.make_optimizer
+ours:    the same + the gradient masked in place (explorer.engine.training's hot path), without and with the proof audit
 prune:   torch.nn.utils.prune's reparametrisation (weight = weight_orig * weight_mask recomputed every forward)
 Rounds are interleaved so that drift of a shared machine hits every variant alike. Target (issue 4): ours ÷ plain
 ≤ 1.10.
@@ -16,11 +16,11 @@ import torch
 import torch.nn.utils.prune as prune
 from torch import nn
 
-from explorer.config import ExperimentConfig, TrainConfig
-from explorer.data import load_dataset
-from explorer.models import build_model, prunable_layers
-from explorer.pruning import magnitude_masks
-from explorer.training import GradientMasker, make_optimizer
+from explorer.config.schema import ExperimentConfig, TrainConfig
+from explorer.engine.data import load_dataset
+from explorer.engine.models import build_model, prunable_layers
+from explorer.engine.pruning import magnitude_masks
+from explorer.engine.training import GradientMasker, make_optimizer
 
 
 def make(variant: str, masks):
@@ -37,7 +37,7 @@ def make(variant: str, masks):
             for n, m in layers.items():
                 m.weight.mul_(masks[n])
         masker = GradientMasker({n: (m.weight, masks[n]) for n, m in layers.items()}, audit=variant == "ours+audit")
-    # The optimizer explorer.training builds (Adam, fused where the device has the kernel) for every variant.
+    # The optimizer explorer.engine.training builds (Adam, fused where the device has the kernel) for every variant.
     opt = make_optimizer(model.parameters(), TrainConfig(optimizer="adam", lr=1e-3))
     loss_fn = nn.CrossEntropyLoss()
 
@@ -45,7 +45,7 @@ def make(variant: str, masks):
         opt.zero_grad(set_to_none=True)
         loss_fn(model(x), y).backward()
         if masker is not None:
-            masker()  # the same object explorer.training.train calls every step
+            masker()  # the same object explorer.engine.training.train calls every step
         opt.step()
     return step
 

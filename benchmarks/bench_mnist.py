@@ -18,11 +18,11 @@ import time
 
 import torch
 
-from explorer.config import ModelConfig, validate_config
-from explorer.experiment import Experiment
-from explorer.measure import forward_ms
-from explorer.models import build_model, count_macs, prunable_layers
-from explorer.pruning import apply_structured, compact, removed_units, structured_masks
+from explorer.config.schema import ModelConfig, validate_config
+from explorer.engine.models import build_model, count_macs, prunable_layers
+from explorer.engine.pruning import apply_structured, compact, removed_units, structured_masks
+from explorer.experiment.facade import Experiment
+from explorer.experiment.measure import forward_ms
 
 
 def time_to_97(device: str, max_epochs: int) -> None:

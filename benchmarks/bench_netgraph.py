@@ -1,7 +1,7 @@
-"""The network drawn as a graph (explorer/netgraph.py) on the default setup (digits, LeNet-300-100, trained baseline)
-at 90 % sparsity: engine (graph_of: weights, masks, zeroed units on the validation split) + sampling (the Playground's
-600 lines) + the SVG picture (explorer/pictures.network_svg), what the Playground's server pays on every redraw.
-Target (issue 13): p50 and p95 ≤ 50 ms.
+"""The network drawn as a graph (explorer/figures/netgraph.py) on the default setup (digits, LeNet-300-100, trained
+baseline) at 90 % sparsity: engine (graph_of: weights, masks, zeroed units on the validation split) + sampling (the
+Playground's 600 lines) + the SVG picture (explorer/pictures.network_svg), what the Playground's server pays on every
+redraw. Target (issue 13): p50 and p95 ≤ 50 ms.
 
 new setting: a sparsity near 90 % not drawn before (the masks are set untimed: that is the slider's own cost).
 redraw: the same setting drawn again. Also, for scale, the largest zoo model (MLP 6 × 1024, untrained: drawing does
@@ -16,9 +16,9 @@ import time
 
 import torch
 
-from explorer import netgraph, pictures
-from explorer.config import ExperimentConfig, WeightPruningConfig
-from explorer.experiment import Experiment
+from explorer.config.schema import ExperimentConfig, WeightPruningConfig
+from explorer.experiment.facade import Experiment
+from explorer.figures import netgraph, pictures
 
 GRAPH_LINES = 600  # app_pages/playground.GRAPH_LINES (a page module is not imported outside Streamlit)
 

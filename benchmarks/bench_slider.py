@@ -11,9 +11,9 @@ import random
 import time
 from pathlib import Path
 
-from explorer.config import ExperimentConfig, WeightPruningConfig
-from explorer.experiment import Experiment
-from explorer.views import mask_map
+from explorer.config.schema import ExperimentConfig, WeightPruningConfig
+from explorer.experiment.facade import Experiment
+from explorer.figures.views import mask_map
 
 ROOT = Path(__file__).resolve().parents[1]
 

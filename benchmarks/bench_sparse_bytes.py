@@ -10,7 +10,7 @@ import argparse
 
 import torch
 
-from explorer import sparse
+from explorer.engine import sparse
 
 
 def main() -> None:
@@ -36,10 +36,10 @@ def main() -> None:
 
 
 def fine_tuned() -> None:
-    from explorer.config import ExperimentConfig, FinetuneConfig, WeightPruningConfig
-    from explorer.experiment import Experiment
-    from explorer.models import model_state
-    from explorer.pruning import apply_masks
+    from explorer.config.schema import ExperimentConfig, FinetuneConfig, WeightPruningConfig
+    from explorer.engine.models import model_state
+    from explorer.engine.pruning import apply_masks
+    from explorer.experiment.facade import Experiment
 
     exp = Experiment(ExperimentConfig())
     exp.train_baseline()

@@ -1,6 +1,6 @@
 """When sparsity pays on this CPU: time of y = W·x for a 1024×1024 fp32 layer at batch 256, dense matmul vs
 torch.sparse CSR and COO, across sparsity, with the break-even points. The app's Compare page runs the same function
-(explorer.sparse.latency_tradeoff).
+(explorer.engine.sparse.latency_tradeoff).
 
     python benchmarks/bench_sparse_latency.py [--size 1024 --batch 256]
 """
@@ -9,7 +9,7 @@ import time
 
 import torch
 
-from explorer.sparse import latency_tradeoff
+from explorer.engine.sparse import latency_tradeoff
 
 
 def main() -> None:

@@ -16,9 +16,11 @@ import time
 
 import torch
 
-from explorer import nm, pruned, pruning, wanda
-from explorer.config import ExperimentConfig, WeightPruningConfig
-from explorer.experiment import Experiment
+from explorer.config.schema import ExperimentConfig, WeightPruningConfig
+from explorer.engine import pruning
+from explorer.experiment import pruned
+from explorer.experiment.facade import Experiment
+from explorer.methods import nm, wanda
 
 
 def median_ms(fn, repeats: int) -> float:

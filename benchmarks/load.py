@@ -398,8 +398,8 @@ def main() -> None:
     if args.heavy:
         if not args.heavy_config:
             ap.error("--heavy needs --heavy-config FILE")
-        from explorer.config import parse_config
-        from explorer.links import encode_setup
+        from explorer.config.links import encode_setup
+        from explorer.config.schema import parse_config
 
         link = encode_setup(parse_config(Path(args.heavy_config).read_bytes()))
     where = f"{'serve --processes' if args.proxy else 'direct servers:'} {args.servers}"

@@ -10,8 +10,8 @@ import argparse
 import itertools
 import time
 
-from explorer.config import validate_config
-from explorer.experiment import Experiment
+from explorer.config.schema import validate_config
+from explorer.experiment.facade import Experiment
 
 HAN_RATES = {  # share of weights PRUNED per layer (Han et al. 2015, Tables 1-2: the share kept is 1 - this)
     "lenet300100": {"fc1": 0.92, "fc2": 0.91, "fc3": 0.74},

@@ -1,6 +1,6 @@
 """`python -m explorer …`: the command line (explorer.cli)."""
 import sys
 
-from .cli import main
+from explorer.cli import main
 
 sys.exit(main())

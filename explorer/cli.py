@@ -2,7 +2,7 @@
 (baseline → prune → fine-tune when the config has a finetune schedule; a lottery run adds its rounds to
 metrics.json as `lottery`);
 `python -m explorer schema` prints the config's JSON Schema; `python -m explorer serve` runs the workshop server
-(explorer/serve.py). A bad config or --out exits with code 2 and one line, no traceback; Ctrl-C exits with 130.
+(explorer/server/serve.py). A bad config or --out exits with code 2 and one line, no traceback; Ctrl-C exits with 130.
 
 `run` writes its folder as one unit: every file goes into a temporary sibling folder that replaces --out only once
 complete, so --out never mixes two runs (no stale compact.pt), and an interrupted or failed run leaves it as it was.
@@ -16,8 +16,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from .config import ConfigError, config_json, json_schema, parse_config
-from .presets import is_preset, preset_from_raw
+from explorer.config.presets import is_preset, preset_from_raw
+from explorer.config.schema import ConfigError, config_json, json_schema, parse_config
 
 OUTPUT_FILES = ("metrics.json", "config.json", "baseline.pt", "model.pt", "compact.pt")  # all `run` ever writes
 
@@ -96,7 +96,7 @@ def run(config_path: str, out: str, quiet: bool = False, data_path: str | None =
         config = preset_from_raw(Path(config_path).stem, raw).config if is_preset(raw) else parse_config(text)
         upload = None
         if config.data.name == "upload":
-            from .userdata import read_for_config
+            from explorer.engine.userdata import read_for_config
 
             where = Path(data_path) if data_path else Path(config_path).parent / config.data.file
             upload = read_for_config(config.data, where)
@@ -104,7 +104,7 @@ def run(config_path: str, out: str, quiet: bool = False, data_path: str | None =
             raise ValueError(f"--data is for setups on uploaded data; this one uses data.name '{config.data.name}'")
         # torch (seconds to import) only now that there is something to train: `schema` and a refused config answer
         # at once.
-        from .experiment import Experiment
+        from explorer.experiment.facade import Experiment
 
         exp = Experiment(config, upload=upload)
     except (ConfigError, ValueError, KeyError) as e:
@@ -119,7 +119,7 @@ def run(config_path: str, out: str, quiet: bool = False, data_path: str | None =
 
 
 def _train_and_write(exp, config, out: str, quiet: bool) -> int:
-    from . import report
+    from explorer.experiment import report
 
     def progress(total: int):
         def show(r):
@@ -150,7 +150,7 @@ def _train_and_write(exp, config, out: str, quiet: bool) -> int:
     out_dir = Path(out)
     metrics = exp.metrics()
     compacted = exp.compaction() if config.weight_pruning.is_structured else None
-    from .lottery import metrics_section
+    from explorer.methods.lottery import metrics_section
 
     curve = exp.finetune_result.lottery if exp.finetune_result is not None else None
     written = metrics.as_dict() | metrics_section(exp.finetune_result)
@@ -189,7 +189,7 @@ def _train_and_write(exp, config, out: str, quiet: bool) -> int:
 
 
 def _lottery_epochs(config) -> int:
-    from .lottery import total_epochs
+    from explorer.methods.lottery import total_epochs
 
     return total_epochs(config)
 
@@ -220,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(json_schema(), indent=2))
         return 0
     if args.command == "serve":
-        from .serve import serve
+        from explorer.server.serve import serve
 
         return serve(args.processes, args.port, args.address, args.start_timeout)
     return run(args.config, args.out, args.quiet, args.data)

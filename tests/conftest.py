@@ -3,7 +3,7 @@
 import pytest
 from helpers import tiny_config
 
-from explorer.config import ExperimentConfig
+from explorer.config.schema import ExperimentConfig
 
 
 @pytest.fixture(scope="session")
@@ -11,7 +11,7 @@ def trained_experiment_factory():
     """Trained experiments are cached per config JSON; each call returns a deep copy, so tests cannot leak state."""
     import copy
 
-    from explorer.experiment import Experiment
+    from explorer.experiment.facade import Experiment
 
     cache = {}
 

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 from streamlit.testing.v1 import AppTest
 
-from explorer.config import ExperimentConfig
+from explorer.config.schema import ExperimentConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -7,9 +7,9 @@ import torch
 from helpers import tiny_config
 from torch import nn
 
-from explorer import activations as A
-from explorer.config import ActivationConfig, ConfigError, FinetuneConfig, WeightPruningConfig, parse_config
-from explorer.models import activation_modules
+from explorer.config.schema import ActivationConfig, ConfigError, FinetuneConfig, WeightPruningConfig, parse_config
+from explorer.engine import activations as A
+from explorer.engine.models import activation_modules
 
 
 @pytest.fixture(scope="module")

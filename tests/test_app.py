@@ -6,7 +6,7 @@ import pytest
 from helpers import ROOT, app, blobs_frame, csv_bytes, labelled, no_exceptions, tiny_config
 from streamlit.testing.v1 import AppTest
 
-from explorer.config import ExperimentConfig, config_json, parse_config
+from explorer.config.schema import ExperimentConfig, config_json, parse_config
 
 PAGES = ["app_pages/home.py", "app_pages/playground.py", "app_pages/model_data.py", "app_pages/freeze.py",
          "app_pages/weight_pruning.py", "app_pages/activations.py", "app_pages/train.py", "app_pages/export.py",
@@ -19,7 +19,7 @@ def metric(at, label_start: str) -> str:
 
 def assert_replays(exp) -> None:
     """What the app shows for a setup equals a fresh engine replay of its config (what the CLI does)."""
-    from explorer.experiment import Experiment
+    from explorer.experiment.facade import Experiment
     replay = Experiment(exp.config)
     replay.train_baseline()
     assert replay.metrics() == exp.metrics()
@@ -99,7 +99,7 @@ def test_sparsity_slider_moves_sparsity_and_accuracy_as_the_engine_says(trained_
     assert metric(at, "Weight sparsity") == "80.0%" == f"{exp.pruning.stats.sparsity:.1%}"
     assert metric(at, "Test accuracy after") == f"{exp.pruning.test_accuracy:.1%}"
     # The engine agrees: a fresh magnitude_masks on the baseline gives the same sparsity.
-    from explorer.pruning import mask_stats, masks_from_weights
+    from explorer.engine.pruning import mask_stats, masks_from_weights
     ref = mask_stats(masks_from_weights(exp.baseline.weights, sparsity=0.8))
     assert ref == exp.pruning.stats
     at.slider(key="wp_all").set_value(100.0).run()
@@ -299,10 +299,10 @@ def test_compare_snapshots_sensitivity_and_downloads(trained_experiment_factory)
 
     import torch
 
-    from explorer import report
-    from explorer.config import ModelConfig, StructuredConfig, WeightPruningConfig
-    from explorer.models import build_model
-    from explorer.sparse import decode_model
+    from explorer.config.schema import ModelConfig, StructuredConfig, WeightPruningConfig
+    from explorer.engine.models import build_model
+    from explorer.engine.sparse import decode_model
+    from explorer.experiment import report
 
     exp = trained_experiment_factory()
     exp.set_pruning(WeightPruningConfig(sparsity=0.9))
@@ -422,7 +422,7 @@ def test_every_unit_removed_is_a_message_not_a_crash(trained_experiment_factory)
 
 
 def test_shared_link_opens_the_same_setup_and_a_broken_one_is_a_message():
-    from explorer.links import decode_setup, encode_setup
+    from explorer.config.links import decode_setup, encode_setup
     cfg = tiny_config(seed=4, weight_pruning={"sparsity": 0.5})
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     at.query_params["setup"] = encode_setup(cfg)
@@ -488,8 +488,8 @@ def test_checkpoint_upload_good_and_bad(trained_experiment_factory):
 
     import torch
 
-    from explorer.config import ModelConfig
-    from explorer.models import build_model
+    from explorer.config.schema import ModelConfig
+    from explorer.engine.models import build_model
 
     exp = trained_experiment_factory()
     before = exp.baseline_test_accuracy
@@ -510,8 +510,8 @@ def test_checkpoint_upload_good_and_bad(trained_experiment_factory):
 
 def test_bundle_round_trip_and_bad_zip(trained_experiment_factory):
     exp = trained_experiment_factory()
-    from explorer.config import WeightPruningConfig
-    from explorer.models import model_state
+    from explorer.config.schema import WeightPruningConfig
+    from explorer.engine.models import model_state
     exp.set_pruning(WeightPruningConfig(sparsity=0.5))
     bundle = exp.bundle_bytes()
     fresh = app(page="app_pages/export.py")
@@ -533,7 +533,7 @@ def test_bundle_round_trip_and_bad_zip(trained_experiment_factory):
 def test_shared_link_asking_for_a_missing_device_is_a_message(monkeypatch):
     import torch
 
-    from explorer.links import encode_setup
+    from explorer.config.links import encode_setup
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # a CUDA machine would run the link: not here
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     at.query_params["setup"] = encode_setup(tiny_config(device="cuda"))
@@ -606,9 +606,9 @@ def test_a_link_to_an_expensive_setup_waits_for_a_click(monkeypatch):
     """Opening a link never starts a large training by itself: its cost is shown and the session keeps its setup
     until the participant presses Train (with progress and Stop) or keeps their own."""
     import ui.links
-    from explorer.budget import Budget
-    from explorer.links import encode_setup
-    from explorer.measure import baseline_training_cost
+    from explorer.config.links import encode_setup
+    from explorer.experiment.measure import baseline_training_cost
+    from explorer.server.budget import Budget
 
     monkeypatch.setattr(ui.links, "BUDGET", Budget(link_macs=1e9))  # the default setup (2.8 G) is "expensive" here
     cfg = tiny_config(seed=7, train={"epochs": 15})

@@ -1,67 +1,49 @@
-"""The shape docs/architecture.md describes, held by tests: no import cycle (module-level or inside a function), small
-modules, a thin Experiment, a documented public engine, an engine without Streamlit, and one home per rule."""
+"""The shape docs/architecture.md describes, held by tests: no import cycle (module-level or inside a function), a thin
+Experiment, a documented public engine, an engine without Streamlit, and one home per rule."""
 import ast
 from pathlib import Path
 
-import pytest
+from tools import architecture
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("explorer", "ui")
-MAX_MODULE_LINES = 400
 MAX_EXPERIMENT_LINES = 300
 
 
 def _modules() -> dict[str, Path]:
-    out = {}
-    for pkg in PACKAGES:
-        for path in sorted((ROOT / pkg).glob("*.py")):
-            name = pkg if path.stem == "__init__" else f"{pkg}.{path.stem}"
-            out[name] = path
-    return out
+    return {name: m.path for name, m in architecture.modules().items()}
 
 
-def _imports(name: str, path: Path, known: set[str]) -> set[str]:
-    """Every project module `name` imports, wherever the import statement is (functions included)."""
-    pkg = name if path.stem == "__init__" else name.rsplit(".", 1)[0]
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            targets = [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                base = pkg + ("." + base if base else "")
-            targets = [base] + [f"{base}.{a.name}" for a in node.names]
-        else:
-            continue
-        found |= {t for t in targets if t in known and t != name}
-    return found
+def test_the_page_is_the_code_and_every_import_keeps_the_stated_rules():
+    """docs/architecture.md's generated part equals what tools/architecture.py writes; no import breaks a folder's
+    MAY_IMPORT, climbs into ui/ or brings Streamlit into the engine; no import cycle (module level or in a function)."""
+    mods = architecture.modules()
+    assert architecture.broken_rules(mods) == []
+    assert architecture.cycles(mods) == []
+    doc = architecture.DOC.read_text()
+    assert architecture.written(doc, architecture.render(mods)) == doc, "run: python tools/architecture.py"
 
 
-def test_no_import_cycle():
-    modules = _modules()
-    graph = {n: _imports(n, p, set(modules)) for n, p in modules.items()}
-    state: dict[str, int] = {}
-
-    def visit(n, stack):
-        state[n] = 1
-        for m in sorted(graph[n]):
-            if state.get(m) == 1:
-                pytest.fail("import cycle: " + " → ".join(stack[stack.index(m):] + [m]))
-            if m not in state:
-                visit(m, stack + [m])
-        state[n] = 2
-
-    for n in modules:
-        if n not in state:
-            visit(n, [n])
+def test_the_check_catches_an_arrow_back_up_and_a_cycle(tmp_path):
+    """The rule check is not vacuous: an engine module importing the experiment, and two modules importing each
+    other, are both reported."""
+    mods = architecture.modules()
+    up = tmp_path / "up.py"
+    up.write_text("from explorer.experiment import facade\nimport streamlit\n")
+    mods["explorer.engine.up"] = architecture.Module("explorer.engine.up", up, "engine", "")
+    broken = architecture.broken_rules(mods)
+    assert any("explorer.engine.up → explorer.experiment.facade" in b for b in broken), broken
+    assert any("imports streamlit" in b for b in broken), broken
+    back = tmp_path / "back.py"
+    back.write_text("from explorer.engine import up\n")
+    up.write_text("from explorer.engine import back\n")
+    mods["explorer.engine.back"] = architecture.Module("explorer.engine.back", back, "engine", "")
+    assert architecture.cycles(mods), "a two-module cycle went unseen"
 
 
-def test_modules_are_small_and_experiment_is_thin():
-    big = {str(p.relative_to(ROOT)): n for p in [*_modules().values(), *(ROOT / "app_pages").glob("*.py")]
-           if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES}
-    assert not big, f"modules over {MAX_MODULE_LINES} lines: {big}"
-    tree = ast.parse((ROOT / "explorer" / "experiment.py").read_text())
+def test_experiment_is_thin():
+    """Modules are split by idea, not by a line count; the façade alone has a size rule, so that its parts stay in
+    their own modules instead of growing inside it."""
+    tree = ast.parse((ROOT / "explorer" / "experiment" / "facade.py").read_text())
     cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Experiment")
     assert cls.end_lineno - cls.lineno + 1 <= MAX_EXPERIMENT_LINES
 
@@ -85,7 +67,7 @@ def test_every_public_engine_function_and_class_has_a_docstring():
 
 def test_engine_never_imports_streamlit_and_cli_starts_without_torch():
     for name, path in _modules().items():
-        if name.startswith("explorer"):  # (explorer.serve starts `streamlit run` processes: a name, not an import)
+        if name.startswith("explorer"):  # (server.serve starts `streamlit run` processes: a name, not an import)
             imported = set()
             for node in ast.walk(ast.parse(path.read_text())):
                 if isinstance(node, ast.Import):
@@ -111,7 +93,7 @@ def test_no_sys_path_manipulation_in_tests_or_benchmarks():
 
 def _count_config_copies(monkeypatch) -> list:
     """Every ExperimentConfig made from another (model_copy) or validated anew, from now on."""
-    from explorer.config import ExperimentConfig
+    from explorer.config.schema import ExperimentConfig
 
     made = []
     copy, validate = ExperimentConfig.model_copy, ExperimentConfig.model_validate.__func__
@@ -146,8 +128,9 @@ def test_a_slider_move_copies_the_config_at_most_once(monkeypatch, trained_exper
 def test_cli_run_compacts_a_structured_model_once(monkeypatch, tmp_path):
     from helpers import tiny_config
 
-    from explorer import cli, pruning
-    from explorer.config import config_json
+    from explorer import cli
+    from explorer.config.schema import config_json
+    from explorer.engine import pruning
 
     calls = []
     compact = pruning.compact
@@ -160,7 +143,7 @@ def test_cli_run_compacts_a_structured_model_once(monkeypatch, tmp_path):
 
 def test_every_chart_is_drawn_with_the_apps_own_template():
     """Streamlit's chart theme overrides plotly's default template (12 px grey labels, unreadable on a projector):
-    every st.plotly_chart passes theme=None so the `explorer` template of explorer/plots.py applies."""
+    every st.plotly_chart passes theme=None so the `explorer` template of explorer/figures/plots.py applies."""
     missing = []
     for path in [*ROOT.glob("app_pages/*.py"), *ROOT.glob("ui/*.py"), ROOT / "app.py"]:
         for node in ast.walk(ast.parse(path.read_text())):

@@ -14,8 +14,8 @@ import websockets
 from helpers import ROOT
 from streamlit.proto.BackMsg_pb2 import BackMsg
 
-from explorer.config import validate_config
-from explorer.links import encode_setup
+from explorer.config.links import encode_setup
+from explorer.config.schema import validate_config
 
 pytestmark = pytest.mark.slow
 

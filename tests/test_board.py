@@ -1,6 +1,6 @@
-"""The class board's storage (explorer/board.py) and its rules (explorer/boardrules.py): a versioned SQLite schema in
-WAL mode, migrated forward; submissions that are never lost (30 at once from 30 threads in 2 processes; a writer killed
-mid-write); limits per session; ownership; bounded reads; CSV that a spreadsheet cannot run."""
+"""The class board's storage (explorer/board/store.py) and its rules (explorer/board/rules.py): a versioned SQLite
+schema in WAL mode, migrated forward; submissions that are never lost (30 at once from 30 threads in 2 processes; a
+writer killed mid-write); limits per session; ownership; bounded reads; CSV that a spreadsheet cannot run."""
 import csv
 import io
 import os
@@ -13,10 +13,11 @@ import threading
 import pytest
 from helpers import ROOT, tiny_config
 
-from explorer import board, boardrules
-from explorer.board import MIGRATIONS, SCHEMA_VERSION, Store
-from explorer.boardrecords import BoardError, Figures, NotYours, RateLimited, method_of
-from explorer.boardrules import Attempts, Challenge
+from explorer.board import rules as boardrules
+from explorer.board import store as board
+from explorer.board.records import BoardError, Figures, NotYours, RateLimited, method_of
+from explorer.board.rules import Attempts, Challenge
+from explorer.board.store import MIGRATIONS, SCHEMA_VERSION, Store
 
 CONFIG = tiny_config(weight_pruning={"sparsity": 0.5}).model_dump_json()
 
@@ -242,8 +243,8 @@ def test_30_threads_submitting_at_once_lose_nothing(store, code):
 
 SUBMITTER = """
 import sys, threading
-from explorer.board import Store
-from explorer.boardrecords import Figures
+from explorer.board.store import Store
+from explorer.board.records import Figures
 path, code, first, n = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 store, config = Store(path), sys.stdin.readline().strip()
 f = Figures(0.97, 0.9, 0.96, 0.9, 0.6, 1, 2, 3, 4)
@@ -285,8 +286,8 @@ def test_30_submissions_from_30_threads_in_2_processes_lose_nothing(tmp_path):
 
 WRITER = """
 import sys
-from explorer.board import Store
-from explorer.boardrecords import Figures
+from explorer.board.store import Store
+from explorer.board.records import Figures
 store, code, config = Store(sys.argv[1]), sys.argv[2], sys.stdin.read()
 f = Figures(0.97, 0.9, 0.96, 0.9, 0.6, 1, 2, 3, 4)
 i = 0
@@ -323,7 +324,7 @@ def test_a_server_killed_mid_write_keeps_every_committed_entry(tmp_path):
 
 MIGRATOR = """
 import sys, time
-from explorer import board
+from explorer.board import store as board
 connect = board.Store._connect
 def pausing(self, create=False):
     c = connect(self, create)

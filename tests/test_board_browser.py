@@ -10,8 +10,8 @@ import pytest
 from helpers import StreamlitServer, tiny_config
 from test_browser import FAILURE_SHOT, assert_no_exception, goto_page, settle, wait_until
 
-from explorer.board import Store
-from explorer.links import encode_setup
+from explorer.board.store import Store
+from explorer.config.links import encode_setup
 
 pytestmark = pytest.mark.slow
 KEY = "browser-test-instructor-key"

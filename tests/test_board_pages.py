@@ -8,7 +8,7 @@ import pytest
 from helpers import ROOT, blobs_frame, csv_bytes, labelled, no_exceptions, tiny_config
 from streamlit.testing.v1 import AppTest
 
-from explorer.board import Store
+from explorer.board.store import Store
 
 KEY = "a-long-instructor-key-42"
 PAYLOADS = ("**x**", "<img src=x onerror=alert(1)>", "[a](javascript:alert(1))")
@@ -173,8 +173,8 @@ def test_nicknames_and_challenges_show_as_literal_text(db_path, trained_experime
 
 
 def test_a_setup_on_uploaded_data_cannot_be_submitted(db_path):
-    from explorer.experiment import Experiment
-    from explorer.userdata import parse_upload, with_upload
+    from explorer.engine.userdata import parse_upload, with_upload
+    from explorer.experiment.facade import Experiment
 
     data = parse_upload("zoo.csv", csv_bytes(blobs_frame()), "animal")
     exp = Experiment(tiny_config())
@@ -221,8 +221,8 @@ def test_every_term_the_board_pages_show_has_a_glossary_entry(db_path, trained_e
     structured (APoZ) setup and a global-magnitude one fine-tuned by DNS with activation thresholds, both verified."""
     from test_glossary import missing_on
 
-    from explorer.experiment import Experiment
-    from explorer.verify import Verifier
+    from explorer.board.verifier import Verifier
+    from explorer.experiment.facade import Experiment
 
     teacher, code = open_class()
     found = {**missing_on(page("class_board"), "join"), **missing_on(teacher, "instructor, no entry")}

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from explorer.config import parse_config
-from explorer.sparse import decode_model
+from explorer.config.schema import parse_config
+from explorer.engine.sparse import decode_model
 
 IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
 pytestmark = pytest.mark.slow

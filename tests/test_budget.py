@@ -1,16 +1,16 @@
-"""A shared server's budget (explorer.budget) and its training slots (explorer.slots), and how the pages apply them
-(ui.progress.run_with_progress is the one place every training goes through)."""
+"""A shared server's budget (explorer.server.budget) and its training slots (explorer.server.slots), and how the pages
+apply them (ui.progress.run_with_progress is the one place every training goes through)."""
 import threading
 import time
 
 import pytest
 from helpers import app, no_exceptions
 
-from explorer.budget import STEP_MACS, Budget, OverBudget, check_run, describe, run_cost
-from explorer.config import validate_config
-from explorer.measure import baseline_training_cost
-from explorer.presets import load_presets
-from explorer.slots import TrainingSlots
+from explorer.config.presets import load_presets
+from explorer.config.schema import validate_config
+from explorer.experiment.measure import baseline_training_cost
+from explorer.server.budget import STEP_MACS, Budget, OverBudget, check_run, describe, run_cost
+from explorer.server.slots import TrainingSlots
 
 
 def test_a_runs_cost_counts_multiply_adds_and_steps():
@@ -35,7 +35,7 @@ def test_every_preset_is_far_inside_the_default_budget():
 
 
 def test_a_time_estimate_follows_what_this_server_measured():
-    from explorer.budget import REFERENCE_RATE, Throughput, describe_time
+    from explorer.server.budget import REFERENCE_RATE, Throughput, describe_time
 
     t = Throughput()
     assert t.seconds(REFERENCE_RATE * 10) == pytest.approx(10)

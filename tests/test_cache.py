@@ -1,12 +1,13 @@
-"""The one cache policy (explorer.cache.ViewCache): bounded per kind in entries and in bytes, least recently used out,
-the newest value always kept; a long slider sweep on a large model keeps a session's views within the bound."""
+"""The one cache policy (explorer.experiment.cache.ViewCache): bounded per kind in entries and in bytes, least recently
+used out, the newest value always kept; a long slider sweep on a large model keeps a session's views within the
+bound."""
 import numpy as np
 import torch
 from helpers import tiny_config
 
-from explorer.cache import MB, ViewCache, nbytes
-from explorer.config import WeightPruningConfig
-from explorer.experiment import Experiment
+from explorer.config.schema import WeightPruningConfig
+from explorer.experiment.cache import MB, ViewCache, nbytes
+from explorer.experiment.facade import Experiment
 
 
 def test_nbytes_counts_tensor_and_array_storage_through_containers():

@@ -11,10 +11,10 @@ import pytest
 import torch
 from helpers import app, no_exceptions, tiny_config
 
-from explorer import report
-from explorer.config import ActivationConfig, FinetuneConfig, ModelConfig, StructuredConfig, WeightPruningConfig
-from explorer.experiment import Experiment
-from explorer.models import MAX_ABS_WEIGHT, MAX_GAIN, build_model, load_state_dict_file, prunable_layers
+from explorer.config.schema import ActivationConfig, FinetuneConfig, ModelConfig, StructuredConfig, WeightPruningConfig
+from explorer.engine.models import MAX_ABS_WEIGHT, MAX_GAIN, build_model, load_state_dict_file, prunable_layers
+from explorer.experiment import report
+from explorer.experiment.facade import Experiment
 
 LENET = ModelConfig(arch="lenet300100")
 pytestmark = pytest.mark.filterwarnings(  # torch's own, about building the bad inputs below

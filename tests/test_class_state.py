@@ -3,9 +3,9 @@ after its setup; changing the data set or the model resets the pruning setting, 
 from helpers import ROOT, app, labelled, no_exceptions, tiny_config
 from streamlit.testing.v1 import AppTest
 
-from explorer.config import WeightPruningConfig, reset_for_new_setup, validate_config, what_was_reset
-from explorer.experiment import Experiment
-from explorer.presets import load_presets
+from explorer.config.presets import load_presets
+from explorer.config.schema import WeightPruningConfig, reset_for_new_setup, validate_config, what_was_reset
+from explorer.experiment.facade import Experiment
 
 
 def test_snapshots_survive_a_new_setup_and_say_theirs():

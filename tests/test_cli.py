@@ -12,10 +12,10 @@ import torch
 from helpers import ROOT, app, no_exceptions, tiny_config
 
 from explorer.cli import main, out_problem
-from explorer.config import config_json, parse_config
-from explorer.data import load_dataset
-from explorer.experiment import Experiment
-from explorer.models import build_model
+from explorer.config.schema import config_json, parse_config
+from explorer.engine.data import load_dataset
+from explorer.engine.models import build_model
+from explorer.experiment.facade import Experiment
 
 
 def cli(*args, cwd=ROOT):
@@ -101,7 +101,7 @@ def test_run_structured_writes_a_compact_model_that_loads(tmp_path):
     m = json.loads((tmp_path / "o" / "metrics.json").read_text())
     assert m["compacted"]["model"]["hidden"] == [150, 100]
     assert m["compacted"]["test_accuracy"] == m["pruned"]["test_accuracy"]
-    from explorer.config import ModelConfig
+    from explorer.config.schema import ModelConfig
     d = torch.load(tmp_path / "o" / "compact.pt", weights_only=True)
     small = build_model(ModelConfig(**d["model"]), 64, 10)
     small.load_state_dict(d["state_dict"])

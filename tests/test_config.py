@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from explorer.config import ConfigError, ExperimentConfig, config_json, json_schema, parse_config
+from explorer.config.schema import ConfigError, ExperimentConfig, config_json, json_schema, parse_config
 
 
 def test_round_trip_is_lossless():
@@ -77,14 +77,14 @@ def test_schema_is_json_schema_with_the_sections():
 
 
 def test_published_schema_file_is_in_sync():
-    """explorer/schema.json is what `python -m explorer schema` prints; regenerate it with that command."""
+    """explorer/config/schema.json is what `python -m explorer schema` prints; regenerate it with that command."""
     from helpers import ROOT
-    published = json.loads((ROOT / "explorer" / "schema.json").read_text())
-    assert published == json_schema(), "run: python -m explorer schema > explorer/schema.json"
+    published = json.loads((ROOT / "explorer" / "config" / "schema.json").read_text())
+    assert published == json_schema(), "run: python -m explorer schema > explorer/config/schema.json"
 
 
 def test_shared_link_round_trip_and_tampering():
-    from explorer.links import decode_setup, encode_setup
+    from explorer.config.links import decode_setup, encode_setup
     cfg = ExperimentConfig.model_validate({"seed": 3, "model": {"arch": "mlp", "hidden": [16]},
                                            "weight_pruning": {"sparsity": {"fc1": 0.5}}, "freeze": ["fc2"]})
     link = encode_setup(cfg)

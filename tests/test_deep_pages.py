@@ -13,11 +13,12 @@ import pytest
 import torch
 from helpers import app, no_exceptions
 
-from explorer import measure, plots, views
-from explorer.config import WeightPruningConfig
-from explorer.pruning import mask_stats, masks_from_weights
-from explorer.sparse import Tradeoff
-from explorer.studies import TrainedComparison
+from explorer.config.schema import WeightPruningConfig
+from explorer.engine.pruning import mask_stats, masks_from_weights
+from explorer.engine.sparse import Tradeoff
+from explorer.experiment import measure
+from explorer.experiment.studies import TrainedComparison
+from explorer.figures import plots, views
 
 WP = "app_pages/weight_pruning.py"
 
@@ -240,7 +241,7 @@ def test_decision_axes_span_the_grid_at_equal_scale():
 
 # ---- 8. legible on a projector ---------------------------------------------------------------------------------------
 def _builders(exp) -> dict:
-    """Every public figure builder of explorer.plots with small inputs."""
+    """Every public figure builder of explorer.figures.plots with small inputs."""
     exp.set_pruning(WeightPruningConfig(sparsity=0.5))
     _, act = exp.activation_view()
     layer, s = next(iter(act.layers.items()))

@@ -1,10 +1,18 @@
 """Defaults that teach the right thing (issue 14): the default fine-tune recovers, every built-in set's default training
 learns it, and a baseline near chance says so, with what to change. The figures behind each default are in the comments
-of explorer/sections.py (FinetuneConfig, DATASET_TRAIN_DEFAULTS) and explorer/baseline.py (near_chance_margin)."""
+of explorer/config/sections.py (FinetuneConfig, DATASET_TRAIN_DEFAULTS) and explorer/engine/baseline.py
+(near_chance_margin)."""
 import pytest
 
-from explorer.config import DATASETS, DataConfig, ExperimentConfig, FinetuneConfig, TrainConfig, WeightPruningConfig
-from explorer.experiment import Experiment
+from explorer.config.schema import (
+    DATASETS,
+    DataConfig,
+    ExperimentConfig,
+    FinetuneConfig,
+    TrainConfig,
+    WeightPruningConfig,
+)
+from explorer.experiment.facade import Experiment
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +81,7 @@ def test_healthy_defaults_are_not_near_chance(trained_experiment_factory, name):
 
 
 def test_a_link_brings_back_the_same_training_on_a_set_with_its_own_defaults():
-    from explorer.links import decode_setup, encode_setup
+    from explorer.config.links import decode_setup, encode_setup
 
     for raw in ({"data": {"name": "spirals"}, "train": {"epochs": 15, "lr": 0.001}}, {"data": {"name": "spirals"}},
                 {"data": {"name": "moons"}}, {"data": {"name": "mnist"}, "finetune": {"epochs": 40}},
@@ -83,7 +91,7 @@ def test_a_link_brings_back_the_same_training_on_a_set_with_its_own_defaults():
 
 
 def test_switching_to_mnist_takes_its_fine_tuning_default_unless_the_user_chose_one():
-    from explorer.config import reset_for_new_setup, validate_config
+    from explorer.config.schema import reset_for_new_setup, validate_config
 
     digits = ExperimentConfig()
     raw = {**digits.model_dump(), "data": {**digits.model_dump()["data"], "name": "mnist"}, "model": {"arch": "lenet5"}}
@@ -97,8 +105,8 @@ def test_switching_to_mnist_takes_its_fine_tuning_default_unless_the_user_chose_
 
 
 def test_mnist_defaults_fit_a_servers_budget_with_room():
-    from explorer.budget import Budget
-    from explorer.measure import baseline_training_cost
+    from explorer.experiment.measure import baseline_training_cost
+    from explorer.server.budget import Budget
 
     lenet5 = ExperimentConfig.model_validate({"data": {"name": "mnist"}, "model": {"arch": "lenet5"}})
     cost = baseline_training_cost(lenet5)

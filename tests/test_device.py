@@ -5,9 +5,9 @@ path is exercised by the same assertions on the CPU where no GPU is lent."""
 import pytest
 import torch
 
-from explorer.config import validate_config
-from explorer.experiment import Experiment
-from explorer.models import prunable_layers
+from explorer.config.schema import validate_config
+from explorer.engine.models import prunable_layers
+from explorer.experiment.facade import Experiment
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 SETUPS = {
@@ -62,7 +62,7 @@ def test_the_gpu_prunes_the_same_weights_as_the_cpu():
     state = cpu.baseline.state_cpu()
     gpu = Experiment(validate_config({**SETUPS["digits-lenet300100"], "device": "cuda", "seed": 0}))
     gpu.load_checkpoint(_bytes(state))
-    from explorer.config import WeightPruningConfig
+    from explorer.config.schema import WeightPruningConfig
     for wp in (WeightPruningConfig(sparsity=0.5), WeightPruningConfig(sparsity=0.9),
                WeightPruningConfig(sparsity=0.8, scope="global"),
                WeightPruningConfig(structured={"amount": 0.5})):

@@ -4,9 +4,10 @@ import pytest
 import torch
 from helpers import tiny_config
 
-from explorer import cli, sparse
-from explorer.config import ConfigError, config_json, parse_config
-from explorer.schedules import AGP, ramp_steps
+from explorer import cli
+from explorer.config.schema import ConfigError, config_json, parse_config
+from explorer.engine import sparse
+from explorer.methods.schedules import AGP, ramp_steps
 
 
 def test_agp_ramp_length_does_not_lose_a_step_to_float_truncation():
@@ -27,7 +28,7 @@ def test_empty_tensors_round_trip_in_every_format(shape, fmt):
 def test_an_integer_too_long_to_convert_is_a_field_message(field, text):
     with pytest.raises(ConfigError) as e:
         parse_config(text % ("9" * 5000))
-    # measured before json.loads (explorer.jsontext), so the message names the key as written, not its full path
+    # measured before json.loads (explorer.config.jsontext), so the message names the key as written, not its full path
     assert e.value.problems[0].startswith(field.split(".")[-1] + ":") and "set_int_max_str_digits" not in str(e.value)
 
 
@@ -43,7 +44,7 @@ def test_cli_fine_tuning_progress_counts_the_fine_tuning_epochs(tmp_path, capsys
 def test_the_structured_unit_count_rule_is_stated_where_units_are_chosen(trained_experiment_factory):
     from helpers import app, no_exceptions
 
-    from explorer.pruning import n_to_prune, structured_masks
+    from explorer.engine.pruning import n_to_prune, structured_masks
 
     at = app(trained_experiment_factory(), "app_pages/weight_pruning.py")
     at.radio(key="wp_kind").set_value("structured").run()
@@ -60,7 +61,7 @@ def test_deeply_nested_json_is_a_message_in_a_config_a_link_and_the_cli(text, tm
     import base64
     import zlib
 
-    from explorer.links import decode_setup
+    from explorer.config.links import decode_setup
 
     with pytest.raises(ConfigError, match="nested far too deeply"):
         parse_config(text)
@@ -79,8 +80,8 @@ def test_a_checkpoint_declaring_gigabytes_is_refused_before_anything_is_inflated
     import io
     import zipfile
 
-    from explorer.experiment import Experiment
-    from explorer.models import model_state
+    from explorer.engine.models import model_state
+    from explorer.experiment.facade import Experiment
 
     exp = Experiment(tiny_config())
     buf = io.BytesIO()
@@ -100,10 +101,10 @@ def test_stop_is_honoured_within_an_epoch_and_keeps_exactly_the_finished_epochs(
     one a 1-epoch run gives, bit for bit, so the config (epochs = 1) replays it."""
     import time
 
-    from explorer.config import ModelConfig, TrainConfig
-    from explorer.data import load_dataset
-    from explorer.models import build_model
-    from explorer.training import STOP_POLL_S, train
+    from explorer.config.schema import ModelConfig, TrainConfig
+    from explorer.engine.data import load_dataset
+    from explorer.engine.models import build_model
+    from explorer.engine.training import STOP_POLL_S, train
 
     data = load_dataset(tiny_config().data, seed=0)
     cfg = TrainConfig(epochs=3, batch_size=1, lr=1e-3)

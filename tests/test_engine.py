@@ -3,13 +3,13 @@ import pytest
 import torch
 from helpers import tiny_config
 
-from explorer.config import DataConfig, ModelConfig, WeightPruningConfig
-from explorer.data import load_dataset
-from explorer.experiment import Experiment
-from explorer.layers import layer_names
-from explorer.models import build_model, layer_table, model_state, prunable_layers
-from explorer.training import select_device
-from explorer.views import mask_map
+from explorer.config.layers import layer_names
+from explorer.config.schema import DataConfig, ModelConfig, WeightPruningConfig
+from explorer.engine.data import load_dataset
+from explorer.engine.models import build_model, layer_table, model_state, prunable_layers
+from explorer.engine.training import select_device
+from explorer.experiment.facade import Experiment
+from explorer.figures.views import mask_map
 
 
 def test_digits_split_is_stratified_standardised_and_offline():
@@ -187,7 +187,7 @@ class _NotAllowed:
 
 
 def test_state_dict_loader_is_safe_and_explains(tmp_path):
-    from explorer.models import load_state_dict_file
+    from explorer.engine.models import load_state_dict_file
 
     model = build_model(ModelConfig(arch="lenet300100"), 64, 10)
     good = tmp_path / "good.pt"
@@ -248,7 +248,7 @@ def test_checkpoint_mismatch_names_the_first_key(trained_experiment_factory):
 
 
 def test_a_baseline_that_learnt_nothing_says_why():
-    from explorer.experiment import Experiment
+    from explorer.experiment.facade import Experiment
 
     exp = Experiment(tiny_config(train={"lr": 1e6, "epochs": 2}))
     result = exp.train_baseline()

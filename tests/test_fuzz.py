@@ -8,9 +8,9 @@ import time
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from explorer.config import ConfigError, ExperimentConfig, config_json, parse_config
-from explorer.links import decode_setup, encode_setup
-from explorer.userdata import parse_upload
+from explorer.config.links import decode_setup, encode_setup
+from explorer.config.schema import ConfigError, ExperimentConfig, config_json, parse_config
+from explorer.engine.userdata import parse_upload
 
 FUZZ = settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow],
                 derandomize=True)  # the same 500 examples on every run: CI cannot turn red by luck

@@ -10,7 +10,7 @@ and legends, and the words of the SVG pictures (code blocks are code, not words)
 (b) any word shaped like an acronym or a symbol: two capitals (CSR, APoZ, MACs, ReLU, LeNet), a capital and a digit
     (L1), an underscore between letters (s_i, state_dict), or a Greek letter in a word (Δt), except the few in ALLOWED
     and names that the same text uses as code (`ModelConfig(…)`, `torch.load`, `x=…`).
-Each one must have an entry in explorer/glossary.json; a failure names the page, the state and the term.
+Each one must have an entry in explorer/classroom/glossary.json; a failure names the page, the state and the term.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ import pytest
 from helpers import ROOT, no_exceptions, tiny_config
 from streamlit.testing.v1 import AppTest
 
-from explorer.glossary import GLOSSARY, entry, explain, help_text, markdown_literal, terms_in
+from explorer.classroom.glossary import GLOSSARY, entry, explain, help_text, markdown_literal, terms_in
 
 PAGES = ["app_pages/home.py", "app_pages/playground.py", "app_pages/model_data.py", "app_pages/freeze.py",
          "app_pages/weight_pruning.py", "app_pages/activations.py", "app_pages/train.py", "app_pages/export.py",
@@ -217,8 +217,8 @@ def _merge(into: dict, found: dict) -> None:
 
 
 def _report(missing: dict) -> str:
-    return ("terms shown without a glossary entry (add one to explorer/glossary.json, or, if a term is not jargon, to "
-            "ALLOWED in tests/test_glossary.py with the reason):\n"
+    return ("terms shown without a glossary entry (add one to explorer/classroom/glossary.json, or, if a term is not "
+            "jargon, to ALLOWED in tests/test_glossary.py with the reason):\n"
             + "\n".join(f"  {t!r} on {', '.join(sorted(w))}" for t, w in sorted(missing.items())))
 
 
@@ -229,9 +229,9 @@ def states(trained_experiment_factory):
     its own copy of the experiment."""
     import copy
 
-    from explorer.config import ActivationConfig, FinetuneConfig, StructuredConfig, WeightPruningConfig
-    from explorer.sparse import latency_tradeoff
-    from explorer.studies import TrainedComparison, regulariser_configs
+    from explorer.config.schema import ActivationConfig, FinetuneConfig, StructuredConfig, WeightPruningConfig
+    from explorer.engine.sparse import latency_tradeoff
+    from explorer.experiment.studies import TrainedComparison, regulariser_configs
 
     tuned = trained_experiment_factory()
     tuned.set_pruning(WeightPruningConfig(sparsity=0.8))
@@ -281,7 +281,7 @@ def test_every_term_a_page_shows_has_an_entry(state, states):
 
 def test_every_preset_text_has_entries():
     """A preset's title and paragraph show on Model & data when it is chosen."""
-    from explorer.presets import load_presets
+    from explorer.config.presets import load_presets
 
     missing: dict = {}
     for key, p in load_presets().items():

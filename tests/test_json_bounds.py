@@ -1,5 +1,5 @@
-"""Untrusted JSON is measured before json.loads (explorer.jsontext): every refused input costs milliseconds and raises
-ConfigError, through each entry point that reads JSON (config file or upload, shared link, preset files)."""
+"""Untrusted JSON is measured before json.loads (explorer.config.jsontext): every refused input costs milliseconds and
+raises ConfigError, through each entry point that reads JSON (config file or upload, shared link, preset files)."""
 import base64
 import json
 import time
@@ -7,9 +7,9 @@ import zlib
 
 import pytest
 
-from explorer.config import ConfigError, parse_config
-from explorer.jsontext import CONFIG_BOUNDS, JsonBounds, load_json
-from explorer.links import decode_setup
+from explorer.config.jsontext import CONFIG_BOUNDS, JsonBounds, load_json
+from explorer.config.links import decode_setup
+from explorer.config.schema import ConfigError, parse_config
 
 ATTACKS = {
     "30 MB of spaces": b" " * 30_000_000,
@@ -35,7 +35,7 @@ def test_a_refused_json_costs_milliseconds_and_says_why(name):
 
 
 def test_the_bounds_fit_every_real_config_with_room_to_spare():
-    from explorer.presets import PRESETS_DIR
+    from explorer.config.presets import PRESETS_DIR
 
     for path in PRESETS_DIR.glob("*.json"):
         assert len(path.read_bytes()) < CONFIG_BOUNDS.max_bytes / 10

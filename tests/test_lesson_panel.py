@@ -3,7 +3,7 @@ started again starting clean, a locked class staying locked, and addresses that 
 from helpers import ROOT, labelled, no_exceptions
 from streamlit.testing.v1 import AppTest
 
-from explorer.lessons import load_lessons
+from explorer.classroom.lessons import load_lessons
 
 
 def run(params: dict, experiment=None, page: str | None = None) -> AppTest:
@@ -76,7 +76,7 @@ def test_a_preset_loaded_during_a_lesson_says_the_lesson_setup_is_gone():
 
 
 def test_snapshots_from_before_the_lesson_do_not_pass_its_checks(trained_experiment_factory):
-    from explorer.lessons import facts
+    from explorer.classroom.lessons import facts
 
     exp = trained_experiment_factory()
     exp.snapshot("old", latency_repeats=1)
@@ -121,8 +121,9 @@ def test_a_reload_of_a_locked_class_stays_at_its_step():
 
 
 def test_the_pages_a_lesson_may_name_are_the_app_s_pages():
-    """explorer/lessons.py cannot import ui/ (the engine has no Streamlit): its page names are kept equal here."""
-    from explorer.lessons import PAGES
+    """explorer/classroom/lessons.py cannot import ui/ (the engine has no Streamlit): its page names are kept equal
+    here."""
+    from explorer.classroom.lessons import PAGES
     from ui.pages import ALL, HOME
 
     assert set(PAGES) == {p.id for p in ALL if p is not HOME}

@@ -1,6 +1,6 @@
-"""Lessons (explorer/lessons.py, lessons/*.json): the shipped files validate, a bad file is refused with its name and
-the problem, check lines are plain words, and every lesson is played step by step on a real Experiment: each check
-fails before its step's actions and passes after them, and the facts agree with counts made here by hand."""
+"""Lessons (explorer/classroom/lessons.py, lessons/*.json): the shipped files validate, a bad file is refused with its
+name and the problem, check lines are plain words, and every lesson is played step by step on a real Experiment: each
+check fails before its step's actions and passes after them, and the facts agree with counts made here by hand."""
 import json
 import shutil
 from types import SimpleNamespace
@@ -8,10 +8,11 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from explorer import lessonfacts, lessons
-from explorer.config import ConfigError, ExperimentConfig, FinetuneConfig
-from explorer.experiment import Experiment
-from explorer.models import activation_modules, prunable_layers
+from explorer.classroom import facts as lessonfacts
+from explorer.classroom import lessons
+from explorer.config.schema import ConfigError, ExperimentConfig, FinetuneConfig
+from explorer.engine.models import activation_modules, prunable_layers
+from explorer.experiment.facade import Experiment
 
 SHIPPED = lessons.load_lessons()
 FIRST = lessons.LESSONS_DIR / "01_magnitude.json"

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from helpers import app, csv_bytes, no_exceptions
 
-from explorer.plots import plain, snapshots_bytes
+from explorer.figures.plots import plain, snapshots_bytes
 from ui.views import literal
 
 PAYLOAD = "![p](http://127.0.0.1:9/x.png)[l](https://127.0.0.1:9)<b>b</b>:red[r]$x$**e**www.x.org a@b.org"

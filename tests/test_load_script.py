@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from helpers import ROOT, tiny_config
 
-from explorer.links import encode_setup
+from explorer.config.links import encode_setup
 
 pytestmark = pytest.mark.slow
 

@@ -1,5 +1,5 @@
-"""The lottery ticket (explorer/lottery.py): every run starts from the weights the procedure says, bit for bit (the
-ticket from the saved initial weights, or the epoch-k weights of the baseline's own run; the control from a fresh
+"""The lottery ticket (explorer/methods/lottery.py): every run starts from the weights the procedure says, bit for bit
+(the ticket from the saved initial weights, or the epoch-k weights of the baseline's own run; the control from a fresh
 init of the stated seed; the fine-tuned run from the trained baseline), rounds only add to the pruned set and end on
 the target, refusals say what to change, a stop keeps the finished rounds, and the preset's figures hold."""
 import json
@@ -8,13 +8,15 @@ import pytest
 import torch
 from helpers import app, no_exceptions, tiny_config
 
-from explorer import lessons, lottery, pruning, training
-from explorer.baseline import init_model
-from explorer.experiment import Experiment
-from explorer.freezing import fingerprints
-from explorer.models import prunable_layers
-from explorer.presets import check_expectations, load_presets
-from explorer.schedules import target_sparsity
+from explorer.classroom import lessons
+from explorer.config.presets import check_expectations, load_presets
+from explorer.engine import pruning, training
+from explorer.engine.baseline import init_model
+from explorer.engine.freezing import fingerprints
+from explorer.engine.models import prunable_layers
+from explorer.experiment.facade import Experiment
+from explorer.methods import lottery
+from explorer.methods.schedules import target_sparsity
 
 
 @pytest.fixture(autouse=True)
@@ -153,7 +155,7 @@ def test_a_stop_keeps_the_finished_rounds(trained_experiment_factory):
 
 def test_the_cli_writes_every_round_to_metrics(tmp_path):
     from explorer import cli
-    from explorer.config import config_json
+    from explorer.config.schema import config_json
 
     (tmp_path / "setup.json").write_text(config_json(small()))
     assert cli.main(["run", str(tmp_path / "setup.json"), "--out", str(tmp_path / "out"), "--quiet"]) == 0

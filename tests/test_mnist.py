@@ -7,7 +7,8 @@ import pytest
 import torch
 from torch.nn.utils import prune
 
-from explorer.config import (
+from explorer.config.layers import layer_names
+from explorer.config.schema import (
     ActivationConfig,
     DataConfig,
     FinetuneConfig,
@@ -16,11 +17,10 @@ from explorer.config import (
     WeightPruningConfig,
     validate_config,
 )
-from explorer.data import MNIST_SOURCE, _mnist, load_dataset, raw_preview
-from explorer.experiment import Experiment
-from explorer.layers import layer_names
-from explorer.models import build_model, count_macs, layer_table, prunable_layers
-from explorer.pruning import apply_structured, compact, structured_masks
+from explorer.engine.data import MNIST_SOURCE, _mnist, load_dataset, raw_preview
+from explorer.engine.models import build_model, count_macs, layer_table, prunable_layers
+from explorer.engine.pruning import apply_structured, compact, structured_masks
+from explorer.experiment.facade import Experiment
 
 LENET5 = ModelConfig(arch="lenet5")
 
@@ -148,7 +148,7 @@ def test_every_feature_works_on_lenet5(lenet5_experiment):
     assert metrics["compacted"]["model"]["arch"] == "lenet5"
     assert exp.bundle_bytes()[:2] == b"PK"
     # sparse formats hold the 4-D convolution kernels exactly
-    from explorer import sparse
+    from explorer.engine import sparse
     state = exp.current_model().state_dict()
     for fmt in ("coo", "csr", "bitmask"):
         back = sparse.decode_model(sparse.encode_model(state, fmt))
@@ -172,9 +172,9 @@ def test_every_schedule_runs_on_lenet5_and_masked_weights_stay_zero(lenet5_exper
 
 @pytest.mark.slow  # trains LeNet-5 on MNIST for an epoch (module fixture), then more
 def test_the_playground_pictures_work_on_mnist(lenet5_experiment):
-    from explorer import classroom
-    from explorer.netgraph import graph_of, sample_graph
-    from explorer.pictures import digits_svg, network_svg
+    from explorer.figures import playground as classroom
+    from explorer.figures.netgraph import graph_of, sample_graph
+    from explorer.figures.pictures import digits_svg, network_svg
 
     exp = lenet5_experiment
     exp.set_pruning(WeightPruningConfig(sparsity=0.9))
@@ -190,7 +190,7 @@ def test_the_playground_pictures_work_on_mnist(lenet5_experiment):
 
 
 def test_lenet300100_on_mnist_names_pixels_on_the_graph():
-    from explorer.netgraph import graph_of
+    from explorer.figures.netgraph import graph_of
 
     exp = Experiment(validate_config({"data": {"name": "mnist"}, "train": {"epochs": 0}}))
     g = graph_of(exp)
@@ -213,7 +213,7 @@ def test_a_checkpoint_of_lenet5_loads_and_a_wrong_one_is_refused(lenet5_experime
 
 
 def test_layers_sampled_on_the_graph_say_so():
-    from explorer.netgraph import graph_of, sample_graph
+    from explorer.figures.netgraph import graph_of, sample_graph
 
     exp = Experiment(validate_config({"data": {"name": "mnist"}, "train": {"epochs": 0}}))
     s = sample_graph(graph_of(exp))
@@ -244,7 +244,7 @@ def test_compaction_equals_torch_pruning_channel_removal():
 
 
 def _replay(key):
-    from explorer.presets import check_expectations, load_presets
+    from explorer.config.presets import check_expectations, load_presets
 
     preset = load_presets()[key]
     exp = Experiment(preset.config)
@@ -273,8 +273,8 @@ def test_han_preset_on_lenet5_is_within_a_point_of_dense():
 
 
 def test_the_papers_rows_sit_beside_this_run_on_the_same_network():
-    from explorer import papers
-    from explorer.pruning import mask_stats, masks_from_weights
+    from explorer.classroom import papers
+    from explorer.engine.pruning import mask_stats, masks_from_weights
 
     model = build_model(LENET5, 784, 10)
     masks = masks_from_weights({n: m.weight for n, m in prunable_layers(model).items()},
@@ -311,7 +311,7 @@ def test_an_mnist_config_replays_through_the_cli(tmp_path):
 
 
 def test_lenet5s_pooling_is_max_pool2d():
-    from explorer.models import max_pool_2x2
+    from explorer.engine.models import max_pool_2x2
 
     torch.manual_seed(1)
     for shape in ((3, 20, 24, 24), (2, 50, 8, 8)):

@@ -1,7 +1,7 @@
-"""The network drawn as a graph (explorer/netgraph.py, drawn by explorer/pictures.py), held to oracles: hand-made
-weights and masks whose kept connections, removed and zeroed units and frozen layers are known; large layers sampled
-within bounds with the true totals said; real experiments of every zoo model; the units a threshold zeroes, recomputed
-by plain torch."""
+"""The network drawn as a graph (explorer/figures/netgraph.py, drawn by explorer/figures/pictures.py), held to oracles:
+hand-made weights and masks whose kept connections, removed and zeroed units and frozen layers are known; large layers
+sampled within bounds with the true totals said; real experiments of every zoo model; the units a threshold zeroes,
+recomputed by plain torch."""
 import json
 import math
 import xml.etree.ElementTree as ET
@@ -11,11 +11,11 @@ import pytest
 import torch
 from helpers import tiny_config
 
-from explorer import netgraph as ng
-from explorer import pictures
-from explorer.config import ActivationConfig, WeightPruningConfig
-from explorer.experiment import Experiment
-from explorer.pruning import removed_units
+from explorer.config.schema import ActivationConfig, WeightPruningConfig
+from explorer.engine.pruning import removed_units
+from explorer.experiment.facade import Experiment
+from explorer.figures import netgraph as ng
+from explorer.figures import pictures
 
 T, F = True, False
 

@@ -1,6 +1,7 @@
-"""N:M semi-structured sparsity (explorer/nm.py): every mask checked group by group against a brute-force oracle and
-against PyTorch's own N:M sparsifier (torch.ao.pruning.WeightNormSparsifier with 1×M blocks); the partial-group rule;
-the config contract; fine-tuning keeps the pattern; the 2:4 speed (measured on CUDA only, theoretical elsewhere)."""
+"""N:M semi-structured sparsity (explorer/methods/nm.py): every mask checked group by group against a brute-force oracle
+and against PyTorch's own N:M sparsifier (torch.ao.pruning.WeightNormSparsifier with 1×M blocks); the partial-group
+rule; the config contract; fine-tuning keeps the pattern; the 2:4 speed (measured on CUDA only, theoretical
+elsewhere)."""
 import math
 import warnings
 
@@ -9,10 +10,11 @@ import torch
 from helpers import app, no_exceptions, tiny_config
 from torch import nn
 
-from explorer import nm, pruned, wanda
-from explorer.config import ConfigError, WeightPruningConfig, validate_config
-from explorer.experiment import Experiment
-from explorer.presets import check_expectations, load_presets
+from explorer.config.presets import check_expectations, load_presets
+from explorer.config.schema import ConfigError, WeightPruningConfig, validate_config
+from explorer.experiment import pruned
+from explorer.experiment.facade import Experiment
+from explorer.methods import nm, wanda
 
 
 def brute_force(scores: torch.Tensor, n: int, m: int) -> torch.Tensor:
@@ -141,7 +143,7 @@ def test_one_shot_fine_tuning_keeps_the_pattern_and_a_gradual_schedule_is_refuse
 
 
 def test_the_view_draws_the_first_groups_and_the_speed_is_labelled(trained_experiment_factory):
-    from explorer import criteria
+    from explorer.experiment import criteria
 
     exp = trained_experiment_factory(tiny_config())
     exp.set_pruning(WeightPruningConfig(pattern="4:8"))
@@ -200,7 +202,7 @@ def test_a_pattern_config_replays_through_the_cli(tmp_path):
     import json
 
     from explorer import cli
-    from explorer.config import config_json
+    from explorer.config.schema import config_json
 
     cfg = tiny_config(weight_pruning={"pattern": "4:8"})
     (tmp_path / "setup.json").write_text(config_json(cfg))

@@ -1,12 +1,12 @@
-"""The Playground's histogram and digit pictures (explorer/pictures.py) read back from their SVG: bar heights are the
-counts, the cut is where the threshold is (and absent for structured pruning), wrong predictions are marked, and text
-is escaped."""
+"""The Playground's histogram and digit pictures (explorer/figures/pictures.py) read back from their SVG: bar heights
+are the counts, the cut is where the threshold is (and absent for structured pruning), wrong predictions are marked, and
+text is escaped."""
 import xml.etree.ElementTree as ET
 
 import numpy as np
 
-from explorer import pictures, plots
-from explorer.views import DigitPredictions, Histogram
+from explorer.figures import pictures, plots
+from explorer.figures.views import DigitPredictions, Histogram
 
 SVG = "{http://www.w3.org/2000/svg}"
 

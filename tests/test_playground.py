@@ -2,7 +2,7 @@
 buttons train and fine-tune, its frozen-layer pills freeze; a setting it cannot show is kept until a slider moves."""
 from helpers import app, no_exceptions
 
-from explorer.config import WeightPruningConfig
+from explorer.config.schema import WeightPruningConfig
 
 PAGE = "app_pages/playground.py"
 
@@ -49,7 +49,7 @@ def test_a_setting_made_elsewhere_is_kept_until_a_slider_moves(trained_experimen
 def test_the_digit_grid_is_the_current_models_predictions_kept_per_setting(trained_experiment_factory):
     import torch
 
-    from explorer import classroom
+    from explorer.figures import playground as classroom
 
     exp = trained_experiment_factory()
     exp.set_pruning(WeightPruningConfig(sparsity=0.95))

@@ -8,8 +8,8 @@ import pytest
 from helpers import ROOT
 from test_browser import assert_no_exception, settle, wait_until
 
-from explorer.config import validate_config
-from explorer.links import encode_setup
+from explorer.config.links import encode_setup
+from explorer.config.schema import validate_config
 
 pytestmark = pytest.mark.slow
 # The README's picture, docs/playground.png (the Playground at 1280×720 on digits, 90 % pruned), is rewritten only when

@@ -3,8 +3,8 @@ with `python -m explorer run presets/NAME.json`), and the app loads one in one c
 import pytest
 from helpers import ROOT
 
-from explorer.experiment import Experiment
-from explorer.presets import check_expectations, load_presets
+from explorer.config.presets import check_expectations, load_presets
+from explorer.experiment.facade import Experiment
 
 PRESETS = load_presets()
 # Replayed here: every preset but han2015 (slow; replayed against stricter figures by
@@ -49,8 +49,8 @@ def test_preset_replays_through_the_cli(tmp_path):
 
 
 def test_the_papers_table_names_presets_that_exist_and_says_what_they_reach():
-    from explorer.plots import PAPER_FIGURES
-    from explorer.presets import describe_expectations
+    from explorer.config.presets import describe_expectations
+    from explorer.figures.plots import PAPER_FIGURES
 
     assert all(p["preset"] in PRESETS for p in PAPER_FIGURES)
     words = describe_expectations({"a.b": [0.5, None], "c": [None, 2], "d": [True, None]})

@@ -8,9 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from explorer.config import ModelConfig
-from explorer.models import build_model, prunable_layers
-from explorer.pruning import (
+from explorer.config.schema import ModelConfig
+from explorer.engine.models import build_model, prunable_layers
+from explorer.engine.pruning import (
     apply_masks,
     effective_threshold,
     magnitude_masks,
@@ -196,8 +196,8 @@ def test_mask_map_downsamples_by_block_average():
 ])
 def test_shown_pytorch_code_gives_the_same_weights(setting, trained_experiment_factory):
     """The snippet on the Weight pruning page, run with plain torch.nn.utils.prune, reproduces our pruned model."""
-    from explorer.config import WeightPruningConfig
-    from explorer.snippets import pruning_code
+    from explorer.classroom.snippets import pruning_code
+    from explorer.config.schema import WeightPruningConfig
 
     exp = trained_experiment_factory()
     wp = WeightPruningConfig(**setting)

@@ -14,9 +14,9 @@ import torch
 from helpers import ROOT, tiny_config
 from streamlit.testing.v1 import AppTest
 
-from explorer import cli, serve
-from explorer.budget import Budget, check_run
-from explorer.config import (
+from explorer import cli
+from explorer.config.links import decode_setup
+from explorer.config.schema import (
     ActivationConfig,
     ConfigError,
     DataConfig,
@@ -28,12 +28,13 @@ from explorer.config import (
     parse_config,
     validate_config,
 )
-from explorer.data import load_dataset, split_indices
-from explorer.experiment import Experiment
-from explorer.links import decode_setup
-from explorer.measure import baseline_training_cost
-from explorer.models import build_model
-from explorer.userdata import parse_upload
+from explorer.engine.data import load_dataset, split_indices
+from explorer.engine.models import build_model
+from explorer.engine.userdata import parse_upload
+from explorer.experiment.facade import Experiment
+from explorer.experiment.measure import baseline_training_cost
+from explorer.server import serve
+from explorer.server.budget import Budget, check_run
 
 DOC = ROOT / "docs" / "reliability.md"
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # torch's quantize deprecation notice
@@ -81,8 +82,8 @@ def _zip_bomb_checkpoint() -> bytes:
 
 
 def _wrong_shape_checkpoint() -> bytes:
-    from explorer.config import ModelConfig
-    from explorer.models import build_model
+    from explorer.config.schema import ModelConfig
+    from explorer.engine.models import build_model
     buf = io.BytesIO()
     torch.save(build_model(ModelConfig(arch="lenet300100"), 2, 10).state_dict(), buf)
     return buf.getvalue()

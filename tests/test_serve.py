@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from helpers import ROOT
 
-from explorer import serve
 from explorer.cli import main
+from explorer.server import serve
 
 DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback, never an http_proxy
 
@@ -215,7 +215,7 @@ def _browser_uploads_a_setup(browser, base: str, tmp_path: Path) -> str:
     only by the process that holds the browser's session. Returns the browser's sticky key."""
     from helpers import tiny_config
 
-    from explorer.config import config_json
+    from explorer.config.schema import config_json
 
     setup = tmp_path / "setup.json"
     setup.write_text(config_json(tiny_config()))

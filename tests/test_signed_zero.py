@@ -6,10 +6,10 @@ import io
 import pytest
 import torch
 
-from explorer import sparse
-from explorer.config import FinetuneConfig, WeightPruningConfig
-from explorer.models import model_state, prunable_layers
-from explorer.pruning import apply_masks, masks_from_weights, zero_pruned_
+from explorer.config.schema import FinetuneConfig, WeightPruningConfig
+from explorer.engine import sparse
+from explorer.engine.models import model_state, prunable_layers
+from explorer.engine.pruning import apply_masks, masks_from_weights, zero_pruned_
 
 
 def test_zero_pruned_gives_positive_zero_where_a_multiply_gives_negative_zero():
@@ -48,7 +48,7 @@ def test_after_every_schedule_pruned_entries_are_positive_zero_and_bytes_match_p
 def test_a_loaded_checkpoint_with_negative_zeros_stores_only_its_nonzero_weights():
     from helpers import tiny_config
 
-    from explorer.experiment import Experiment
+    from explorer.experiment.facade import Experiment
 
     exp = Experiment(tiny_config())
     exp.train_baseline()

@@ -4,7 +4,7 @@ import io
 import pytest
 import torch
 
-from explorer import sparse
+from explorer.engine import sparse
 
 
 def pruned_tensor(shape, sparsity, seed=0):

@@ -6,10 +6,10 @@ import torch
 import torch.nn.utils.prune as prune
 from helpers import tiny_config
 
-from explorer.config import ModelConfig
-from explorer.data import load_dataset
-from explorer.models import build_model, prunable_layers
-from explorer.pruning import apply_structured, compact, structured_masks
+from explorer.config.schema import ModelConfig
+from explorer.engine.data import load_dataset
+from explorer.engine.models import build_model, prunable_layers
+from explorer.engine.pruning import apply_structured, compact, structured_masks
 
 
 @pytest.mark.parametrize("arch", ["lenet300100", "cnn", "mlp"])
@@ -75,7 +75,7 @@ def test_removing_every_unit_cannot_be_compacted(trained_experiment_factory):
 
 
 def test_count_macs_by_hand():
-    from explorer.models import count_macs
+    from explorer.engine.models import count_macs
     assert count_macs(build_model(ModelConfig(arch="lenet300100"), 64, 10), 64) == 64 * 300 + 300 * 100 + 100 * 10
     # cnn: conv1 8·1·9 and conv2 16·8·9 per position of the 8×8 map, fc 256·10
     assert count_macs(build_model(ModelConfig(arch="cnn"), 64, 10), 64) == 8 * 9 * 64 + 16 * 8 * 9 * 64 + 256 * 10
@@ -83,7 +83,7 @@ def test_count_macs_by_hand():
 
 @pytest.mark.parametrize("method", ["l1", "l2", "apoz"])
 def test_experiment_structured_pruning_moves_both_ways_and_compacts(method, trained_experiment_factory):
-    from explorer.config import StructuredConfig, WeightPruningConfig
+    from explorer.config.schema import StructuredConfig, WeightPruningConfig
 
     exp = trained_experiment_factory()
     dense_acc = exp.baseline_test_accuracy

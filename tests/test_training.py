@@ -9,14 +9,14 @@ from helpers import tiny_config
 from torch import nn
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
-from explorer.config import FinetuneConfig, TrainConfig, WeightPruningConfig
-from explorer.data import Dataset, load_dataset
-from explorer.experiment import Experiment
-from explorer.freezing import fingerprints, parameter_counts, set_frozen
-from explorer.models import build_model, prunable_layers
-from explorer.pruning import magnitude_masks, n_to_prune
-from explorer.schedules import agp_sparsity, make_schedule
-from explorer.training import mask_optimizer_state, train
+from explorer.config.schema import FinetuneConfig, TrainConfig, WeightPruningConfig
+from explorer.engine.data import Dataset, load_dataset
+from explorer.engine.freezing import fingerprints, parameter_counts, set_frozen
+from explorer.engine.models import build_model, prunable_layers
+from explorer.engine.pruning import magnitude_masks, n_to_prune
+from explorer.engine.training import mask_optimizer_state, train
+from explorer.experiment.facade import Experiment
+from explorer.methods.schedules import agp_sparsity, make_schedule
 
 
 @pytest.fixture(scope="module")
@@ -128,9 +128,9 @@ def test_nan_run_stops_with_message_and_last_good_weights(digits):
 
 
 def test_stop_request_is_honoured_within_one_chunk(digits, monkeypatch):
-    import explorer.training
+    import explorer.engine.training
 
-    monkeypatch.setattr(explorer.training, "STOP_POLL_S", 1e9)  # only the end-of-epoch check (a busy CPU cannot
+    monkeypatch.setattr(explorer.engine.training, "STOP_POLL_S", 1e9)  # only the end-of-epoch check (a busy CPU cannot
     model = fresh_lenet()                                        # make the epoch outlast a mid-epoch poll)
     result = train(model, digits, TrainConfig(epochs=50), seed=0, should_stop=lambda: True)
     assert result.stopped and len(result.history) == 1 and result.steps == math.ceil(len(digits.x_train) / 64)
@@ -236,7 +236,7 @@ def test_han_config_in_repo_meets_its_figures():
     """presets/han2015.json: fc1, fc2 ≥ 90 %, fc3 ≥ 70 % pruned; fine-tuned within 1 point of dense."""
     from helpers import ROOT
 
-    from explorer.presets import load_presets
+    from explorer.config.presets import load_presets
 
     exp = Experiment(load_presets(ROOT / "presets")["han2015"].config)
     exp.train_baseline()
@@ -271,7 +271,7 @@ def test_frozen_layer_is_pruned_once_then_bit_identical(schedule, target, traine
 
 
 def test_l1_penalty_gradient_is_strength_times_sign():
-    from explorer.training import l1_penalty
+    from explorer.engine.training import l1_penalty
     w = torch.randn(7, 5, requires_grad=True)
     l1_penalty([w], 0.01).backward()
     assert torch.allclose(w.grad, 0.01 * torch.sign(w.detach()))
@@ -302,7 +302,7 @@ def test_l1_applies_to_prunable_weights_only_and_is_in_the_logged_loss(digits):
 
 def test_l1_preset_prunes_further_without_retraining_than_l2():
     """presets/l1_before_pruning.json vs l2_before_pruning.json: a spike at zero, and a curve that moves right."""
-    from explorer.studies import compare_setups, regulariser_configs
+    from explorer.experiment.studies import compare_setups, regulariser_configs
 
     res = compare_setups(regulariser_configs())
     assert res["L1"].near_zero > 0.3 > res["L2"].near_zero
@@ -314,7 +314,7 @@ def test_dns_follows_the_papers_rules_step_by_step():
     """Guo et al. 2016 as in the authors' code, replayed on a small layer: bounds from the layer's statistics (weights
     and biases), cut at |w| <= a, splice at |w| > b, updates with probability (1 + γt)^(−power) before the stop step,
     frozen masks after it, every splice counted, no final cut."""
-    from explorer.schedules import DNS
+    from explorer.methods.schedules import DNS
 
     w = torch.tensor([[0.05, -0.2, 0.5], [1.0, -0.02, 0.3]])
     b = torch.tensor([0.01, -0.6])

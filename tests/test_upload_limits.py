@@ -12,12 +12,12 @@ import pandas as pd
 import pytest
 from helpers import app, blobs_frame, csv_bytes, no_exceptions, npz_bytes, tiny_config
 
-from explorer import userdata
-from explorer.config import ConfigError, validate_config
-from explorer.data import FRACTIONS_TRIED, SplitError, load_dataset, split_indices
-from explorer.experiment import Experiment
-from explorer.sections import DataConfig
-from explorer.userdata import csv_columns, parse_upload, read_for_config, with_upload
+from explorer.config.schema import ConfigError, validate_config
+from explorer.config.sections import DataConfig
+from explorer.engine import userdata
+from explorer.engine.data import FRACTIONS_TRIED, SplitError, load_dataset, split_indices
+from explorer.engine.userdata import csv_columns, parse_upload, read_for_config, with_upload
+from explorer.experiment.facade import Experiment
 
 MAX_MESSAGE = 600  # characters: a message about a file never grows with the file
 

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 from helpers import ROOT, blobs_frame, csv_bytes, npz_bytes, tiny_config
 
-from explorer import cli, userdata
-from explorer.config import ConfigError, ExperimentConfig, config_json, validate_config
-from explorer.experiment import Experiment
-from explorer.userdata import parse_upload, with_upload
+from explorer import cli
+from explorer.config.schema import ConfigError, ExperimentConfig, config_json, validate_config
+from explorer.engine import userdata
+from explorer.engine.userdata import parse_upload, with_upload
+from explorer.experiment.facade import Experiment
 
 
 def test_csv_parses_with_class_names_and_read_only_arrays():

@@ -7,9 +7,10 @@ import pytest
 import torch
 from helpers import tiny_config
 
-from explorer import activations, measure, pruned
-from explorer.config import ActivationConfig, StructuredConfig, WeightPruningConfig
-from explorer.experiment import Experiment
+from explorer.config.schema import ActivationConfig, StructuredConfig, WeightPruningConfig
+from explorer.engine import activations
+from explorer.experiment import measure, pruned
+from explorer.experiment.facade import Experiment
 
 
 class Spy(torch.Tensor):

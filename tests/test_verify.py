@@ -1,7 +1,7 @@
-"""The class board's verifier (explorer/verify.py): a submission is replayed from its config the way the CLI replays
-it, and verified only when every figure comes out equal; a tampered one is rejected with the difference; a replay over
-the server's budget or time limit is rejected with the reason; verifiers in several threads never judge one twice,
-and one waits its turn for a training slot."""
+"""The class board's verifier (explorer/board/verifier.py): a submission is replayed from its config the way the CLI
+replays it, and verified only when every figure comes out equal; a tampered one is rejected with the difference; a
+replay over the server's budget or time limit is rejected with the reason; verifiers in several threads never judge one
+twice, and one waits its turn for a training slot."""
 import dataclasses
 import threading
 import time
@@ -9,14 +9,14 @@ import time
 import pytest
 from helpers import tiny_config
 
-from explorer import verify
-from explorer.board import Store
-from explorer.boardrules import Challenge
-from explorer.budget import Budget
-from explorer.config import FinetuneConfig
-from explorer.report import state_bytes
-from explorer.slots import TrainingSlots
-from explorer.verify import Verifier, figures_of, submission_config, submission_problem
+from explorer.board import verifier as verify
+from explorer.board.rules import Challenge
+from explorer.board.store import Store
+from explorer.board.verifier import Verifier, figures_of, submission_config, submission_problem
+from explorer.config.schema import FinetuneConfig
+from explorer.experiment.report import state_bytes
+from explorer.server.budget import Budget
+from explorer.server.slots import TrainingSlots
 
 TOKEN = "session-token-" + "x" * 20
 # Weight pruning, one-shot fine-tuning and dynamic activation thresholds: every figure depends on every part.
@@ -27,7 +27,7 @@ SETUP = tiny_config(weight_pruning={"sparsity": 0.8}, finetune={"schedule": "one
 @pytest.fixture(scope="module")
 def session_state():
     """A session's experiment as a participant leaves it: trained, pruned, fine-tuned; its setup and figures."""
-    from explorer.experiment import Experiment
+    from explorer.experiment.facade import Experiment
 
     exp = Experiment(SETUP)
     exp.train_baseline()
@@ -78,7 +78,7 @@ def test_an_honest_submission_is_verified_and_a_tampered_one_rejected_with_the_d
     dict(weight_pruning={"structured": {"method": "apoz", "amount": 0.5}}, activation={"threshold": 0.2})],
     ids=["wanda-2:4", "lottery", "dns-global", "structured-apoz"])
 def test_every_kind_of_setup_replays_to_its_figures(setup):
-    from explorer.experiment import Experiment
+    from explorer.experiment.facade import Experiment
 
     exp = Experiment(tiny_config(**setup))
     exp.train_baseline()
@@ -114,7 +114,7 @@ def test_a_setup_that_cannot_run_is_rejected_not_retried(store, session_state):
 
 
 def test_what_a_session_may_submit(trained_experiment_factory):
-    from explorer.experiment import Experiment
+    from explorer.experiment.facade import Experiment
 
     assert "Train a baseline first" in submission_problem(Experiment(tiny_config()))
     exp = trained_experiment_factory(tiny_config(weight_pruning={"sparsity": 0.5}))

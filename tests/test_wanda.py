@@ -1,8 +1,8 @@
-"""Wanda (explorer/wanda.py): masks against two oracles, a reference written from the paper's code (locuslab/wanda:
-lib/layerwrapper.py's running mean of squared input norms, prune.py's per-row stable sort and N:M branch) and torchao's
-WandaSparsifier once its norms are square-rooted as the paper's are; conv layers against the metric on explicitly
-unfolded patches; calibration on the training split only; the config contract; the figures on the default model and
-the preset's."""
+"""Wanda (explorer/methods/wanda.py): masks against two oracles, a reference written from the paper's code
+(locuslab/wanda: lib/layerwrapper.py's running mean of squared input norms, prune.py's per-row stable sort and N:M
+branch) and torchao's WandaSparsifier once its norms are square-rooted as the paper's are; conv layers against the
+metric on explicitly unfolded patches; calibration on the training split only; the config contract; the figures on the
+default model and the preset's."""
 import base64
 import copy
 import dataclasses
@@ -15,11 +15,12 @@ import torch
 from helpers import app, no_exceptions, tiny_config
 from torch import nn
 
-from explorer import criteria, pruned, wanda
-from explorer.config import ConfigError, ExperimentConfig, WeightPruningConfig, validate_config
-from explorer.experiment import Experiment
-from explorer.models import prunable_layers
-from explorer.presets import check_expectations, load_presets
+from explorer.config.presets import check_expectations, load_presets
+from explorer.config.schema import ConfigError, ExperimentConfig, WeightPruningConfig, validate_config
+from explorer.engine.models import prunable_layers
+from explorer.experiment import criteria, pruned
+from explorer.experiment.facade import Experiment
+from explorer.methods import wanda
 
 
 # ---- the reference, written from the paper's code --------------------------------------------------------------------
@@ -246,7 +247,7 @@ def test_a_wanda_mask_has_no_magnitude_cut_and_snapshots_say_wanda(mlp):
 
 
 def test_the_snippet_gives_the_engines_masks(mlp):
-    from explorer.snippets import pruning_code
+    from explorer.classroom.snippets import pruning_code
 
     for wp in (WeightPruningConfig(sparsity={"fc1": 0.7, "fc2": 0.5}, criterion="wanda"),
                WeightPruningConfig(sparsity=0.8, scope="global", criterion="wanda"),

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from explorer.config import ActivationConfig
-from explorer.experiment import Experiment
-from explorer.layers import expand
+from explorer.config.layers import expand
+from explorer.config.schema import ActivationConfig
+from explorer.experiment.facade import Experiment
 from ui.session import seed_widgets
 
 MODES = {"threshold": "Threshold t (static)", "target_sparsity": "Target sparsity (dynamic while training)"}

@@ -14,13 +14,20 @@ from typing import Optional
 
 import streamlit as st
 
-from explorer import boardrules
-from explorer.board import Store, target_from_env
-from explorer.boardrecords import BoardError
-from explorer.boardrules import Attempts
-from explorer.experiment import Experiment
-from explorer.measure import training_cost
-from explorer.verify import Verifier, differences, figures_of, finetune_epochs, submission_config, submission_problem
+from explorer.board import rules as boardrules
+from explorer.board.records import BoardError
+from explorer.board.rules import Attempts
+from explorer.board.store import Store, target_from_env
+from explorer.board.verifier import (
+    Verifier,
+    differences,
+    figures_of,
+    finetune_epochs,
+    submission_config,
+    submission_problem,
+)
+from explorer.experiment.facade import Experiment
+from explorer.experiment.measure import training_cost
 from ui.progress import BUDGET, SLOTS, run_with_progress, train_with_progress
 from ui.session import forget_setting_widgets
 from ui.views import literal, show_problems

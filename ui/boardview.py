@@ -12,9 +12,9 @@ import time
 import pandas as pd
 import streamlit as st
 
-from explorer.boardplot import class_scatter
-from explorer.boardrecords import REJECTED, VERIFIED, WITHDRAWN, BoardError, BoardView, Entry
-from explorer.boardrules import Challenge
+from explorer.board.plot import class_scatter
+from explorer.board.records import REJECTED, VERIFIED, WITHDRAWN, BoardError, BoardView, Entry
+from explorer.board.rules import Challenge
 from ui.board import ask_to_load, store, token
 from ui.views import literal, show_problems
 

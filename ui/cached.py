@@ -12,13 +12,13 @@ from typing import Callable, TypeVar
 
 import streamlit as st
 
-from explorer.cache import MB, ViewCache
-from explorer.presets import Preset, load_presets
-from explorer.sparse import Tradeoff, latency_tradeoff
-from explorer.studies import TrainedComparison, compare_setups, regulariser_configs
+from explorer.config.presets import Preset, load_presets
+from explorer.engine.sparse import Tradeoff, latency_tradeoff
+from explorer.experiment.cache import MB, ViewCache
+from explorer.experiment.studies import TrainedComparison, compare_setups, regulariser_configs
 
 T = TypeVar("T")
-# Results kept per process (each is a few kB of curves), under the one cache policy of explorer.cache.
+# Results kept per process (each is a few kB of curves), under the one cache policy of explorer.experiment.cache.
 _shared = ViewCache({"l1_vs_l2": (4, 4 * MB), "tradeoff": (8, 4 * MB)})
 _shared_lock = threading.Lock()
 

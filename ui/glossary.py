@@ -1,11 +1,11 @@
 """The glossary on a page (Home): every word the app uses, its meaning in plain sentences and where it comes from, from
-explorer.glossary. Cells are Markdown in st.table, so every entry is escaped; nothing is HTML."""
+explorer.classroom.glossary. Cells are Markdown in st.table, so every entry is escaped; nothing is HTML."""
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
-from explorer.glossary import GLOSSARY, Entry, markdown_literal
+from explorer.classroom.glossary import GLOSSARY, Entry, markdown_literal
 from ui.views import literal
 
 FIND_KEY = "glossary_find"

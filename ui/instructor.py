@@ -4,7 +4,7 @@ close or reopen, clear, export as CSV).
 The key is the server's: PRUNING_EXPLORER_INSTRUCTOR_KEY in its environment, else `instructor_key` in Streamlit's
 secrets (.streamlit/secrets.toml). Without one (or with one shorter than 12 characters) the page says how to set it
 and opens nothing. A session that gave the key stays unlocked until it locks the page or the server's key changes;
-wrong keys are limited per session (5 a minute) and compared in constant time (explorer.boardrules.key_matches).
+wrong keys are limited per session (5 a minute) and compared in constant time (explorer.board.rules.key_matches).
 """
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ from typing import Optional, get_args
 
 import streamlit as st
 
-from explorer import boardrules
-from explorer.board import Store
-from explorer.boardrecords import ClassInfo
-from explorer.boardrules import RANKINGS, Attempts, Challenge
-from explorer.config import DataConfig, ModelConfig
+from explorer.board import rules as boardrules
+from explorer.board.records import ClassInfo
+from explorer.board.rules import RANKINGS, Attempts, Challenge
+from explorer.board.store import Store
+from explorer.config.schema import DataConfig, ModelConfig
 from ui.board import CLASS_PARAM
 from ui.session import workshop_mode
 from ui.views import show_problems

@@ -1,5 +1,5 @@
-"""The lesson panel (in the sidebar of every page): a guided lesson from lessons/ (explorer/lessons.py), one step at
-a time: its goal, what to do and where, a "predict first" question answered before the result shows, and a check
+"""The lesson panel (in the sidebar of every page): a guided lesson from lessons/ (explorer/classroom/lessons.py), one
+step at a time: its goal, what to do and where, a "predict first" question answered before the result shows, and a check
 computed from the session's real state, with a hint after a wrong try.
 
 Where the class is: `?lesson=<id>&step=<n>` in the address (kept across pages and reloads by
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from explorer.config import ConfigError
-from explorer.lessons import check, facts, load_lessons
+from explorer.classroom.lessons import check, facts, load_lessons
+from explorer.config.schema import ConfigError
 from ui.pages import BY_ID
 from ui.session import LESSON_LOCK_KEY, forget_setting_widgets, get_experiment, workshop_mode
 from ui.views import literal, show_problems

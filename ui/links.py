@@ -5,10 +5,10 @@ import secrets
 
 import streamlit as st
 
-from explorer.budget import describe
-from explorer.config import ConfigError
-from explorer.links import decode_setup, encode_setup
-from explorer.measure import baseline_training_cost
+from explorer.config.links import decode_setup, encode_setup
+from explorer.config.schema import ConfigError
+from explorer.experiment.measure import baseline_training_cost
+from explorer.server.budget import describe
 from ui import lesson
 from ui.progress import BUDGET, train_with_progress
 from ui.session import WORKSHOP_PARAM, forget_setting_widgets, get_experiment, workshop_mode
@@ -20,9 +20,9 @@ MAX_OWN_LINKS = 200  # bounded: a long session moves sliders thousands of times
 PENDING_KEY = "_pending_link"
 FROM_PARAM = "from"       # the token of the session that wrote the address (see _say_if_from_a_lost_session)
 TOKEN_KEY = "_session_token"
-# A link trains its baseline on open only when that is cheap (explorer.budget: BUDGET.link_macs, 30 G by default, set
-# by PRUNING_EXPLORER_LINK_MACS): every preset and the default (about 3 G) are far inside; anything larger waits for a
-# click. Either way it trains through train_with_progress: progress, Stop, the server's budgets and training slots.
+# A link trains its baseline on open only when that is cheap (explorer.server.budget: BUDGET.link_macs, 30 G by default,
+# set by PRUNING_EXPLORER_LINK_MACS): every preset and the default (about 3 G) are far inside; anything larger waits for
+# a click. Either way it trains through train_with_progress: progress, Stop, the server's budgets and training slots.
 
 
 def apply_shared_link() -> None:

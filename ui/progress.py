@@ -1,9 +1,9 @@
 """Long work with a progress bar, live curves and a Stop button; interruption keeps what was trained.
 
 Every training of a session goes through `run_with_progress`, the one place where a shared server's budget is kept
-(explorer.budget: the run's cost against the budget per run and per session, and a time limit), where at most K runs
-train at once per process (explorer.slots: the others queue and see their place), and where a run notices that its
-session ended (the tab was closed) or was interrupted (Stop, another click, leaving the page) within a second.
+(explorer.server.budget: the run's cost against the budget per run and per session, and a time limit), where at most K
+runs train at once per process (explorer.server.slots: the others queue and see their place), and where a run notices
+that its session ended (the tab was closed) or was interrupted (Stop, another click, leaving the page) within a second.
 """
 from __future__ import annotations
 
@@ -15,12 +15,12 @@ import streamlit as st
 from streamlit.runtime import Runtime
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from explorer import plots
-from explorer.budget import LONG_RUN_S, Budget, Throughput, check_run, describe, describe_time
-from explorer.config import ConfigError, ExperimentConfig, changed_setup, what_was_reset
-from explorer.experiment import Experiment
-from explorer.measure import baseline_training_cost
-from explorer.slots import TrainingSlots
+from explorer.config.schema import ConfigError, ExperimentConfig, changed_setup, what_was_reset
+from explorer.experiment.facade import Experiment
+from explorer.experiment.measure import baseline_training_cost
+from explorer.figures import plots
+from explorer.server.budget import LONG_RUN_S, Budget, Throughput, check_run, describe, describe_time
+from explorer.server.slots import TrainingSlots
 from ui.views import literal, show_problems
 
 LIVE_CHART_INTERVAL_S = 0.5
@@ -55,7 +55,7 @@ def session_alive() -> Callable[[], bool]:
 
 def run_with_progress(job, epochs: int, what: str, cost: float, sparsity: bool = False):
     """Run `job(on_epoch, should_stop)` (an Experiment training method) with a progress bar and live curves, once the
-    run's `cost` (multiply-adds, explorer.budget) fits the server's budgets and a training slot is free.
+    run's `cost` (multiply-adds, explorer.server.budget) fits the server's budgets and a training slot is free.
 
     Raises budget.OverBudget (a ValueError) before anything starts when the run is too large. Any interruption of this
     script run (the Stop button, another click, leaving the page, closing the tab) ends training cleanly within a

@@ -11,11 +11,11 @@ import math
 
 import streamlit as st
 
-from explorer import pruning
-from explorer.config import StructuredConfig, WeightPruningConfig
-from explorer.experiment import Experiment
-from explorer.layers import expand
-from explorer.pruned import PruningResult
+from explorer.config.layers import expand
+from explorer.config.schema import StructuredConfig, WeightPruningConfig
+from explorer.engine import pruning
+from explorer.experiment.facade import Experiment
+from explorer.experiment.pruned import PruningResult
 from ui.session import seed_widgets
 
 SCOPES = {"one": "One value for every layer", "layer": "Per layer", "global": "Global ranking (all layers)"}

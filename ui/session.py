@@ -5,7 +5,7 @@ import threading
 
 import streamlit as st
 
-from explorer.experiment import Experiment
+from explorer.experiment.facade import Experiment
 
 EXPERIMENT_KEY = "experiment"
 RUN_LOCK_KEY = "_run_lock"

@@ -6,9 +6,9 @@ import re
 
 import streamlit as st
 
-from explorer import plots
-from explorer.config import ConfigError
-from explorer.experiment import Experiment
+from explorer.config.schema import ConfigError
+from explorer.experiment.facade import Experiment
+from explorer.figures import plots
 
 DECISION_TITLES = {"baseline": "decision regions of the dense baseline",
                    "pruned": "decision regions with the weight masks",

@@ -1,0 +1,7 @@
+"""The class board: what people may submit (`rules.py`), its records (`records.py`), the versioned schema
+(`schema.py`), the store (`store.py`: SQLite in WAL mode, migrations, bounded reads, ownership), the verifier that
+replays each submission (`verifier.py`) and the class scatter (`plot.py`). May import the experiment and everything
+below it; never the classroom, a page or Streamlit."""
+
+# The folders this one may import (tools/architecture.py checks every import against it).
+MAY_IMPORT = ("config", "server", "engine", "methods", "figures", "experiment")

@@ -1,0 +1,288 @@
+"""The class board's verifier: figures are verified, not claimed. Each submission is replayed headlessly the way
+`python -m explorer run` replays a config (a fresh Experiment: the seeded baseline, the pruning setting, fine-tuning
+when the config has a schedule), and its figures are compared with the submitted ones: equal, it is verified; else it
+is rejected with the difference. A submission is taken through a database transaction (board.Store.claim), so any
+number of server processes verify together and none verifies one twice.
+
+Exact equality, no tolerance: every figure is a count or a ratio of counts (test examples right, weights and
+activations exactly zero, multiply-adds, bytes) from a run whose every random draw is seeded, and on the CPU a replay
+reproduces them bit for bit (tests/test_verify.py holds it), so any difference is a different result, not noise.
+The replay uses the server's own torch threads, as its sessions train: the summation order of the CPU kernels depends
+on the thread count (15 epochs of the default setup end at loss 0.0082193042 on one thread, 0.0082193471 on two; at
+90 % with one-shot fine-tuning, activation sparsity 32.38 % on two threads, 32.36 % on one), so a verifier on fewer
+threads would reject honest setups, and every process of a server must run with the same thread count (`python -m
+explorer serve` starts them alike). What bounds it instead: at most one replay at a time on the whole server (all the
+processes sharing the board: Store.claim counts the live claims, kept alive by a heartbeat), in a daemon thread, inside
+one of its process's training slots (explorer.server.slots: it waits its turn with the sessions' trainings), each part
+of the replay refused beforehand above the server's budget per run and stopped after its time limit
+(explorer.server.budget), like any training of a session.
+"""
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
+from typing import Callable, Optional
+
+from explorer.board.records import FIGURE_LABELS, FIGURES, UPLOAD_REFUSAL, Claim, Figures
+from explorer.board.store import Store
+from explorer.config.names import clipped
+from explorer.config.schema import ConfigError, ExperimentConfig, parse_config
+from explorer.engine import activations, sparse
+from explorer.engine.models import count_macs, model_state
+from explorer.experiment import measure
+from explorer.experiment.facade import Experiment
+from explorer.methods import lottery
+from explorer.server.budget import Budget, OverBudget, check_run
+from explorer.server.slots import TrainingSlots
+
+log = logging.getLogger(__name__)
+POLL_S = 1.0          # an idle verifier looks for work this often (a submission in its own process wakes it at once)
+MAX_BACKOFF_S = 30.0  # after a database error, it waits longer each time, up to this
+HEARTBEAT_S = 10.0    # a replaying verifier says so this often (from the training loop's stop polls, every 0.25 s)
+LEASE_S = 60.0        # a claim without a heartbeat for this long belonged to a verifier that died: taken over
+
+
+class ReplayRefused(Exception):
+    """A submission that cannot be replayed here: over the budget, past the time limit, diverged, or not runnable."""
+
+
+# ---- what a session submits ----------------------------------------------------------------------------------------
+def submission_problem(exp: Experiment) -> Optional[str]:
+    """Why the session's current setup cannot go on the board, or None."""
+    cfg, f = exp.config, exp.finetune_result
+    if cfg.data.name == "upload":
+        return UPLOAD_REFUSAL[0].upper() + UPLOAD_REFUSAL[1:] + "."
+    if not exp.trained:
+        return "Train a baseline first: the board compares trained and pruned setups."
+    if len(exp.baseline.history) != cfg.train.epochs:
+        return ("This baseline was loaded from a file, not trained here from its seed. The board replays every setup "
+                "from its seed, so train the baseline here to submit it.")
+    if f is not None and f.result.stopped:
+        return (f"The last fine-tuning was stopped before its {cfg.finetune.epochs} epochs, and the board replays all "
+                "of them: fine-tune to the end (or change the epochs) to submit it.")
+    return None
+
+
+def submission_config(exp: Experiment) -> ExperimentConfig:
+    """The session's setup as the board stores it: the config whose replay gives the session's figures. Without a
+    current fine-tuning result, the schedule becomes "none" (a replay would fine-tune otherwise); a result made with
+    schedule "none" (which fine-tunes as "oneshot", schedules.make_schedule) says "oneshot", so `python -m explorer
+    run` fine-tunes it too."""
+    cfg, f = exp.config, exp.finetune_result
+    schedule = cfg.finetune.schedule
+    if f is None and schedule != "none":
+        schedule = "none"
+    elif f is not None and schedule == "none":
+        schedule = "oneshot"
+    else:
+        return cfg
+    return cfg.with_section(finetune=cfg.finetune.model_copy(update={"schedule": schedule}))
+
+
+def figures_of(exp: Experiment) -> Figures:
+    """The figures of the session's current state: test accuracies, weight sparsity of the current model (fine-tuned
+    when a fine-tuning result is current), its activation sparsity on the test split with the activation setting
+    applied (all hidden layers together), its multiply-adds per example and its stored bytes."""
+    f, data = exp.finetune_result, exp.data
+    model = exp.current_model()
+    if f is not None:
+        thresholds = {n: f.activation_thresholds.get(n, 0.0) for n in exp.activation_layer_names}
+        ranges = activations.activation_ranges(f.model, data.x_val)
+        acts = activations.activation_stats(f.model, data.x_test, data.y_test, thresholds, ranges)
+    else:
+        acts = exp.activation_view()[1]
+    values = sum(s.values for s in acts.layers.values())
+    files = {fmt: b["file"] for fmt, b in sparse.model_bytes(model_state(model)).items()}
+    return Figures(baseline_accuracy=exp.baseline_test_accuracy, pruned_accuracy=exp.pruning.test_accuracy,
+                   finetuned_accuracy=f.test_accuracy if f else None,
+                   weight_sparsity=(f.stats if f else exp.pruning.stats).sparsity,
+                   activation_sparsity=sum(s.zeros_after for s in acts.layers.values()) / values if values else 0.0,
+                   macs=count_macs(model, data.n_features, nonzero=True), macs_dense=count_macs(model, data.n_features),
+                   bytes=min(files.values()), bytes_dense=files["dense"])
+
+
+# ---- the replay ----------------------------------------------------------------------------------------------------
+def finetune_epochs(config: ExperimentConfig) -> int:
+    """Epochs the config's fine-tuning trains in all (a lottery run: the rewind replay and three runs a round), as the
+    Train page counts them for the budget."""
+    return lottery.total_epochs(config) if config.finetune.schedule == "lottery" else \
+        config.finetune.train_config(config.train).epochs
+
+
+def replay(config: ExperimentConfig, budget: Budget = Budget(),
+           should_stop: Callable[[], bool] = lambda: False) -> Figures:
+    """The figures `config` gives from scratch (the CLI's path). Raises ReplayRefused, before any training, when its
+    baseline or its fine-tuning would cost more than `budget` allows one run, and when a part diverges or runs past
+    `budget.run_seconds` (or `should_stop()` turns true)."""
+    if config.data.name == "upload":
+        raise ReplayRefused(UPLOAD_REFUSAL)
+    try:
+        exp = Experiment(config)
+    except ValueError as e:
+        raise ReplayRefused(f"its setup cannot run ({clipped(e, 200)})") from None
+    parts = [("its baseline", config.train.epochs, config.train.batch_size, exp.train_baseline)]
+    if config.finetune.schedule != "none":
+        batch = config.finetune.train_config(config.train).batch_size
+        parts.append(("its fine-tuning", finetune_epochs(config), batch, exp.finetune))
+    for what, epochs, batch, _ in parts:
+        try:
+            check_run(measure.training_cost(exp.model, exp.data, epochs, batch), epochs, budget)
+        except OverBudget as e:
+            raise ReplayRefused(f"{what} cannot be replayed on this server: {e}") from None
+    for what, _, _, run in parts:
+        deadline = time.monotonic() + budget.run_seconds
+        late = []
+
+        def stop() -> bool:
+            if time.monotonic() > deadline:
+                late.append(True)
+            return bool(late) or should_stop()
+        try:
+            result = run(should_stop=stop)
+        except ValueError as e:  # e.g. fine-tuning after structured pruning
+            raise ReplayRefused(f"{what} cannot run ({clipped(e, 200)})") from None
+        if result.diverged:
+            raise ReplayRefused(f"{what} diverged on replay ({clipped(result.message, 200)})")
+        if result.stopped:
+            raise ReplayRefused(f"{what} ran past this server's time limit of {budget.run_seconds:g} s a run"
+                                if late else f"{what}'s replay was interrupted")
+    return figures_of(exp)
+
+
+def _shown(name: str, value, digits: int) -> str:
+    if value is None:
+        return "none"
+    return f"{value:,}" if name in ("macs", "macs_dense", "bytes", "bytes_dense") else f"{value:.{digits}%}"
+
+
+def _pair(name: str, a, b) -> tuple[str, str]:
+    """Both values as people read them, with just enough digits to tell them apart."""
+    for digits in range(1, 18):
+        shown = (_shown(name, a, digits), _shown(name, b, digits))
+        if shown[0] != shown[1]:
+            return shown
+    return repr(a), repr(b)
+
+
+def differences(submitted: Figures, replayed: Figures) -> list[str]:
+    """Each figure that differs, as "pruned accuracy: submitted 99.7%, replayed 91.1%" (exact comparison: see the
+    module docstring)."""
+    out = []
+    for name in FIGURES:
+        a, b = getattr(submitted, name), getattr(replayed, name)
+        if a != b:
+            shown = _pair(name, a, b)
+            out.append(f"{FIGURE_LABELS[name]}: submitted {shown[0]}, replayed {shown[1]}")
+    return out
+
+
+def judge(claim: Claim, budget: Budget, should_stop: Callable[[], bool] = lambda: False) -> tuple[bool, str]:
+    """(verified, what the board says) for a claimed submission."""
+    try:
+        replayed = replay(parse_config(claim.config), budget, should_stop)
+    except ConfigError as e:
+        return False, f"not verified: its setup does not validate ({clipped(e, 200)})"
+    except ReplayRefused as e:
+        return False, f"not verified: {e}"
+    diff = differences(claim.figures, replayed)
+    if diff:
+        return False, "the replay differs: " + "; ".join(diff)
+    return True, "replayed from its seed to the same figures"
+
+
+# ---- the worker ----------------------------------------------------------------------------------------------------
+class Verifier:
+    """Replays waiting submissions in a daemon thread of this process (`start`), each inside a training slot when
+    `slots` is given. Any number of processes may run one on the same board: together they replay at most `at_once`
+    submissions at a time (one by default: measured on 2 cores, two replays at once, one per process, took 5.6 times
+    as long each, 7.8 s against 1.4 s, so the board verified a third as many a minute; benchmarks/bench_board.py)."""
+
+    def __init__(self, store: Store, budget: Optional[Budget] = None, slots: Optional[TrainingSlots] = None,
+                 poll_s: float = POLL_S, worker: Optional[str] = None, at_once: int = 1):
+        self.store, self.budget, self.slots, self.poll_s = store, budget or Budget.from_env(), slots, poll_s
+        self.worker = worker or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.lease_s, self.at_once = LEASE_S, at_once
+        self.done = 0
+        self._wake, self._stopping = threading.Event(), threading.Event()
+        self._thread: Optional[threading.Thread] = None
+
+    def verify_next(self) -> Optional[int]:
+        """Replay and judge the oldest waiting submission; its id, or None when none waits (or this verifier stopped
+        while waiting for a training slot). With slots, the slot is taken first and the submission claimed only then,
+        so a claim never ages in a queue (another process would take it over after its lease)."""
+        if self.slots is None:
+            return self._judge_next()
+        if not self.store.has_work(self.lease_s, self.at_once):  # cheap: no slot taken from a session for nothing
+            return None
+        with self.slots.slot(self._stopping.is_set) as held:
+            return self._judge_next() if held else None
+
+    def _judge_next(self) -> Optional[int]:
+        claim = self.store.claim(self.worker, self.lease_s, at_once=self.at_once)
+        if claim is None:
+            return None
+        beat = [time.monotonic()]
+
+        def stop() -> bool:  # polled by the replay's training loops: the heartbeat goes with it
+            if time.monotonic() - beat[0] > HEARTBEAT_S:
+                beat[0] = time.monotonic()
+                self.store.heartbeat(claim.id, self.worker)
+            return self._stopping.is_set()
+        try:
+            verdict = judge(claim, self.budget, stop)
+        except Exception as e:  # a bug in a replay must not stop the board: said on the entry and in the log
+            log.exception("verifying submission %s failed", claim.id)
+            verdict = (False, f"not verified: the replay failed ({type(e).__name__}: {clipped(e, 200)})")
+        if self._stopping.is_set():
+            self.store.release(claim.id, self.worker)
+            return None
+        self.store.finish(claim.id, self.worker, *verdict)
+        self.done += 1
+        return claim.id
+
+    def run_until_idle(self) -> int:
+        """Verify until nothing waits; how many were judged (tests, benchmarks)."""
+        n = 0
+        while self.verify_next() is not None:
+            n += 1
+        return n
+
+    def start(self) -> "Verifier":
+        """Run in a daemon thread until `stop` (or the process's end)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="board-verifier", daemon=True)
+            self._thread.start()
+            atexit.register(self.stop)  # a replay cut off inside torch at interpreter exit aborts the process
+        return self
+
+    def wake(self) -> None:
+        """Look for work now (a submission was just made in this process)."""
+        self._wake.set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop after the current replay (a replay in progress stops at its next stop poll, its claim given back)."""
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _loop(self) -> None:
+        wait = self.poll_s
+        while not self._stopping.is_set():
+            if not self.store.path.exists():  # a deleted board is not recreated empty (board.Store opens mode=rw)
+                log.error("the board's file %s is gone: this process's verifier stops", self.store.path)
+                return
+            try:
+                found = self.verify_next() is not None
+                wait = self.poll_s
+            except Exception:  # the database is locked past its timeout: try again later
+                log.exception("the board's verifier could not reach %s", self.store.path)
+                found, wait = False, min(wait * 2, MAX_BACKOFF_S)
+            if not found:
+                self._wake.wait(wait)
+                self._wake.clear()

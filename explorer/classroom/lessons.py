@@ -1,0 +1,391 @@
+"""Guided lessons: versioned JSON files in lessons/, each a path through the app in small steps. A step says its goal
+and what to do (page and control named in plain words), asks a "predict first" question, and ends with a check on the
+session's real state (explorer/classroom/facts.py), with a hint after a wrong try. Its `actions` are the same steps in
+machine form: `perform` carries them out on an Experiment, so the suite plays every lesson and the app can apply a
+lesson's setup.
+
+A file is read through jsontext.load_json and validated like a config (unknown fields refused, sizes bounded, every
+fact and every per-layer setting checked against the lesson's model); a bad file raises ConfigError whose problems
+each start with the file's name. Every text is plain text: the app shows it as text, never as Markdown or HTML.
+"""
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Literal, Optional, Union, get_args
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from explorer.classroom.facts import FACTS, Fact, facts
+from explorer.config.jsontext import JsonBounds, load_json, too_deep
+from explorer.config.names import clipped
+from explorer.config.schema import (
+    ActivationConfig,
+    ConfigError,
+    ExperimentConfig,
+    FinetuneConfig,
+    WeightPruningConfig,
+    validate_config,
+)
+
+if TYPE_CHECKING:
+    from explorer.experiment.facade import Experiment
+
+# The UI's one import for lessons: facts and FACTS live in explorer/classroom/facts.py and are re-exported here.
+__all__ = ["FACTS", "LESSONS_DIR", "PAGES", "Action", "Check", "CheckResult", "Condition", "Fact", "Lesson", "Predict",
+           "Step", "check", "facts", "finetune_settings", "load_lessons", "parse_lesson", "perform"]
+
+LESSONS_DIR = Path(__file__).resolve().parents[2] / "lessons"
+LESSON_VERSION = 1
+# A lesson nests a config inside an action inside a step: deeper than a config, still a few KB.
+LESSON_BOUNDS = JsonBounds(max_bytes=64_000, max_depth=12, max_keys=2_000)
+Page = Literal["playground", "model_data", "freeze", "weight_pruning", "activations", "train", "export", "class_board",
+               "instructor"]
+PAGES: tuple[str, ...] = get_args(Page)
+Op = Literal[">=", "<=", ">", "<", "==", "!="]
+SYMBOLS = {">=": "≥", "<=": "≤", ">": ">", "<": "<", "==": "=", "!=": "≠"}
+_MARKUP = re.compile(r"\*\*|__|`|\]\(|<[A-Za-z/!]|[\x00-\x09\x0b-\x1f\x7f]")
+
+
+def _plain(text: str) -> str:
+    found = _MARKUP.search(text)
+    if found:
+        raise ValueError(f"plain text only (shown as written, never as Markdown or HTML): remove {found[0]!r}")
+    return text
+
+
+def Text(max_length: int):
+    """A plain-text field of 1 to `max_length` characters."""
+    return Annotated[str, StringConstraints(min_length=1, max_length=max_length), AfterValidator(_plain)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Condition(_Model):
+    """One comparison of a fact with a value: {"fact": "weight_sparsity", "op": ">=", "value": 0.9}."""
+    fact: str
+    op: Op
+    value: Union[StrictBool, StrictInt, StrictFloat, Text(40)]
+
+    @model_validator(mode="after")
+    def _check(self) -> "Condition":
+        if self.fact not in FACTS:
+            close = difflib.get_close_matches(self.fact, FACTS, n=1)
+            raise ValueError(f"fact: unknown fact '{clipped(self.fact)}'; " + (
+                f"did you mean '{close[0]}'?" if close else f"known facts: {', '.join(FACTS)}"))
+        unit, v = FACTS[self.fact].unit, self.value
+        kind = "yes/no" if unit == "yes/no" else "text" if unit == "text" else "number"
+        got = "yes/no" if isinstance(v, bool) else "text" if isinstance(v, str) else "number"
+        if got != kind:
+            raise ValueError(f"value: fact '{self.fact}' is a {kind}, the value is a {got}")
+        if kind != "number" and self.op not in ("==", "!="):
+            raise ValueError(f"op: fact '{self.fact}' is a {kind}: compare it with == or !=")
+        if kind == "number" and not abs(v) < float("inf"):
+            raise ValueError("value: must be a finite number")
+        return self
+
+
+class Check(_Model):
+    """What a step's state must be: every condition holds."""
+    all: list[Condition] = Field(min_length=1, max_length=6)
+
+    @property
+    def facts(self) -> list[str]:
+        """The facts the check reads (what `lessonfacts.facts(exp, only=...)` must compute)."""
+        return list(dict.fromkeys(c.fact for c in self.all))
+
+
+class Predict(_Model):
+    """A multiple-choice question answered before the result shows; `answer` indexes `choices` (from 0)."""
+    question: Text(300)
+    choices: list[Text(160)] = Field(min_length=2, max_length=5)
+    answer: StrictInt = Field(ge=0)
+    why: Text(600)
+
+    @model_validator(mode="after")
+    def _check(self) -> "Predict":
+        if self.answer >= len(self.choices):
+            raise ValueError(f"answer: {self.answer} is out of range: there are {len(self.choices)} choices, "
+                             f"numbered from 0")
+        if len(set(self.choices)) != len(self.choices):
+            raise ValueError("choices: a choice is listed twice")
+        return self
+
+
+class _Empty(_Model):
+    pass
+
+
+class Action(_Model):
+    """One thing to do, in machine form: exactly one of the fields is given."""
+    train_baseline: Optional[_Empty] = None
+    prune: Optional[WeightPruningConfig] = None
+    finetune: Optional[FinetuneConfig] = None
+    freeze: Optional[list[Text(40)]] = Field(None, max_length=16)
+    activation: Optional[ActivationConfig] = None
+    snapshot: Optional[Text(60)] = None
+    setup: Optional[ExperimentConfig] = None
+
+    @field_validator("setup", mode="before")
+    @classmethod
+    def _setup(cls, raw):
+        return _validated_setup(raw)
+
+    @model_validator(mode="after")
+    def _one(self) -> "Action":
+        given = [k for k in type(self).model_fields if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"an action gives exactly one of {', '.join(type(self).model_fields)}; this one gives "
+                             f"{', '.join(given) or 'none'}")
+        return self
+
+    @property
+    def name(self) -> str:
+        """Which action it is ("prune", "finetune", …)."""
+        return next(k for k in type(self).model_fields if getattr(self, k) is not None)
+
+
+class Step(_Model):
+    """One step: a goal, what to do (on which page), a prediction, a check with a hint, and the actions."""
+    title: Text(80)
+    goal: Text(300)
+    do: Text(600)
+    page: Page
+    predict: Optional[Predict] = None
+    check: Check
+    hint: Text(400)
+    actions: list[Action] = Field(default_factory=list, max_length=8)
+
+
+class Lesson(_Model):
+    """One lesson file (see the module docstring)."""
+    version: Literal[1]
+    id: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")]
+    title: Text(80)
+    summary: Text(400)
+    minutes: int = Field(ge=1, le=180)
+    papers: list[Text(200)] = Field(default_factory=list, max_length=8)
+    setup: Optional[ExperimentConfig] = None
+    steps: list[Step] = Field(min_length=1, max_length=12)
+
+    @field_validator("setup", mode="before")
+    @classmethod
+    def _setup(cls, raw):
+        return _validated_setup(raw)
+
+    @model_validator(mode="after")
+    def _actions_fit(self) -> "Lesson":
+        """Each action's setting fits the model the lesson has at that point (its setup, or a later setup action)."""
+        config = self.start_config
+        for i, step in enumerate(self.steps):
+            for j, action in enumerate(step.actions):
+                try:
+                    config = _config_after(config, action)
+                except ValueError as e:
+                    raise ValueError(f"steps[{i}].actions[{j}].{action.name}: {e}") from None
+        return self
+
+    @property
+    def start_config(self) -> ExperimentConfig:
+        """The config the lesson starts from: its setup, or the default one."""
+        return self.setup if self.setup is not None else ExperimentConfig()
+
+
+def _validated_setup(raw):
+    if isinstance(raw, dict):
+        return validate_config(raw)  # ConfigError is a ValueError: pydantic reports it under the field
+    return raw
+
+
+def _config_after(config: ExperimentConfig, action: Action) -> ExperimentConfig:
+    """The config after `action` (per-layer keys checked against the model). Raises ValueError."""
+    name = action.name
+    if name == "setup":
+        return action.setup
+    if name == "finetune" and config.weight_pruning.is_structured:
+        raise ValueError("fine-tuning after structured pruning is not available; prune single weights first")
+    if name == "finetune":
+        return config.with_section(finetune=finetune_settings(config.finetune, action.finetune))
+    section = {"prune": "weight_pruning", "freeze": "freeze", "activation": "activation"}
+    return config.with_section(**{section[name]: getattr(action, name)}) if name in section else config
+
+
+def finetune_settings(current: FinetuneConfig, given: FinetuneConfig) -> FinetuneConfig:
+    """The fine-tuning settings after a finetune action: the fields it gives change, the others stay as they are
+    (as the Train page's form keeps what it does not show), so {"schedule": "agp"} keeps the setup's epochs."""
+    return FinetuneConfig.model_validate({**current.model_dump(), **given.model_dump(include=given.model_fields_set)})
+
+
+# ---- files ---------------------------------------------------------------------------------------------------------
+_UNION_TAG = re.compile(r"^(float|int|str|bool|none|[a-z-]+\[.*\])$")
+
+
+def _problems(err: ValidationError) -> list[str]:
+    """One problem per field path ("steps[2].predict: answer: ..."); a union's several refusals of one value are
+    joined on one line."""
+    by_path: dict[str, list[str]] = {}
+    for e in err.errors():
+        path = ""
+        for part in e["loc"]:
+            if isinstance(part, int):
+                path += f"[{part}]"
+            elif not _UNION_TAG.match(str(part)):
+                path += ("." if path else "") + str(part)
+        msg = {"extra_forbidden": "unknown field (not part of lesson version 1)",
+               "missing": "missing (required)"}.get(e["type"], e["msg"].removeprefix("Value error, "))
+        by_path.setdefault(path, []).append(msg)
+    return [(f"{path}: " if path else "") + "; ".join(dict.fromkeys(msgs)) for path, msgs in by_path.items()]
+
+
+def parse_lesson(text: str | bytes, source: str = "lesson") -> Lesson:
+    """Validate a lesson's JSON text. Raises ConfigError whose problems each start with `source` (the file name)."""
+    try:
+        raw = load_json(text, LESSON_BOUNDS)
+        if not isinstance(raw, dict):
+            raise ConfigError([f"expected a JSON object at the top level, got {type(raw).__name__}"])
+        if raw.get("version") != LESSON_VERSION:
+            raise ConfigError([f"version: this app reads lesson version {LESSON_VERSION}, the file has "
+                               f"{repr(raw.get('version'))[:40]}"])
+        try:
+            return Lesson.model_validate(raw)
+        except ValidationError as e:
+            raise ConfigError(_problems(e)) from None
+        except RecursionError:
+            raise ConfigError([too_deep(LESSON_BOUNDS.max_depth)]) from None
+    except ConfigError as e:
+        raise ConfigError([f"{source}: {p}" for p in e.problems]) from None
+
+
+_CACHE: dict[tuple, dict[str, Lesson]] = {}
+
+
+def load_lessons(folder: Path = LESSONS_DIR) -> dict[str, Lesson]:
+    """Every lesson in `folder` (*.json), keyed by its id, in file-name order; kept until a file changes. Raises
+    ConfigError listing the problems of every bad file (each starting with its name), and for an id used twice."""
+    files = sorted(Path(folder).glob("*.json"))
+    stats = [(p, p.stat()) for p in files]
+    key = (str(Path(folder).resolve()), tuple((p.name, s.st_mtime_ns, s.st_size) for p, s in stats))
+    if key not in _CACHE:
+        lessons, where, problems = {}, {}, []
+        for path, stat in stats:
+            if stat.st_size > LESSON_BOUNDS.max_bytes:  # never read a huge file into memory
+                problems.append(f"{path.name}: the file is {stat.st_size:,} bytes; a lesson is a few KB (at most "
+                                f"{LESSON_BOUNDS.max_bytes:,} bytes are read)")
+                continue
+            try:
+                lesson = parse_lesson(path.read_bytes(), path.name)
+            except ConfigError as e:
+                problems += e.problems
+                continue
+            if lesson.id in lessons:
+                problems.append(f"{path.name}: id: '{lesson.id}' is already the id of {where[lesson.id]}")
+                continue
+            lessons[lesson.id], where[lesson.id] = lesson, path.name
+        if problems:
+            raise ConfigError(problems)
+        if len(_CACHE) >= 8:
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[key] = lessons
+    return dict(_CACHE[key])
+
+
+# ---- checks ----------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CheckResult:
+    """Whether a step's check passed, and each condition in words with its current value and whether it holds."""
+    passed: bool
+    lines: list[tuple[str, bool]]
+
+
+def _say(value, unit: str, now: bool = False) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if unit == "%":
+        return f"{100 * value:.1f}%" if now else f"{100 * value:g}%"
+    if unit == "points":
+        return f"{value:.1f} points" if now else f"{value:g} points"
+    if unit == "×":
+        return f"{value:.2f}×" if now else f"{value:g}×"
+    if isinstance(value, float) and unit == "":
+        return f"{value:g}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+_EPS = 1e-9  # 45180 / 50200 is 0.9 within rounding: "≥ 90%" holds for it
+
+
+def _holds(op: str, now, value) -> bool:
+    if isinstance(value, (bool, str)) or isinstance(now, (bool, str)):
+        return (now == value) == (op == "==") and type(now) is type(value)
+    return {">=": now >= value - _EPS, "<=": now <= value + _EPS, ">": now > value + _EPS, "<": now < value - _EPS,
+            "==": abs(now - value) <= _EPS, "!=": abs(now - value) > _EPS}[op]
+
+
+def check(step: Step, facts: dict) -> CheckResult:
+    """Each condition of the step's check in plain words with its current value, e.g. ("weights pruned ≥ 90% (now
+    90.0%)", True); a fact that is missing or None fails with its reason ("… (not fine-tuned yet …)")."""
+    lines = []
+    for c in step.check.all:
+        fact, now = FACTS[c.fact], facts.get(c.fact)
+        if isinstance(c.value, bool):  # "baseline trained", or "activation threshold set: no"
+            wanted = c.value if c.op == "==" else not c.value
+            head = fact.label if wanted else f"{fact.label}: no"
+        else:
+            head = f"{fact.label} {SYMBOLS[c.op]} {_say(c.value, fact.unit)}"
+        if now is None:
+            lines.append((f"{head} ({fact.missing or 'not measured yet'})", False))
+            continue
+        ok = _holds(c.op, now, c.value)
+        if isinstance(c.value, (bool, str)):  # an equality: its value says nothing more when it holds
+            lines.append((head if ok else f"{head} (now {_say(now, fact.unit, now=True)})", ok))
+            continue
+        shown = _say(now, fact.unit, now=True)
+        if not ok and shown == _say(c.value, fact.unit, now=True):  # "now 90.0%" must not read as a pass
+            shown = f"{100 * now:.3f}%" if fact.unit == "%" else f"{now:.4g}"
+        lines.append((f"{head} (now {shown})", ok))
+    return CheckResult(all(ok for _, ok in lines), lines)
+
+
+# ---- actions ---------------------------------------------------------------------------------------------------------
+def perform(exp: Experiment, action: Action | dict) -> None:
+    """Carry out one action on an Experiment: train_baseline, prune, finetune (changes the settings it gives, see
+    `finetune_settings`, then runs), freeze, activation, snapshot or setup (adopts the config; a new setup discards
+    the baseline). Raises ValueError for an action that does not fit, or a training run that diverged."""
+    if isinstance(action, dict):
+        try:
+            action = Action.model_validate(action)
+        except ValidationError as e:
+            raise ConfigError(_problems(e)) from None
+    name, value = action.name, getattr(action, action.name)
+    if name in ("train_baseline", "finetune"):
+        if name == "finetune":
+            exp.set_finetune(finetune_settings(exp.config.finetune, value))
+        result = exp.train_baseline() if name == "train_baseline" else exp.finetune()
+        if result.diverged:
+            raise ValueError(f"{name}: {result.message}")
+    elif name == "prune":
+        exp.set_pruning(value)
+    elif name == "freeze":
+        exp.set_frozen(list(value))
+    elif name == "activation":
+        exp.set_activation(value)
+    elif name == "snapshot":
+        exp.snapshot(value)
+    else:
+        exp.update(value)

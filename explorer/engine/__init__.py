@@ -1,0 +1,7 @@
+"""The machine room: data sets and uploads (`data.py`, `userdata.py`), the model zoo and checkpoints (`models.py`),
+masks with `torch.nn.utils.prune`'s semantics and compaction (`pruning.py`), freezing, activation thresholds, the
+masked training loop, sparse storage formats, and the trained dense `Baseline`. It imports only `explorer.config`; it
+never imports a method, a figure, the experiment, the server's rules, a page or Streamlit."""
+
+# The folders this one may import (tools/architecture.py checks every import against it).
+MAY_IMPORT = ("config",)

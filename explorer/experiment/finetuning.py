@@ -1,0 +1,121 @@
+"""Fine-tuning the pruned baseline with everything that is set (frozen layers, the weight-pruning target through a
+schedule, activation thresholds), and the measured proof that masks and frozen layers held."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import torch
+from torch import nn
+
+from explorer.config.schema import ExperimentConfig
+from explorer.engine import activations, freezing, pruning
+from explorer.engine.baseline import Baseline
+from explorer.engine.data import Dataset
+from explorer.engine.models import activation_modules, prunable_layers
+from explorer.engine.pruning import PruningStats
+from explorer.engine.training import EpochRecord, TrainResult, accuracy, train
+from explorer.experiment import pruned
+from explorer.methods import lottery
+from explorer.methods.schedules import make_schedule
+
+
+@dataclass(frozen=True)
+class LayerProof:
+    """Measured after a fine-tuning run, never assumed."""
+    masked_nonzero: int            # pruned entries whose weight is not exactly 0 (must be 0)
+    max_masked_grad: Optional[float]  # largest |grad| the optimizer saw on a pruned entry (0; None: not measured)
+    frozen: bool
+    fingerprint_before: str        # after the run's initial masks were applied, before its first step
+    fingerprint_after: str
+
+    @property
+    def unchanged(self) -> bool:
+        """The layer's bytes are identical before and after the run."""
+        return self.fingerprint_before == self.fingerprint_after
+
+    @property
+    def held(self) -> bool:
+        """Masks held, and a frozen layer is bit-identical."""
+        grad_ok = self.max_masked_grad in (None, 0.0)
+        return self.masked_nonzero == 0 and grad_ok and (not self.frozen or self.unchanged)
+
+
+@dataclass(frozen=True, eq=False)  # compared by identity: it holds a model
+class FinetuneOutcome:
+    """One fine-tuning run: the model it produced and what was measured on it."""
+    config_json: str               # the whole config it was run with: a later change makes it stale
+    model: nn.Module
+    result: TrainResult
+    proof: dict                    # {layer: LayerProof}
+    stats: PruningStats            # of the final masks
+    test_accuracy: float           # with the activation thresholds (if any) applied
+    val_accuracy: float            # the same on the validation split
+    activation_thresholds: dict = field(default_factory=dict)  # final t per layer (dynamic ones where they ended)
+    activation_sparsity: dict = field(default_factory=dict)    # measured on the test set with those thresholds
+    lottery: Optional[lottery.LotteryCurve] = None            # a lottery run: every round of its three runs
+
+
+def finetune(baseline: Baseline, data: Dataset, config: ExperimentConfig,
+             on_epoch: Optional[Callable[[EpochRecord], None]] = None,
+             should_stop: Optional[Callable[[], bool]] = None) -> tuple[TrainResult, Optional[FinetuneOutcome]]:
+    """Retrain the dense baseline toward the config's weight-pruning target with its schedule ('none' retrains with
+    the fixed masks, as 'oneshot'; a Wanda or N:M setting keeps its masks, one-shot only; 'lottery' runs
+    explorer.methods.lottery's rounds and keeps the last winning ticket), frozen layers and activation thresholds.
+    Returns the run and its outcome (None when it diverged). Raises ValueError for a setup that cannot be fine-tuned."""
+    if config.weight_pruning.is_structured:
+        raise ValueError("fine-tuning after structured pruning is not available yet: the removed units' biases "
+                         "would train back; compact the structurally pruned model instead")
+    if config.finetune.schedule == "lottery":
+        return _lottery(baseline, data, config, on_epoch, should_stop)
+    tcfg = config.finetune.train_config(config.train)
+    wp = config.weight_pruning
+    model = baseline.fresh_model()  # schedules start from the dense baseline
+    freezing.set_frozen(model, config.freeze)
+    steps_per_epoch = -(-len(data.x_train) // tcfg.batch_size)
+    fixed = None if wp.by_magnitude else pruned.masks_for(baseline, wp, config.model,
+                                                          norms=lambda: pruned.wanda_norms(baseline, data))
+    schedule = make_schedule(config.finetune, wp, pruning.layer_weights(model),
+                             tcfg.epochs * steps_per_epoch, steps_per_epoch, frozen=tuple(config.freeze),
+                             biases={n: m.bias for n, m in prunable_layers(model).items() if m.bias is not None},
+                             seed=config.seed, masks=fixed)
+    hooks = activations.hooks_for(config.activation, list(activation_modules(model)))
+    result = train(model, data, tcfg, config.seed, schedule=schedule, on_epoch=on_epoch, should_stop=should_stop,
+                   act_hooks=hooks)
+    if result.diverged or not result.history and tcfg.epochs:  # nothing finished: the previous outcome stays
+        return result, None
+    return result, _outcome(config, data, model, result, hooks, schedule.straight_through)
+
+
+def _lottery(baseline: Baseline, data: Dataset, config: ExperimentConfig, on_epoch, should_stop):
+    done = lottery.run(baseline, data, config, on_epoch, should_stop)
+    if done.result.diverged or done.ticket is None:  # nothing finished: the previous outcome stays
+        return done.result, None
+    return done.result, _outcome(config, data, done.ticket, done.ticket_result, done.hooks, False, done.curve)
+
+
+def _outcome(config: ExperimentConfig, data: Dataset, model: nn.Module, result: TrainResult, hooks: dict,
+             straight: bool, curve: Optional[lottery.LotteryCurve] = None) -> FinetuneOutcome:
+    """The measured outcome of the run that produced `model` (its masks, gradients and fingerprints)."""
+    layers = prunable_layers(model)
+    masks = result.masks or {n: torch.ones_like(m.weight, dtype=torch.bool) for n, m in layers.items()}
+    after = freezing.fingerprints(model)
+    proof = {n: LayerProof(
+        masked_nonzero=int(((m.weight != 0) & ~masks[n]).sum()),
+        max_masked_grad=None if straight else result.max_masked_grad.get(n, 0.0),
+        frozen=n in config.freeze, fingerprint_before=result.start_fingerprints[n], fingerprint_after=after[n])
+        for n, m in layers.items()}
+    final_t = {n: h.t for n, h in hooks.items()}
+    acts = val_acts = None
+    if final_t:
+        ranges = activations.activation_ranges(model, data.x_val)
+        acts = activations.activation_stats(model, data.x_test, data.y_test, final_t, ranges)
+        val_acts = activations.activation_stats(model, data.x_val, data.y_val, final_t, ranges)
+    return FinetuneOutcome(
+        config_json=config.model_dump_json(), model=model, result=result, proof=proof,
+        stats=pruning.mask_stats(masks),
+        test_accuracy=acts.accuracy if acts else accuracy(model, data.x_test, data.y_test),
+        val_accuracy=val_acts.accuracy if val_acts else accuracy(model, data.x_val, data.y_val),
+        activation_thresholds=final_t,
+        activation_sparsity={n: s.sparsity_after for n, s in acts.layers.items()} if acts else {},
+        lottery=curve)

@@ -1,0 +1,156 @@
+"""Wanda: pruning by weights and activations (Sun, Liu, Bair & Kolter 2023, "A Simple and Effective Pruning Approach
+for Large Language Models"), with no retraining. It is how large language models are pruned today, and it joins the
+app's two halves: the weights, and what the layer's inputs carry.
+
+The score of weight w_ij (output i, input j) is |w_ij| · ‖x_j‖₂, where ‖x_j‖₂ is the L2 norm of input j over the
+calibration rows. A small weight on an input that is always large can matter more than a large weight on an input that
+is always zero (a blank border pixel, a unit that never fires).
+- Calibration: CALIBRATION_ROWS rows of the TRAINING split (the first ones of a permutation seeded with
+  CALIBRATION_SEED; all of them when the split is smaller), never the test split, in one forward pass of the dense
+  baseline: every layer's input norms come from the unpruned network, as the reference code does for image
+  classifiers (locuslab/wanda, image_classifiers/prune_utils.py) and torchao's WandaSparsifier does. (For language
+  models the reference code feeds each block the outputs of the already pruned blocks before it.)
+- Comparison group (scope "layer"): each output row, as the paper's "per output" comparison and its code
+  (`torch.sort(W_metric, dim=-1, stable=True)`): every row of a layer loses round(s · row length) weights, those with
+  the smallest score, ties pruned in input order. (The code prunes int(s · row length); round() is how
+  torch.nn.utils.prune counts, used everywhere in this app; they differ only where s · row length is not whole.)
+  Scope "global": one ranking of every layer's scores (stable, ties in layer then position order).
+- Conv2d: a convolution is the matrix product of its weight (out, in·kh·kw) with the unfolded input patches
+  (F.unfold, "im2col"), so ‖x_j‖₂ is taken per column j = (input channel, kernel row, kernel column) over every patch
+  position of every calibration image, the padding zeros included: exactly the inputs that weight multiplies. (The
+  paper and its code prune linear layers only; this is the same metric on the conv's own matrix product.)
+- The square root matters: the code ranks |W| · sqrt(mean of x_j²); torchao 0.18's WandaSparsifier ranks |W| times
+  the sum of x_j² (no square root) and compares over the whole layer, so its masks differ from the paper's (the
+  tests hold ours to torchao's once its norms are square-rooted, and to a reference written from the paper).
+"""
+from __future__ import annotations
+
+from typing import Mapping, Optional
+
+import torch
+from torch import nn
+
+from explorer.config.layers import PerLayerValue, expand
+from explorer.engine.activations import run_eval
+from explorer.engine.models import prunable_layers
+from explorer.engine.pruning import Masks, _check_sparsity, global_masks, n_to_prune
+
+CALIBRATION_ROWS = 512  # rows of the training split a Wanda calibration reads (the paper: 128 sequences of C4)
+CALIBRATION_SEED = 0    # seeds the permutation that picks them: the same rows on every replay
+
+
+def calibration_inputs(x_train: torch.Tensor, rows: int = CALIBRATION_ROWS,
+                       seed: int = CALIBRATION_SEED) -> torch.Tensor:
+    """The calibration rows: the first `rows` of a permutation of the training split seeded with `seed` (all of them
+    when there are fewer), on the split's device."""
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    pick = torch.randperm(len(x_train), generator=gen)[:rows]
+    return x_train[pick.to(x_train.device)]
+
+
+def _unfolded_squares(a: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
+    """Σ x² of each column of F.unfold(a) (column = input channel, kernel row, kernel column) without building the
+    unfolded matrix (kh·kw times the input): the squares summed over the batch, then one strided window per kernel
+    position. (C·kh·kw,) float64."""
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = conv.kernel_size, conv.stride, conv.padding, conv.dilation
+    square = nn.functional.pad(a.double().pow(2).sum(0), (pw, pw, ph, ph))     # (C, H + 2ph, W + 2pw)
+    out_h = (square.shape[1] - dh * (kh - 1) - 1) // sh + 1
+    out_w = (square.shape[2] - dw * (kw - 1) - 1) // sw + 1
+    cols = [square[:, i * dh: i * dh + (out_h - 1) * sh + 1: sh, j * dw: j * dw + (out_w - 1) * sw + 1: sw].sum((1, 2))
+            for i in range(kh) for j in range(kw)]                               # kh·kw × (C,)
+    return torch.stack(cols, dim=1).reshape(-1)                                  # (C, kh·kw) → channel-major
+
+
+def _check_conv(name: str, conv: nn.Conv2d) -> None:
+    if conv.groups != 1 or conv.padding_mode != "zeros" or isinstance(conv.padding, str):
+        raise ValueError(f"Wanda on layer '{name}': only ungrouped convolutions with numeric zero padding are "
+                         "unfolded into columns")
+
+
+@torch.no_grad()
+def input_norms(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> dict[str, torch.Tensor]:
+    """{layer: ‖x_j‖₂ per input column} for every prunable layer of `model`, over the rows `x`, from one forward pass
+    (sums of squares in float64). Linear: shape (in,); Conv2d: (in·kh·kw,), the unfolded columns. On x's device."""
+    layers = prunable_layers(model)
+    sums: dict[str, torch.Tensor] = {}
+
+    def hook(name: str):
+        def pre(module, inputs):
+            a = inputs[0].detach()
+            if isinstance(module, nn.Conv2d):                   # (B, C, H, W) → (C·kh·kw,)
+                square = _unfolded_squares(a, module)
+            else:                                                # (B, …, in) → (in,)
+                square = a.reshape(-1, a.shape[-1]).double().pow(2).sum(0)
+            sums[name] = sums[name] + square if name in sums else square
+        return pre
+
+    for name, m in layers.items():
+        if isinstance(m, nn.Conv2d):
+            _check_conv(name, m)
+    handles = [m.register_forward_pre_hook(hook(n)) for n, m in layers.items()]
+    try:
+        run_eval(model, x, batch_size)
+    finally:
+        for h in handles:
+            h.remove()
+    return {n: sums[n].sqrt() if n in sums else torch.zeros(m.weight[0].numel(), dtype=torch.float64,
+                                                            device=m.weight.device) for n, m in layers.items()}
+
+
+def wanda_scores(weight: torch.Tensor, norm: torch.Tensor) -> torch.Tensor:
+    """|w_ij| · ‖x_j‖₂ shaped like `weight` (float64), `norm` holding one value per input column (flattened
+    in·kh·kw for a conv)."""
+    w = weight.detach().abs().double().reshape(weight.shape[0], -1)  # (out, columns)
+    if norm.numel() != w.shape[1]:
+        raise ValueError(f"the input norms have {norm.numel()} columns, the weight {w.shape[1]}")
+    return (w * norm.to(w.device, torch.float64).reshape(1, -1)).view(weight.shape)
+
+
+def _prune_smallest(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """Bool mask over a flat score vector, False at its k smallest (stable: ties in order)."""
+    mask = torch.ones(scores.numel(), dtype=torch.bool, device=scores.device)
+    if k:
+        mask[torch.sort(scores, stable=True).indices[:k]] = False
+    return mask
+
+
+def row_masks(scores: torch.Tensor, sparsity: float) -> torch.Tensor:
+    """Each output row loses round(sparsity · row length) entries with the smallest score (stable sort along the
+    row: ties prune the earlier input first). True = kept."""
+    _check_sparsity(sparsity, "")
+    rows = scores.reshape(scores.shape[0], -1)
+    k = n_to_prune(sparsity, rows.shape[1])
+    mask = torch.ones_like(rows, dtype=torch.bool)
+    if k:
+        mask.scatter_(1, torch.sort(rows, dim=1, stable=True).indices[:, :k], False)
+    return mask.view(scores.shape)
+
+
+def masks_from_scores(scores: Mapping[str, torch.Tensor], *, sparsity: PerLayerValue,
+                      scope: str = "layer") -> Masks:
+    """Wanda masks from {layer: scores} (see the module docstring): scope "layer" prunes every output row of each
+    layer to its sparsity (one float, or {layer: float} with the others dense); "global" ranks every score at once
+    (one float). Returns {layer: bool mask}, True = kept."""
+    names = list(scores)
+    masks = {n: torch.ones_like(s, dtype=torch.bool) for n, s in scores.items()}
+    if sparsity is None:
+        return masks
+    if scope == "global":
+        return global_masks(scores, sparsity, _prune_smallest)
+    if scope != "layer":
+        raise ValueError(f"scope must be 'layer' or 'global', got {scope!r}")
+    for n, s in expand(sparsity, names, "sparsity").items():
+        masks[n] = row_masks(scores[n], s)
+    return masks
+
+
+def layer_scores(weights: Mapping[str, torch.Tensor], criterion: str,
+                 norms: Optional[Mapping[str, torch.Tensor]] = None) -> dict[str, torch.Tensor]:
+    """{layer: the score each weight is ranked by}: |w| ("magnitude") or |w|·‖x‖₂ ("wanda", needs `norms`)."""
+    if criterion == "magnitude":
+        return {n: w.detach().abs() for n, w in weights.items()}
+    if criterion != "wanda":
+        raise ValueError(f"criterion must be 'magnitude' or 'wanda', got {criterion!r}")
+    if norms is None:
+        raise ValueError("the Wanda criterion needs the input norms of a calibration pass")
+    return {n: wanda_scores(w, norms[n]) for n, w in weights.items()}
