@@ -4,7 +4,7 @@ import streamlit as st
 
 from ui import lesson
 from ui.glossary import show_glossary
-from ui.pages import CLASS, DEEP, PLAYGROUND
+from ui.pages import BY_ID, CLASS, DEEP, PLAYGROUND
 from ui.session import set_workshop_mode, workshop_mode
 from ui.views import literal
 
@@ -19,12 +19,12 @@ st.page_link(PLAYGROUND.path, label=f"Open the {PLAYGROUND.title}", icon=":mater
 shipped = lesson.lessons()
 st.markdown(f"**2. A guided lesson** ({len(shipped)}): each step says what to do, asks you to predict the result "
             "first, and checks what you did. The panel stays in the sidebar on every page.")
-for n, (key, item) in enumerate(shipped.items()):
+for key, item in shipped.items():
     text, go = st.columns([5, 1], vertical_alignment="center")
     text.markdown(f"*{literal(item.title)}* ({item.minutes} min, {len(item.steps)} steps): {literal(item.summary)}")
     if go.button("Start", key=f"home_lesson_{key}", disabled=lesson.locked(), use_container_width=True):
         lesson.start(key)
-        st.switch_page(f"app_pages/{item.steps[0].page}.py")
+        st.switch_page(BY_ID[item.steps[0].page].path)
 st.markdown("**3. The deep pages**, one idea each, in detail:\n"
             + "\n".join(f"- **{p.title}**: {p.about}" for p in DEEP))
 

@@ -35,15 +35,15 @@ presets = get_presets()
 with st.expander("Start from a preset: an idea from the literature, set up in one click", expanded=not exp.trained):
     key = st.selectbox("Preset", list(presets), format_func=lambda k: presets[k].title, key="preset_choice")
     st.write(presets[key].about)
-    if st.button("Load this preset and train its baseline", key="preset_load"):
-        if train_with_progress(exp, presets[key].config):
-            forget_setting_widgets()
-            if presets[key].config.finetune.schedule != "none":
-                st.info("This preset also fine-tunes: press **Train** on the Train page to run its schedule.")
-            if lesson.current() is not None:  # the lesson's checks read this session's state: say what changed
-                st.warning("You are in a guided lesson: this preset replaced the lesson's setup, so its checks may "
-                           "not pass any more. Start the lesson again (Home) to get its setup back.")
-            cfg = exp.config
+    if (st.button("Load this preset and train its baseline", key="preset_load")
+            and train_with_progress(exp, presets[key].config)):
+        forget_setting_widgets()
+        if presets[key].config.finetune.schedule != "none":
+            st.info("This preset also fine-tunes: press **Train** on the Train page to run its schedule.")
+        if lesson.current() is not None:  # the lesson's checks read this session's state: say what changed
+            st.warning("You are in a guided lesson: this preset replaced the lesson's setup, so its checks may "
+                       "not pass any more. Start the lesson again (Home) to get its setup back.")
+        cfg = exp.config
 
 UPLOAD_CHECK = "data_upload_check"  # the session's one parsed upload: its file, columns, parse and split
 

@@ -10,13 +10,12 @@ from explorer.classroom.glossary import help_text
 from explorer.config.layers import expand
 from explorer.config.schema import ActivationConfig, FinetuneConfig, WeightPruningConfig
 from explorer.config.sections import IMAGE_SIDES
-from explorer.experiment.measure import training_cost
 from explorer.figures import playground as classroom
 from explorer.figures import plots
 from explorer.figures.netgraph import graph_of, sample_graph
 from explorer.figures.pictures import digits_svg, histogram_svg, network_svg
 from ui.links import share_current_setup
-from ui.progress import run_with_progress, stop_event, train_with_progress
+from ui.progress import finetune_with_progress, stop_event, train_with_progress
 from ui.session import get_experiment, seed_widgets
 from ui.views import show_problems
 
@@ -98,17 +97,11 @@ def buttons(exp) -> None:
         ft = exp.config.finetune
         if ft.schedule == "none":  # the Playground's button means "retrain what is left": one-shot, as Han et al.
             exp.set_finetune(FinetuneConfig.model_validate({**ft.model_dump(), "schedule": "oneshot"}))
-        tcfg = exp.config.finetune.train_config(exp.config.train)
-        try:
-            result = run_with_progress(exp.finetune, tcfg.epochs, "fine-tuning", sparsity=True,
-                                       cost=training_cost(exp.model, exp.data, tcfg.epochs, tcfg.batch_size))
-        except ValueError as e:
-            show_problems(e, "Cannot fine-tune")
-        else:
-            if result is not None and result.diverged:
-                st.error(f"{result.message}. The previous result is kept.")
-            elif result is not None:
-                st.rerun()
+        result = finetune_with_progress(exp, "Cannot fine-tune")
+        if result is not None and result.diverged:
+            st.error(f"{result.message}. The previous result is kept.")
+        elif result is not None:
+            st.rerun()
 
 
 def accuracy(exp, pruned) -> None:

@@ -8,11 +8,9 @@ from pydantic import ValidationError
 from explorer.classroom.glossary import help_text
 from explorer.classroom.snippets import lottery_code, masked_training_code
 from explorer.config.schema import OPTIMIZERS, FinetuneConfig
-from explorer.experiment.measure import training_cost
 from explorer.figures import plots
-from explorer.methods import lottery
 from explorer.methods.schedules import target_sparsity
-from ui.progress import run_with_progress, stop_event
+from ui.progress import finetune_with_progress, stop_event
 from ui.session import get_experiment, workshop_mode
 from ui.views import show_problems
 
@@ -120,15 +118,13 @@ if go:
             weight_decay=float(weight_decay), momentum=float(momentum), iterative_steps=int(steps),
             agp_initial_sparsity=float(s_i), agp_frequency=int(freq), agp_ramp=float(ramp), dns_margin=float(margin),
             dns_stop=float(stop), lottery_rounds=int(rounds), lottery_rewind_epoch=int(rewind))}))
-        tcfg = exp.config.finetune.train_config(exp.config.train)
-        total = lottery.total_epochs(exp.config) if schedule == "lottery" else int(epochs)
-        result = run_with_progress(exp.finetune, total, "lottery rounds" if schedule == "lottery" else "fine-tuning",
-                                   sparsity=True, cost=training_cost(exp.model, exp.data, total, tcfg.batch_size))
     except (ValidationError, ValueError) as e:
         show_problems(e, "Cannot train")
     else:
+        result = finetune_with_progress(exp, "Cannot train",
+                                        what="lottery rounds" if schedule == "lottery" else "fine-tuning")
         if result is None:
-            pass  # stopped while waiting for a slot: run_with_progress said so
+            pass  # refused, or stopped while waiting for a slot: finetune_with_progress said so
         elif result.diverged:
             st.error(f"{result.message}. The previous result is kept; lower the learning rate.")
         elif result.stopped and not result.history:

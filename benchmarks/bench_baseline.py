@@ -27,7 +27,7 @@ def main() -> None:
         start = time.perf_counter()
         reached = []
 
-        def on_epoch(r):
+        def on_epoch(r, reached=reached, start=start):
             if r.test_accuracy >= 0.95 and not reached:
                 reached.append((r.epoch, time.perf_counter() - start))
 

@@ -37,7 +37,7 @@ SETUP = ExperimentConfig.model_validate({"weight_pruning": {"sparsity": 0.9}, "f
 
 def pct(xs, q):
     xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(q / 100 * (len(xs) - 1))))]
+    return xs[min(len(xs) - 1, round(q / 100 * (len(xs) - 1)))]
 
 
 def fill_class(store: Store, participants: int = 30, each: int = 5, start: int = 0) -> str:

@@ -16,7 +16,7 @@ import threading
 from pathlib import Path
 
 ROOT = Path.cwd()
-PROJECT = tuple(str(ROOT / d) for d in ("explorer", "ui", "app_pages")) + (str(ROOT / "app.py"),)
+PROJECT = (*tuple(str(ROOT / d) for d in ("explorer", "ui", "app_pages")), str(ROOT / "app.py"))
 
 
 class Tracer:

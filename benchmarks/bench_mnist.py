@@ -66,7 +66,7 @@ def compaction(device: str, repeats: int) -> None:
     apply_structured(model, masks)
     small, small_cfg = compact(model, cfg, masks)
     ref = torch_pruning_reference(model, masks)
-    same = all(torch.equal(a, b) for a, b in zip(small.state_dict().values(), ref.state_dict().values()))
+    same = all(torch.equal(a, b) for a, b in zip(small.state_dict().values(), ref.state_dict().values(), strict=True))
     x = torch.randn(256, 784, device=device)
     macs_big, macs_small = count_macs(model, 784), count_macs(small, 784)
     # interleaved rounds, each model's median over all of them: drift (another process, the clock) hits all three

@@ -10,6 +10,7 @@ not depend on training).
     python benchmarks/bench_netgraph.py [--runs 50]
 """
 import argparse
+import itertools
 import random
 import sys
 import time
@@ -25,7 +26,7 @@ GRAPH_LINES = 600  # app_pages/playground.GRAPH_LINES (a page module is not impo
 
 def pct(xs, q):
     xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(q / 100 * (len(xs) - 1))))]
+    return xs[min(len(xs) - 1, round(q / 100 * (len(xs) - 1)))]
 
 
 def draw(exp) -> tuple[list, int, object]:
@@ -37,7 +38,7 @@ def draw(exp) -> tuple[list, int, object]:
     t.append(time.perf_counter())
     text = pictures.network_svg(sample)
     t.append(time.perf_counter())
-    return [(b - a) * 1000 for a, b in zip(t, t[1:])], len(text), sample
+    return [(b - a) * 1000 for a, b in itertools.pairwise(t)], len(text), sample
 
 
 def report(label: str, runs: list) -> None:
@@ -65,7 +66,7 @@ def main() -> None:
         new.append(draw(exp)[0])
         redraw.append(draw(exp)[0])
     exp.set_pruning(WeightPruningConfig(sparsity=0.9))
-    times, size, sample = draw(exp)
+    _times, size, sample = draw(exp)
     print(f"default setup at 90 % sparsity: {sample.caption} ({len(sample.lines)} layers, {size / 1024:.0f} KiB "
           "of SVG)")
     report("network graph, new setting", new)

@@ -12,16 +12,13 @@ p95 ≤ 250 ms.
 """
 import argparse
 import shutil
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
+
+from ui.launch import LocalServer
 
 ROOT = Path(__file__).resolve().parents[1]
 IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
@@ -46,28 +43,12 @@ QUIET_MS = 400   # no change for this long after the script is idle: the redraw 
 
 def pct(xs, q):
     xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(q / 100 * (len(xs) - 1))))]
+    return xs[min(len(xs) - 1, round(q / 100 * (len(xs) - 1)))]
 
 
-def serve(script: Path) -> tuple[subprocess.Popen, str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(script), "--server.headless", "true",
-                             "--server.port", str(port), "--server.address", "127.0.0.1",
-                             "--browser.gatherUsageStats", "false"], cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while True:
-        try:
-            with urllib.request.urlopen(url + "/_stcore/health", timeout=2):
-                return proc, url
-        except OSError:
-            if time.time() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise RuntimeError(f"{script} did not start")
-            time.sleep(0.3)
+def serve(script: Path) -> tuple[LocalServer, str]:
+    server = LocalServer(script).wait_healthy()
+    return server, server.url
 
 
 def moves(page, n: int, shown) -> list[float]:
@@ -112,8 +93,8 @@ def main() -> None:
             plain = moves(page, a.moves, lambda v: f"document.body.innerText.includes('shown {v}')")
             browser.close()
     finally:
-        app.terminate()
-        bare.terminate()
+        app.stop()
+        bare.stop()
     for name, xs in (("Playground", playground), ("bare Streamlit slider", plain)):
         print(f"{name:22} p50 {statistics.median(xs) * 1000:6.0f} ms   p95 {pct(xs, 95) * 1000:6.0f} ms   "
               f"({len(xs)} moves)")

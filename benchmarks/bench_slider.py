@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def pct(xs, q):
     xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(q / 100 * (len(xs) - 1))))]
+    return xs[min(len(xs) - 1, round(q / 100 * (len(xs) - 1)))]
 
 
 def main() -> None:
@@ -57,7 +57,7 @@ def main() -> None:
     at.switch_page("app_pages/weight_pruning.py")
     at.run()
     reruns = []
-    for i in range(a.reruns):
+    for _ in range(a.reruns):
         value = float(rng.randrange(0, 200)) / 2
         at.slider(key="wp_all").set_value(value)
         t = time.perf_counter()

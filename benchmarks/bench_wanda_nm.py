@@ -61,9 +61,9 @@ def nm_costs(repeats: int) -> None:
     exp = Experiment(ExperimentConfig.model_validate({"train": {"epochs": 0}}))
     scores = {n: w.abs() for n, w in exp.baseline.weights.items()}
     for n, m in ((2, 4), (4, 8)):
-        model_ms = median_ms(lambda: [nm.nm_mask(s, n, m) for s in scores.values()], repeats)
+        model_ms = median_ms(lambda n=n, m=m: [nm.nm_mask(s, n, m) for s in scores.values()], repeats)
         big = torch.randn(4096, 4096).abs()
-        big_ms = median_ms(lambda: nm.nm_mask(big, n, m), max(repeats // 5, 3))
+        big_ms = median_ms(lambda big=big, n=n, m=m: nm.nm_mask(big, n, m), max(repeats // 5, 3))
         print(f"{n}:{m} masks: every layer of LeNet-300-100 (50,200 weights) {model_ms:.2f} ms; one 4096 × 4096 "
               f"weight {big_ms:.1f} ms")
 

@@ -32,7 +32,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -44,6 +43,9 @@ import websockets
 from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from streamlit.proto.WidgetStates_pb2 import WidgetState
+
+from explorer.server.serve import free_port
+from ui.launch import LocalServer
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_SESSIONS, MAX_HEAVY, MAX_SWEEP = 60, 10, 5000
@@ -58,7 +60,7 @@ DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopbac
 
 def pct(xs, q):
     xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(q / 100 * (len(xs) - 1))))] if xs else float("nan")
+    return xs[min(len(xs) - 1, round(q / 100 * (len(xs) - 1)))] if xs else float("nan")
 
 
 def rss_mb(pid: int) -> float:
@@ -68,43 +70,16 @@ def rss_mb(pid: int) -> float:
     raise RuntimeError("no VmRSS")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """One direct `streamlit run app.py` on a free loopback port."""
+class Server(LocalServer):
+    """One direct `streamlit run app.py` on a free loopback port (ui.launch.LocalServer), sessions kept TTL_S."""
 
     def __init__(self):
-        self.port = free_port()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
-             "--server.port", str(self.port), "--server.address", "127.0.0.1",
-             "--server.disconnectedSessionTTL", str(TTL_S), "--browser.gatherUsageStats", "false"],
-            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 90
-        while True:
-            try:
-                with DIRECT.open(f"http://127.0.0.1:{self.port}/_stcore/health", timeout=2):
-                    break
-            except OSError:
-                if self.proc.poll() is not None or time.time() > deadline:
-                    self.stop()
-                    raise RuntimeError("streamlit did not start")
-                time.sleep(0.3)
+        super().__init__(flags=("--server.disconnectedSessionTTL", str(TTL_S)))
+        self.wait_healthy()
 
     @property
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/_stcore/stream"
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
 
 
 class Direct:
@@ -268,7 +243,7 @@ async def participant(target, i: int, moves: int, out: dict, hold: asyncio.Event
                 shown = s.metrics.get("Weight sparsity", "")
                 if shown != f"{value:.1f}%":
                     out["wrong"].append(f"slider at {value}% but the page shows {shown!r}")
-        except (TimeoutError, asyncio.TimeoutError, asyncio.BrokenBarrierError):
+        except (TimeoutError, asyncio.BrokenBarrierError):
             out["timeouts"].append(f"participant {i} on {backend}: a page run took over {WAIT_S} s")
             if together is not None:
                 await together.abort()  # nobody waits for a participant that is stuck

@@ -50,7 +50,7 @@ def main() -> None:
                 print(f"{model} seed {seed} ft {epochs} ep lr {lr:g}: val {f.val_accuracy:.3f} (dense "
                       f"{b.val_accuracy:.3f}) · {time.perf_counter() - t:.1f} s", flush=True)
             best = max(results)  # on validation only
-            _, epochs, lr, bv, bt, ft, s, sec = best
+            _, epochs, lr, _bv, bt, ft, s, sec = best
             print(f"CHOSEN {model} seed {seed}: ft {epochs} epochs lr {lr:g} · sparsity {s:.1%} · test dense {bt:.1%}"
                   f" → fine-tuned {ft:.1%} ({(ft - bt) * 100:+.1f} points) · {sec:.0f} s", flush=True)
 

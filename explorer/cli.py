@@ -16,8 +16,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from explorer.config.presets import is_preset, preset_from_raw
-from explorer.config.schema import ConfigError, config_json, json_schema, parse_config
+from explorer.config.presets import preset_json_schema, read_setup
+from explorer.config.schema import ConfigError, config_json, json_schema
 
 OUTPUT_FILES = ("metrics.json", "config.json", "baseline.pt", "model.pt", "compact.pt")  # all `run` ever writes
 
@@ -85,19 +85,18 @@ def run(config_path: str, out: str, quiet: bool = False, data_path: str | None =
     if problem := out_problem(out):
         return _fail(problem)  # before the config is read, and long before any training
     try:
-        text = Path(config_path).read_bytes()
+        # A config or a preset file, through the one versioned-JSON loader: measured before it is read, parsed once.
+        config = read_setup(Path(config_path))
     except OSError as e:
         return _fail(f"cannot read {config_path}: {e.strerror}")
+    except ConfigError as e:
+        return _fail(f"{config_path}: {e}")
     try:
-        raw = json.loads(text)
-    except (ValueError, RecursionError):
-        raw = None  # parse_config below says what is wrong with it
-    try:
-        config = preset_from_raw(Path(config_path).stem, raw).config if is_preset(raw) else parse_config(text)
         upload = None
         if config.data.name == "upload":
             from explorer.engine.userdata import read_for_config
 
+            assert config.data.file is not None  # DataConfig requires it for an upload
             where = Path(data_path) if data_path else Path(config_path).parent / config.data.file
             upload = read_for_config(config.data, where)
         elif data_path:
@@ -107,7 +106,7 @@ def run(config_path: str, out: str, quiet: bool = False, data_path: str | None =
         from explorer.experiment.facade import Experiment
 
         exp = Experiment(config, upload=upload)
-    except (ConfigError, ValueError, KeyError) as e:
+    except (ConfigError, ValueError) as e:
         return _fail(f"{config_path}: {e}")
     existed = Path(out).exists()
     try:
@@ -120,6 +119,7 @@ def run(config_path: str, out: str, quiet: bool = False, data_path: str | None =
 
 def _train_and_write(exp, config, out: str, quiet: bool) -> int:
     from explorer.experiment import report
+    from explorer.experiment.finetuning import finetune_epochs
 
     def progress(total: int):
         def show(r):
@@ -136,7 +136,7 @@ def _train_and_write(exp, config, out: str, quiet: bool) -> int:
     finetune_seconds = None
     if config.finetune.schedule != "none":
         lottery = config.finetune.schedule == "lottery"
-        epochs = _lottery_epochs(config) if lottery else config.finetune.epochs
+        epochs = finetune_epochs(config)
         if not quiet:
             print(f"fine-tuning ({config.finetune.schedule}, {epochs} epochs"
                   f"{' over every round and run' if lottery else ''})", file=sys.stderr)
@@ -150,11 +150,8 @@ def _train_and_write(exp, config, out: str, quiet: bool) -> int:
     out_dir = Path(out)
     metrics = exp.metrics()
     compacted = exp.compaction() if config.weight_pruning.is_structured else None
-    from explorer.methods.lottery import metrics_section
-
-    curve = exp.finetune_result.lottery if exp.finetune_result is not None else None
-    written = metrics.as_dict() | metrics_section(exp.finetune_result)
-    files = {"metrics.json": (json.dumps(written, indent=2) + "\n").encode(),
+    curve = metrics.lottery
+    files = {"metrics.json": (json.dumps(metrics.as_dict(), indent=2) + "\n").encode(),
              "config.json": (config_json(exp.config) + "\n").encode(),
              "baseline.pt": report.state_bytes(exp.baseline.fresh_model()),
              "model.pt": report.state_bytes(exp.current_model())}
@@ -188,12 +185,6 @@ def _train_and_write(exp, config, out: str, quiet: bool) -> int:
     return 0
 
 
-def _lottery_epochs(config) -> int:
-    from explorer.methods.lottery import total_epochs
-
-    return total_epochs(config)
-
-
 def main(argv: list[str] | None = None) -> int:
     """`python -m explorer …`: parse the arguments and run the command; returns the exit code."""
     ap = argparse.ArgumentParser(prog="python -m explorer", description="Pruning Explorer on the command line")
@@ -206,7 +197,10 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--quiet", action="store_true", help="no per-epoch progress")
     r.add_argument("--data", help="the CSV/.npz of a setup made on uploaded data (default: data.file beside the "
                                   "config); its SHA-256 must match data.sha256")
-    sub.add_parser("schema", help="print the config's JSON Schema")
+    sc = sub.add_parser("schema", help="print the JSON Schema of a config file (or of a preset file)")
+    sc.add_argument("kind", nargs="?", choices=("config", "preset"), default="config",
+                    help="config (the default: explorer/config/schema.json) or preset "
+                         "(explorer/config/preset_schema.json)")
     s = sub.add_parser("serve", help="the workshop server: N app processes behind nginx with sticky sessions")
     s.add_argument("--processes", type=int, default=None,
                    help=f"app processes, each on a loopback port (default: one per core, here {os.cpu_count()})")
@@ -217,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="seconds each app process has to answer its health check (default 120)")
     args = ap.parse_args(argv)
     if args.command == "schema":
-        print(json.dumps(json_schema(), indent=2))
+        print(json.dumps(preset_json_schema() if args.kind == "preset" else json_schema(), indent=2))
         return 0
     if args.command == "serve":
         from explorer.server.serve import serve

@@ -1,9 +1,91 @@
-"""Fixtures (shared helper functions are in helpers.py; pyproject.toml puts the repo root and tests/ on sys.path)."""
+"""Fixtures (shared helper functions are in helpers.py; pyproject.toml puts the repo root and tests/ on sys.path), and
+the marks that say what each test is.
+
+Every test gets exactly one of `unit`, `app` and `browser`, here, at collection (an explicit mark on a test wins):
+- `browser`: the test uses a fixture that starts Chromium or a real server for it (`browser`, `app_url`,
+  `chromium_path`); browser tests are also `slow` (a real server and a real browser: 5–40 s each).
+- `app`: the test, a fixture it uses, or a function of the tests it calls (followed through the names its code uses)
+  reaches `helpers.app` or `streamlit.testing.v1.AppTest`: it runs pages through AppTest.
+- `unit`: everything else (the engine, the CLI in process, the board's store…).
+`slow` stays an explicit mark on the tests that are slow for a reason of their own (CLI subprocesses, the load script,
+Han replays, long trainings), plus the browser rule above. A test that ends up with none, or more than one, of the
+three kinds stops the collection with its name."""
 
 import pytest
 from helpers import tiny_config
 
 from explorer.config.schema import ExperimentConfig
+
+KINDS = ("unit", "app", "browser")
+BROWSER_FIXTURES = {"browser", "app_url", "chromium_path"}
+
+
+def _app_targets() -> tuple:
+    import helpers
+    from streamlit.testing.v1 import AppTest
+
+    return helpers.app, AppTest
+
+
+def _code_objects(code):
+    yield code
+    for const in code.co_consts:
+        if hasattr(const, "co_names"):
+            yield from _code_objects(const)
+
+
+def _reaches(obj, targets, seen: set, params: tuple = ()) -> bool:
+    """Whether `obj` is one of `targets`, or is a function of the tests whose code names one, directly or through the
+    functions of the tests, and the tables of them (a dict, list or tuple of functions), that it names. Of a dict keyed
+    by one of the test's parameters only that parameter's entry is followed."""
+    import inspect
+    from pathlib import Path
+
+    if any(obj is t for t in targets):
+        return True
+    if isinstance(obj, dict):
+        keys = [p for p in params if isinstance(p, str | int) and p in obj] or list(obj)
+        return any(_reaches(obj[k], targets, seen, params) for k in keys)
+    if isinstance(obj, list | tuple):
+        return any(_reaches(o, targets, seen, params) for o in obj)
+    if not inspect.isfunction(obj):
+        return False
+    func = inspect.unwrap(obj)
+    code = func.__code__
+    if code in seen or Path(code.co_filename).parent != Path(__file__).parent:
+        return False
+    seen.add(code)
+    scope = func.__globals__
+    return any(name in scope and _reaches(scope[name], targets, seen, params)
+               for co in _code_objects(code) for name in co.co_names)
+
+
+def _kind(item) -> str:
+    if BROWSER_FIXTURES & set(item.fixturenames):
+        return "browser"
+    callspec = getattr(item, "callspec", None)
+    params = tuple(callspec.params.values()) if callspec else ()
+    functions = [getattr(item, "function", None), *params]
+    for defs in getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {}).values():
+        functions += [d.func for d in defs]
+    targets, seen = _app_targets(), set()
+    return "app" if any(_reaches(f, targets, seen, params) for f in functions) else "unit"
+
+
+def pytest_collection_modifyitems(config, items):
+    wrong = []
+    for item in items:
+        explicit = [k for k in KINDS if item.get_closest_marker(k) is not None]
+        kind = explicit[0] if explicit else _kind(item)
+        if not explicit:
+            item.add_marker(getattr(pytest.mark, kind))
+        if kind == "browser" and item.get_closest_marker("slow") is None:
+            item.add_marker(pytest.mark.slow)
+        kinds = [k for k in KINDS if item.get_closest_marker(k) is not None]
+        if len(kinds) != 1:
+            wrong.append(f"{item.nodeid}: {kinds or 'none'}")
+    if wrong:
+        raise pytest.UsageError("every test needs exactly one of the marks unit, app, browser:\n" + "\n".join(wrong))
 
 
 @pytest.fixture(scope="session")

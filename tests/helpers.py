@@ -1,6 +1,7 @@
 """Helpers shared by the tests (fixtures live in conftest.py). Imported as `from helpers import ...`: pytest puts
 tests/ on sys.path (pyproject.toml's `pythonpath`)."""
 import io
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -8,6 +9,7 @@ import pandas as pd
 from streamlit.testing.v1 import AppTest
 
 from explorer.config.schema import ExperimentConfig
+from ui.launch import LocalServer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -59,51 +61,134 @@ def npz_bytes(**arrays) -> bytes:
     return buf.getvalue()
 
 
-class StreamlitServer:
-    """`streamlit run app.py` headless on a free port, its output in `log_path`, with `env` (default: this process's);
-    `wait_healthy()` polls /_stcore/health (90 s), `stop()` ends it. The one way the browser tests start a server."""
+class StreamlitServer(LocalServer):
+    """`streamlit run app.py` (the README's command, started warm as `serve` starts it) headless on a free port, its
+    output in `log_path`, with `env` (default: this process's): ui.launch.LocalServer, the one way the tests and the
+    benchmarks start a server; a server that never answers fails the test with its log."""
 
     def __init__(self, log_path: Path, env: dict | None = None):
-        import socket
-        import subprocess
-        import sys
+        super().__init__(ROOT / "app.py", log=log_path, env=env)
+        self.log_path = log_path
 
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        self.log_path, self._log = log_path, open(log_path, "w")
-        self.url = f"http://127.0.0.1:{port}"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
-             "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-            cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
-
-    def wait_healthy(self, seconds: float = 90) -> None:
+    def wait_healthy(self, seconds: float = 90) -> "StreamlitServer":
         """Return once the server answers its health check; fail the test with its log if it dies or never does."""
-        import time
-        import urllib.request
-
         import pytest
-        deadline = time.time() + seconds
-        while True:
-            try:
-                with urllib.request.urlopen(self.url + "/_stcore/health", timeout=2) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                pass
-            if self.proc.poll() is not None or time.time() > deadline:
-                self.stop()
-                pytest.fail(f"streamlit did not become healthy; its log:\n{self.log_path.read_text()[-3000:]}")
-            time.sleep(0.3)
 
-    def stop(self) -> None:
-        """Terminate the server (killed after 10 s) and close its log."""
-        import subprocess
-
-        self.proc.terminate()
         try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self._log.close()
+            super().wait_healthy(seconds)
+        except RuntimeError as e:
+            pytest.fail(str(e))
+        return self
+
+
+# ---- the app in Chromium (Playwright): shared by every browser test --------------------------------------------------
+FAILURE_SHOT = Path(tempfile.gettempdir()) / "pruning-explorer-browser-failure.png"
+IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
+
+# Installed in the page by settle(): counts the reruns the page asks for (BackMsg.rerun_script, field 11) and the runs
+# the server starts (ForwardMsg.new_session, field 4) and ends (ForwardMsg.script_finished, field 6), read from the
+# page's own websocket. A run that ends early for a rerun (status 2) is followed by the next one.
+_RUNS_HOOK = """() => {
+  if (window.__peRuns) return;
+  const runs = window.__peRuns = {requested: 0, answered: 0, finished: 0};
+  const varint = (b, i) => { let v = 0, m = 1; for (;;) { const x = b[i++]; v += (x & 127) * m; m *= 128;
+    if (x < 128) return [v, i]; } };
+  const onMessage = (event) => {
+    if (!(event.data instanceof ArrayBuffer)) return;
+    const b = new Uint8Array(event.data);
+    for (let i = 0; i < b.length;) {
+      let tag, v; [tag, i] = varint(b, i);
+      const field = Math.floor(tag / 8), wire = tag & 7;
+      if (wire === 0) { [v, i] = varint(b, i); if (field === 6) runs.finished = v; }
+      else if (wire === 2) { [v, i] = varint(b, i); i += v; if (field === 4) runs.answered = runs.requested; }
+      else if (wire === 1) i += 8; else if (wire === 5) i += 4; else return;
+    }
+  };
+  const send = WebSocket.prototype.send;
+  WebSocket.prototype.send = function (data) {
+    const b = data instanceof ArrayBuffer ? new Uint8Array(data) :
+      ArrayBuffer.isView(data) ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : null;
+    if (b && b.length && b[0] === 0x5a) runs.requested += 1;
+    if (!this.__peHooked) { this.__peHooked = true; this.addEventListener("message", onMessage); }
+    return send.call(this, data);
+  };
+}"""
+_SETTLED = """() => { const r = window.__peRuns;
+  return r.answered === r.requested && r.finished !== 2 && document.querySelector(%r) !== null; }""" % IDLE
+
+# Resolves at the page's next DOM change (or after `ms`, a cap): what a condition read from the page waits on.
+_NEXT_CHANGE = """(ms) => new Promise((resolve) => {
+  const done = () => { observer.disconnect(); resolve(); };
+  const observer = new MutationObserver(done);
+  observer.observe(document.body, {subtree: true, childList: true, attributes: true, characterData: true});
+  setTimeout(done, ms);
+})"""
+
+
+# Streamlit sends a widget's new value from a setTimeout(0) after the event (widgets changed together go in one rerun):
+# two turns of the page's own task queue later it has been sent.
+_FLUSHED = "() => new Promise((resolve) => setTimeout(() => setTimeout(resolve, 0), 0))"
+
+
+def settle(page, timeout_ms: int = 120_000) -> None:
+    """Wait until every rerun the page has asked for has started and the script is idle: the page's own state, read
+    from its websocket and its `data-test-script-state`, never a fixed sleep."""
+    page.wait_for_selector("[data-testid='stApp']", timeout=timeout_ms)
+    page.evaluate(_RUNS_HOOK)
+    page.evaluate(_FLUSHED)
+    page.wait_for_function(_SETTLED, timeout=timeout_ms)
+    page.evaluate(_PAINTED)  # the last messages of the run are rendered by React on the following frames
+
+
+# Two animation frames: what the page received has been committed to the DOM and painted.
+_PAINTED = "() => new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)))"
+
+
+def goto_page(page, name: str) -> None:
+    page.locator("[data-testid='stSidebarNav']").get_by_role("link", name=name, exact=True).click()
+    settle(page)
+
+
+def fill_and_commit(page, label: str, value: str, exact: bool = False) -> None:
+    """Type into a field and leave it, so Streamlit commits the value (and runs the page, outside a form) before the
+    next click: a form submitted in the same instant can otherwise still see the old value."""
+    from playwright.sync_api import expect
+
+    field = page.get_by_label(label, exact=exact)
+    field.fill(value)
+    field.press("Tab")
+    settle(page)
+    expect(field).to_have_value(value)
+
+
+def wait_until(page, predicate, what: str, timeout_ms: int = 20_000) -> None:
+    """Wait until a condition on the page holds with the script idle (a slider's rerun starts after its debounce, so
+    an idle page right after a key press may still be the old one). The condition is read again at each change of the
+    page's DOM."""
+    import time
+
+    deadline = time.monotonic() + timeout_ms / 1000
+    while time.monotonic() < deadline:
+        if predicate():
+            settle(page)
+            if predicate():
+                return
+        page.evaluate(_NEXT_CHANGE, 1000)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def metric_value(page, label: str) -> str:
+    box = page.locator("[data-testid='stMetric']", has_text=label).first
+    return box.locator("[data-testid='stMetricValue']").inner_text().strip()
+
+
+def assert_no_exception(page) -> None:
+    boxes = page.locator("[data-testid='stException']")
+    assert boxes.count() == 0, boxes.first.inner_text()
+
+
+def pictures_drawn(page, selector: str = "img", timeout_ms: int = 30_000) -> None:
+    """Wait until every picture under `selector` is decoded, then for two animation frames (painted)."""
+    page.wait_for_function("""(sel) => [...document.querySelectorAll(sel)].every((img) =>
+        img.complete && img.naturalWidth > 0)""", arg=selector, timeout=timeout_ms)
+    page.evaluate("() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")

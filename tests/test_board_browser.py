@@ -1,19 +1,26 @@
 """A class board in headless Chromium, on two server processes that share one board file (as `python -m explorer
 serve` runs one process per core): the instructor opens a class with the key; two participants, each in their own
-browser context on a different process, submit; each sees both points within 5 s; one loads the other's setup and gets
-the same numbers; the instructor clears the board. Nicknames with markup show as written."""
+browser context on a different process, submit; each sees both points without a reload; one loads the other's setup
+and gets the same numbers; the instructor clears the board. Nicknames with markup show as written."""
 import os
 import re
-import time
 
 import pytest
-from helpers import StreamlitServer, tiny_config
-from test_browser import FAILURE_SHOT, assert_no_exception, goto_page, settle, wait_until
+from helpers import (
+    FAILURE_SHOT,
+    StreamlitServer,
+    assert_no_exception,
+    fill_and_commit,
+    goto_page,
+    settle,
+    tiny_config,
+    wait_until,
+)
+from playwright.sync_api import expect
 
 from explorer.board.store import Store
 from explorer.config.links import encode_setup
 
-pytestmark = pytest.mark.slow
 KEY = "browser-test-instructor-key"
 NAMES = ("**Ada**", "<img src=x onerror=alert(1)>")
 SETUPS = (tiny_config(weight_pruning={"sparsity": 0.6}),
@@ -37,13 +44,8 @@ def two_servers(tmp_path_factory):
 
 
 def fill(page, label: str, value: str) -> None:
-    """Type into a field and leave it, so Streamlit has the value before the next click (test_browser's
-    fill_and_commit, by exact label: a field's help button is labelled "Help for <label>")."""
-    field = page.get_by_label(label, exact=True)
-    field.fill(value)
-    field.press("Tab")
-    page.wait_for_timeout(300)
-    assert field.input_value() == value
+    """fill_and_commit by exact label: a field's help button is labelled "Help for <label>"."""
+    fill_and_commit(page, label, value, exact=True)
 
 
 def entries_shown(page) -> int:
@@ -88,36 +90,32 @@ def test_a_class_on_two_processes(browser, two_servers):
         wait_until(bo, lambda: "—" not in bo.locator("[data-testid='stMetric']", has_text="Fine-tuned").first
                    .inner_text(), "the fine-tuned accuracy", timeout_ms=120_000)
         goto_page(bo, "Class board")
-        submitted = {}
         for page, name in ((ada, NAMES[0]), (bo, NAMES[1])):
             fill(page, "Nickname", name)
             page.get_by_role("button", name="Join the class").click()
             settle(page)
             page.get_by_role("button", name="Submit my current setup").click()
             page.get_by_text(re.compile(r"^Submitted as #\d+")).first.wait_for(timeout=30_000)
-            submitted[name] = time.monotonic()
-        # Each sees both points within 5 s of the second submission (the board refreshes itself).
+        # Each sees both points without reloading: the board refreshes itself (every 3 s; how long a refresh takes is
+        # benchmarks/bench_board.py's figure, not this test's).
         for page, name in ((ada, NAMES[0]), (bo, NAMES[1])):
-            deadline = submitted[NAMES[1]] + 5.0
-            while not (entries_shown(page) == 2 and points_drawn(page) == 2):
-                assert time.monotonic() < deadline, (entries_shown(page), points_drawn(page))
-                page.wait_for_timeout(100)
+            wait_until(page, lambda p=page: entries_shown(p) == 2 and points_drawn(p) == 2,
+                       f"both points on {name}'s board", timeout_ms=30_000)
             assert page.get_by_text(f"you are {name}", exact=False).count() == 1  # as written, never as markup
             assert page.locator("strong", has_text=re.compile(r"^Ada$")).count() == 0
             assert page.locator("img[src='x']").count() == 0
             assert_no_exception(page)
 
-        # Both are verified by a replay (either process's verifier may take either).
+        # Both are verified by a replay (either process's verifier may take either): the board says so, and so does
+        # the board file.
         store, stored = Store(str(db_path)), code.replace("-", "")
-        deadline = time.monotonic() + 90
-        while {e.status for e in store.board(stored).entries} != {"verified"}:
-            assert time.monotonic() < deadline, [(e.status, e.detail) for e in store.board(stored).entries]
-            time.sleep(0.2)
+        ada.get_by_text("2 verified", exact=False).first.wait_for(timeout=120_000)
+        assert {e.status for e in store.board(stored).entries} == {"verified"}, \
+            [(e.status, e.detail) for e in store.board(stored).entries]
         bos = next(e for e in store.board(stored).entries if e.nickname == NAMES[1])
         assert bos.figures.finetuned_accuracy is not None
 
         # Ada (process A) loads Bo's setup (made on process B): trained with its seed, fine-tuned, the same numbers.
-        ada.get_by_text("2 verified", exact=False).first.wait_for(timeout=10_000)
         picker = ada.locator("[data-testid='stSelectbox']", has_text="Entry").locator("input")
         for _ in range(3):  # the board refreshes every 3 s, which may close an open list: open it again
             if picker.input_value().startswith(f"#{bos.id} "):
@@ -126,7 +124,10 @@ def test_a_class_on_two_processes(browser, two_servers):
             option = ada.get_by_role("option", name=re.compile(rf"^#{bos.id} "))
             if option.count():
                 option.click()
-            ada.wait_for_timeout(300)
+            try:  # the list closes on the choice, or on a refresh before it: then it is opened again
+                expect(picker).to_have_value(re.compile(rf"^#{bos.id} "), timeout=5_000)
+            except AssertionError:
+                pass
         assert picker.input_value().startswith(f"#{bos.id} "), picker.input_value()
         settle(ada)
         ada.get_by_role("button", name="Load this setup").click()

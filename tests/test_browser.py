@@ -1,63 +1,12 @@
 """The real app in headless Chromium: train, prune with a slider, download the config and load it back."""
 import json
 import re
-import tempfile
-from pathlib import Path
 
-import pytest
 import torch
+from helpers import FAILURE_SHOT, assert_no_exception, fill_and_commit, goto_page, metric_value, settle, wait_until
 
 from explorer.config.schema import parse_config
 from explorer.engine.sparse import decode_model
-
-IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
-pytestmark = pytest.mark.slow
-
-FAILURE_SHOT = Path(tempfile.gettempdir()) / "pruning-explorer-browser-failure.png"
-
-
-def settle(page, timeout_ms: int = 120_000) -> None:
-    """Wait until the script is idle (never a fixed sleep for the result itself)."""
-    page.wait_for_selector("[data-testid='stApp']", timeout=timeout_ms)
-    page.wait_for_timeout(250)  # a rerun may start just after an interaction
-    page.wait_for_selector(IDLE, timeout=timeout_ms)
-
-
-def goto_page(page, name: str) -> None:
-    page.locator("[data-testid='stSidebarNav']").get_by_role("link", name=name, exact=True).click()
-    settle(page)
-
-
-def fill_and_commit(page, label: str, value: str) -> None:
-    """Type into a field and leave it, so Streamlit commits the value before the next click (a form submitted in the
-    same instant can otherwise still see the old value)."""
-    field = page.get_by_label(label)
-    field.fill(value)
-    field.press("Tab")
-    page.wait_for_timeout(300)
-    assert field.input_value() == value
-
-
-def wait_until(page, predicate, what: str, timeout_ms: int = 20_000) -> None:
-    """Poll a condition on the page (a slider's rerun starts after its debounce, so an idle page right after a key
-    press may still be the old one), then wait for the script to be idle."""
-    for _ in range(timeout_ms // 200):
-        if predicate():
-            settle(page)
-            if predicate():
-                return
-        page.wait_for_timeout(200)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def metric_value(page, label: str) -> str:
-    box = page.locator("[data-testid='stMetric']", has_text=label).first
-    return box.locator("[data-testid='stMetricValue']").inner_text().strip()
-
-
-def assert_no_exception(page) -> None:
-    boxes = page.locator("[data-testid='stException']")
-    assert boxes.count() == 0, boxes.first.inner_text()
 
 
 def test_train_prune_export_and_reload(browser, app_url, tmp_path):

@@ -1,5 +1,6 @@
 """State a class can rely on (issue 14): snapshots survive preset loads and new baselines until cleared, each named
 after its setup; changing the data set or the model resets the pruning setting, and the page says what was reset."""
+import pytest
 from helpers import ROOT, app, labelled, no_exceptions, tiny_config
 from streamlit.testing.v1 import AppTest
 
@@ -98,6 +99,7 @@ def test_workshop_mode_hides_the_advanced_parts_of_every_page(trained_experiment
     assert len(export.get("plotly_chart")) == 2  # accuracy and bytes of the snapshots; no latency benchmark
 
 
+@pytest.mark.slow  # trains a new data set with its default epochs, through the page
 def test_a_new_data_set_on_the_form_trains_with_its_own_defaults(trained_experiment_factory):
     at = app(trained_experiment_factory(), "app_pages/model_data.py")
     labelled(at.selectbox, "Dataset").set_value("spirals")

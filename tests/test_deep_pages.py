@@ -19,6 +19,8 @@ from explorer.engine.sparse import Tradeoff
 from explorer.experiment import measure
 from explorer.experiment.studies import TrainedComparison
 from explorer.figures import plots, views
+from explorer.methods import nm
+from explorer.methods.lottery import LotteryCurve, LotteryRound
 
 WP = "app_pages/weight_pruning.py"
 
@@ -251,13 +253,20 @@ def _builders(exp) -> dict:
     study = TrainedComparison([(0.0, 0.9), (0.5, 0.8)], 0.1, 0.9, [3.0, 1.0], [0.0, 0.5, 1.0])
     mask = exp.pruning.masks["fc1"]
     digits = views.digit_predictions(exp.model, exp.data, n=6)
+    weights = exp.baseline.weights["fc1"]
+    group = nm.group_view("fc1", nm.nm_mask(weights.abs(), 2, 4), weights.abs(), 2, 4)
+    rounds = tuple(LotteryRound(i, 1 - 0.8 ** i, 0.9, 0.9, 0.7, 0.7, 0.92, 0.92, {}) for i in (1, 2))
+    curve = LotteryCurve(rounds, rewind_epoch=1, reinit_seed=1, epochs=3, dense_val=0.95, dense_test=0.95)
     return {
+        "agreement": lambda: plots.agreement((mask, mask.clone()), "fc1"),
+        "input_norms": lambda: plots.input_norms(torch.rand(weights.shape[1]), "fc1"),
+        "nm_groups": lambda: plots.nm_groups(group),
+        "lottery": lambda: plots.lottery(curve),
         "training_curves": lambda: plots.training_curves(exp.baseline.history, sparsity=True),
         "weight_histogram": lambda: plots.weight_histogram(exp.weight_histogram("fc1"), "fc1", True),
         "mask_heatmap": lambda: plots.mask_heatmap(views.mask_map(mask), "fc1", tuple(mask.shape)),
         "layer_sparsity_bars": lambda: plots.layer_sparsity_bars(exp.pruning.stats),
         "digits_preview": lambda: plots.digits_preview(digits.images, np.array(digits.labels)),
-        "digit_predictions": lambda: plots.digit_predictions(digits),
         "scatter_2d": lambda: plots.scatter_2d(np.zeros((4, 2)), np.array([0, 1, 0, 1]), "moons"),
         "activation_histogram": lambda: plots.activation_histogram(s, layer, True),
         "activation_sparsity_bars": lambda: plots.activation_sparsity_bars(act.layers),

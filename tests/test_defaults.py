@@ -23,6 +23,7 @@ def pruned_default(trained_experiment_factory):
     return exp
 
 
+@pytest.mark.slow  # the default baseline and the default fine-tuning, as a user gets them
 @pytest.mark.parametrize("schedule", ["oneshot", "iterative"])
 def test_default_finetune_recovers_from_90_percent(pruned_default, schedule):
     exp = pruned_default
@@ -39,6 +40,7 @@ def test_finetune_defaults_to_the_training_rate():
     assert FinetuneConfig(lr=1e-4).train_config(TrainConfig(lr=0.003)).lr == 1e-4  # an explicit rate wins
 
 
+@pytest.mark.slow  # spirals' default training, all its epochs
 def test_spirals_default_training_learns_it(trained_experiment_factory):
     exp = trained_experiment_factory(ExperimentConfig.model_validate({"data": {"name": "spirals"}}))
     assert exp.baseline_test_accuracy >= 0.9

@@ -96,9 +96,11 @@ def test_a_checkpoint_declaring_gigabytes_is_refused_before_anything_is_inflated
     assert not exp.trained  # the session is as it was
 
 
+@pytest.mark.slow  # an epoch and more at batch size 1, twice
 def test_stop_is_honoured_within_an_epoch_and_keeps_exactly_the_finished_epochs():
-    """Stop pressed in the middle of a long epoch (batch size 1): the run ends within a second, and the model is the
-    one a 1-epoch run gives, bit for bit, so the config (epochs = 1) replays it."""
+    """Stop pressed in the middle of a long epoch (batch size 1): the run ends during that epoch, and the model is the
+    one a 1-epoch run gives, bit for bit, so the config (epochs = 1) replays it. (How soon after the press:
+    benchmarks/bench_bounds.py.)"""
     import time
 
     from explorer.config.schema import ModelConfig, TrainConfig
@@ -125,9 +127,8 @@ def test_stop_is_honoured_within_an_epoch_and_keeps_exactly_the_finished_epochs(
     stopped = model()
     result = train(stopped, data, cfg, seed=0, on_epoch=lambda r: first_epoch_end.append(time.monotonic()),
                    should_stop=should_stop)
-    latency = time.monotonic() - (first_epoch_end[0] + 0.05)  # from the press, not from the poll that saw it
     assert result.stopped and len(result.history) == 1 and "during epoch 2" in result.message
-    assert latency < 1.0 and STOP_POLL_S <= 0.5
+    assert asked and STOP_POLL_S <= 0.5
     reference = model()
     train(reference, data, cfg.model_copy(update={"epochs": 1}), seed=0)
     assert all(torch.equal(a, b) for a, b in zip(stopped.state_dict().values(), reference.state_dict().values()))

@@ -1,17 +1,15 @@
 """Real MNIST in a real browser (issue 17): choose MNIST and LeNet-5 on Model & data, train (a time estimate first,
 then a progress bar), prune 90 % on the Playground (the 28×28 test digits and the sampled network are drawn), take a
 snapshot and see the papers' figures beside it on Compare & export."""
-import pytest
-from test_browser import assert_no_exception, fill_and_commit, goto_page, settle, wait_until
+from helpers import assert_no_exception, fill_and_commit, goto_page, settle, wait_until
 
-pytestmark = pytest.mark.slow
 FIELD = "[data-testid='stSelectbox']"
 
 
 def choose(page, label: str, option: str) -> None:
     page.locator(FIELD).filter(has_text=label).first.click()
     page.get_by_role("option", name=option).click()
-    page.wait_for_timeout(200)
+    settle(page)  # the choice runs the page
 
 
 def test_mnist_lenet5_train_prune_playground_and_snapshot(browser, app_url):

@@ -5,13 +5,11 @@ import os
 from urllib.parse import urlparse
 
 import pytest
-from helpers import ROOT
-from test_browser import assert_no_exception, settle, wait_until
+from helpers import ROOT, assert_no_exception, pictures_drawn, settle, wait_until
 
 from explorer.config.links import encode_setup
 from explorer.config.schema import validate_config
 
-pytestmark = pytest.mark.slow
 # The README's picture, docs/playground.png (the Playground at 1280×720 on digits, 90 % pruned), is rewritten only when
 # asked: UPDATE_SCREENSHOTS=1 python -m pytest tests/test_playground_browser.py (else every run changes a binary file).
 SCREENSHOT = ROOT / "docs" / "playground.png"
@@ -27,10 +25,14 @@ def inside(box, width, height) -> bool:
         and box["y"] + box["height"] <= height + 1
 
 
-@pytest.mark.parametrize("width, height", [(1280, 720), (1440, 900)])
+SIZES = ((1280, 720), (1440, 900))
+
+
 @pytest.mark.parametrize("data", sorted(SETUPS))
-def test_the_whole_experiment_is_on_one_screen_and_follows_the_slider(browser, app_url, data, width, height):
-    page = browser.new_page(viewport={"width": width, "height": height})
+def test_the_whole_experiment_is_on_one_screen_and_follows_the_slider(browser, app_url, data):
+    """One trained session per data set, seen at each projector size in turn: at 1280×720 the slider goes to 90 %, at
+    1440×900 back to 0 %, and each move redraws the graph, the accuracy and the histogram."""
+    page = browser.new_page(viewport=dict(zip(("width", "height"), SIZES[0])))
     requests = []
     page.on("request", lambda r: requests.append(r.url))
     try:
@@ -39,33 +41,40 @@ def test_the_whole_experiment_is_on_one_screen_and_follows_the_slider(browser, a
         wait_until(page, lambda: page.locator("[data-testid='stMetric']", has_text="Accuracy, dense").count() == 1,
                    "the trained Playground", timeout_ms=60_000)
         assert_no_exception(page)
-        assert page.locator("[data-testid='stSidebar']").bounding_box()["width"] > 200  # the sidebar is open
-        boxes = {name: page.locator(sel).first.bounding_box() for name, sel in PARTS.items()}
-        boxes["accuracy"] = page.locator("[data-testid='stMetric']", has_text="Pruned").first.bounding_box()
-        boxes["fine-tune button"] = page.get_by_role("button", name="Fine-tune", exact=True).bounding_box()
-        outside = {name: box for name, box in boxes.items() if not inside(box, width, height)}
-        assert not outside, f"not on the {width}×{height} screen: {outside}"
-
-        before = {name: page.locator(PARTS[name]).first.screenshot() for name in ("network graph", "histogram")}
-        accuracy_before = page.locator("[data-testid='stMetric']", has_text="Pruned").first.inner_text()
-        slider = page.get_by_role("slider").first
-        slider.focus()
-        for _ in range(90):
-            slider.press("ArrowRight")  # 1 % a step: 90 % sparsity
-        wait_until(page, lambda: "Pruned (90%)" in page.locator("[data-testid='stMetric']", has_text="Pruned")
-                   .first.inner_text(), "the accuracy at 90 %")
-        page.wait_for_timeout(500)  # plotly draws after the script is idle
-        assert page.locator("[data-testid='stMetric']", has_text="Pruned").first.inner_text() != accuracy_before
-        for name, shot in before.items():
-            assert page.locator(PARTS[name]).first.screenshot() != shot, f"the {name} did not change"
-        assert_no_exception(page)
-        if UPDATE_SCREENSHOTS and (data, width) == ("digits", 1280):
-            page.mouse.move(width - 5, height - 5)  # no tooltip in the picture
-            page.wait_for_timeout(500)
-            page.screenshot(path=str(SCREENSHOT))
+        for (width, height), (key, target) in zip(SIZES, (("ArrowRight", 90), ("ArrowLeft", 0))):
+            page.set_viewport_size({"width": width, "height": height})
+            pictures_drawn(page)
+            _on_one_screen_and_follows_the_slider(page, width, height, key, target)
+            if UPDATE_SCREENSHOTS and (data, width) == ("digits", 1280):
+                page.mouse.move(width - 5, height - 5)  # no tooltip in the picture
+                page.wait_for_function("() => !document.querySelector('.hoverlayer .hovertext')")
+                page.screenshot(path=str(SCREENSHOT))
         app_host = urlparse(app_url).hostname
         elsewhere = [u for u in requests if urlparse(u).hostname not in (app_host, "localhost") and
                      not u.startswith(("data:", "blob:"))]
         assert elsewhere == [], f"requests that left the machine: {elsewhere[:5]}"
     finally:
         page.close()
+
+
+def _on_one_screen_and_follows_the_slider(page, width: int, height: int, key: str, target: int) -> None:
+    assert page.locator("[data-testid='stSidebar']").bounding_box()["width"] > 200  # the sidebar is open
+    boxes = {name: page.locator(sel).first.bounding_box() for name, sel in PARTS.items()}
+    boxes["accuracy"] = page.locator("[data-testid='stMetric']", has_text="Pruned").first.bounding_box()
+    boxes["fine-tune button"] = page.get_by_role("button", name="Fine-tune", exact=True).bounding_box()
+    outside = {name: box for name, box in boxes.items() if not inside(box, width, height)}
+    assert not outside, f"not on the {width}×{height} screen: {outside}"
+
+    before = {name: page.locator(PARTS[name]).first.screenshot() for name in ("network graph", "histogram")}
+    accuracy_before = page.locator("[data-testid='stMetric']", has_text="Pruned").first.inner_text()
+    slider = page.get_by_role("slider").first
+    slider.focus()
+    for _ in range(90):
+        slider.press(key)  # 1 % a step: 90 % sparsity, or back to 0 %
+    wait_until(page, lambda: f"Pruned ({target}%)" in page.locator("[data-testid='stMetric']", has_text="Pruned")
+               .first.inner_text(), f"the accuracy at {target} %")
+    pictures_drawn(page)  # the pictures are decoded and painted after the script is idle
+    assert page.locator("[data-testid='stMetric']", has_text="Pruned").first.inner_text() != accuracy_before
+    for name, shot in before.items():
+        assert page.locator(PARTS[name]).first.screenshot() != shot, f"the {name} did not change at {width}×{height}"
+    assert_no_exception(page)

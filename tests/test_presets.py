@@ -55,3 +55,18 @@ def test_the_papers_table_names_presets_that_exist_and_says_what_they_reach():
     assert all(p["preset"] in PRESETS for p in PAPER_FIGURES)
     words = describe_expectations({"a.b": [0.5, None], "c": [None, 2], "d": [True, None]})
     assert words == "0.5 ≤ a.b; c ≤ 2; d = True"
+
+
+def test_published_preset_schema_is_in_sync():
+    """explorer/config/preset_schema.json is the preset file's JSON Schema, as explorer/config/schema.json is the
+    config's; regenerate it from PresetFile when the model changes."""
+    import json
+
+    from explorer.config.presets import preset_json_schema
+
+    published = json.loads((ROOT / "explorer" / "config" / "preset_schema.json").read_text())
+    assert published == preset_json_schema(), (
+        "run: python -c 'import json; from explorer.config.presets import preset_json_schema; "
+        "print(json.dumps(preset_json_schema(), indent=2))' > explorer/config/preset_schema.json")
+    assert set(published["required"]) == {"version", "title", "about", "config"}
+    assert published["additionalProperties"] is False

@@ -17,8 +17,8 @@ from explorer.engine.pruning import (
     mask_map,
     mask_stats,
     masks_from_weights,
-    weight_sparsity,
 )
+from explorer.engine.training import weight_sparsity
 
 
 def holder(t: torch.Tensor) -> nn.Module:
@@ -164,7 +164,7 @@ def test_apply_masks_gives_plain_model_and_regrows_from_source():
     for n, m in prunable_layers(model).items():
         assert torch.equal(m.weight == 0, ~masks[n] | (base[n] == 0))
         assert torch.equal(m.weight[masks[n]], base[n][masks[n]])
-    assert weight_sparsity(model).sparsity == pytest.approx(mask_stats(masks).sparsity, abs=1e-9)
+    assert weight_sparsity(model) == pytest.approx(mask_stats(masks).sparsity, abs=1e-9)
     # Back to 0 sparsity: the baseline returns bit for bit.
     apply_masks(model, magnitude_masks(model, sparsity=0.0), source=base)
     assert all(torch.equal(m.weight, base[n]) for n, m in prunable_layers(model).items())

@@ -206,14 +206,13 @@ def test_an_nginx_that_cannot_start_stops_the_app_processes(monkeypatch, capsys)
         os.kill(pid, 0)
 
 
-IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
 LOG_LINE = re.compile(r'"(\S+) (\S+) [^"]*" (\d+) \d+ upstream=(\S+) key=(\S+)$')
 
 
 def _browser_uploads_a_setup(browser, base: str, tmp_path: Path) -> str:
     """A real browser opens the app through the proxy and uploads a setup (Compare & export): the upload is accepted
     only by the process that holds the browser's session. Returns the browser's sticky key."""
-    from helpers import tiny_config
+    from helpers import goto_page, settle, tiny_config
 
     from explorer.config.schema import config_json
 
@@ -223,10 +222,8 @@ def _browser_uploads_a_setup(browser, base: str, tmp_path: Path) -> str:
     try:
         page = context.new_page()
         page.goto(base)
-        page.wait_for_selector(IDLE, timeout=60_000)
-        page.locator("[data-testid='stSidebarNav']").get_by_role("link", name="Compare & export", exact=True).click()
-        page.wait_for_timeout(250)
-        page.wait_for_selector(IDLE, timeout=60_000)
+        settle(page, 60_000)
+        goto_page(page, "Compare & export")
         page.locator("[data-testid='stFileUploader'] input[type='file']").first.set_input_files(str(setup))
         page.get_by_role("button", name="Load this setup and train").wait_for(timeout=30_000)
         assert page.locator("[data-testid='stException']").count() == 0

@@ -3,7 +3,6 @@ kept per session (not parsed again on each rerun), data that cannot be split say
 class name when the participant says so."""
 import io
 import struct
-import time
 import tracemalloc
 import zipfile
 
@@ -22,20 +21,19 @@ from explorer.experiment.facade import Experiment
 MAX_MESSAGE = 600  # characters: a message about a file never grows with the file
 
 
-def refused(fn, *args) -> tuple[str, float, int]:
-    """(message, seconds, peak bytes Python and numpy allocated) of a call that must raise ValueError."""
+def refused(fn, *args) -> tuple[str, int]:
+    """(message, peak bytes Python and numpy allocated) of a call that must raise ValueError. The peak says it refused
+    before reading the file; how many milliseconds that takes is `python benchmarks/bench_bounds.py`'s figure."""
     tracemalloc.start()
-    start = time.perf_counter()
     try:
         with pytest.raises(ValueError) as err:
             fn(*args)
-        seconds = time.perf_counter() - start
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
     message = str(err.value)
     assert len(message) < MAX_MESSAGE, message
-    return message, seconds, peak
+    return message, peak
 
 
 # ---- .npz: each array's .npy header is read (only the header) and measured before numpy allocates --------------------
@@ -53,12 +51,12 @@ def npz_with_headers(headers: dict, data: dict | None = None) -> bytes:
     return buf.getvalue()
 
 
-def test_npz_declaring_a_huge_array_is_refused_in_milliseconds_without_allocating():
+def test_npz_declaring_a_huge_array_is_refused_without_allocating():
     data = npz_with_headers({"X": ("<f8", (10**9, 10**3))}, {"y": np.arange(30) % 2})  # 8 TB declared
-    message, seconds, peak = refused(parse_upload, "huge.npz", data)
+    message, peak = refused(parse_upload, "huge.npz", data)
     assert "'X' declares shape (1000000000, 1000)" in message and "at most 50,000" in message
     assert "Nothing was loaded" in message
-    assert seconds < 1 and peak < 5 * 2**20
+    assert peak < 5 * 2**20
 
 
 @pytest.mark.parametrize("headers,words", [
@@ -71,9 +69,9 @@ def test_npz_declaring_a_huge_array_is_refused_in_milliseconds_without_allocatin
     ({"X": ("<f8", (30, 2)), "y": ("<M8[s]", (30,))}, "y must hold numbers or text"),
 ])
 def test_npz_header_limits_name_the_array_and_its_declared_shape(headers, words):
-    message, seconds, peak = refused(parse_upload, "h.npz", npz_with_headers(headers))
+    message, peak = refused(parse_upload, "h.npz", npz_with_headers(headers))
     assert words in message
-    assert seconds < 1 and peak < 5 * 2**20
+    assert peak < 5 * 2**20
 
 
 def test_npz_header_that_does_not_parse_and_data_that_is_missing():
@@ -105,28 +103,28 @@ def test_npz_listing_of_arrays_is_short():
 
 
 # ---- CSV: the header row is measured before pandas sees it -----------------------------------------------------------
-def test_one_line_csv_of_column_names_is_refused_in_milliseconds():
+def test_one_line_csv_of_column_names_is_refused_before_it_is_read():
     names = b",".join(b"c%d" % i for i in range(3_000_000))[:userdata.MAX_BYTES - 1]  # 20 MB, no newline
     for fn in (csv_columns, lambda d: parse_upload("wide.csv", d, None)):
-        message, seconds, peak = refused(fn, names)
+        message, peak = refused(fn, names)
         assert "first line (its header row) is longer than" in message
-        assert seconds < 1 and peak < 5 * 2**20
+        assert peak < 5 * 2**20
 
 
 @pytest.mark.parametrize("gap", [b"", b"\n \r\n"])
-def test_a_first_data_row_of_millions_of_values_is_refused_in_milliseconds(gap):
+def test_a_first_data_row_of_millions_of_values_is_refused_before_it_is_read(gap):
     """pandas' time grows with the square of the first data row's width (10 million values: 390 s, 3.5 GB)."""
     data = b"a,b\n" + gap + b"1," * (userdata.MAX_BYTES // 2 - 10) + b"1\n"
-    message, seconds, peak = refused(parse_upload, "wide.csv", data, None)
+    message, peak = refused(parse_upload, "wide.csv", data, None)
     assert message.startswith("the CSV's first data row holds 10,485,751 values; a row holds at most 2,001")
-    assert seconds < 1 and peak < 5 * 2**20
+    assert peak < 5 * 2**20
 
 
 def test_csv_column_count_is_checked_before_parsing():
     header = ",".join(f"c{i}" for i in range(userdata.MAX_FEATURES + 2)).encode()
     data = header + b"\n" + b",".join([b"1"] * (userdata.MAX_FEATURES + 2)) + b"\n"
-    message, seconds, _ = refused(csv_columns, data)
-    assert "names 2,002 columns, that is 2,001 features; at most 2,000" in message and seconds < 1
+    message, peak = refused(csv_columns, data)
+    assert "names 2,002 columns, that is 2,001 features; at most 2,000" in message and peak < 5 * 2**20
 
 
 def test_quoted_column_names_holding_commas_are_counted_as_one():
@@ -141,9 +139,13 @@ def test_csv_columns_reads_only_the_header_of_a_large_file():
                          columns=[f"f{i}" for i in range(100)])
     data = csv_bytes(frame)
     assert len(data) > 10 * 2**20
-    start = time.perf_counter()
-    assert csv_columns(data)[:2] == ["f0", "f1"]
-    assert time.perf_counter() - start < 0.2
+    tracemalloc.start()
+    try:
+        assert csv_columns(data)[:2] == ["f0", "f1"]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2**20  # the header, not the 10 MB
 
 
 def test_old_mac_line_ends_are_one_header_line():

@@ -116,9 +116,9 @@ def cycles(mods: dict[str, Module]) -> list[str]:
         state[n] = 1
         for m in sorted(graph[n]):
             if state.get(m) == 1:
-                found.append(" → ".join(stack[stack.index(m):] + [m]))
+                found.append(" → ".join([*stack[stack.index(m):], m]))
             elif m not in state:
-                visit(m, stack + [m])
+                visit(m, [*stack, m])
         state[n] = 2
 
     for n in mods:
@@ -156,7 +156,7 @@ def render(mods: dict[str, Module]) -> str:
         m = mods[name]
         deps = sorted(t.split(".", 1)[1] if t.startswith("explorer.") else t for t in imports(m, set(mods)))
         lines.append(f"| `{m.path.relative_to(ROOT)}` | {m.summary} | {', '.join(deps) or '—'} |")
-    return "\n".join(lines + ["", END])
+    return "\n".join([*lines, "", END])
 
 
 def written(doc: str, generated: str) -> str:

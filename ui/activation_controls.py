@@ -38,7 +38,7 @@ def activation_controls(exp: Experiment) -> ActivationConfig:
             st.session_state[PREFIX + n] = 0.0
     ui = {"mode": mode}
     cols = st.columns(len(exp.activation_layer_names))
-    for col, n in zip(cols, exp.activation_layer_names):
+    for col, n in zip(cols, exp.activation_layer_names, strict=True):
         if mode == "threshold":
             st.session_state[PREFIX + n] = min(st.session_state[PREFIX + n], ranges[n])
             ui[n] = col.slider(f"t after {n}", 0.0, ranges[n], step=ranges[n] / 200, format="%.3f", key=PREFIX + n)

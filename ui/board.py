@@ -10,7 +10,6 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Optional
 
 import streamlit as st
 
@@ -22,13 +21,11 @@ from explorer.board.verifier import (
     Verifier,
     differences,
     figures_of,
-    finetune_epochs,
     submission_config,
     submission_problem,
 )
 from explorer.experiment.facade import Experiment
-from explorer.experiment.measure import training_cost
-from ui.progress import BUDGET, SLOTS, run_with_progress, train_with_progress
+from ui.progress import BUDGET, SLOTS, finetune_with_progress, train_with_progress
 from ui.session import forget_setting_widgets
 from ui.views import literal, show_problems
 
@@ -60,7 +57,7 @@ def _verifier(target: str) -> Verifier:
     return Verifier(_store(target), BUDGET, SLOTS).start()
 
 
-def store() -> Optional[Store]:
+def store() -> Store | None:
     """The board's database (PRUNING_EXPLORER_BOARD_DB), or None after saying why it cannot be opened."""
     target = target_from_env()
     try:
@@ -81,12 +78,12 @@ def token() -> str:
     return st.session_state.setdefault(TOKEN_KEY, secrets.token_urlsafe(32))
 
 
-def seat() -> Optional[Seat]:
+def seat() -> Seat | None:
     """The class this session joined, if any."""
     return st.session_state.get(SEAT_KEY)
 
 
-def asked_class() -> Optional[str]:
+def asked_class() -> str | None:
     """The class code of the board link this session came with (`?class=`), kept in the session: navigating to the
     Playground and back drops the address's parameters, not the class."""
     code = boardrules.parse_code(st.query_params.get(CLASS_PARAM, ""))
@@ -95,7 +92,7 @@ def asked_class() -> Optional[str]:
     return st.session_state.get(ASKED_KEY)
 
 
-def viewed_class(db: Store) -> Optional[str]:
+def viewed_class(db: Store) -> str | None:
     """The class this session looks at: the one it joined, else the board link's, if it exists (an unknown code in
     the address counts as a wrong try, as in the join form). Written into the address, so a reload comes back to it."""
     s = seat()
@@ -211,13 +208,7 @@ def load_pending(exp: Experiment, db: Store) -> None:
                 st.session_state[LOAD_KEY] = (code, entry_id, "finetune")
                 st.rerun()
         elif exp.config == config:  # (unless the session changed its setup in between)
-            epochs, batch = finetune_epochs(config), config.finetune.train_config(config.train).batch_size
-            try:
-                result = run_with_progress(exp.finetune, epochs, "fine-tuning", sparsity=True,
-                                           cost=training_cost(exp.model, exp.data, epochs, batch))
-            except ValueError as e:
-                show_problems(e, "The entry's fine-tuning cannot run here")
-                return
+            result = finetune_with_progress(exp, "The entry's fine-tuning cannot run here")
             if result is None or exp.finetune_result is None:
                 return
         st.session_state[LOADED_KEY] = (entry, differences(entry.figures, figures_of(exp)), config.model_dump_json())

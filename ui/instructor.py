@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Optional, get_args
+from typing import get_args
 
 import streamlit as st
 
@@ -33,7 +33,7 @@ ARCHS = get_args(ModelConfig.model_fields["arch"].annotation)
 ANY = "any"
 
 
-def configured_key() -> Optional[str]:
+def configured_key() -> str | None:
     """The server's instructor key: the environment first, then Streamlit's secrets; None when neither has one."""
     key = os.environ.get(KEY_ENV)
     if key:
@@ -74,7 +74,7 @@ def unlocked() -> bool:
     return False
 
 
-def challenge_form(form_key: str, current: Challenge, action: str) -> Optional[Challenge]:
+def challenge_form(form_key: str, current: Challenge, action: str) -> Challenge | None:
     """The challenge's fields, filled with `current`; the new Challenge once submitted and valid, else None."""
     with st.form(form_key):
         text = st.text_input("Challenge (shown to the class as written)", value=current.text,
@@ -103,7 +103,7 @@ def board_link(code: str) -> str:
     return f"{base}/class_board?{CLASS_PARAM}={code}" + ("&workshop=1" if workshop_mode() else "")
 
 
-def pick_class(db: Store) -> Optional[ClassInfo]:
+def pick_class(db: Store) -> ClassInfo | None:
     """The class this session manages: one of the recent ones (a choice), or a new one (the form)."""
     recent = db.recent_classes()
     by_code = {c.code: c for c in recent}

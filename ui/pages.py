@@ -3,6 +3,11 @@ this list, so a new page appears everywhere it should."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+
+# Beside ui/ in a checkout and in an installed package alike; absolute, so that the navigation does not depend on the
+# folder of the script Streamlit was started on (app.py in a checkout, ui/main.py when installed).
+APP_PAGES = Path(__file__).resolve().parents[1] / "app_pages"
 
 
 @dataclass(frozen=True)
@@ -16,7 +21,7 @@ class Page:
     @property
     def path(self) -> str:
         """The page's script, as st.Page and st.page_link take it."""
-        return f"app_pages/{self.id}.py"
+        return str(APP_PAGES / f"{self.id}.py")
 
 
 HOME = Page("home", "Home", ":material/home:", "")

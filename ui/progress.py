@@ -4,12 +4,15 @@ Every training of a session goes through `run_with_progress`, the one place wher
 (explorer.server.budget: the run's cost against the budget per run and per session, and a time limit), where at most K
 runs train at once per process (explorer.server.slots: the others queue and see their place), and where a run notices
 that its session ended (the tab was closed) or was interrupted (Stop, another click, leaving the page) within a second.
+A baseline is trained through `train_with_progress` and a fine-tuning through `finetune_with_progress`, on every page
+and on the board, so that each action has one path.
 """
 from __future__ import annotations
 
 import threading
 import time
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 import streamlit as st
 from streamlit.runtime import Runtime
@@ -17,7 +20,8 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from explorer.config.schema import ConfigError, ExperimentConfig, changed_setup, what_was_reset
 from explorer.experiment.facade import Experiment
-from explorer.experiment.measure import baseline_training_cost
+from explorer.experiment.finetuning import finetune_epochs
+from explorer.experiment.measure import baseline_training_cost, training_cost
 from explorer.figures import plots
 from explorer.server.budget import LONG_RUN_S, Budget, Throughput, check_run, describe, describe_time
 from explorer.server.slots import TrainingSlots
@@ -80,7 +84,7 @@ def run_with_progress(job, epochs: int, what: str, cost: float, sparsity: bool =
         """Redraw the bar; a pending Stop, rerun or session end surfaces here as Streamlit's control exception."""
         try:
             bar.progress(fraction, text=text)
-        except BaseException as e:  # noqa: B036 - Streamlit's stop/rerun signals derive from BaseException
+        except BaseException as e:  # Streamlit's stop/rerun signals derive from BaseException
             if type(e).__name__ not in ("StopException", "RerunException"):
                 raise
             interrupted.append(e)
@@ -120,7 +124,7 @@ def run_with_progress(job, epochs: int, what: str, cost: float, sparsity: bool =
                 # keyed by the run too: two runs in one script run (a baseline, then its fine-tuning) draw apart
                 chart.plotly_chart(plots.training_curves(seen, sparsity), key=f"live_curves_{what}_{record.epoch}",
                                    theme=None)
-            except BaseException as e:  # noqa: B036 - as in draw()
+            except BaseException as e:  # as in draw()
                 if type(e).__name__ not in ("StopException", "RerunException"):
                     raise
                 interrupted.append(e)
@@ -198,3 +202,20 @@ def train_with_progress(exp: Experiment, config: ExperimentConfig, upload=None,
     if problem:
         st.warning(problem[0].upper() + problem[1:] + ".")
     return True
+
+
+def finetune_with_progress(exp: Experiment, refusal: str, what: str = "fine-tuning"):
+    """Fine-tune `exp` with its current setting (Experiment.finetune) through `run_with_progress`: budget check, slot,
+    progress bar, live curves and Stop. The run is charged and its bar counted for finetune_epochs(config) epochs,
+    the epochs it trains (a lottery run: the rewind replay and every round's three runs). A run that is refused
+    (over the budget, or a setup that cannot be fine-tuned) is shown under `refusal`, in bold. Returns the run's
+    TrainResult, or None when it was refused or stopped while waiting for a slot (run_with_progress said so)."""
+    config = exp.config
+    epochs = finetune_epochs(config)
+    batch = config.finetune.train_config(config.train).batch_size
+    try:
+        return run_with_progress(exp.finetune, epochs, what, sparsity=True,
+                                 cost=training_cost(exp.model, exp.data, epochs, batch))
+    except ValueError as e:  # budget.OverBudget and the setups fine-tuning refuses (ConfigError is one too)
+        show_problems(e, refusal)
+        return None

@@ -118,7 +118,7 @@ def _structured_controls(exp: Experiment, current: WeightPruningConfig) -> Weigh
     method = st.radio("Rank units by", list(METHODS), format_func=METHODS.get, key=PREFIX + "st_method",
                       horizontal=True)
     ui = {"method": method}
-    for col, n in zip(st.columns(len(hidden)), hidden):
+    for col, n in zip(st.columns(len(hidden)), hidden, strict=True):
         ui[n] = col.slider(f"units removed: {n}", 0.0, 100.0, step=1.0, format="%.0f%%", key=PREFIX + "st_" + n)
     st.caption("The output layer keeps all its units: they are the classes. Units removed = round(share × units), as "
                "torch.nn.utils.prune.ln_structured counts them (Torch-Pruning removes n − int(n·(1 − share)), which "

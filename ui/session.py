@@ -40,7 +40,7 @@ def workshop_mode() -> bool:
     address (`?workshop=1`), which every page keeps (`ui.links.share_current_setup`): a reload, another page or a
     shared link stays in it. The instructor's switch is on Home (`set_workshop_mode`)."""
     asked = st.query_params.get(WORKSHOP_PARAM, "").lower()
-    if asked in ON or asked in OFF and not st.session_state.get(LESSON_LOCK_KEY):  # a locked class cannot leave
+    if asked in ON or (asked in OFF and not st.session_state.get(LESSON_LOCK_KEY)):  # a locked class cannot leave
         st.session_state[WORKSHOP_KEY] = asked in ON
     return bool(st.session_state.get(WORKSHOP_KEY, False))
 

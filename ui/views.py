@@ -9,6 +9,7 @@ import streamlit as st
 from explorer.config.schema import ConfigError
 from explorer.experiment.facade import Experiment
 from explorer.figures import plots
+from ui.pages import BY_ID
 
 DECISION_TITLES = {"baseline": "decision regions of the dense baseline",
                    "pruned": "decision regions with the weight masks",
@@ -57,5 +58,5 @@ def page_header(exp: Experiment, title: str, caption: str, untrained: str | None
     st.caption(caption)
     if untrained and not exp.trained:
         st.warning(f"The baseline is not trained yet: {untrained}")
-        st.page_link("app_pages/model_data.py", label="Train a baseline on Model & data",
+        st.page_link(BY_ID["model_data"].path, label="Train a baseline on Model & data",
                      icon=":material/arrow_forward:")

@@ -1,10 +1,10 @@
 """The class board's figure: every submission of a class as one point of test accuracy against weight sparsity,
 coloured by method, filled once verified, open while it waits, a grey cross when rejected (at the figures it claimed,
 which the board does not stand behind); the challenge's accuracy floor as a dashed line. (A module of its own beside
-explorer/figures/plots.py, whose `explorer` template and colours it uses.)"""
+explorer/figures/plots.py, whose `explorer` template and colours it uses)."""
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import plotly.graph_objects as go
 
@@ -26,7 +26,7 @@ def method_colors(entries: Sequence[Entry]) -> dict[str, str]:
     return order
 
 
-def class_scatter(entries: Sequence[Entry], challenge: Optional[Challenge] = None, height: int = 290) -> go.Figure:
+def class_scatter(entries: Sequence[Entry], challenge: Challenge | None = None, height: int = 290) -> go.Figure:
     """One point per entry: x weight sparsity, y final test accuracy (fine-tuned when it was); the viewer's own entries
     larger, with a dark ring. Names are escaped (plots.plain): plotly reads <b>, <a href> … in text as markup."""
     hover = "%{hovertext}<br>%{x:.1%} weight sparsity · %{y:.1%} test accuracy<br>%{customdata}<extra></extra>"

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields
-from typing import Optional
 
 from explorer.board.rules import Challenge
 from explorer.config.schema import ExperimentConfig
@@ -35,7 +34,7 @@ class Figures:
     non-zero weight, and dense), bytes of the stored model (the smallest format, and dense)."""
     baseline_accuracy: float
     pruned_accuracy: float
-    finetuned_accuracy: Optional[float]
+    finetuned_accuracy: float | None
     weight_sparsity: float
     activation_sparsity: float
     macs: int

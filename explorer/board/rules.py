@@ -21,7 +21,6 @@ import secrets
 import unicodedata
 from collections import deque
 from dataclasses import asdict, dataclass
-from typing import Optional
 
 NICKNAME_MAX = 32
 CHALLENGE_TEXT_MAX = 200
@@ -66,7 +65,7 @@ def format_code(code: str) -> str:
     return f"{code[:5]}-{code[5:]}"
 
 
-def parse_code(text: object) -> Optional[str]:
+def parse_code(text: object) -> str | None:
     """The stored form of a typed class code (case, spaces and dashes do not matter), or None when it cannot be one."""
     s = "".join(str(text)[:64].split()).replace("-", "").upper()
     return s if len(s) == CODE_LENGTH and all(c in CODE_ALPHABET for c in s) else None
@@ -83,7 +82,7 @@ def key_matches(given: str, expected: str) -> bool:
     return hmac.compare_digest(a, b) and bool(expected)
 
 
-def key_problem(expected: Optional[str]) -> Optional[str]:
+def key_problem(expected: str | None) -> str | None:
     """Why the server's configured instructor key cannot open the Instructor page (unset, too short), or None."""
     if not expected:
         return "no instructor key is set on this server"
@@ -117,8 +116,8 @@ class Challenge:
     """What a class competes on: the best `rank_by` among verified setups on `data` / `arch` (None: any) whose test
     accuracy (fine-tuned when the setup was fine-tuned, else right after pruning) is at least `min_accuracy`."""
     text: str = "Highest weight sparsity with test accuracy ≥ 96 % on digits / LeNet-300-100"
-    data: Optional[str] = "digits"
-    arch: Optional[str] = "lenet300100"
+    data: str | None = "digits"
+    arch: str | None = "lenet300100"
     min_accuracy: float = 0.96
     rank_by: str = "weight_sparsity"
 
@@ -140,7 +139,7 @@ class Challenge:
         return json.dumps(asdict(self), ensure_ascii=False)
 
     @classmethod
-    def from_json(cls, text: str) -> "Challenge":
+    def from_json(cls, text: str) -> Challenge:
         """Back from storage; a stored challenge that no longer validates (edited by hand) is the default one."""
         try:
             raw = json.loads(text)

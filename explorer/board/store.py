@@ -26,9 +26,9 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Optional
 
 from explorer.board import rules as boardrules
 from explorer.board.records import (
@@ -159,7 +159,7 @@ class Store:
             return c.execute("SELECT version FROM schema_version").fetchone()[0]
 
     # ---- classes (the Instructor page) ----------------------------------------------------------------------------
-    def open_class(self, challenge: Challenge, now: Optional[float] = None) -> str:
+    def open_class(self, challenge: Challenge, now: float | None = None) -> str:
         """A new class, open for submissions; returns its code."""
         for _ in range(5):
             code = boardrules.new_class_code()
@@ -172,13 +172,13 @@ class Store:
                 continue
         raise BoardError("could not draw a new class code")
 
-    def class_info(self, code: str) -> Optional[ClassInfo]:
+    def class_info(self, code: str) -> ClassInfo | None:
         """The class with this code (stored form), or None."""
         with self._transaction(write=False) as c:
             return self._info(c, code)
 
     @staticmethod
-    def _info(c: sqlite3.Connection, code: str) -> Optional[ClassInfo]:
+    def _info(c: sqlite3.Connection, code: str) -> ClassInfo | None:
         row = c.execute("SELECT code, created, open, challenge FROM classes WHERE code = ?", (code,)).fetchone()
         return None if row is None else ClassInfo(row[0], row[1], bool(row[2]), Challenge.from_json(row[3]))
 
@@ -209,7 +209,7 @@ class Store:
 
     # ---- submissions (the Class board page) -------------------------------------------------------------------------
     def submit(self, code: str, nickname: str, token: str, config_text: str, figures: Figures,
-               now: Optional[float] = None) -> int:
+               now: float | None = None) -> int:
         """Put a setup on the class's board (queued for verification); returns its id. Raises BoardError (RateLimited
         for a session over its rate) for a closed or unknown class, a bad nickname or config, uploaded data, or a
         full board. `token` is the submitting session's secret: only its hash is stored, and only it may withdraw."""
@@ -252,6 +252,7 @@ class Store:
                 f"{', '.join(FIGURES)}) VALUES ({', '.join('?' * (8 + len(FIGURES)))})",
                 (code, name, owner, now, config.model_dump_json(), method_of(config), config.data.name,
                  config.model.arch, *(getattr(figures, f) for f in FIGURES)))
+            assert cur.lastrowid is not None  # set by the INSERT
             return int(cur.lastrowid)
 
     def withdraw(self, code: str, entry_id: int, token: str) -> None:
@@ -265,7 +266,7 @@ class Store:
                 raise NotYours("this entry is not yours: only the session that submitted it may withdraw it")
             c.execute("UPDATE submissions SET status = ? WHERE id = ?", (WITHDRAWN, int(entry_id)))
 
-    def board(self, code: str, token: Optional[str] = None, limit: int = MAX_BOARD_ROWS) -> Optional[BoardView]:
+    def board(self, code: str, token: str | None = None, limit: int = MAX_BOARD_ROWS) -> BoardView | None:
         """One refresh: the class, the newest `limit` (at most MAX_BOARD_ROWS) entries, counts per status and the
         challenge's leaderboard, from one snapshot; None for an unknown class. `token` marks the viewer's entries."""
         owner = boardrules.owner_hash(token) if token else None
@@ -289,7 +290,7 @@ class Store:
         return BoardView(info, entries, counts, tuple(self._entry(r, owner) for r in top))
 
     @staticmethod
-    def _entry(row: tuple, owner: Optional[str]) -> Entry:
+    def _entry(row: tuple, owner: str | None) -> Entry:
         n = len(FIGURES)
         return Entry(row[0], row[1], row[2], row[3], row[4], row[5], Figures(*row[6:6 + n]), row[6 + n],
                      row[7 + n], owner is not None and hmac.compare_digest(row[8 + n], owner))
@@ -324,8 +325,8 @@ class Store:
         return out.getvalue()
 
     # ---- verification (explorer/board/verifier.py) ---------------------------------------------------------------
-    def claim(self, worker: str, lease_s: float, now: Optional[float] = None, max_attempts: int = 3,
-              at_once: int = 1) -> Optional[Claim]:
+    def claim(self, worker: str, lease_s: float, now: float | None = None, max_attempts: int = 3,
+              at_once: int = 1) -> Claim | None:
         """Take the oldest submission waiting for verification (or one whose verifier died: no heartbeat for
         `lease_s`) for `worker`, in one transaction, so no two verifiers in any process take the same one, and none
         while `at_once` are being verified by live verifiers of any process. A submission already tried
@@ -369,7 +370,7 @@ class Store:
             c.execute("UPDATE submissions SET claimed_at = ? WHERE id = ? AND status = ? AND claimed_by = ?",
                       (time.time(), entry_id, VERIFYING, worker))
 
-    def finish(self, entry_id: int, worker: str, verified: bool, detail: str, now: Optional[float] = None) -> bool:
+    def finish(self, entry_id: int, worker: str, verified: bool, detail: str, now: float | None = None) -> bool:
         """Record a verdict; False when the claim is no longer `worker`'s (withdrawn, cleared, or taken over)."""
         with self._transaction(write=True) as c:
             return c.execute("UPDATE submissions SET status = ?, detail = ?, verified_at = ? WHERE id = ? AND "

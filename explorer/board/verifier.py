@@ -26,7 +26,7 @@ import secrets
 import socket
 import threading
 import time
-from typing import Callable, Optional
+from collections.abc import Callable
 
 from explorer.board.records import FIGURE_LABELS, FIGURES, UPLOAD_REFUSAL, Claim, Figures
 from explorer.board.store import Store
@@ -36,7 +36,7 @@ from explorer.engine import activations, sparse
 from explorer.engine.models import count_macs, model_state
 from explorer.experiment import measure
 from explorer.experiment.facade import Experiment
-from explorer.methods import lottery
+from explorer.experiment.finetuning import finetune_epochs
 from explorer.server.budget import Budget, OverBudget, check_run
 from explorer.server.slots import TrainingSlots
 
@@ -52,7 +52,7 @@ class ReplayRefused(Exception):
 
 
 # ---- what a session submits ----------------------------------------------------------------------------------------
-def submission_problem(exp: Experiment) -> Optional[str]:
+def submission_problem(exp: Experiment) -> str | None:
     """Why the session's current setup cannot go on the board, or None."""
     cfg, f = exp.config, exp.finetune_result
     if cfg.data.name == "upload":
@@ -107,13 +107,6 @@ def figures_of(exp: Experiment) -> Figures:
 
 
 # ---- the replay ----------------------------------------------------------------------------------------------------
-def finetune_epochs(config: ExperimentConfig) -> int:
-    """Epochs the config's fine-tuning trains in all (a lottery run: the rewind replay and three runs a round), as the
-    Train page counts them for the budget."""
-    return lottery.total_epochs(config) if config.finetune.schedule == "lottery" else \
-        config.finetune.train_config(config.train).epochs
-
-
 def replay(config: ExperimentConfig, budget: Budget = Budget(),
            should_stop: Callable[[], bool] = lambda: False) -> Figures:
     """The figures `config` gives from scratch (the CLI's path). Raises ReplayRefused, before any training, when its
@@ -136,9 +129,9 @@ def replay(config: ExperimentConfig, budget: Budget = Budget(),
             raise ReplayRefused(f"{what} cannot be replayed on this server: {e}") from None
     for what, _, _, run in parts:
         deadline = time.monotonic() + budget.run_seconds
-        late = []
+        late: list[bool] = []
 
-        def stop() -> bool:
+        def stop(deadline: float = deadline, late: list[bool] = late) -> bool:  # bound: `run` calls it
             if time.monotonic() > deadline:
                 late.append(True)
             return bool(late) or should_stop()
@@ -202,16 +195,16 @@ class Verifier:
     submissions at a time (one by default: measured on 2 cores, two replays at once, one per process, took 5.6 times
     as long each, 7.8 s against 1.4 s, so the board verified a third as many a minute; benchmarks/bench_board.py)."""
 
-    def __init__(self, store: Store, budget: Optional[Budget] = None, slots: Optional[TrainingSlots] = None,
-                 poll_s: float = POLL_S, worker: Optional[str] = None, at_once: int = 1):
+    def __init__(self, store: Store, budget: Budget | None = None, slots: TrainingSlots | None = None,
+                 poll_s: float = POLL_S, worker: str | None = None, at_once: int = 1):
         self.store, self.budget, self.slots, self.poll_s = store, budget or Budget.from_env(), slots, poll_s
         self.worker = worker or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.lease_s, self.at_once = LEASE_S, at_once
         self.done = 0
         self._wake, self._stopping = threading.Event(), threading.Event()
-        self._thread: Optional[threading.Thread] = None
+        self._thread: threading.Thread | None = None
 
-    def verify_next(self) -> Optional[int]:
+    def verify_next(self) -> int | None:
         """Replay and judge the oldest waiting submission; its id, or None when none waits (or this verifier stopped
         while waiting for a training slot). With slots, the slot is taken first and the submission claimed only then,
         so a claim never ages in a queue (another process would take it over after its lease)."""
@@ -222,7 +215,7 @@ class Verifier:
         with self.slots.slot(self._stopping.is_set) as held:
             return self._judge_next() if held else None
 
-    def _judge_next(self) -> Optional[int]:
+    def _judge_next(self) -> int | None:
         claim = self.store.claim(self.worker, self.lease_s, at_once=self.at_once)
         if claim is None:
             return None
@@ -252,7 +245,7 @@ class Verifier:
             n += 1
         return n
 
-    def start(self) -> "Verifier":
+    def start(self) -> Verifier:
         """Run in a daemon thread until `stop` (or the process's end)."""
         if self._thread is None:
             self._thread = threading.Thread(target=self._loop, name="board-verifier", daemon=True)

@@ -8,8 +8,8 @@ None, and a check line says why with the fact's `missing` words.
 """
 from __future__ import annotations
 
-import re
-from typing import TYPE_CHECKING, Callable, Iterable, NamedTuple, Optional
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, NamedTuple
 
 from explorer.engine.models import count_macs, prunable_layers
 from explorer.engine.pruning import removed_units
@@ -82,7 +82,6 @@ FACTS: dict[str, Fact] = {
     "lottery_ticket_gain_points": Fact("winning ticket above the random re-initialisation (last round)", "points",
                                        NOT_LOTTERY),
 }
-SCHEDULES = ("oneshot", "iterative", "agp", "dns", "lottery")
 
 
 def _pruning(exp: Experiment) -> dict:
@@ -158,31 +157,25 @@ def _activations(exp: Experiment) -> dict:
     }
 
 
-def snapshot_schedule(snap) -> Optional[str]:
-    """The fine-tuning schedule a snapshot was taken after (None: not fine-tuned, or not known): its `schedule`
-    where a Snapshot has one, else the one its setup line names ("… · agp fine-tuned"; no name there means the
-    'none' schedule, which retrains as one-shot), else a schedule its name mentions ("one-shot", "AGP")."""
-    if "fine-tuned" not in snap.kind:
+def snapshot_schedule(snap) -> str | None:
+    """The fine-tuning schedule a snapshot was taken after, as its record holds it (None: not fine-tuned); the 'none'
+    schedule retrains with fixed masks, as one-shot does, and counts as 'oneshot'."""
+    if snap.schedule is None:
         return None
-    named = getattr(snap, "schedule", None)
-    if named:
-        return "oneshot" if named == "none" else named
-    setup = getattr(snap, "setup", "") or ""
-    if setup:
-        found = re.search(r"(\w+) fine-tuned$", setup)
-        return found[1] if found and found[1] in SCHEDULES else "oneshot"
-    word = re.sub(r"[^a-z]", "", snap.name.lower())
-    return next((s for s in SCHEDULES if s in word), None)
+    return "oneshot" if snap.schedule == "none" else snap.schedule
 
 
 def _snapshots(exp: Experiment, before: Iterable = ()) -> dict:
     old = {id(x) for x in before}  # `before` holds the objects themselves: their ids cannot be reused meanwhile
     snaps = [x for x in exp.snapshots if id(x) not in old]
     compacted = [s for s in snaps if s.latency_compact_ms]
+    speedup = None
+    if compacted and (compact_ms := compacted[-1].latency_compact_ms):  # truthy in every compacted snapshot
+        speedup = compacted[-1].latency_ms / compact_ms
     return {
         "snapshots": len(snaps), "compacted_snapshots": len(compacted),
         "snapshot_schedules": len({s for s in map(snapshot_schedule, snaps) if s is not None}),
-        "snapshot_latency_speedup": compacted[-1].latency_ms / compacted[-1].latency_compact_ms if compacted else None,
+        "snapshot_latency_speedup": speedup,
     }
 
 
@@ -227,7 +220,7 @@ _GROUPS: tuple[tuple[Callable[[Experiment], dict], frozenset], ...] = tuple(
                     "lottery_ticket_gain_points"))))
 
 
-def facts(exp: Experiment, only: Optional[Iterable[str]] = None,
+def facts(exp: Experiment, only: Iterable[str] | None = None,
           snapshots_before: Iterable = ()) -> dict[str, float | int | bool | str | None]:
     """The session's state as {fact: value} (see FACTS; None: no value yet). Trains nothing; the multiply-add counts
     and activation statistics come from the experiment's cache. `only`: the facts needed (e.g. a step's

@@ -16,7 +16,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 from explorer.config.jsontext import JsonBounds, load_json
 
@@ -36,7 +35,7 @@ class Entry:
     of zeros")."""
     term: str
     meaning: str
-    source: Optional[str] = None
+    source: str | None = None
     aliases: tuple[str, ...] = ()
 
     @property
@@ -58,7 +57,7 @@ def _load(path: Path = GLOSSARY_FILE) -> dict[str, Entry]:
     for i, item in enumerate(raw["entries"]):
         ok = (isinstance(item, dict) and set(item) == {"term", "meaning", "source", "aliases"}
               and all(isinstance(item[k], str) and item[k].strip() for k in ("term", "meaning"))
-              and (item["source"] is None or isinstance(item["source"], str) and item["source"].strip())
+              and (item["source"] is None or (isinstance(item["source"], str) and item["source"].strip()))
               and isinstance(item["aliases"], list) and all(isinstance(a, str) and a.strip() for a in item["aliases"]))
         if not ok:
             raise ValueError(f"{path.name}: entry {i} needs a term, a meaning, a source (or null) and aliases")

@@ -4,22 +4,22 @@ session's real state (explorer/classroom/facts.py), with a hint after a wrong tr
 machine form: `perform` carries them out on an Experiment, so the suite plays every lesson and the app can apply a
 lesson's setup.
 
-A file is read through jsontext.load_json and validated like a config (unknown fields refused, sizes bounded, every
-fact and every per-layer setting checked against the lesson's model); a bad file raises ConfigError whose problems
-each start with the file's name. Every text is plain text: the app shows it as text, never as Markdown or HTML.
+A file is read through the one versioned-JSON loader (explorer/config/versioned.py) and validated like a config
+(unknown fields refused, sizes bounded, every fact and every per-layer setting checked against the lesson's model); a
+bad file raises ConfigError whose problems each start with the file's name. Every text is plain text: the app shows it
+as text, never as Markdown or HTML.
 """
 from __future__ import annotations
 
 import difflib
 import re
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal, Optional, Union, get_args
+from typing import TYPE_CHECKING, Annotated, Literal, cast, get_args
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
-    ConfigDict,
     Field,
     StrictBool,
     StrictFloat,
@@ -31,16 +31,19 @@ from pydantic import (
 )
 
 from explorer.classroom.facts import FACTS, Fact, facts
-from explorer.config.jsontext import JsonBounds, load_json, too_deep
+from explorer.config.jsontext import JsonBounds
 from explorer.config.names import clipped
 from explorer.config.schema import (
+    CONFIG_FILE,
+    NO_FINETUNE_AFTER_STRUCTURED,
     ActivationConfig,
     ConfigError,
     ExperimentConfig,
     FinetuneConfig,
     WeightPruningConfig,
-    validate_config,
 )
+from explorer.config.versioned import FileModel, VersionedJson, nested
+from explorer.engine.cache import process_cache
 
 if TYPE_CHECKING:
     from explorer.experiment.facade import Experiment
@@ -49,10 +52,11 @@ if TYPE_CHECKING:
 __all__ = ["FACTS", "LESSONS_DIR", "PAGES", "Action", "Check", "CheckResult", "Condition", "Fact", "Lesson", "Predict",
            "Step", "check", "facts", "finetune_settings", "load_lessons", "parse_lesson", "perform"]
 
-LESSONS_DIR = Path(__file__).resolve().parents[2] / "lessons"
+# Package data, like the presets: an installed package finds them from any folder (a checkout's lessons/ links here).
+LESSONS_DIR = Path(str(resources.files("explorer") / "lessons"))
 LESSON_VERSION = 1
 # A lesson nests a config inside an action inside a step: deeper than a config, still a few KB.
-LESSON_BOUNDS = JsonBounds(max_bytes=64_000, max_depth=12, max_keys=2_000)
+LESSON_BOUNDS = JsonBounds(max_bytes=64_000, max_depth=12, max_keys=2_000, kind="lesson")
 Page = Literal["playground", "model_data", "freeze", "weight_pruning", "activations", "train", "export", "class_board",
                "instructor"]
 PAGES: tuple[str, ...] = get_args(Page)
@@ -68,23 +72,32 @@ def _plain(text: str) -> str:
     return text
 
 
-def Text(max_length: int):
-    """A plain-text field of 1 to `max_length` characters."""
-    return Annotated[str, StringConstraints(min_length=1, max_length=max_length), AfterValidator(_plain)]
+# Plain-text fields of 1 to N characters, one alias per N (written out: a type checker reads no call in an annotation).
+_PLAIN = AfterValidator(_plain)
+Text40 = Annotated[str, StringConstraints(min_length=1, max_length=40), _PLAIN]
+Text60 = Annotated[str, StringConstraints(min_length=1, max_length=60), _PLAIN]
+Text80 = Annotated[str, StringConstraints(min_length=1, max_length=80), _PLAIN]
+Text160 = Annotated[str, StringConstraints(min_length=1, max_length=160), _PLAIN]
+Text200 = Annotated[str, StringConstraints(min_length=1, max_length=200), _PLAIN]
+Text300 = Annotated[str, StringConstraints(min_length=1, max_length=300), _PLAIN]
+Text400 = Annotated[str, StringConstraints(min_length=1, max_length=400), _PLAIN]
+Text600 = Annotated[str, StringConstraints(min_length=1, max_length=600), _PLAIN]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _Model(FileModel):
+    # FileModel: frozen, unknown fields refused, NaN/Infinity refused, true/false never read as a number.
+    pass
 
 
 class Condition(_Model):
     """One comparison of a fact with a value: {"fact": "weight_sparsity", "op": ">=", "value": 0.9}."""
+
     fact: str
     op: Op
-    value: Union[StrictBool, StrictInt, StrictFloat, Text(40)]
+    value: StrictBool | StrictInt | StrictFloat | Text40
 
     @model_validator(mode="after")
-    def _check(self) -> "Condition":
+    def _check(self) -> Condition:
         if self.fact not in FACTS:
             close = difflib.get_close_matches(self.fact, FACTS, n=1)
             raise ValueError(f"fact: unknown fact '{clipped(self.fact)}'; " + (
@@ -96,13 +109,14 @@ class Condition(_Model):
             raise ValueError(f"value: fact '{self.fact}' is a {kind}, the value is a {got}")
         if kind != "number" and self.op not in ("==", "!="):
             raise ValueError(f"op: fact '{self.fact}' is a {kind}: compare it with == or !=")
-        if kind == "number" and not abs(v) < float("inf"):
+        if kind == "number" and not abs(cast(float, v)) < float("inf"):  # a number: got == kind
             raise ValueError("value: must be a finite number")
         return self
 
 
 class Check(_Model):
     """What a step's state must be: every condition holds."""
+
     all: list[Condition] = Field(min_length=1, max_length=6)
 
     @property
@@ -113,13 +127,14 @@ class Check(_Model):
 
 class Predict(_Model):
     """A multiple-choice question answered before the result shows; `answer` indexes `choices` (from 0)."""
-    question: Text(300)
-    choices: list[Text(160)] = Field(min_length=2, max_length=5)
+
+    question: Text300
+    choices: list[Text160] = Field(min_length=2, max_length=5)
     answer: StrictInt = Field(ge=0)
-    why: Text(600)
+    why: Text600
 
     @model_validator(mode="after")
-    def _check(self) -> "Predict":
+    def _check(self) -> Predict:
         if self.answer >= len(self.choices):
             raise ValueError(f"answer: {self.answer} is out of range: there are {len(self.choices)} choices, "
                              f"numbered from 0")
@@ -134,21 +149,19 @@ class _Empty(_Model):
 
 class Action(_Model):
     """One thing to do, in machine form: exactly one of the fields is given."""
-    train_baseline: Optional[_Empty] = None
-    prune: Optional[WeightPruningConfig] = None
-    finetune: Optional[FinetuneConfig] = None
-    freeze: Optional[list[Text(40)]] = Field(None, max_length=16)
-    activation: Optional[ActivationConfig] = None
-    snapshot: Optional[Text(60)] = None
-    setup: Optional[ExperimentConfig] = None
 
-    @field_validator("setup", mode="before")
-    @classmethod
-    def _setup(cls, raw):
-        return _validated_setup(raw)
+    train_baseline: _Empty | None = None
+    prune: WeightPruningConfig | None = None
+    finetune: FinetuneConfig | None = None
+    freeze: list[Text40] | None = Field(None, max_length=16)
+    activation: ActivationConfig | None = None
+    snapshot: Text60 | None = None
+    setup: ExperimentConfig | None = None
+
+    _setup = field_validator("setup", mode="before")(nested(CONFIG_FILE))
 
     @model_validator(mode="after")
-    def _one(self) -> "Action":
+    def _one(self) -> Action:
         given = [k for k in type(self).model_fields if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError(f"an action gives exactly one of {', '.join(type(self).model_fields)}; this one gives "
@@ -163,34 +176,33 @@ class Action(_Model):
 
 class Step(_Model):
     """One step: a goal, what to do (on which page), a prediction, a check with a hint, and the actions."""
-    title: Text(80)
-    goal: Text(300)
-    do: Text(600)
+
+    title: Text80
+    goal: Text300
+    do: Text600
     page: Page
-    predict: Optional[Predict] = None
+    predict: Predict | None = None
     check: Check
-    hint: Text(400)
+    hint: Text400
     actions: list[Action] = Field(default_factory=list, max_length=8)
 
 
 class Lesson(_Model):
     """One lesson file (see the module docstring)."""
+
     version: Literal[1]
     id: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")]
-    title: Text(80)
-    summary: Text(400)
+    title: Text80
+    summary: Text400
     minutes: int = Field(ge=1, le=180)
-    papers: list[Text(200)] = Field(default_factory=list, max_length=8)
-    setup: Optional[ExperimentConfig] = None
+    papers: list[Text200] = Field(default_factory=list, max_length=8)
+    setup: ExperimentConfig | None = None
     steps: list[Step] = Field(min_length=1, max_length=12)
 
-    @field_validator("setup", mode="before")
-    @classmethod
-    def _setup(cls, raw):
-        return _validated_setup(raw)
+    _setup = field_validator("setup", mode="before")(nested(CONFIG_FILE))
 
     @model_validator(mode="after")
-    def _actions_fit(self) -> "Lesson":
+    def _actions_fit(self) -> Lesson:
         """Each action's setting fits the model the lesson has at that point (its setup, or a later setup action)."""
         config = self.start_config
         for i, step in enumerate(self.steps):
@@ -207,20 +219,16 @@ class Lesson(_Model):
         return self.setup if self.setup is not None else ExperimentConfig()
 
 
-def _validated_setup(raw):
-    if isinstance(raw, dict):
-        return validate_config(raw)  # ConfigError is a ValueError: pydantic reports it under the field
-    return raw
-
-
 def _config_after(config: ExperimentConfig, action: Action) -> ExperimentConfig:
     """The config after `action` (per-layer keys checked against the model). Raises ValueError."""
     name = action.name
     if name == "setup":
+        assert action.setup is not None  # an action holds exactly the field it is named by
         return action.setup
     if name == "finetune" and config.weight_pruning.is_structured:
-        raise ValueError("fine-tuning after structured pruning is not available; prune single weights first")
+        raise ValueError(NO_FINETUNE_AFTER_STRUCTURED)
     if name == "finetune":
+        assert action.finetune is not None  # as above
         return config.with_section(finetune=finetune_settings(config.finetune, action.finetune))
     section = {"prune": "weight_pruning", "freeze": "freeze", "activation": "activation"}
     return config.with_section(**{section[name]: getattr(action, name)}) if name in section else config
@@ -228,87 +236,56 @@ def _config_after(config: ExperimentConfig, action: Action) -> ExperimentConfig:
 
 def finetune_settings(current: FinetuneConfig, given: FinetuneConfig) -> FinetuneConfig:
     """The fine-tuning settings after a finetune action: the fields it gives change, the others stay as they are
-    (as the Train page's form keeps what it does not show), so {"schedule": "agp"} keeps the setup's epochs."""
+    (as the Train page's form keeps what it does not show), so {"schedule": "agp"} keeps the setup's epochs.
+    """
     return FinetuneConfig.model_validate({**current.model_dump(), **given.model_dump(include=given.model_fields_set)})
 
 
 # ---- files ---------------------------------------------------------------------------------------------------------
-_UNION_TAG = re.compile(r"^(float|int|str|bool|none|[a-z-]+\[.*\])$")
-
-
-def _problems(err: ValidationError) -> list[str]:
-    """One problem per field path ("steps[2].predict: answer: ..."); a union's several refusals of one value are
-    joined on one line."""
-    by_path: dict[str, list[str]] = {}
-    for e in err.errors():
-        path = ""
-        for part in e["loc"]:
-            if isinstance(part, int):
-                path += f"[{part}]"
-            elif not _UNION_TAG.match(str(part)):
-                path += ("." if path else "") + str(part)
-        msg = {"extra_forbidden": "unknown field (not part of lesson version 1)",
-               "missing": "missing (required)"}.get(e["type"], e["msg"].removeprefix("Value error, "))
-        by_path.setdefault(path, []).append(msg)
-    return [(f"{path}: " if path else "") + "; ".join(dict.fromkeys(msgs)) for path, msgs in by_path.items()]
+# The one loader of lesson files (explorer/config/versioned.py): bounded read, version check, field-named problems.
+LESSON_FILE: VersionedJson[Lesson] = VersionedJson("lesson", Lesson, LESSON_VERSION, LESSON_BOUNDS)
 
 
 def parse_lesson(text: str | bytes, source: str = "lesson") -> Lesson:
     """Validate a lesson's JSON text. Raises ConfigError whose problems each start with `source` (the file name)."""
-    try:
-        raw = load_json(text, LESSON_BOUNDS)
-        if not isinstance(raw, dict):
-            raise ConfigError([f"expected a JSON object at the top level, got {type(raw).__name__}"])
-        if raw.get("version") != LESSON_VERSION:
-            raise ConfigError([f"version: this app reads lesson version {LESSON_VERSION}, the file has "
-                               f"{repr(raw.get('version'))[:40]}"])
-        try:
-            return Lesson.model_validate(raw)
-        except ValidationError as e:
-            raise ConfigError(_problems(e)) from None
-        except RecursionError:
-            raise ConfigError([too_deep(LESSON_BOUNDS.max_depth)]) from None
-    except ConfigError as e:
-        raise ConfigError([f"{source}: {p}" for p in e.problems]) from None
-
-
-_CACHE: dict[tuple, dict[str, Lesson]] = {}
+    return LESSON_FILE.parse(text, source)
 
 
 def load_lessons(folder: Path = LESSONS_DIR) -> dict[str, Lesson]:
     """Every lesson in `folder` (*.json), keyed by its id, in file-name order; kept until a file changes. Raises
-    ConfigError listing the problems of every bad file (each starting with its name), and for an id used twice."""
+    ConfigError listing the problems of every bad file (each starting with its name), and for an id used twice.
+    """
     files = sorted(Path(folder).glob("*.json"))
-    stats = [(p, p.stat()) for p in files]
-    key = (str(Path(folder).resolve()), tuple((p.name, s.st_mtime_ns, s.st_size) for p, s in stats))
-    if key not in _CACHE:
-        lessons, where, problems = {}, {}, []
-        for path, stat in stats:
-            if stat.st_size > LESSON_BOUNDS.max_bytes:  # never read a huge file into memory
-                problems.append(f"{path.name}: the file is {stat.st_size:,} bytes; a lesson is a few KB (at most "
-                                f"{LESSON_BOUNDS.max_bytes:,} bytes are read)")
-                continue
-            try:
-                lesson = parse_lesson(path.read_bytes(), path.name)
-            except ConfigError as e:
-                problems += e.problems
-                continue
-            if lesson.id in lessons:
-                problems.append(f"{path.name}: id: '{lesson.id}' is already the id of {where[lesson.id]}")
-                continue
-            lessons[lesson.id], where[lesson.id] = lesson, path.name
-        if problems:
-            raise ConfigError(problems)
-        if len(_CACHE) >= 8:
-            _CACHE.pop(next(iter(_CACHE)))
-        _CACHE[key] = lessons
-    return dict(_CACHE[key])
+    # a changed file (its time or size) makes a new key: read anew
+    return dict(_read_lessons(tuple((str(p.resolve()), p.stat().st_mtime_ns, p.stat().st_size) for p in files)))
+
+
+@process_cache("lessons")
+def _read_lessons(files: tuple[tuple[str, int, int], ...]) -> dict[str, Lesson]:
+    lessons: dict[str, Lesson] = {}
+    where: dict[str, str] = {}
+    problems: list[str] = []
+    for name, _, _ in files:
+        path = Path(name)
+        try:
+            lesson = LESSON_FILE.read(path)  # measured before it is read: a huge file is never read into memory
+        except ConfigError as e:
+            problems += e.problems
+            continue
+        if lesson.id in lessons:
+            problems.append(f"{path.name}: id: '{lesson.id}' is already the id of {where[lesson.id]}")
+            continue
+        lessons[lesson.id], where[lesson.id] = lesson, path.name
+    if problems:
+        raise ConfigError(problems)
+    return lessons
 
 
 # ---- checks ----------------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class CheckResult:
     """Whether a step's check passed, and each condition in words with its current value and whether it holds."""
+
     passed: bool
     lines: list[tuple[str, bool]]
 
@@ -339,7 +316,8 @@ def _holds(op: str, now, value) -> bool:
 
 def check(step: Step, facts: dict) -> CheckResult:
     """Each condition of the step's check in plain words with its current value, e.g. ("weights pruned ≥ 90% (now
-    90.0%)", True); a fact that is missing or None fails with its reason ("… (not fine-tuned yet …)")."""
+    90.0%)", True); a fact that is missing or None fails with its reason ("… (not fine-tuned yet …)").
+    """
     lines = []
     for c in step.check.all:
         fact, now = FACTS[c.fact], facts.get(c.fact)
@@ -366,12 +344,13 @@ def check(step: Step, facts: dict) -> CheckResult:
 def perform(exp: Experiment, action: Action | dict) -> None:
     """Carry out one action on an Experiment: train_baseline, prune, finetune (changes the settings it gives, see
     `finetune_settings`, then runs), freeze, activation, snapshot or setup (adopts the config; a new setup discards
-    the baseline). Raises ValueError for an action that does not fit, or a training run that diverged."""
+    the baseline). Raises ValueError for an action that does not fit, or a training run that diverged.
+    """
     if isinstance(action, dict):
         try:
             action = Action.model_validate(action)
         except ValidationError as e:
-            raise ConfigError(_problems(e)) from None
+            raise ConfigError(LESSON_FILE.problems(e)) from None
     name, value = action.name, getattr(action, action.name)
     if name in ("train_baseline", "finetune"):
         if name == "finetune":

@@ -9,7 +9,6 @@ the same data budget, so their accuracies are higher and the comparison is of sp
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 THEIRS = "theirs: 60k MNIST, GPU, long retraining"
 OURS = "ours: 3,400 MNIST images, CPU"
@@ -51,7 +50,7 @@ def kept_share(masks_or_stats) -> dict[str, float]:
     return {n: s.kept / s.total for n, s in masks_or_stats.layers.items()}
 
 
-def comparison(arch: str, data: str, stats, accuracy: Optional[float], finetuned: bool) -> list[dict]:
+def comparison(arch: str, data: str, stats, accuracy: float | None, finetuned: bool) -> list[dict]:
     """Table rows: each paper's result on `arch`, then this run (its PruningStats `stats` and test `accuracy`) on the
     same model, every row saying whose figures they are. [] when no paper reports `arch`, or the data is not MNIST
     (LeNet-300-100 on the 8×8 digits is 64-300-100-10: not the paper's network)."""

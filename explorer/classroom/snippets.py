@@ -1,6 +1,8 @@
 """The plain-PyTorch code equivalent to a setting, shown on each page so a student can take the idea home."""
 from __future__ import annotations
 
+from typing import cast
+
 from explorer.config.layers import expand
 from explorer.config.schema import WeightPruningConfig
 
@@ -30,12 +32,12 @@ def pruning_code(wp: WeightPruningConfig, layers: list[str]) -> str:
     if wp.structured.amount is not None:
         return "\n".join(lines + structured_lines(wp, layers[:-1]))
     if not wp.is_active:
-        return "\n".join(lines + ["# nothing is pruned: every weight is kept"])
+        return "\n".join([*lines, "# nothing is pruned: every weight is kept"])
     if wp.sparsity is not None:
         if wp.scope == "global":
             lines += ["params = [", *[f"    ({_module(n)}, \"weight\")," for n in layers], "]",
                       f"prune.global_unstructured(params, pruning_method=prune.L1Unstructured, "
-                      f"amount={float(wp.sparsity)!r})"]
+                      f"amount={float(cast(float, wp.sparsity))!r})"]  # global: one float, as the config holds it
         else:
             amounts = expand(wp.sparsity, layers)
             lines += [f'prune.l1_unstructured({_module(n)}, name="weight", amount={float(a)!r})'
@@ -45,8 +47,8 @@ def pruning_code(wp: WeightPruningConfig, layers: list[str]) -> str:
         lines[1:1] = ["", _THRESHOLD_METHOD.rstrip("\n"), ""]
         lines += [f'ThresholdPruning.apply({_module(n)}, "weight", threshold={float(t)!r})'
                   for n, t in thresholds.items()]
-    pruned = [n for n in layers if not isinstance(wp.sparsity or wp.threshold, dict)
-              or n in (wp.sparsity or wp.threshold)]
+    amounts_set = wp.sparsity or wp.threshold
+    pruned = [n for n in layers if not isinstance(amounts_set, dict) or n in amounts_set]
     lines += ["", "# make it permanent: plain weights with zeros, no weight_orig / weight_mask left",
               *[f'prune.remove({_module(n)}, "weight")' for n in pruned]]
     return "\n".join(lines)
@@ -99,7 +101,7 @@ def scored_lines(wp: WeightPruningConfig, layers: list[str]) -> list[str]:
                 "    masks[name] = mask"]
     elif wp.scope == "global":
         out += ["flat = torch.cat([s.reshape(-1) for s in scores.values()])",
-                f"k = round({float(wp.sparsity)!r} * flat.numel())",
+                f"k = round({float(cast(float, wp.sparsity))!r} * flat.numel())",  # global: one float
                 "keep = torch.ones_like(flat, dtype=torch.bool)",
                 "keep[torch.sort(flat, stable=True).indices[:k]] = False",
                 "offset = 0",

@@ -4,7 +4,9 @@
 messages, thousands of nested brackets end in RecursionError, and a 10,000-digit integer in Python's conversion limit.
 A real config is a few KB, four levels deep, with a few dozen keys, so every file, upload, link and CLI argument that
 holds JSON goes through `load_json`, which checks those bounds with C-speed regular expressions first (a refused input
-costs milliseconds) and raises ConfigError naming the bound, never anything else.
+costs milliseconds) and raises ConfigError naming the bound, never anything else. A UTF-8 byte-order mark (which some
+Windows editors write) is dropped: it is not part of the JSON. Versioned files (configs, presets, lessons) are read
+through explorer/config/versioned.py, which calls this.
 """
 from __future__ import annotations
 
@@ -40,6 +42,7 @@ class JsonBounds:
     max_depth: int = 8             # a config is four levels deep (config → section → per-layer object → value)
     max_keys: int = 2_000          # a config has about 60 keys; per-layer values add one per layer
     max_number_chars: int = 40     # a float64 needs at most 24 characters
+    kind: str = "config"           # what the text should be, as messages name it ("a lesson is a few KB")
 
 
 CONFIG_BOUNDS = JsonBounds()
@@ -50,18 +53,20 @@ def load_json(text: str | bytes, bounds: JsonBounds = CONFIG_BOUNDS, parse_int=N
     what is too large (or what is not JSON); never RecursionError, MemoryError or ValueError."""
     if isinstance(text, bytes):
         if len(text) > bounds.max_bytes:  # before decoding: no copy of a huge upload is made
-            raise ConfigError([_too_big(len(text), bounds)])
+            raise ConfigError([too_big(len(text), bounds)])
         try:
             text = text.decode("utf-8")
         except UnicodeDecodeError:
-            raise ConfigError(["not a UTF-8 text file; expected a config JSON"]) from None
+            raise ConfigError([f"not a UTF-8 text file; expected a {bounds.kind} JSON"]) from None
     if len(text.encode("utf-8", "surrogatepass")) > bounds.max_bytes:
-        raise ConfigError([_too_big(len(text.encode("utf-8", "surrogatepass")), bounds)])
+        raise ConfigError([too_big(len(text.encode("utf-8", "surrogatepass")), bounds)])
+    text = text.removeprefix("\ufeff")  # a byte-order mark: json.loads would refuse it as "Unexpected UTF-8 BOM"
     structure = _STRING.sub('""', text)
-    _check_depth(structure, bounds.max_depth)
+    _check_depth(structure, bounds)
     keys = structure.count(":")
     if keys > bounds.max_keys:
-        raise ConfigError([f"the JSON has {keys:,} keys; a config has about 60 (at most {bounds.max_keys:,} are read)"])
+        typical = "a config has about 60" if bounds.kind == "config" else f"far more than a {bounds.kind} has"
+        raise ConfigError([f"the JSON has {keys:,} keys; {typical} (at most {bounds.max_keys:,} are read)"])
     longest = max((len(m) for m in _NUMBER.findall(structure)), default=0)
     if longest > bounds.max_number_chars:
         named = _KEYED_NUMBER.search(text)  # the key it is written under, when it has one, to say which setting
@@ -70,24 +75,26 @@ def load_json(text: str | bytes, bounds: JsonBounds = CONFIG_BOUNDS, parse_int=N
     try:
         return json.loads(text, parse_int=parse_int)
     except RecursionError:  # unreachable within the depth bound; kept so no input can escape as a traceback
-        raise ConfigError([too_deep(bounds.max_depth)]) from None
+        raise ConfigError([too_deep(bounds.max_depth, bounds.kind)]) from None
     except json.JSONDecodeError as e:
         raise ConfigError([f"not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}"]) from None
 
 
-def _check_depth(structure: str, max_depth: int) -> None:
+def _check_depth(structure: str, bounds: JsonBounds) -> None:
     depth = 0
     for m in _BRACKET.finditer(structure):
         depth += 1 if m.group() in "[{" else -1
-        if depth > max_depth:
-            raise ConfigError([too_deep(max_depth)])
+        if depth > bounds.max_depth:
+            raise ConfigError([too_deep(bounds.max_depth, bounds.kind)])
 
 
-def _too_big(n: int, bounds: JsonBounds) -> str:
-    return (f"the JSON is {n:,} bytes; a config is a few KB (at most {bounds.max_bytes:,} bytes are read): "
+def too_big(n: int, bounds: JsonBounds = CONFIG_BOUNDS) -> str:
+    """The message for a text (or a file, measured before it is read) of `n` bytes, over what `bounds` allow."""
+    return (f"the JSON is {n:,} bytes; a {bounds.kind} is a few KB (at most {bounds.max_bytes:,} bytes are read): "
             "is this the right file?")
 
 
-def too_deep(max_depth: int = CONFIG_BOUNDS.max_depth) -> str:
-    """The message for JSON nested deeper than a config can be."""
-    return f"the JSON is nested far too deeply to be a config (a config is four levels deep; at most {max_depth} read)"
+def too_deep(max_depth: int = CONFIG_BOUNDS.max_depth, kind: str = "config") -> str:
+    """The message for JSON nested deeper than a `kind` of file can be."""
+    shape = "a config is four levels deep; " if kind == "config" else ""
+    return f"the JSON is nested far too deeply to be a {kind} ({shape}at most {max_depth} read)"

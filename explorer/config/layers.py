@@ -6,9 +6,9 @@ the architecture alone; `explorer.engine.models` builds modules with exactly the
 """
 from __future__ import annotations
 
-from typing import Callable, Iterable, Mapping, Optional, Union
+from collections.abc import Callable, Iterable, Mapping
 
-PerLayerValue = Union[float, Mapping[str, float], None]
+PerLayerValue = float | Mapping[str, float] | None
 
 
 def layer_names(model_cfg) -> list[str]:
@@ -35,7 +35,7 @@ def unknown_names(value, allowed: Iterable[str]) -> list[str]:
     return [k for k in value if k not in allowed]
 
 
-def check_known(value, allowed: Union[Iterable[str], Callable[[], Iterable[str]]], field: str,
+def check_known(value, allowed: Iterable[str] | Callable[[], Iterable[str]], field: str,
                 what: str = "is not a layer", listing: str = "layers are", hint: str = "") -> None:
     """Raise ValueError `field: 'x', 'y' <what> (<listing> a, b)<hint>` when `value` names layers not in `allowed`
     (the names, or a callable giving them, asked only when `value` names layers at all).
@@ -49,8 +49,8 @@ def check_known(value, allowed: Union[Iterable[str], Callable[[], Iterable[str]]
         raise ValueError(f"{field}: {', '.join(map(repr, unknown))} {what} ({listing} {', '.join(allowed)}){hint}")
 
 
-def expand(value: PerLayerValue, names: Iterable[str], field: Optional[str] = None,
-           default: Optional[float] = None) -> dict[str, float]:
+def expand(value: PerLayerValue, names: Iterable[str], field: str | None = None,
+           default: float | None = None) -> dict[str, float]:
     """One value for every layer, or {layer: value} for some of them, as {layer: float} in the order of `names`.
 
     Layers a per-layer object leaves out get `default` (or are left out when it is None); None gives {} (or every

@@ -6,12 +6,11 @@ explorer/config/sections.py and are re-exported here.
 """
 from __future__ import annotations
 
-import re
-from typing import Literal
+from typing import Final, Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
-from explorer.config.jsontext import ConfigError, load_json, too_deep
+from explorer.config.jsontext import ConfigError
 from explorer.config.layers import activation_layer_names, check_known, layer_names
 from explorer.config.sections import (
     ARCHS,
@@ -20,6 +19,7 @@ from explorer.config.sections import (
     DEFAULT_CNN_CHANNELS,
     DEFAULT_MLP_HIDDEN,
     IMAGE_SIDES,
+    NO_FINETUNE_AFTER_STRUCTURED,
     OPTIMIZERS,
     ActivationConfig,
     Arch,
@@ -35,15 +35,42 @@ from explorer.config.sections import (
     default_finetune,
     with_dataset_defaults,
 )
+from explorer.config.versioned import VersionedJson
 
-__all__ = ["ARCHS", "CONFIG_VERSION", "CONV_ARCHS", "DATASETS", "IMAGE_SIDES", "DEFAULT_CNN_CHANNELS",
-           "DEFAULT_MLP_HIDDEN", "OPTIMIZERS",
-           "SETUP_FIELDS", "ActivationConfig", "Arch", "ConfigError", "DataConfig", "ExperimentConfig",
-           "FinetuneConfig", "ModelConfig", "Optimizer", "PerLayer", "StructuredConfig", "TrainConfig",
-           "WeightPruningConfig", "config_json", "json_schema", "parse_config",
-           "reset_for_new_setup", "changed_setup", "validate_config", "what_was_reset"]
+__all__ = [
+    "ARCHS",
+    "CONFIG_FILE",
+    "CONFIG_VERSION",
+    "CONV_ARCHS",
+    "DATASETS",
+    "DEFAULT_CNN_CHANNELS",
+    "DEFAULT_MLP_HIDDEN",
+    "IMAGE_SIDES",
+    "NO_FINETUNE_AFTER_STRUCTURED",
+    "OPTIMIZERS",
+    "SETUP_FIELDS",
+    "ActivationConfig",
+    "Arch",
+    "ConfigError",
+    "DataConfig",
+    "ExperimentConfig",
+    "FinetuneConfig",
+    "ModelConfig",
+    "Optimizer",
+    "PerLayer",
+    "StructuredConfig",
+    "TrainConfig",
+    "WeightPruningConfig",
+    "changed_setup",
+    "config_json",
+    "json_schema",
+    "parse_config",
+    "reset_for_new_setup",
+    "validate_config",
+    "what_was_reset",
+]
 
-CONFIG_VERSION = 1
+CONFIG_VERSION: Final = 1
 # Changing one of these discards the trained baseline; any other section is applied to the kept baseline.
 SETUP_FIELDS = ("seed", "device", "data", "model", "train")
 
@@ -71,7 +98,7 @@ class ExperimentConfig(_Section):
         return with_dataset_defaults(raw) if isinstance(raw, dict) else raw
 
     @model_validator(mode="after")
-    def _model_fits_data(self) -> "ExperimentConfig":
+    def _model_fits_data(self) -> ExperimentConfig:
         image_set = CONV_ARCHS.get(self.model.arch)
         if image_set is not None and self.data.name != image_set:
             side = IMAGE_SIDES[image_set]
@@ -107,14 +134,14 @@ class ExperimentConfig(_Section):
         if "freeze" in sections:
             check_known(self.freeze, names, "freeze", f"is not a layer of model '{arch}'", "its layers:")
 
-    def with_section(self, **sections) -> "ExperimentConfig":
+    def with_section(self, **sections) -> ExperimentConfig:
         """This config with whole sections replaced (each already a validated section), checked against the model's
         layers. One shallow copy: sections are frozen, so the new config shares the unchanged ones."""
         new = self.model_copy(update=sections)
         new.check_layers(tuple(sections))
         return new
 
-    def resets_baseline(self, other: "ExperimentConfig") -> bool:
+    def resets_baseline(self, other: ExperimentConfig) -> bool:
         """Whether going from this config to `other` discards the trained baseline (see SETUP_FIELDS)."""
         return any(getattr(self, f) != getattr(other, f) for f in SETUP_FIELDS)
 
@@ -171,56 +198,22 @@ def what_was_reset(old: ExperimentConfig, new: ExperimentConfig) -> list[str]:
     return gone
 
 
-def _format_errors(err: ValidationError) -> list[str]:
-    by_loc: dict[str, list[dict]] = {}
-    for e in err.errors():
-        # Union members add a tag such as 'float' or 'dict[str,float]' to the path: users never wrote those.
-        loc = ".".join(str(p) for p in e["loc"] if str(p) not in _UNION_TAGS and not _TYPE_TAG.match(str(p)))
-        by_loc.setdefault(loc, []).append(e)
-    problems = []
-    for loc, errors in by_loc.items():
-        types = {e["type"] for e in errors}
-        if "json_invalid" in types:
-            problems.append(f"not valid JSON: {errors[0].get('ctx', {}).get('error', errors[0]['msg'])}")
-        elif types == {"extra_forbidden"}:
-            problems.append(f"{loc}: unknown field (not part of config version {CONFIG_VERSION})")
-        elif len(errors) > 1 and "dict_type" in types:  # a float-or-per-layer field got neither
-            problems.append(f"{loc}: expected a number or a per-layer object such as {{\"fc1\": 0.5}}, "
-                            f"got {errors[0]['input']!r}")
-        else:
-            msgs = "; ".join(dict.fromkeys(e["msg"].removeprefix("Value error, ") for e in errors))
-            # Validators of a whole section already start their message with the field path they are about.
-            problems.append(msgs if not loc or msgs.startswith(loc + ".") else f"{loc}: {msgs}")
-    return problems
-
-
-_UNION_TAGS = {"float", "int", "str", "bool", "none"}
-_TYPE_TAG = re.compile(r"^(dict|list|tuple|set)\[")  # pydantic's tag of a union member, e.g. 'dict[str,float]'
-
-_MAX_INT_DIGITS = 100  # far above any real setting; below Python's 4300-digit conversion limit
+# The one loader of config files (explorer/config/versioned.py): bounded read, version check, field-named problems. A
+# config written by hand may leave "version" out: it is read as this version.
+CONFIG_FILE: VersionedJson[ExperimentConfig] = VersionedJson("config", ExperimentConfig, CONFIG_VERSION,
+                                                             version_required=False)
 
 
 def parse_config(text: str | bytes) -> ExperimentConfig:
     """Validate a JSON text (measured first: explorer.config.jsontext). Raises ConfigError whose problems each name the
     field, never a traceback-worthy error."""
-    # A huge integer is read as inf, so validation names its field (not Python's set_int_max_str_digits advice).
-    raw = load_json(text, parse_int=lambda s: int(s) if len(s) <= _MAX_INT_DIGITS else float(s))
-    if not isinstance(raw, dict):
-        raise ConfigError([f"expected a JSON object at the top level, got {type(raw).__name__}"])
-    if "version" in raw and raw["version"] != CONFIG_VERSION:
-        raise ConfigError([f"version: this app reads config version {CONFIG_VERSION}, the file has "
-                           f"version {repr(raw['version'])[:40]}"])
-    return validate_config(raw)
+    return CONFIG_FILE.parse(text)
 
 
 def validate_config(raw: dict) -> ExperimentConfig:
-    """Validate a config given as a dict. Raises ConfigError whose problems each name the field."""
-    try:
-        return ExperimentConfig.model_validate(raw)
-    except ValidationError as e:
-        raise ConfigError(_format_errors(e)) from None
-    except RecursionError:  # nesting below json's limit can still exhaust validation or a message's repr
-        raise ConfigError([too_deep()]) from None
+    """Validate a config given as a dict (its version checked as a file's is). Raises ConfigError whose problems each
+    name the field."""
+    return CONFIG_FILE.validate(raw)
 
 
 def config_json(config: ExperimentConfig) -> str:
@@ -230,4 +223,4 @@ def config_json(config: ExperimentConfig) -> str:
 
 def json_schema() -> dict:
     """The config's JSON Schema (`python -m explorer schema`)."""
-    return ExperimentConfig.model_json_schema()
+    return CONFIG_FILE.json_schema()

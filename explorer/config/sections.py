@@ -4,9 +4,11 @@ them into ExperimentConfig and re-exports them, so `from explorer.config.schema 
 """
 from __future__ import annotations
 
-from typing import Literal, Optional, Union, get_args
+from typing import Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from explorer.config.versioned import FileModel
 
 Optimizer = Literal["adam", "adamw", "sgd"]
 OPTIMIZERS: tuple[str, ...] = get_args(Optimizer)
@@ -58,10 +60,11 @@ def with_dataset_defaults(raw: dict) -> dict:
     return out
 
 
-class _Section(BaseModel):
-    # Frozen: a config is shared, never changed in place (a change is a new object from model_copy or validation),
-    # so the experiment can hand out its config without copying it on every read.
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _Section(FileModel):
+    # Frozen (FileModel): a config is shared, never changed in place (a change is a new object from model_copy or
+    # validation), so the experiment can hand out its config without copying it on every read. FileModel also refuses
+    # unknown fields, NaN/Infinity in a float and true/false where a number is meant.
+    pass
 
 
 class DataConfig(_Section):
@@ -78,12 +81,12 @@ class DataConfig(_Section):
                                           "(stratified, seeded): every choice (APoZ ranking, activation calibration, "
                                           "sensitivity and pruning curves) is made on it; the test split gives the "
                                           "final figures only")
-    file: Optional[str] = Field(
+    file: str | None = Field(
         None, max_length=255, description="upload only: the file's name (a .csv or .npz); `python -m explorer run` "
                                           "reads it beside the config file, or from --data")
-    label_column: Optional[str] = Field(None, max_length=255,
+    label_column: str | None = Field(None, max_length=255,
                                         description="upload of a CSV only: the column that holds the class labels")
-    sha256: Optional[str] = Field(None, pattern="^[0-9a-f]{64}$",
+    sha256: str | None = Field(None, pattern="^[0-9a-f]{64}$",
                                   description="upload only: SHA-256 of the file, so a replay on other data is refused")
     na_labels: bool = Field(
         False, description="upload of a CSV only: true reads label cells such as 'NA', 'None', 'null' or 'NaN' as "
@@ -92,7 +95,7 @@ class DataConfig(_Section):
                            "these words and empty cells as missing")
 
     @model_validator(mode="after")
-    def _upload_fields(self) -> "DataConfig":
+    def _upload_fields(self) -> DataConfig:
         given = [f for f in ("file", "label_column", "sha256") if getattr(self, f) is not None]
         given += ["na_labels"] if self.na_labels else []
         if self.name != "upload":
@@ -118,15 +121,15 @@ class ModelConfig(_Section):
         "lenet300100", description="mlp (hidden sizes below), lenet300100 (Han et al. 2015: 300 and 100 hidden units), "
                                    "cnn (a small CNN for 8x8 digits only), lenet5 (Caffe's LeNet-5 for 28x28 images: "
                                    "conv1 20 and conv2 50 5x5 filters, fc1 500 units, fc2)")
-    hidden: Optional[list[int]] = Field(
+    hidden: list[int] | None = Field(
         None, description=f"hidden layer sizes of 'mlp' (default {list(DEFAULT_MLP_HIDDEN)}), or fc1's units of "
                           f"'lenet5' (default {list(DEFAULT_LENET5_HIDDEN)}; a compacted lenet5 has fewer)")
-    channels: Optional[list[int]] = Field(
+    channels: list[int] | None = Field(
         None, description=f"filters of conv1 and conv2 of 'cnn' (default {list(DEFAULT_CNN_CHANNELS)}) or 'lenet5' "
                           f"(default {list(DEFAULT_LENET5_CHANNELS)}); a compacted model has fewer")
 
     @model_validator(mode="after")
-    def _channels_only_for_conv(self) -> "ModelConfig":
+    def _channels_only_for_conv(self) -> ModelConfig:
         if self.channels is not None:
             if self.arch not in CONV_ARCHS:
                 raise ValueError(f"'channels' applies only to arch 'cnn' or 'lenet5', not '{self.arch}'; remove it")
@@ -137,11 +140,12 @@ class ModelConfig(_Section):
     def channel_sizes(self) -> tuple[int, int]:
         """conv1 and conv2 filter counts of the cnn or lenet5 (the defaults unless `channels` is given)."""
         if self.channels is not None:
-            return tuple(self.channels)
+            conv1, conv2 = self.channels  # two, as _check holds it
+            return conv1, conv2
         return DEFAULT_LENET5_CHANNELS if self.arch == "lenet5" else DEFAULT_CNN_CHANNELS
 
     @model_validator(mode="after")
-    def _hidden_only_for_mlp(self) -> "ModelConfig":
+    def _hidden_only_for_mlp(self) -> ModelConfig:
         if self.hidden is not None:
             if self.arch not in ("mlp", "lenet5"):
                 raise ValueError(f"'hidden' applies only to arch 'mlp' or 'lenet5', not '{self.arch}'; remove it")
@@ -180,7 +184,7 @@ def default_train(name: str) -> TrainConfig:
     return TrainConfig(**DATASET_TRAIN_DEFAULTS.get(name, {}))
 
 
-def default_finetune(name: str) -> "FinetuneConfig":
+def default_finetune(name: str) -> FinetuneConfig:
     """The fine-tuning defaults of data set `name`: DATASET_FINETUNE_DEFAULTS over FinetuneConfig's."""
     return FinetuneConfig(**DATASET_FINETUNE_DEFAULTS.get(name, {}))
 
@@ -205,13 +209,13 @@ class FinetuneConfig(_Section):
     # but one (dns, seed 2: -0.3), in about a second on 2 CPU cores. dns leaves about 77 % sparsity at this rate (it
     # splices weights back; 90 % at the old one). SGD recovered at its training rate at least as well as at a tenth.
     epochs: int = Field(40, ge=0, le=1000, description="passes over the training set while fine-tuning")
-    lr: Optional[float] = Field(None, gt=0.0, le=1e6,
+    lr: float | None = Field(None, gt=0.0, le=1e6,
                                 description="default: train.lr (Han et al.'s train.lr / 10, meant for long SGD "
                                             "retraining, left these short runs far from recovered)")
-    optimizer: Optional[Optimizer] = Field(None, description="default: train.optimizer")
-    momentum: Optional[float] = Field(None, ge=0.0, lt=1.0, description="default: train.momentum")
-    weight_decay: Optional[float] = Field(None, ge=0.0, le=1.0, description="default: train.weight_decay")
-    batch_size: Optional[int] = Field(None, ge=1, le=65536, description="default: train.batch_size")
+    optimizer: Optimizer | None = Field(None, description="default: train.optimizer")
+    momentum: float | None = Field(None, ge=0.0, lt=1.0, description="default: train.momentum")
+    weight_decay: float | None = Field(None, ge=0.0, le=1.0, description="default: train.weight_decay")
+    batch_size: int | None = Field(None, ge=1, le=65536, description="default: train.batch_size")
     iterative_steps: int = Field(3, ge=1, le=50, description="iterative: number of equal pruning steps")
     agp_initial_sparsity: float = Field(0.0, ge=0.0, lt=1.0, description="agp: s_i")
     agp_frequency: int = Field(10, ge=1, le=100000, description="agp: optimizer steps between pruning steps (Δt)")
@@ -220,7 +224,7 @@ class FinetuneConfig(_Section):
     dns_margin: float = Field(0.1, ge=0.0, le=10.0,
                               description="dns: a weight is spliced back when |w| > (1 + margin) × its cut bound")
     dns_every: int = Field(1, ge=1, le=100000, description="dns: optimizer steps between mask updates")
-    dns_c_rate: Optional[float] = Field(
+    dns_c_rate: float | None = Field(
         None, ge=-10.0, le=10.0, description="dns: cut bound a = max(mean|w| + c_rate·std(w), 0) per layer, from its "
                                              "weights and biases (Guo et al.'s code); null: c_rate chosen per layer "
                                              "so that the first cut meets the weight-pruning target")
@@ -234,11 +238,11 @@ class FinetuneConfig(_Section):
     lottery_rewind_epoch: int = Field(
         0, ge=0, le=1000, description="lottery: the kept weights go back to their values after this many epochs of "
                                       "the baseline's training (0: the seeded initialisation; at most train.epochs)")
-    lottery_reinit_seed: Optional[int] = Field(
+    lottery_reinit_seed: int | None = Field(
         None, ge=0, le=2**32 - 1, description="lottery: the seed of the random re-initialisation that the winning "
                                               "ticket is compared with (default: seed + 1)")
 
-    def train_config(self, base: "TrainConfig") -> "TrainConfig":
+    def train_config(self, base: TrainConfig) -> TrainConfig:
         """The optimizer settings of the fine-tuning run: this section's where given, else `train`'s."""
         return base.model_copy(update={
             "epochs": self.epochs,
@@ -251,6 +255,10 @@ class FinetuneConfig(_Section):
 
 
 PerLayer = dict[str, float]
+
+# The one wording of a rule that a lesson's checks and the fine-tuning itself (explorer/experiment/finetuning.py) state.
+NO_FINETUNE_AFTER_STRUCTURED = ("fine-tuning after structured pruning is not available yet: the removed units' biases "
+                                "would train back; compact the structurally pruned model instead")
 
 
 def _per_layer_values(field: str, value) -> list[tuple[str, float]]:
@@ -274,11 +282,11 @@ class StructuredConfig(_Section):
     method: Literal["l1", "l2", "apoz"] = Field(
         "l1", description="l1 / l2: smallest weight-row norm first (Li et al. 2016; torch.nn.utils.prune.ln_structured "
                           "along dim 0); apoz: most often zero activation first (Hu et al. 2016)")
-    amount: Union[float, PerLayer, None] = Field(
+    amount: float | PerLayer | None = Field(
         None, description="fraction of units to remove, one float for every hidden layer or {layer: float}")
 
     @model_validator(mode="after")
-    def _check(self) -> "StructuredConfig":
+    def _check(self) -> StructuredConfig:
         for where, v in _per_layer_values("amount", self.amount) if self.amount is not None else ():
             if not 0.0 <= v <= 1.0:
                 raise ValueError(f"{where} must be between 0 and 1, got {v}")
@@ -291,10 +299,10 @@ class WeightPruningConfig(_Section):
 
     scope: Literal["layer", "global"] = Field(
         "layer", description="layer: each layer pruned on its own; global: one ranking over all layers")
-    sparsity: Union[float, PerLayer, None] = Field(
+    sparsity: float | PerLayer | None = Field(
         None, description="fraction of weights to prune, one float or {layer: float}; "
                           "agrees with torch.nn.utils.prune.l1_unstructured / global_unstructured")
-    threshold: Union[float, PerLayer, None] = Field(
+    threshold: float | PerLayer | None = Field(
         None, description="magnitude t, one float or {layer: float}: a weight is kept iff abs(w) > t")
     structured: StructuredConfig = Field(default_factory=StructuredConfig)
     criterion: Literal["magnitude", "wanda"] = Field(
@@ -302,14 +310,14 @@ class WeightPruningConfig(_Section):
                                  "its input over 512 seeded rows of the training split, compared within each output "
                                  "row (scope 'layer') or over all layers (scope 'global'), no retraining (Sun et al. "
                                  "2023); needs 'sparsity' or 'pattern', never 'threshold'")
-    pattern: Optional[Literal["2:4", "4:8"]] = Field(
+    pattern: Literal["2:4", "4:8"] | None = Field(
         None, description="N:M semi-structured sparsity: in every group of M consecutive input weights of each output "
                           "row (a conv's flattened in x kh x kw) the N with the largest score (see criterion) are "
                           "kept, in every layer; a trailing partial group of r weights keeps ceil(r*N/M). It fixes "
                           "the sparsity at 1 - N/M (50%), so 'sparsity' and 'threshold' stay null and scope 'layer'")
 
     @model_validator(mode="after")
-    def _check(self) -> "WeightPruningConfig":
+    def _check(self) -> WeightPruningConfig:
         if self.sparsity is not None and self.threshold is not None:
             raise ValueError("give either 'sparsity' or 'threshold', not both (set the other to null)")
         if self.pattern is not None:
@@ -340,9 +348,7 @@ class WeightPruningConfig(_Section):
             values = _per_layer_values(field, value)
             if isinstance(value, dict) and self.scope == "global":
                 raise ValueError(f"a per-layer '{field}' needs scope 'layer'; scope 'global' takes one number")
-            for where, v in values:
-                if v != v or v in (float("inf"), float("-inf")):
-                    raise ValueError(f"{where} must be a finite number, got {v}")
+            for where, v in values:  # finite already: FileModel refuses NaN and Infinity by name
                 if field == "sparsity" and not 0.0 <= v <= 1.0:
                     raise ValueError(f"{where} must be between 0 and 1, got {v}")
                 if field == "threshold" and v < 0.0:
@@ -370,20 +376,20 @@ class ActivationConfig(_Section):
     """Activation thresholds after each hidden layer's nonlinearity: a value with abs(a) < t becomes 0 (forced-threshold
     ReLU), and no gradient flows through it. Give `threshold` (static) or `target_sparsity` (dynamic), or neither."""
 
-    threshold: Union[float, PerLayer, None] = Field(
+    threshold: float | PerLayer | None = Field(
         None, description="static t, one float for every hidden layer or {layer: float}")
-    target_sparsity: Union[float, PerLayer, None] = Field(
+    target_sparsity: float | PerLayer | None = Field(
         None, description="dynamic: per layer the share of zero activations to reach; while training, t follows the "
                           "batch quantile that reaches it, smoothed by `ema`")
     ema: float = Field(0.9, ge=0.0, lt=1.0, description="dynamic: t ← ema·t + (1 − ema)·batch quantile")
 
     @model_validator(mode="after")
-    def _check(self) -> "ActivationConfig":
+    def _check(self) -> ActivationConfig:
         if self.threshold is not None and self.target_sparsity is not None:
             raise ValueError("give either 'threshold' or 'target_sparsity', not both (set the other to null)")
         for field, lo, hi in (("threshold", 0.0, float("inf")), ("target_sparsity", 0.0, 0.999)):
             for where, v in _per_layer_values(field, getattr(self, field)):
-                if not (lo <= v <= hi) or v == float("inf"):
+                if not lo <= v <= hi:  # finite already (FileModel)
                     raise ValueError(f"{where} must be between {lo:g} and {hi:g}, got {v}")
         return self
 

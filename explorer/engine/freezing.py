@@ -3,8 +3,8 @@ frozen layer did not move (a hash of its bytes, compared before and after traini
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from torch import nn
 
@@ -41,7 +41,7 @@ def parameter_counts(model: nn.Module) -> ParameterCounts:
     return ParameterCounts(trainable, total - trainable, total, layers)
 
 
-def fingerprint(module: nn.Module) -> str:
+def fingerprint(module: nn.Linear | nn.Conv2d) -> str:
     """SHA-256 (first 16 hex digits) of the layer's weight and bias bytes: equal iff bit-identical."""
     h = hashlib.sha256()
     for p in (module.weight, module.bias):

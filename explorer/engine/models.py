@@ -22,7 +22,7 @@ PRUNABLE = (nn.Linear, nn.Conv2d)
 
 
 class MLP(nn.Module):
-    """in → hidden[0] → … → hidden[-1] → classes; layers fc1, fc2, …, each hidden one followed by its ReLU act1, act2, …
+    """in → hidden[0] → … → hidden[-1] → classes; layers fc1, fc2, …, each hidden one followed by its ReLU (act1, …).
 
     The nonlinearities are modules (no parameters, so state_dicts are unchanged) so that an activation threshold can
     hook in right after them (explorer.engine.activations)."""
@@ -143,7 +143,7 @@ def activation_modules(model: nn.Module) -> dict[str, nn.Module]:
             if isinstance(getattr(model, f"act{i + 1}", None), nn.Module)}
 
 
-def prunable_layers(model: nn.Module) -> dict[str, nn.Module]:
+def prunable_layers(model: nn.Module) -> dict[str, nn.Linear | nn.Conv2d]:
     """{name: module} of every nn.Linear / nn.Conv2d, in `named_modules()` order (the order global pruning uses)."""
     return {name: m for name, m in model.named_modules() if isinstance(m, PRUNABLE)}
 
@@ -271,9 +271,9 @@ def checkpoint_limit(cfg: ModelConfig, n_features: int, n_classes: int) -> int:
 
 
 def zip_records_at_most(data: bytes) -> int:
-    """An upper bound on the records of a zip archive, counted before zipfile reads its directory (zipfile builds an
+    r"""An upper bound on the records of a zip archive, counted before zipfile reads its directory (zipfile builds an
     object per record while holding the GIL: 24 MB of empty records cost 300 MB and seconds). Every record of the
-    directory starts with the signature PK\\1\\2; finding it inside stored data too only makes the bound looser."""
+    directory starts with the signature PK\1\2; finding it inside stored data too only makes the bound looser."""
     return data.count(b"PK\x01\x02")
 
 

@@ -1,19 +1,22 @@
-"""Weight masks by magnitude, with the semantics of `torch.nn.utils.prune` (its L1 methods are the reference).
+"""Weight masks by magnitude, with the semantics of `torch.nn.utils.prune` (its L1 methods are the reference), and
+what is done with any mask (applied, counted, drawn, compacted away).
 
-A mask is a bool tensor shaped like the layer's weight; `False` entries are pruned (held at exactly 0).
+The rule itself (scores, selections, the one ranking) is explorer/engine/masks.py; here are its magnitude settings:
 - sparsity s (per layer): prune `round(s * n)` entries chosen by `torch.topk(abs(w), largest=False)`, exactly as
   `prune.l1_unstructured(module, "weight", amount=s)`; ties are broken by topk, so they never over-prune.
 - sparsity s (global): one ranking over the concatenated weights in `named_modules()` order, exactly as
   `prune.global_unstructured(..., pruning_method=prune.L1Unstructured, amount=s)`.
 - threshold t: an entry is kept iff `abs(w) > t` (so t at or above every |w| prunes the whole layer); as in any
   torch comparison, t is rounded to the weight's dtype (float32) first.
+- structured: whole output units by L1 / L2 norm (`prune.ln_structured(dim=0)`) or by APoZ.
 Unlike `torch.nn.utils.prune` we do not reparametrise (`weight_orig * weight_mask` on every forward): masks are
 applied once to a plain model, whose state_dict then has no `weight_orig`/`weight_mask` keys.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping, Optional
+from typing import cast
 
 import torch
 from torch import nn
@@ -21,9 +24,21 @@ from torch import nn
 from explorer.config.layers import PerLayerValue as Amount
 from explorer.config.layers import expand
 from explorer.config.sections import CONV_ARCHS
+from explorer.engine.masks import (
+    GlobalK,
+    LayerK,
+    Masks,
+    Selection,
+    Threshold,
+    Units,
+    apoz_scores,
+    check_sparsity,
+    magnitude,
+    n_to_prune,
+    select,
+    unit_norms,
+)
 from explorer.engine.models import build_model, prunable_layers
-
-Masks = dict[str, torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -43,37 +58,22 @@ class PruningStats:
     total: int
 
 
-def _check_sparsity(s: float, where: str) -> None:
-    if not 0.0 <= s <= 1.0:  # also rejects NaN
-        raise ValueError(f"sparsity{where} must be between 0 and 1, got {s}")
-
-
-def n_to_prune(sparsity: float, n: int) -> int:
-    """How many of n entries a float amount prunes: Python's round(), as torch.nn.utils.prune does."""
-    return round(sparsity * n)
-
-
-def _bottom_k_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
-    mask = torch.ones(scores.numel(), dtype=torch.bool, device=scores.device)
-    if k:
-        mask[torch.topk(scores.reshape(-1), k=k, largest=False).indices] = False
-    return mask.view(scores.shape)
-
-
-def global_masks(scores: Mapping[str, torch.Tensor], sparsity, smallest=_bottom_k_mask) -> Masks:
-    """One ranking over every layer's scores (concatenated as parameters_to_vector does), its `sparsity` share of
-    the smallest pruned by `smallest(flat scores, k)`, split back into {layer: bool mask}. The one home of "global"
-    for every criterion (magnitude here, Wanda's scores in explorer/methods/wanda.py)."""
-    if isinstance(sparsity, Mapping):
-        raise ValueError("scope 'global' takes one sparsity for all layers, not a per-layer object")
-    _check_sparsity(float(sparsity), "")
-    flat = torch.cat([s.reshape(-1) for s in scores.values()])
-    mask = smallest(flat, n_to_prune(float(sparsity), flat.numel())).reshape(-1)
-    masks, offset = {}, 0
-    for n, s in scores.items():
-        masks[n] = mask[offset:offset + s.numel()].view(s.shape)
-        offset += s.numel()
-    return masks
+def magnitude_selection(*, sparsity: Amount = None, threshold: Amount = None,
+                        scope: str = "layer") -> Selection:
+    """The selection a magnitude setting applies to |w| (see the module docstring): Threshold, LayerK or GlobalK
+    (ties by topk, as torch.nn.utils.prune); nothing set prunes nothing. Raises ValueError for a setting that is not
+    one (an unknown scope, both sparsity and threshold, a per-layer threshold with scope "global")."""
+    if scope not in ("layer", "global"):
+        raise ValueError(f"scope must be 'layer' or 'global', got {scope!r}")
+    if sparsity is not None and threshold is not None:
+        raise ValueError("give either sparsity or threshold, not both")
+    if threshold is not None:
+        if scope == "global" and isinstance(threshold, Mapping):
+            raise ValueError("scope 'global' takes one threshold for all layers, not a per-layer object")
+        return Threshold(threshold)  # one threshold is the same cut in every layer: global or not
+    if scope == "global" and sparsity is not None:
+        return GlobalK(sparsity)
+    return LayerK(sparsity)
 
 
 def masks_from_weights(weights: Mapping[str, torch.Tensor], *, sparsity: Amount = None, threshold: Amount = None,
@@ -88,32 +88,8 @@ def masks_from_weights(weights: Mapping[str, torch.Tensor], *, sparsity: Amount 
     Returns:
         {layer: bool mask} for every layer in `weights`; True = kept.
     """
-    names = list(weights)
-    if scope not in ("layer", "global"):
-        raise ValueError(f"scope must be 'layer' or 'global', got {scope!r}")
-    if sparsity is not None and threshold is not None:
-        raise ValueError("give either sparsity or threshold, not both")
-    masks = {n: torch.ones_like(w, dtype=torch.bool) for n, w in weights.items()}
-    if sparsity is None and threshold is None:
-        return masks
-
-    if threshold is not None:
-        if scope == "global" and isinstance(threshold, Mapping):
-            raise ValueError("scope 'global' takes one threshold for all layers, not a per-layer object")
-        for n, t in expand(threshold, names, "threshold").items():
-            if not t >= 0.0:
-                raise ValueError(f"threshold of layer '{n}' must be >= 0, got {t}")
-            masks[n] = weights[n].abs() > t
-        return masks
-
-    if scope == "global":
-        return global_masks({n: w.detach().abs() for n, w in weights.items()}, sparsity)
-
-    for n, s in expand(sparsity, names, "sparsity").items():
-        _check_sparsity(s, f" of layer '{n}'")
-        w = weights[n].detach()
-        masks[n] = _bottom_k_mask(w.abs(), n_to_prune(s, w.numel()))
-    return masks
+    selection = magnitude_selection(sparsity=sparsity, threshold=threshold, scope=scope)
+    return select(magnitude(weights), selection)
 
 
 def layer_weights(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -163,11 +139,6 @@ def mask_stats(masks: Mapping[str, torch.Tensor]) -> PruningStats:
     return PruningStats(layers, 1.0 - kept_all / total_all if total_all else 0.0, kept_all, total_all)
 
 
-def weight_sparsity(model: nn.Module) -> PruningStats:
-    """Measured fraction of exact zeros in each prunable weight (not what a mask says: what the tensor holds)."""
-    return mask_stats({n: w != 0 for n, w in layer_weights(model).items()})
-
-
 def effective_threshold(weight: torch.Tensor, mask: torch.Tensor) -> float | None:
     """The magnitude that separates pruned from kept entries: the largest pruned |w| (None when nothing is pruned).
     With a threshold t it is ≤ t; with a sparsity target it is where that target's cut fell."""
@@ -177,7 +148,7 @@ def effective_threshold(weight: torch.Tensor, mask: torch.Tensor) -> float | Non
     return float(torch.where(mask, -1.0, weight.detach().abs()).max())
 
 
-def mask_map(mask: torch.Tensor, max_cells: int = 96, max_rows: Optional[int] = None) -> torch.Tensor:
+def mask_map(mask: torch.Tensor, max_cells: int = 96, max_rows: int | None = None) -> torch.Tensor:
     """The mask as a 2-D map of the kept fraction, block-averaged to at most max_cells per side (as TensorFlow
     Playground's reduceMatrix), so a large layer never sends its full matrix to the browser.
     Linear (out, in) stays (out, in); Conv2d (out, in, kh, kw) becomes (out, in*kh*kw). `max_rows` (default
@@ -197,7 +168,7 @@ def mask_map(mask: torch.Tensor, max_cells: int = 96, max_rows: Optional[int] = 
 
 # ---- structured pruning and compaction ---------------------------------------------------------------------------
 def structured_masks(weights: Mapping[str, torch.Tensor], amount: Amount, *, method: str = "l1",
-                     apoz: Optional[Mapping[str, torch.Tensor]] = None) -> Masks:
+                     apoz: Mapping[str, torch.Tensor] | None = None) -> Masks:
     """Masks that remove whole output neurons (Linear rows) or filters (Conv2d dim 0).
 
     Args:
@@ -209,25 +180,14 @@ def structured_masks(weights: Mapping[str, torch.Tensor], amount: Amount, *, met
     """
     if method not in ("l1", "l2", "apoz"):
         raise ValueError(f"structured method must be 'l1', 'l2' or 'apoz', got {method!r}")
-    names = list(weights)
-    masks = {n: torch.ones_like(w, dtype=torch.bool) for n, w in weights.items()}
-    for n, a in expand(amount, names, "structured amount").items():
-        _check_sparsity(a, f" of layer '{n}'")
-        w = weights[n].detach()
-        units = w.shape[0]
-        keep = units - n_to_prune(a, units)
-        if keep == units:
-            continue
-        if method == "apoz":
-            if apoz is None or n not in apoz:
-                raise ValueError(f"APoZ ranking needs activation statistics for layer '{n}'")
-            score = -torch.as_tensor(apoz[n], dtype=torch.float32, device=w.device)  # low APoZ = useful
-        else:
-            score = torch.norm(w, p=1 if method == "l1" else 2, dim=list(range(1, w.dim())))
-        rows = torch.zeros(units, dtype=torch.bool, device=w.device)
-        rows[torch.topk(score, k=keep, largest=True).indices] = True
-        masks[n] = rows.view(-1, *([1] * (w.dim() - 1))).expand_as(w).clone()
-    return masks
+    amounts = expand(amount, weights, "structured amount")
+    for n, a in amounts.items():
+        check_sparsity(a, f" of layer '{n}'")
+    # Only the layers that lose a unit are scored: an amount that rounds to no unit needs no APoZ statistics.
+    cut = {n: weights[n] for n, a in amounts.items() if n_to_prune(a, weights[n].shape[0])}
+    scores = apoz_scores(apoz or {}, cut) if method == "apoz" else unit_norms(cut, 1 if method == "l1" else 2)
+    units = select(scores, Units({n: amounts[n] for n in cut}))
+    return {n: units.get(n, torch.ones_like(w, dtype=torch.bool)) for n, w in weights.items()}
 
 
 @torch.no_grad()
@@ -275,7 +235,9 @@ def compact(model: nn.Module, model_cfg, masks: Mapping[str, torch.Tensor]):
     else:
         new_cfg = model_cfg.model_copy(update={"arch": "mlp", "hidden": [len(keep[n]) for n in names[:-1]]})
     first = layers[names[0]]
-    small = build_model(new_cfg, model.n_features, model.n_classes).to(first.weight.device)
+    # a zoo model's sizes (plain ints: nn.Module's __getattr__ types every attribute as a tensor or a module)
+    n_features, n_classes = cast(int, model.n_features), cast(int, model.n_classes)
+    small = build_model(new_cfg, n_features, n_classes).to(first.weight.device)
     small_layers = prunable_layers(small)
     prev = None
     for i, n in enumerate(names):
@@ -292,6 +254,8 @@ def compact(model: nn.Module, model_cfg, masks: Mapping[str, torch.Tensor]):
                 w = w[:, prev]
         small_layers[n].weight.copy_(w)
         if b is not None:
-            small_layers[n].bias.copy_(b[rows])
+            small_bias = small_layers[n].bias
+            assert small_bias is not None  # the same architecture, so the same biases
+            small_bias.copy_(b[rows])
         prev = rows
     return small.eval(), new_cfg

@@ -11,7 +11,6 @@ import statistics
 import time
 import warnings
 from dataclasses import dataclass
-from typing import Optional, Union
 
 import numpy as np
 import torch
@@ -38,8 +37,8 @@ def encode(w: torch.Tensor, fmt: str) -> dict:
         # clone(): the accessors return views, and torch.save would write the whole storage behind a view
         return {"format": "coo", "shape": list(w.shape), "indices": t.indices().clone(), "values": t.values().clone()}
     if fmt == "csr":
-        rows = w.shape[0] if w.dim() > 1 else 1  # explicit sizes: reshape cannot infer -1 for a 0-row tensor
-        flat = w.reshape(rows, w.numel() // rows if rows else int(np.prod(w.shape[1:])))
+        n_rows = w.shape[0] if w.dim() > 1 else 1  # explicit sizes: reshape cannot infer -1 for a 0-row tensor
+        flat = w.reshape(n_rows, w.numel() // n_rows if n_rows else int(np.prod(w.shape[1:])))
         k2 = keep.reshape(flat.shape)
         rows, cols = k2.nonzero(as_tuple=True)
         crow = torch.zeros(flat.shape[0] + 1, dtype=torch.int64)
@@ -86,7 +85,7 @@ def memory_bytes(enc: dict) -> int:
     return sum(t.numel() * t.element_size() for t in enc.values() if torch.is_tensor(t))
 
 
-def save(encs: Union[dict, dict[str, dict]], f) -> None:
+def save(encs: dict | dict[str, dict], f) -> None:
     """torch.save of the encoded tensors (a plain dict of tensors and lists: loads with weights_only=True)."""
     torch.save(encs, f)
 
@@ -152,7 +151,8 @@ def model_bytes(state_dict: dict) -> dict:
 
 def _median_ms(fn, budget_s: float, max_repeats: int = 15) -> float:
     fn()  # warm-up
-    times, start = [], time.perf_counter()
+    times: list[float] = []
+    start = time.perf_counter()
     while len(times) < max_repeats and (len(times) < 3 or time.perf_counter() - start < budget_s):
         t = time.perf_counter()
         fn()
@@ -169,7 +169,7 @@ class Tradeoff:
     sparsity: list[float]
     latency_ms: dict[str, list[float]]       # {"dense" / "csr" / "coo": ms per sparsity}
     bytes: dict[str, list[int]]              # {format: bytes per sparsity}
-    faster_from: dict[str, Optional[float]]  # first measured sparsity where the format is faster (None: never)
+    faster_from: dict[str, float | None]  # first measured sparsity where the format is faster (None: never)
     smaller_from: dict[str, float]           # break-even sparsity for bytes
 
 
@@ -183,21 +183,22 @@ def latency_tradeoff(rows: int = 1024, cols: int = 1024, batch: int = 256,
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(cols, batch, generator=g)
     per_cell = budget_s / (len(sparsities) * 3)
-    latency, stored = {"dense": [], "csr": [], "coo": []}, {f: [] for f in FORMATS}
+    latency: dict[str, list[float]] = {"dense": [], "csr": [], "coo": []}
+    stored: dict[str, list[int]] = {f: [] for f in FORMATS}
     for i, s in enumerate(sparsities):
         w = torch.randn(rows, cols, generator=g)
         w[torch.rand(rows, cols, generator=g) < s] = 0.0
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             csr, coo = w.to_sparse_csr(), w.to_sparse().coalesce()
-            latency["dense"].append(_median_ms(lambda: w @ x, per_cell))
-            latency["csr"].append(_median_ms(lambda: csr @ x, per_cell))
-            latency["coo"].append(_median_ms(lambda: torch.sparse.mm(coo, x), per_cell))
+            latency["dense"].append(_median_ms(lambda w=w: w @ x, per_cell))
+            latency["csr"].append(_median_ms(lambda csr=csr: csr @ x, per_cell))
+            latency["coo"].append(_median_ms(lambda coo=coo: torch.sparse.mm(coo, x), per_cell))
         for f in FORMATS:
             stored[f].append(memory_bytes(encode(w, f)))
         if on_progress is not None:
             on_progress(i + 1, len(sparsities))
-    faster = {f: next((s for s, t, d in zip(sparsities, latency[f], latency["dense"]) if t < d), None)
+    faster = {f: next((s for s, t, d in zip(sparsities, latency[f], latency["dense"], strict=True) if t < d), None)
               for f in ("csr", "coo")}
     return Tradeoff(rows, cols, batch, list(sparsities), latency, stored, faster,
                     {f: break_even_sparsity((rows, cols), f) for f in ("coo", "csr", "bitmask")})

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Optional
 
 import torch
 from torch import nn
@@ -76,7 +76,7 @@ class TrainResult:
     message: str = ""
     seconds: float = 0.0
     steps: int = 0
-    masks: Optional[dict] = None              # the masks at the end (masked runs only)
+    masks: dict | None = None              # the masks at the end (masked runs only)
     max_masked_grad: dict = field(default_factory=dict)  # per layer: largest |grad| the optimizer saw on a pruned entry
     trace: list = field(default_factory=list)  # schedule: (step, per-layer sparsity) at every mask change
     revived: int = 0                           # DNS: splices of weights that had been cut
@@ -116,7 +116,7 @@ class GradientMasker:
 
     def __init__(self, masked: Mapping[str, tuple], audit: bool):
         self.audit = audit
-        self.max = {}
+        self.max: dict[str, torch.Tensor] = {}
         self.set(masked)
 
     def set(self, masked: Mapping[str, tuple]) -> None:
@@ -126,6 +126,7 @@ class GradientMasker:
             self.max.setdefault(n, torch.zeros((), device=w.device))
 
     def __call__(self) -> None:
+        """Zero the pruned weights' gradients (the audit records the largest left there, which must stay 0)."""
         for n, (w, keep, pruned) in self.layers.items():
             if w.grad is None:
                 continue
@@ -149,16 +150,18 @@ def _masked_forward(masked: Mapping[str, tuple], enabled: bool):
         yield
     finally:
         with torch.no_grad():
-            for n, (w, m) in masked.items():
+            for n, (w, _) in masked.items():
                 w.copy_(dense[n])
 
 
 def l1_penalty(weights, strength: float) -> torch.Tensor:
-    """strength · Σ|w| over the given weights (the prunable layers' weights; biases are not penalised)."""
+    """Strength · Σ|w| over the given weights (the prunable layers' weights; biases are not penalised)."""
     return strength * sum(w.abs().sum() for w in weights)
 
 
-def _weight_sparsity(model: nn.Module) -> float:
+def weight_sparsity(model: nn.Module) -> float:
+    """Measured share of exact zeros over the prunable layers' weights (what the tensors hold, not what a mask
+    says)."""
     zeros = total = 0
     for m in prunable_layers(model).values():
         zeros += int((m.weight == 0).sum())
@@ -170,12 +173,12 @@ STOP_POLL_S = 0.25  # within an epoch, how often a run asks should_stop (an epoc
 
 
 def train(model: nn.Module, data: Dataset, cfg: TrainConfig, seed: int, *,
-          masks: Optional[Mapping[str, torch.Tensor]] = None,
+          masks: Mapping[str, torch.Tensor] | None = None,
           schedule=None,
-          on_epoch: Optional[Callable[[EpochRecord], None]] = None,
-          should_stop: Optional[Callable[[], bool]] = None,
+          on_epoch: Callable[[EpochRecord], None] | None = None,
+          should_stop: Callable[[], bool] | None = None,
           audit: bool = True,
-          act_hooks: Optional[Mapping] = None) -> TrainResult:
+          act_hooks: Mapping | None = None) -> TrainResult:
     """Minibatch training of `model` on `data` (both on one device) for cfg.epochs epochs.
 
     Args:
@@ -209,6 +212,7 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig, seed: int, *,
         masks = schedule.initial({k: w.detach() for k, w in weights.items()})
     masked = {name: (weights[name], mk.to(device)) for name, mk in (masks or {}).items() if not mk.all()}
     if schedule is not None:  # a schedule may prune any layer later
+        assert masks is not None  # schedule.initial gave them
         masked = {name: (weights[name], mk.to(device)) for name, mk in masks.items()}
     with torch.no_grad():
         for w, mk in masked.values():
@@ -296,7 +300,7 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig, seed: int, *,
             break
         with _masked_forward(forward_masked(), straight):
             record = EpochRecord(epoch, mean_loss, accuracy(model, data.x_train, data.y_train),
-                                 accuracy(model, data.x_test, data.y_test), step, _weight_sparsity(model))
+                                 accuracy(model, data.x_test, data.y_test), step, weight_sparsity(model))
         result.history.append(record)
         good, good_step = snapshot(), step
         if on_epoch is not None:

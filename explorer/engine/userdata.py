@@ -19,6 +19,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, overload
 
 import numpy as np
 import pandas as pd
@@ -244,6 +245,10 @@ _READ_ERRORS = (ValueError, TypeError, EOFError, OSError, RuntimeError, NotImple
                 zlib.error)
 
 
+@overload
+def _member(z: zipfile.ZipFile, key: str, load: Literal[False] = False) -> None: ...
+@overload
+def _member(z: zipfile.ZipFile, key: str, load: Literal[True]) -> np.ndarray: ...
 def _member(z: zipfile.ZipFile, key: str, load: bool = False) -> np.ndarray | None:
     """Array `key` of the .npz (when `load`). Its .npy header (shape and dtype) is read first, alone, and checked:
     numpy allocates and reads the array only once its size is known to be within the limits."""

@@ -1,14 +1,13 @@
 """What a weight is ranked by, side by side: magnitude against Wanda on one baseline at the same sparsity and without
 retraining (both masks, their accuracies, where they disagree, which layer costs what), and an N:M mask group by group
 with its check. Pure functions of a Baseline and the data; `comparison(exp)` and `pattern_view(exp, layer)` keep
-their results in the Experiment's cache (explorer/experiment/cache.py), keyed by the setting.
+their results in the Experiment's cache (explorer/engine/cache.py), keyed by the setting.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Literal, overload
 
-import numpy as np
 import torch
 
 from explorer.config.schema import ModelConfig, WeightPruningConfig
@@ -53,14 +52,8 @@ class CriteriaComparison:
         """Wanda's test accuracy minus magnitude's, in percentage points."""
         return 100 * (self.wanda_test - self.magnitude_test)
 
-    def agreement_map(self, layer: str, max_cells: int = 96) -> np.ndarray:
-        """The layer's weights as a 2-D map of (kept by magnitude) − (kept by Wanda): +1 magnitude alone keeps it,
-        −1 Wanda alone, 0 both agree; block-averaged as pruning.mask_map (conv filters flattened to rows)."""
-        mag, wan = self.masks[layer]
-        return pruning.mask_map(mag.float() - wan.float(), max_cells).cpu().numpy()
 
-
-def counterparts(wp: WeightPruningConfig, weights) -> Optional[tuple[WeightPruningConfig, WeightPruningConfig]]:
+def counterparts(wp: WeightPruningConfig, weights) -> tuple[WeightPruningConfig, WeightPruningConfig] | None:
     """(magnitude setting, Wanda setting) that prune as much as `wp`: the same sparsity and scope, or the same N:M
     pattern; a magnitude threshold becomes the per-layer sparsities it gives. None for structured or no pruning."""
     if wp.is_structured or not wp.is_active:
@@ -72,6 +65,11 @@ def counterparts(wp: WeightPruningConfig, weights) -> Optional[tuple[WeightPruni
             WeightPruningConfig(scope=scope, sparsity=sparsity, criterion="wanda"))
 
 
+@overload
+def _measure(model, baseline: Baseline, data: Dataset, masks: Masks,
+             test: Literal[True] = True) -> tuple[float, float]: ...
+@overload
+def _measure(model, baseline: Baseline, data: Dataset, masks: Masks, test: Literal[False]) -> tuple[float]: ...
 def _measure(model, baseline: Baseline, data: Dataset, masks: Masks, test: bool = True) -> tuple[float, ...]:
     pruning.apply_masks(model, masks, source=baseline.weights)
     val = accuracy(model, data.x_val, data.y_val)
@@ -79,7 +77,7 @@ def _measure(model, baseline: Baseline, data: Dataset, masks: Masks, test: bool 
 
 
 def compare(baseline: Baseline, data: Dataset, model_cfg: ModelConfig, wp: WeightPruningConfig,
-            current: Optional[pruned.PruningResult] = None) -> Optional[CriteriaComparison]:
+            current: pruned.PruningResult | None = None) -> CriteriaComparison | None:
     """Magnitude against Wanda at the sparsity (or pattern) of `wp`, on the baseline, without retraining; None when
     `wp` prunes no single weights. Validation accuracy to choose by, test accuracy to report. `current`: the
     PruningResult of `wp` itself, whose masks and accuracies are reused for its own criterion."""
@@ -88,7 +86,7 @@ def compare(baseline: Baseline, data: Dataset, model_cfg: ModelConfig, wp: Weigh
         return None
     norms = pruned.wanda_norms(baseline, data)
     model = baseline.fresh_model()
-    found = []
+    found: list[tuple[Masks, tuple[float, float]]] = []
     for setting in pair:
         if current is not None and setting == wp:
             found.append((current.masks, (current.val_accuracy, current.test_accuracy)))
@@ -105,7 +103,7 @@ def compare(baseline: Baseline, data: Dataset, model_cfg: ModelConfig, wp: Weigh
                               pruning.mask_stats(wan).sparsity, layers, {n: (mag[n], wan[n]) for n in mag}, norms)
 
 
-def comparison(exp) -> Optional[CriteriaComparison]:
+def comparison(exp) -> CriteriaComparison | None:
     """compare() for an Experiment's current setting, kept in its cache per setting (None: nothing to compare)."""
     wp = exp.config.weight_pruning
     if counterparts(wp, exp.baseline.weights) is None:
@@ -124,7 +122,7 @@ class PatternView:
     speed: nm.SpeedResult
 
 
-def pattern_view(exp, layer: str) -> Optional[PatternView]:
+def pattern_view(exp, layer: str) -> PatternView | None:
     """The Experiment's N:M setting drawn for `layer` (None without a pattern), with each layer's group check and the
     2:4 speed on the experiment's device (measured once per process on a GPU, else the theoretical 2×, labelled)."""
     wp = exp.config.weight_pruning

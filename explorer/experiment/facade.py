@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 from collections import deque
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import torch
 
@@ -17,25 +17,26 @@ from explorer.config.layers import check_known
 from explorer.config.schema import ActivationConfig, ExperimentConfig, FinetuneConfig, WeightPruningConfig
 from explorer.engine import activations
 from explorer.engine.baseline import Baseline, init_model
+from explorer.engine.cache import ViewCache
 from explorer.engine.data import load_dataset
 from explorer.engine.freezing import ParameterCounts, parameter_counts, set_frozen
 from explorer.engine.models import activation_modules, load_state_dict_file
 from explorer.engine.training import EpochRecord, TrainResult, select_device, train
 from explorer.engine.userdata import UserData
 from explorer.experiment import finetuning, measure, pruned, report
-from explorer.experiment.cache import ViewCache
 from explorer.experiment.finetuning import FinetuneOutcome
 from explorer.experiment.pruned import Compaction, PruningResult
 from explorer.experiment.transaction import Rollback, all_or_nothing
 from explorer.figures import views
 
-EpochCallback, StopPoll = Optional[Callable[[EpochRecord], None]], Optional[Callable[[], bool]]
+EpochCallback = Callable[[EpochRecord], None] | None
+StopPoll = Callable[[], bool] | None
 
 
 class Experiment:
     """One session's experiment; see the module docstring."""
 
-    def __init__(self, config: Optional[ExperimentConfig] = None, upload: Optional[UserData] = None):
+    def __init__(self, config: ExperimentConfig | None = None, upload: UserData | None = None):
         self.upload = upload  # this session's own data file, if any (never shared with another session)
         self._config = config if config is not None else ExperimentConfig()
         # kept for comparison across setups (presets side by side) until cleared, the newest MAX_SNAPSHOTS (a
@@ -52,7 +53,8 @@ class Experiment:
     def _adopt(self, model: torch.nn.Module, history, trained: bool) -> None:
         """Make `model` the baseline (and, with the config's masks written in, the working model)."""
         self.model, self.baseline = model, Baseline.of(model, self.data, history, trained)
-        self.views, self.finetuned = ViewCache(), None
+        self.views = ViewCache()
+        self.finetuned: FinetuneOutcome | None = None
         self._apply_pruning(self._config.weight_pruning)
 
     def _rewrite_masks(self) -> None:
@@ -104,7 +106,7 @@ class Experiment:
         cfg = self._config
         model = init_model(cfg, self.data, self.device)
         result = train(model, self.data, cfg.train, cfg.seed, on_epoch=on_epoch, should_stop=should_stop)
-        if result.diverged or not result.history and cfg.train.epochs:  # nothing finished: keep what there was
+        if result.diverged or (not result.history and cfg.train.epochs):  # nothing finished: keep what there was
             return result
         with all_or_nothing(self, self._rewrite_masks):
             if result.stopped:
@@ -112,7 +114,7 @@ class Experiment:
             self._adopt(model, result.history, trained=True)
         return result
 
-    def learning_problem(self) -> Optional[str]:
+    def learning_problem(self) -> str | None:
         """Why the trained baseline is no better than guessing, or None (Baseline.learning_problem)."""
         return self.baseline.learning_problem(self.data, self._config)
 
@@ -132,7 +134,7 @@ class Experiment:
             self.load_checkpoint(model_bytes)
 
     def setup_and_train(self, config: ExperimentConfig, on_epoch: EpochCallback = None, should_stop: StopPoll = None,
-                        upload: Optional[UserData] = None) -> TrainResult:
+                        upload: UserData | None = None) -> TrainResult:
         """Adopt `config` (and, when given, the uploaded data file it names) and train its baseline, all or nothing:
         if the config is refused, training diverges, or the run is interrupted (an exception from a callback, such as
         a page rerun), the experiment is restored to exactly what it was, config and data included."""
@@ -142,7 +144,7 @@ class Experiment:
                     self.upload = upload  # a different file has another sha256, so update() sets up anew
                 self.update(config)
                 result = self.train_baseline(on_epoch=on_epoch, should_stop=should_stop)
-                if result.diverged or not result.history and config.train.epochs:
+                if result.diverged or (not result.history and config.train.epochs):
                     raise Rollback(result)
         except Rollback as undo:
             return undo.value
@@ -199,7 +201,7 @@ class Experiment:
         return parameter_counts(model)
 
     @property
-    def finetune_result(self) -> Optional[FinetuneOutcome]:
+    def finetune_result(self) -> FinetuneOutcome | None:
         """The last fine-tuning run, if the config has not changed since (otherwise it no longer describes it)."""
         if self.finetuned is not None and self.finetuned.config_json == self._config.model_dump_json():
             return self.finetuned
@@ -249,12 +251,13 @@ class Experiment:
         setup = views.setup_label(self._config, stats.sparsity, kind, f is not None)
         snap = measure.snapshot(name.strip() or setup, kind, self.current_model(), self.data, stats.sparsity,
                                 f.test_accuracy if f else self.pruning.test_accuracy,
-                                (c.model, c.config.model_dump()) if c.model is not None else None, latency_repeats,
-                                setup=setup)
+                                (c.model, c.config.model_dump()) if c.model is not None and c.config is not None
+                                else None, latency_repeats,
+                                setup=setup, schedule=self._config.finetune.schedule if f else None)
         self.snapshots.append(snap)
         return snap
 
-    def sensitivity(self, on_progress: Optional[Callable[[int, int], None]] = None,
+    def sensitivity(self, on_progress: Callable[[int, int], None] | None = None,
                     sparsities: tuple = measure.SENSITIVITY_SPARSITIES) -> dict:
         """Han et al.'s per-layer curves (measure.sensitivity), kept per baseline and sparsities."""
         return self.views.get(("sensitivity", sparsities),
@@ -300,7 +303,8 @@ class Experiment:
             report.activation_metrics(*self.activation_view()) if cfg.activation.is_active else None,
             report.compact_metrics(self.compaction(), self.model, self.data)
             if cfg.weight_pruning.is_structured else None,
-            report.finetune_metrics(f, cfg.finetune.schedule, self.data) if f else None)
+            report.finetune_metrics(f, cfg.finetune.schedule, self.data) if f else None,
+            f.lottery if f else None)
 
     def bundle_bytes(self) -> bytes:
         """One zip with config.json and the current model's model.pt (load_bundle restores it)."""

@@ -2,13 +2,13 @@
 schedule, activation thresholds), and the measured proof that masks and frozen layers held."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Optional
 
 import torch
 from torch import nn
 
-from explorer.config.schema import ExperimentConfig
+from explorer.config.schema import NO_FINETUNE_AFTER_STRUCTURED, ExperimentConfig
 from explorer.engine import activations, freezing, pruning
 from explorer.engine.baseline import Baseline
 from explorer.engine.data import Dataset
@@ -24,7 +24,7 @@ from explorer.methods.schedules import make_schedule
 class LayerProof:
     """Measured after a fine-tuning run, never assumed."""
     masked_nonzero: int            # pruned entries whose weight is not exactly 0 (must be 0)
-    max_masked_grad: Optional[float]  # largest |grad| the optimizer saw on a pruned entry (0; None: not measured)
+    max_masked_grad: float | None  # largest |grad| the optimizer saw on a pruned entry (0; None: not measured)
     frozen: bool
     fingerprint_before: str        # after the run's initial masks were applied, before its first step
     fingerprint_after: str
@@ -53,19 +53,29 @@ class FinetuneOutcome:
     val_accuracy: float            # the same on the validation split
     activation_thresholds: dict = field(default_factory=dict)  # final t per layer (dynamic ones where they ended)
     activation_sparsity: dict = field(default_factory=dict)    # measured on the test set with those thresholds
-    lottery: Optional[lottery.LotteryCurve] = None            # a lottery run: every round of its three runs
+    lottery: lottery.LotteryCurve | None = None            # a lottery run: every round of its three runs
+
+
+def finetune_epochs(config: ExperimentConfig) -> int:
+    """Epochs the config's fine-tuning trains in all, as its progress counts them: finetune.epochs, or for a lottery
+    run (explorer.methods.lottery) the rewind replay and then three runs of finetune.epochs per round. The one rule:
+    the budget check, the progress bar, the CLI and the board's verifier all read it, so a run is charged for the
+    epochs it trains."""
+    ft = config.finetune
+    if ft.schedule == "lottery":
+        return ft.lottery_rewind_epoch + 3 * ft.lottery_rounds * ft.epochs
+    return ft.train_config(config.train).epochs
 
 
 def finetune(baseline: Baseline, data: Dataset, config: ExperimentConfig,
-             on_epoch: Optional[Callable[[EpochRecord], None]] = None,
-             should_stop: Optional[Callable[[], bool]] = None) -> tuple[TrainResult, Optional[FinetuneOutcome]]:
+             on_epoch: Callable[[EpochRecord], None] | None = None,
+             should_stop: Callable[[], bool] | None = None) -> tuple[TrainResult, FinetuneOutcome | None]:
     """Retrain the dense baseline toward the config's weight-pruning target with its schedule ('none' retrains with
     the fixed masks, as 'oneshot'; a Wanda or N:M setting keeps its masks, one-shot only; 'lottery' runs
     explorer.methods.lottery's rounds and keeps the last winning ticket), frozen layers and activation thresholds.
     Returns the run and its outcome (None when it diverged). Raises ValueError for a setup that cannot be fine-tuned."""
     if config.weight_pruning.is_structured:
-        raise ValueError("fine-tuning after structured pruning is not available yet: the removed units' biases "
-                         "would train back; compact the structurally pruned model instead")
+        raise ValueError(NO_FINETUNE_AFTER_STRUCTURED)
     if config.finetune.schedule == "lottery":
         return _lottery(baseline, data, config, on_epoch, should_stop)
     tcfg = config.finetune.train_config(config.train)
@@ -82,7 +92,7 @@ def finetune(baseline: Baseline, data: Dataset, config: ExperimentConfig,
     hooks = activations.hooks_for(config.activation, list(activation_modules(model)))
     result = train(model, data, tcfg, config.seed, schedule=schedule, on_epoch=on_epoch, should_stop=should_stop,
                    act_hooks=hooks)
-    if result.diverged or not result.history and tcfg.epochs:  # nothing finished: the previous outcome stays
+    if result.diverged or (not result.history and tcfg.epochs):  # nothing finished: the previous outcome stays
         return result, None
     return result, _outcome(config, data, model, result, hooks, schedule.straight_through)
 
@@ -91,11 +101,12 @@ def _lottery(baseline: Baseline, data: Dataset, config: ExperimentConfig, on_epo
     done = lottery.run(baseline, data, config, on_epoch, should_stop)
     if done.result.diverged or done.ticket is None:  # nothing finished: the previous outcome stays
         return done.result, None
+    assert done.ticket_result is not None  # a ticket comes with its run
     return done.result, _outcome(config, data, done.ticket, done.ticket_result, done.hooks, False, done.curve)
 
 
 def _outcome(config: ExperimentConfig, data: Dataset, model: nn.Module, result: TrainResult, hooks: dict,
-             straight: bool, curve: Optional[lottery.LotteryCurve] = None) -> FinetuneOutcome:
+             straight: bool, curve: lottery.LotteryCurve | None = None) -> FinetuneOutcome:
     """The measured outcome of the run that produced `model` (its masks, gradients and fingerprints)."""
     layers = prunable_layers(model)
     masks = result.masks or {n: torch.ones_like(m.weight, dtype=torch.bool) for n, m in layers.items()}

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Any
 
 import torch
 from torch import nn
@@ -67,10 +68,11 @@ class Snapshot:
     macs_dense: int
     macs_nonzero: int
     latency_ms: float
-    compact_arch: Optional[dict] = None        # the compacted model's ModelConfig (structured pruning only)
-    macs_compact: Optional[int] = None
-    latency_compact_ms: Optional[float] = None
+    compact_arch: dict | None = None        # the compacted model's ModelConfig (structured pruning only)
+    macs_compact: int | None = None
+    latency_compact_ms: float | None = None
     setup: str = ""                            # data, model, setting and schedule it was taken on (views.setup_label)
+    schedule: str | None = None             # the fine-tuning schedule it was taken after (None: not fine-tuned)
 
     def file_bytes(self, fmt: str) -> int:
         """Bytes of the saved file in storage format `fmt`."""
@@ -78,10 +80,10 @@ class Snapshot:
 
 
 def snapshot(name: str, kind: str, model: nn.Module, data: Dataset, weight_sparsity: float, test_accuracy: float,
-             compacted: Optional[tuple[nn.Module, dict]] = None, latency_repeats: int = 30,
-             setup: str = "") -> Snapshot:
+             compacted: tuple[nn.Module, dict] | None = None, latency_repeats: int = 30,
+             setup: str = "", schedule: str | None = None) -> Snapshot:
     """Measure `model` (and its compacted form, when given as (model, its ModelConfig as a dict))."""
-    extra = {}
+    extra: dict[str, Any] = {}
     if compacted is not None:
         small, arch = compacted
         extra = dict(compact_arch=arch, macs_compact=count_macs(small, data.n_features),
@@ -89,14 +91,16 @@ def snapshot(name: str, kind: str, model: nn.Module, data: Dataset, weight_spars
     return Snapshot(name=name, kind=kind, weight_sparsity=weight_sparsity, test_accuracy=test_accuracy,
                     bytes=sparse.model_bytes(model_state(model)), macs_dense=count_macs(model, data.n_features),
                     macs_nonzero=count_macs(model, data.n_features, nonzero=True),
-                    latency_ms=latency_ms(model, data, latency_repeats), **extra, setup=setup)
+                    latency_ms=latency_ms(model, data, latency_repeats), **extra, setup=setup,
+                    schedule=schedule)
 
 
 def sensitivity(baseline: Baseline, data: Dataset, sparsities: tuple = SENSITIVITY_SPARSITIES,
-                on_progress: Optional[Callable[[int, int], None]] = None) -> dict[str, list[tuple[float, float]]]:
+                on_progress: Callable[[int, int], None] | None = None) -> dict[str, list[tuple[float, float]]]:
     """{layer: [(s, validation accuracy)]} with only that layer pruned by magnitude to each s, the others dense."""
     model = baseline.fresh_model()
-    out, done, total = {}, 0, len(baseline.weights) * len(sparsities)
+    out: dict[str, list[tuple[float, float]]] = {}
+    done, total = 0, len(baseline.weights) * len(sparsities)
     for n, w in baseline.weights.items():
         out[n] = []
         for s in sparsities:

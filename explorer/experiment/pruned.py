@@ -7,7 +7,6 @@ ways (a smaller sparsity brings the original weights back).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import torch
 from torch import nn
@@ -17,8 +16,9 @@ from explorer.config.schema import ModelConfig, WeightPruningConfig
 from explorer.engine import activations, pruning
 from explorer.engine.baseline import Baseline
 from explorer.engine.data import Dataset
+from explorer.engine.masks import Masks, Selection, select
 from explorer.engine.models import prunable_layers
-from explorer.engine.pruning import Masks, PruningStats
+from explorer.engine.pruning import PruningStats
 from explorer.engine.training import accuracy
 from explorer.methods import nm, wanda
 
@@ -45,30 +45,39 @@ def baseline_apoz(baseline: Baseline, data: Dataset) -> dict[str, torch.Tensor]:
 
 def wanda_norms(baseline: Baseline, data: Dataset) -> dict[str, torch.Tensor]:
     """Wanda's calibration: each layer's input norms in the dense baseline over wanda.CALIBRATION_ROWS seeded rows of
-    the training split (never the test split)."""
-    return wanda.input_norms(baseline.fresh_model(), wanda.calibration_inputs(data.x_train))
+    the training split (never the test split); computed once per baseline and training split (the baseline's
+    `derived` cache)."""
+    x = data.x_train
+    # keyed by the split's identity; the entry holds the split itself, so that identity cannot pass to another tensor
+    kept = baseline.derived.get(("wanda_norms", id(x)),
+                                lambda: (x, wanda.input_norms(baseline.fresh_model(), wanda.calibration_inputs(x))))
+    return kept[1]
+
+
+def selection(wp: WeightPruningConfig) -> Selection:
+    """What a single-weight setting picks from its criterion's scores: the N:M pattern, Wanda's comparison group, or
+    magnitude's threshold / per-layer / global ranking (explorer/engine/masks.py)."""
+    if wp.pattern is not None:
+        return nm.selection(wp.pattern)
+    if wp.criterion == "wanda":
+        return wanda.selection(wp.sparsity, wp.scope)
+    return pruning.magnitude_selection(sparsity=wp.sparsity, threshold=wp.threshold, scope=wp.scope)
 
 
 def masks_for(baseline: Baseline, wp: WeightPruningConfig, model_cfg: ModelConfig, apoz=None, norms=None) -> Masks:
     """The masks of `wp` on the baseline's weights (a model of `model_cfg`); `apoz`: a callable giving baseline_apoz,
     asked only when the APoZ ranking needs it; `norms`: a callable giving wanda_norms, asked only for the Wanda
     criterion. Raises ValueError for a setting that does not fit the model."""
-    if wp.criterion == "wanda" or wp.pattern is not None:
-        if wp.criterion == "wanda" and norms is None:
-            raise ValueError("the Wanda criterion needs a calibration pass (the input norms)")
-        scores = wanda.layer_scores(baseline.weights, wp.criterion, norms() if wp.criterion == "wanda" else None)
-        if wp.pattern is not None:
-            n, m = nm.parse_pattern(wp.pattern)
-            return {name: nm.nm_mask(s, n, m) for name, s in scores.items()}
-        return wanda.masks_from_scores(scores, sparsity=wp.sparsity, scope=wp.scope)
-    if not wp.is_structured:
-        return pruning.masks_from_weights(baseline.weights, sparsity=wp.sparsity, threshold=wp.threshold,
-                                          scope=wp.scope)
-    hidden = activation_layer_names(model_cfg)  # the output layer's units are the classes: never removed
-    scores = apoz() if wp.structured.method == "apoz" else None
-    units = pruning.structured_masks({n: baseline.weights[n] for n in hidden}, wp.structured.amount,
-                                     method=wp.structured.method, apoz=scores)
-    return {n: units.get(n, torch.ones_like(w, dtype=torch.bool)) for n, w in baseline.weights.items()}
+    if wp.is_structured:
+        hidden = activation_layer_names(model_cfg)  # the output layer's units are the classes: never removed
+        scores = apoz() if wp.structured.method == "apoz" else None
+        units = pruning.structured_masks({n: baseline.weights[n] for n in hidden}, wp.structured.amount,
+                                         method=wp.structured.method, apoz=scores)
+        return {n: units.get(n, torch.ones_like(w, dtype=torch.bool)) for n, w in baseline.weights.items()}
+    if wp.criterion == "wanda" and norms is None:
+        raise ValueError("the Wanda criterion needs a calibration pass (the input norms)")
+    scores = wanda.layer_scores(baseline.weights, wp.criterion, norms() if wp.criterion == "wanda" else None)
+    return select(scores, selection(wp))
 
 
 @torch.no_grad()
@@ -111,9 +120,9 @@ def kind_of(wp: WeightPruningConfig) -> str:
 @dataclass(frozen=True)
 class Compaction:
     """A structurally pruned model rebuilt smaller, or why it cannot be (then `model` is None)."""
-    model: Optional[nn.Module]
-    config: Optional[ModelConfig]
-    problem: Optional[str] = None
+    model: nn.Module | None
+    config: ModelConfig | None
+    problem: str | None = None
 
 
 def compaction(model: nn.Module, model_cfg: ModelConfig, result: PruningResult, structured: bool) -> Compaction:

@@ -10,7 +10,6 @@ import io
 import zipfile
 import zlib
 from dataclasses import dataclass
-from typing import Optional
 
 import torch
 from torch import nn
@@ -33,6 +32,7 @@ from explorer.engine.training import accuracy
 from explorer.engine.userdata import MAX_CLASSES, MAX_FEATURES
 from explorer.experiment.finetuning import FinetuneOutcome
 from explorer.experiment.pruned import Compaction, PruningResult
+from explorer.methods.lottery import LotteryCurve
 
 # A bundle holds config.json and model.pt (a zip tool may add a folder record or two). No record is larger than
 # model.pt of the largest model a config allows (an MLP 2000-1024×6-100, float64: about 57 MB).
@@ -46,7 +46,7 @@ class BaselineMetrics:
     test_accuracy: float
     train_accuracy: float
     epochs: int
-    final_loss: Optional[float]
+    final_loss: float | None
     val_accuracy: float
 
 
@@ -56,7 +56,7 @@ class PrunedLayer:
     sparsity: float
     kept: int
     total: int
-    threshold: Optional[float]
+    threshold: float | None
 
 
 @dataclass(frozen=True)
@@ -78,19 +78,19 @@ class ActivationMetrics:
     test_accuracy: float
     layers: dict[str, dict]
     skippable_macs_per_example: dict[str, float]
-    val_accuracy: Optional[float]  # thresholds calibrated on the validation split: its accuracy, beside the test one
+    val_accuracy: float | None  # thresholds calibrated on the validation split: its accuracy, beside the test one
 
 
 @dataclass(frozen=True)
 class CompactMetrics:
     """The structurally pruned model rebuilt smaller (or, in `error`, why it could not be)."""
-    error: Optional[str] = None
-    model: Optional[dict] = None
-    parameters: Optional[int] = None
-    parameters_before: Optional[int] = None
-    macs_per_example: Optional[int] = None
-    macs_per_example_before: Optional[int] = None
-    test_accuracy: Optional[float] = None
+    error: str | None = None
+    model: dict | None = None
+    parameters: int | None = None
+    parameters_before: int | None = None
+    macs_per_example: int | None = None
+    macs_per_example_before: int | None = None
+    test_accuracy: float | None = None
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ class FinetunedLayer:
     kept: int
     total: int
     masked_nonzero: int
-    max_masked_grad: Optional[float]
+    max_masked_grad: float | None
     frozen: bool
     unchanged: bool
 
@@ -133,13 +133,15 @@ class Metrics:
     """Everything metrics.json holds; the optional sections are there only when they apply."""
     baseline: BaselineMetrics
     pruned: PrunedMetrics
-    activation: Optional[ActivationMetrics] = None
-    compacted: Optional[CompactMetrics] = None
-    finetuned: Optional[FinetuneMetrics] = None
+    activation: ActivationMetrics | None = None
+    compacted: CompactMetrics | None = None
+    finetuned: FinetuneMetrics | None = None
+    lottery: LotteryCurve | None = None  # a lottery run's rounds
 
     def as_dict(self) -> dict:
         """The metrics.json object (absent sections and a compaction's unused fields left out)."""
-        out = {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+        out = {f.name: v for f in dataclasses.fields(self) if (v := getattr(self, f.name)) is not None}
+        out = {k: v.as_dict() if isinstance(v, LotteryCurve) else dataclasses.asdict(v) for k, v in out.items()}
         if "compacted" in out:
             out["compacted"] = {k: v for k, v in out["compacted"].items() if v is not None}
         return out
@@ -171,6 +173,7 @@ def compact_metrics(c: Compaction, model: nn.Module, data: Dataset) -> CompactMe
     """The compacted section (`model`: the structurally pruned one it was built from)."""
     if c.problem is not None:
         return CompactMetrics(error=c.problem)
+    assert c.model is not None and c.config is not None  # a compaction without a problem has both
     return CompactMetrics(model=c.config.model_dump(), parameters=sum(p.numel() for p in c.model.parameters()),
                           parameters_before=sum(p.numel() for p in model.parameters()),
                           macs_per_example=count_macs(c.model, data.n_features),

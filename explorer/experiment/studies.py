@@ -5,8 +5,8 @@ global magnitude ranking without retraining.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
 
 import torch
 
@@ -28,7 +28,7 @@ class TrainedComparison:
 
 
 def compare_setups(configs: dict[str, ExperimentConfig],
-                   on_progress: Optional[Callable[[int, int], None]] = None) -> dict[str, TrainedComparison]:
+                   on_progress: Callable[[int, int], None] | None = None) -> dict[str, TrainedComparison]:
     """Train each {name: config} from its seed and measure it (see TrainedComparison)."""
     out = {}
     for i, (name, cfg) in enumerate(configs.items()):

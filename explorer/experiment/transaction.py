@@ -1,8 +1,8 @@
 """All-or-nothing changes: the one way the experiment undoes a change that failed half-way."""
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator, Optional
 
 
 class Rollback(Exception):
@@ -14,7 +14,7 @@ class Rollback(Exception):
 
 
 @contextmanager
-def all_or_nothing(obj, after_rollback: Optional[Callable[[], None]] = None) -> Iterator[None]:
+def all_or_nothing(obj, after_rollback: Callable[[], None] | None = None) -> Iterator[None]:
     """Run the block; if it raises anything (Streamlit's rerun and stop signals included), put back every attribute
     of `obj` as it was and re-raise.
 

@@ -18,8 +18,8 @@ its row (its incoming connections; for an input: its outgoing ones) is pruned, a
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Mapping, Optional
 
 import numpy as np
 import torch
@@ -104,7 +104,7 @@ class GraphSample:
         return sum(ln.kept for ln in self.lines)
 
 
-def connections(weight: torch.Tensor, mask: Optional[torch.Tensor], in_units: int) -> tuple[np.ndarray, np.ndarray]:
+def connections(weight: torch.Tensor, mask: torch.Tensor | None, in_units: int) -> tuple[np.ndarray, np.ndarray]:
     """(strength, kept) of a layer's connections, each (out units, in units): the L2 norm of the kept weights of each
     connection and whether any of them is kept. `in_units`: the units of the column before (a Linear after a conv
     reads each channel's positions as one block of columns)."""
@@ -129,7 +129,7 @@ def _pick(score: np.ndarray, state: np.ndarray, n: int) -> np.ndarray:
         take[np.argmax(take)] -= 1
         take[i] = 1
     chosen = []
-    for kind, k in zip(kinds, take):
+    for kind, k in zip(kinds, take, strict=True):
         idx = np.flatnonzero(state == kind)
         chosen.append(idx[np.argsort(-score[idx], kind="stable")[:k]])
     return np.sort(np.concatenate(chosen))
@@ -185,11 +185,11 @@ def sample_graph(g: GraphInput, max_units: int = MAX_UNITS, max_lines: int = MAX
     for i, n in enumerate(layers):
         s, k = subs[i]
         budget = candidates[i] if sum(candidates) <= max_lines else max_lines * candidates[i] // sum(candidates)
-        r, c = _strongest(s, k, budget)
-        dst, src = columns[i + 1].shown[r], columns[i].shown[c]
+        r, cols = _strongest(s, k, budget)
+        dst, src = columns[i + 1].shown[r], columns[i].shown[cols]
         kind = "weight" if g.weights[n].dim() == 2 and g.weights[n].shape[1] == sizes[i] else \
             "kernel" if g.weights[n].dim() > 2 else "block"
-        lines.append(Lines(n, src, dst, s[r, c], s[r, c] / top[i], candidates[i],
+        lines.append(Lines(n, src, dst, s[r, cols], s[r, cols] / top[i], candidates[i],
                            int(conn[i][1].sum()), int(conn[i][1].size), kind))
     kept_w = sum(int(g.masks[n].sum()) if n in g.masks else g.weights[n].numel() for n in layers)
     total_w = sum(g.weights[n].numel() for n in layers)
@@ -235,7 +235,8 @@ def geometry(sample: GraphSample) -> tuple[list[np.ndarray], list[tuple[np.ndarr
     (k - 1) / 2, one unit apart; NaN for a unit not drawn), and per line style (`LINE_STYLES`) its segments as
     (column of the source, source height, target height). A line out of a removed or zeroed unit carries nothing:
     the last style."""
-    ypos, states = [], []
+    ypos: list[np.ndarray] = []
+    states: list[np.ndarray] = []
     for c in sample.columns:
         y, st = np.full(c.units, np.nan), np.full(c.units, ALIVE)
         y[c.shown], st[c.shown] = (c.shown.size - 1) / 2 - np.arange(c.shown.size), c.state  # top to bottom
@@ -244,11 +245,12 @@ def geometry(sample: GraphSample) -> tuple[list[np.ndarray], list[tuple[np.ndarr
     bucket = [np.where(states[i][ln.src] == ALIVE, np.minimum(np.searchsorted([b[0] for b in BUCKETS], ln.relative),
                                                               len(BUCKETS) - 1), len(BUCKETS))
               for i, ln in enumerate(sample.lines)]
-    segments = []
+    segments: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     for b in range(len(LINE_STYLES)):
         parts = [(np.full(int((bucket[i] == b).sum()), float(i)), ypos[i][ln.src[bucket[i] == b]],
                   ypos[i + 1][ln.dst[bucket[i] == b]]) for i, ln in enumerate(sample.lines)]
-        segments.append(tuple(np.concatenate([p[k] for p in parts]) if parts else np.zeros(0) for k in range(3)))
+        x0, y0, y1 = (np.concatenate([p[k] for p in parts]) if parts else np.zeros(0) for k in range(3))
+        segments.append((x0, y0, y1))
     return ypos, segments
 
 
@@ -286,7 +288,6 @@ def graph_of(exp, zeroed_at: float = ZEROED_AT) -> GraphInput:
     f = exp.finetune_result
     model = exp.current_model()
     masks = (f.result.masks or {}) if f is not None else exp.pruning.masks
-    thresholds = f.activation_thresholds if f is not None else calibrate(model, exp.data.x_val, exp.config.activation)
     weights = layer_weights(model)
     n_in, n_out = next(iter(weights.values())).shape[1], next(reversed(weights.values())).shape[0]
     data, upload = exp.config.data.name, exp.upload
@@ -306,6 +307,9 @@ def graph_of(exp, zeroed_at: float = ZEROED_AT) -> GraphInput:
     # kept per setting in the experiment's cache: a redraw at the same setting needs no forward pass
     key = ("zeroed", exp.config.weight_pruning.model_dump_json(), exp.config.activation.model_dump_json(),
            f.config_json if f is not None else "", zeroed_at)
-    zeroed = exp.views.get(key, lambda: zeroed_units(model, exp.data.x_val, thresholds, zeroed_at))
+    # the thresholds too: calibrating them is a forward pass over the validation split
+    zeroed = exp.views.get(key, lambda: zeroed_units(model, exp.data.x_val, f.activation_thresholds if f is not None
+                                                     else calibrate(model, exp.data.x_val, exp.config.activation),
+                                                     zeroed_at))
     return GraphInput(weights, masks, tuple(exp.config.freeze), zeroed,
                       f"zeroed (0 on ≥ {zeroed_at:.0%} of inputs)", inputs, outputs)

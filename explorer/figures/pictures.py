@@ -87,15 +87,15 @@ def network_svg(sample: GraphSample, height: int = 365, legend_width: int = 330)
             rgb, alpha = _rgba(FROZEN_TINT)
             parts.append(f'<rect x="{px(i) + 0.04 * step:.2f}%" y="{py(top):.1f}" width="{0.92 * step:.2f}%" '
                          f'height="{py(bottom + 0.4) - py(top):.1f}" fill="{rgb}" fill-opacity="{alpha}"/>')
-    for style, (x0, y0, y1) in zip(LINE_STYLES, segments):
+    for style, (x0, y0, y1) in zip(LINE_STYLES, segments, strict=True):
         if len(x0):
             parts.append(f"<g {_stroke(style)}>" + "".join(
                 f'<line x1="{a:.2f}%" y1="{b:.1f}" x2="{c:.2f}%" y2="{d:.1f}"/>'
-                for a, b, c, d in zip(px(x0), py(y0), px(x0 + 1), py(y1))) + "</g>")
+                for a, b, c, d in zip(px(x0), py(y0), px(x0 + 1), py(y1), strict=True)) + "</g>")
     r = float(np.clip(0.35 * (height - 90) / (tall + 2.2), 3, 10))
     for c, col in enumerate(cols):
         x = f"{float(px(c)):.2f}%"
-        parts.extend(_node(x, float(y), r, int(s)) for y, s in zip(py(ypos[c][col.shown]), col.state))
+        parts.extend(_node(x, float(y), r, int(s)) for y, s in zip(py(ypos[c][col.shown]), col.state, strict=True))
         frozen = col.name in sample.frozen
         parts.append(_text(float(px(c)), 16 + (18 if crowded and c % 2 else 0),
                            f"{col.name} ({col.units:,})" + (" frozen" if frozen else ""),
@@ -149,7 +149,8 @@ def histogram_svg(hist, title: str, height: int = 205, structured: bool = False)
         h = counts / top * plot_h
         return "".join(f'<rect x="{a:.2f}%" width="{b - a:.2f}%" y="{plot_top + plot_h - hb - lb:.1f}" '
                        f'height="{hb:.1f}" fill="{color}"/>'
-                       for a, b, hb, lb in zip(x(edges[:-1]), x(edges[1:]), h, base / top * plot_h) if hb > 0)
+                       for a, b, hb, lb in zip(x(edges[:-1]), x(edges[1:]), h, base / top * plot_h, strict=True)
+                       if hb > 0)
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="100%" height="{height}" font-family="sans-serif" '
              f'style="display:block">', _text(50, 16, title),
              bars(kept, np.zeros_like(kept), KEPT), bars(pruned, kept, PRUNED),
@@ -169,7 +170,7 @@ def digits_svg(view, per_row: int = 6, height: int = 265) -> str:
     "predicted≠true", and "k of n test digits wrong" above."""
     n = len(view.images)
     rows = -(-n // per_row)
-    wrong = sum(p != y for p, y in zip(view.predicted, view.labels))
+    wrong = sum(p != y for p, y in zip(view.predicted, view.labels, strict=True))
     tile_h = (height - 24) / rows
     side = min(tile_h - 18, 60.0)  # px: the image; 18 px for its label
     step = 96.0 / per_row

@@ -3,7 +3,8 @@ after 2017 (magnitude against Wanda on the mask, an N:M mask group by group, the
 from __future__ import annotations
 
 import html
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
@@ -133,33 +134,6 @@ def digits_preview(images: np.ndarray, labels: np.ndarray) -> go.Figure:
     return fig.update_layout(margin=dict(l=0, r=0, t=30, b=0), height=110)
 
 
-def digit_predictions(view, per_row: int = 6, height: int = 255) -> go.Figure:
-    """Test digits (a views.DigitPredictions) as one mosaic heatmap, each tile titled with the prediction; a wrong
-    one in red as "predicted≠true". Two traces and no annotations: it is redrawn on every slider move."""
-    n, gap_x, gap_y = len(view.images), 1, 4
-    rows = -(-n // per_row)
-    mosaic = np.full((rows * (8 + gap_y), per_row * (8 + gap_x) - gap_x), np.nan)
-    xs, ys, texts, colors = [], [], [], []
-    for i, img in enumerate(view.images):
-        r, c = divmod(i, per_row)
-        top = r * (8 + gap_y) + gap_y
-        lo, hi = float(np.min(img)), float(np.max(img))  # each tile to [0, 1]: standardised pixels have little contrast
-        mosaic[top:top + 8, c * (8 + gap_x):c * (8 + gap_x) + 8] = (img - lo) / (hi - lo or 1.0)
-        right = view.predicted[i] == view.labels[i]
-        xs.append(c * (8 + gap_x) + 3.5)
-        ys.append(top - 1.6)
-        texts.append(str(view.predicted[i]) if right else f"{view.predicted[i]}≠{view.labels[i]}")
-        colors.append("#222" if right else PRUNED)
-    wrong = sum(p != y for p, y in zip(view.predicted, view.labels))
-    fig = go.Figure([go.Heatmap(z=mosaic, colorscale="gray_r", showscale=False, hoverinfo="skip"),
-                     go.Scatter(x=xs, y=ys, mode="text", text=texts, hoverinfo="skip", showlegend=False,
-                                textfont=dict(size=14, color=colors))])
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x")
-    return fig.update_layout(height=height, margin=dict(l=0, r=0, t=30, b=0),
-                             title=dict(text=f"{wrong} of {n} test digits wrong", font=dict(size=15)))
-
-
 def scatter_2d(x: np.ndarray, y: np.ndarray, title: str) -> go.Figure:
     """The raw 2-D points coloured by class (the data preview of the toy sets), in the decision regions' colours."""
     fig = go.Figure()
@@ -233,7 +207,7 @@ def apoz_bars(stats, layer: str) -> go.Figure:
 
 
 # Published figures, shown beside ours and labelled as the papers' (their models and data sets, not ours).
-PAPER_FIGURES = [
+PAPER_FIGURES: list[dict[str, Any]] = [
     {"paper": "Han et al. 2015", "setting": "LeNet-300-100 on MNIST", "figure": "error 1.64 % → 1.59 % with 8 % of "
      "weights kept (92 % sparsity)", "weight_sparsity": 0.92, "accuracy": 1 - 0.0159, "preset": "han2015"},
     {"paper": "Li et al. 2016", "setting": "VGG-16 on CIFAR-10", "figure": "−34 % FLOPs, error 6.75 % → 6.60 %",
@@ -306,7 +280,7 @@ def sensitivity_curves(curves: dict) -> go.Figure:
 
 
 def pruning_curve(curves: dict, title: str = "accuracy vs global sparsity, no retraining",
-                  current: Optional[tuple[float, float]] = None) -> go.Figure:
+                  current: tuple[float, float] | None = None) -> go.Figure:
     """{label: [(sparsity, accuracy)]} as lines: how far a network can be pruned before it breaks; `current`:
     (overall sparsity, validation accuracy) of the setting on screen, marked on the plot."""
     fig = go.Figure([go.Scatter(x=[s for s, _ in pts], y=[a for _, a in pts], mode="lines+markers", name=label)

@@ -2,8 +2,8 @@
 kept and pruned, a mask map, a decision-region grid, the sidebar's headline). Pure functions; the experiment caches."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping, Optional
 
 import numpy as np
 import torch
@@ -20,10 +20,10 @@ class Histogram:
     edges: list[float]
     kept: list[float]
     pruned: list[float]
-    threshold: Optional[float]     # the magnitude cut (None: nothing pruned)
+    threshold: float | None     # the magnitude cut (None: nothing pruned)
 
 
-def weight_histogram(weight: torch.Tensor, mask: torch.Tensor, threshold: Optional[float],
+def weight_histogram(weight: torch.Tensor, mask: torch.Tensor, threshold: float | None,
                      bins: int = 80) -> Histogram:
     """Histogram of `weight` split by `mask` (same bin edges for both)."""
     w = weight.float()
@@ -100,7 +100,7 @@ def setup_label(config, sparsity: float, kind: str, finetuned: bool) -> str:
     return f"{config.data.name} · {config.model.arch} · {sparsity:.0%} {kind.split(' + ')[0]}{tail}"
 
 
-def headline(baseline, result, finetuned) -> "Headline":
+def headline(baseline, result, finetuned) -> Headline:
     """The Headline of a Baseline, its current PruningResult and the current FinetuneOutcome (or None)."""
     s, f = result.stats, finetuned
     return Headline(baseline.trained, baseline.test_accuracy, result.test_accuracy, s.sparsity, s.kept, s.total,
@@ -116,5 +116,5 @@ class Headline:
     weight_sparsity: float
     kept: int
     total: int
-    finetuned_test_accuracy: Optional[float] = None
-    finetuned_weight_sparsity: Optional[float] = None
+    finetuned_test_accuracy: float | None = None
+    finetuned_weight_sparsity: float | None = None

@@ -17,14 +17,16 @@ finetune.schedule "lottery", R = finetune.lottery_rounds, k = finetune.lottery_r
   * the random re-initialisation: a fresh init seeded with lottery_reinit_seed (default seed + 1), same mask;
   * pruned and fine-tuned: the trained baseline under the same mask, retrained.
   Each run's validation accuracy (what to choose by) and test accuracy (what is reported) are recorded.
+In all k + 3·R·finetune.epochs epochs, numbered in one sequence: explorer.experiment.finetuning.finetune_epochs
+counts them for the budget and the progress bar (a change to the runs here must change it there).
 Memory stays bounded: θ_k, the current ticket and one run at a time.
 """
 from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Callable, Optional
 
 import torch
 from torch import nn
@@ -80,29 +82,16 @@ class LotteryRun:
     """What lottery.run gives finetuning.finetune: the last finished ticket (model, its own run, its hooks) and the
     curve; `result` is the whole run (every epoch of every run, numbered in one sequence)."""
     result: TrainResult
-    ticket: Optional[nn.Module]
-    ticket_result: Optional[TrainResult]
+    ticket: nn.Module | None
+    ticket_result: TrainResult | None
     hooks: dict
-    curve: Optional[LotteryCurve]
-
-
-def metrics_section(outcome) -> dict:
-    """{"lottery": LotteryCurve.as_dict()} for the FinetuneOutcome of a lottery run (the section `python -m explorer
-    run` adds to metrics.json), {} for any other outcome or None."""
-    curve = getattr(outcome, "lottery", None)
-    return {"lottery": curve.as_dict()} if curve is not None else {}
+    curve: LotteryCurve | None
 
 
 def reinit_seed(config: ExperimentConfig) -> int:
     """The random re-initialisation's seed: lottery_reinit_seed, or the config's seed + 1."""
     given = config.finetune.lottery_reinit_seed
     return given if given is not None else (config.seed + 1) % 2**32
-
-
-def total_epochs(config: ExperimentConfig) -> int:
-    """Epochs a lottery run trains in all: the rewind replay, then three runs of finetune.epochs per round."""
-    ft = config.finetune
-    return ft.lottery_rewind_epoch + 3 * ft.lottery_rounds * ft.epochs
 
 
 def round_sparsity(target: float, r: int, rounds: int) -> float:
@@ -129,7 +118,7 @@ def check(baseline: Baseline, config: ExperimentConfig) -> None:
                          f"{config.train.epochs} epochs of training")
 
 
-def rewind_point(config: ExperimentConfig, data: Dataset, on_epoch=None, should_stop=None) -> Optional[nn.Module]:
+def rewind_point(config: ExperimentConfig, data: Dataset, on_epoch=None, should_stop=None) -> nn.Module | None:
     """θ_k: the seeded init trained lottery_rewind_epoch epochs exactly as the baseline was (None: stopped)."""
     k = config.finetune.lottery_rewind_epoch
     model = init_model(config, data, data.x_train.device)
@@ -153,8 +142,8 @@ def rewound(start: nn.Module, masks: Masks) -> nn.Module:
 
 
 def run(baseline: Baseline, data: Dataset, config: ExperimentConfig,
-        on_epoch: Optional[Callable[[EpochRecord], None]] = None,
-        should_stop: Optional[Callable[[], bool]] = None) -> LotteryRun:
+        on_epoch: Callable[[EpochRecord], None] | None = None,
+        should_stop: Callable[[], bool] | None = None) -> LotteryRun:
     """The lottery run of the module docstring. Raises ValueError (see `check`) before anything trains."""
     check(baseline, config)
     start = time.perf_counter()
@@ -188,7 +177,10 @@ def run(baseline: Baseline, data: Dataset, config: ExperimentConfig,
     fresh = init_model(config.model_copy(update={"seed": reinit_seed(config)}), data, data.x_train.device)
     scope, target = target_sparsity(baseline.weights, config.weight_pruning)
     weights, masks = baseline.weights, None
-    rounds, ticket, ticket_result, hooks = [], None, None, {}
+    rounds: list[LotteryRound] = []
+    ticket: nn.Module | None = None
+    ticket_result: TrainResult | None = None
+    hooks: dict = {}
     for r in range(1, ft.lottery_rounds + 1):
         s_r = ({n: round_sparsity(s, r, ft.lottery_rounds) for n, s in target.items()} if isinstance(target, dict)
                else round_sparsity(target, r, ft.lottery_rounds))
@@ -220,7 +212,7 @@ def _accuracies(model: nn.Module, data: Dataset, hooks: dict) -> tuple[float, fl
         return accuracy(model, data.x_val, data.y_val), accuracy(model, data.x_test, data.y_test)
 
 
-def _curve(rounds: list, config: ExperimentConfig, baseline: Baseline, tcfg) -> Optional[LotteryCurve]:
+def _curve(rounds: list, config: ExperimentConfig, baseline: Baseline, tcfg) -> LotteryCurve | None:
     if not rounds:
         return None
     return LotteryCurve(tuple(rounds), config.finetune.lottery_rewind_epoch, reinit_seed(config), tcfg.epochs,

@@ -13,14 +13,18 @@ Groups run along each output row's inputs, i.e. along the reduction dimension of
   (never more than N kept), and the layer's sparsity stays as close to 1 − N/M as whole weights allow. (Wanda's
   reference code would prune N of the partial group whatever its size: all of it when r ≤ N.)
 Ties are broken by position (a stable sort: the earlier weight is pruned first), so a mask is reproducible.
+The mask itself is the one mask rule's NM selection (explorer/engine/masks.py); here are the pattern names, the check of
+a mask group by group, the group view and the speed of the GPU kernel.
 """
 from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass
-from typing import Optional
 
 import torch
+
+from explorer.engine.cache import process_cache
+from explorer.engine.masks import NM, kept_in_partial_group, select
 
 PATTERNS = {"2:4": (2, 4), "4:8": (4, 8)}  # the patterns a config may name: (N kept, M group size)
 
@@ -32,43 +36,25 @@ def parse_pattern(pattern: str) -> tuple[int, int]:
     return PATTERNS[pattern]
 
 
-def kept_in_partial_group(r: int, n: int, m: int) -> int:
-    """How many of a trailing partial group of r < m weights are kept: ceil(r·n/m) (never more than n)."""
-    return -(-r * n // m)
-
-
-def _keep_largest(scores: torch.Tensor, keep: int) -> torch.Tensor:
-    """(rows, g, size) scores → bool mask keeping the `keep` largest of each last-dim group (stable: ties prune the
-    earlier position first)."""
-    order = torch.sort(scores, dim=-1, stable=True).indices          # ascending: the first ones are pruned
-    mask = torch.ones_like(scores, dtype=torch.bool)
-    prune = scores.shape[-1] - keep
-    if prune > 0:
-        mask.scatter_(-1, order[..., :prune], False)
-    return mask
+def selection(pattern: str) -> NM:
+    """The selection of a pattern name such as "2:4" (explorer.engine.masks.NM). Raises ValueError for an unknown
+    one.
+    """
+    return NM(*parse_pattern(pattern))
 
 
 def nm_mask(scores: torch.Tensor, n: int, m: int) -> torch.Tensor:
     """The N:M mask of one layer from per-weight scores shaped like its weight (|w| for magnitude, Wanda's
     |w|·‖x‖ for Wanda): in each group of m consecutive entries of a row (the weight flattened to (out, -1)) the n
-    largest are kept; a trailing partial group keeps kept_in_partial_group of its entries. True = kept."""
-    if not 0 < n < m:
-        raise ValueError(f"an N:M pattern needs 0 < N < M, got {n}:{m}")
-    rows = scores.detach().reshape(scores.shape[0], -1)               # (out, L)
-    out, length = rows.shape
-    full = length // m * m
-    mask = torch.ones_like(rows, dtype=torch.bool)
-    if full:
-        mask[:, :full] = _keep_largest(rows[:, :full].reshape(out, full // m, m), n).reshape(out, full)
-    r = length - full
-    if r:
-        mask[:, full:] = _keep_largest(rows[:, full:].reshape(out, 1, r), kept_in_partial_group(r, n, m))[:, 0]
-    return mask.view(scores.shape)
+    largest are kept; a trailing partial group keeps kept_in_partial_group of its entries. True = kept.
+    """
+    return select(scores, NM(n, m))
 
 
 @dataclass(frozen=True)
 class PatternCheck:
     """How a mask meets an N:M pattern, group by group."""
+
     groups: int                    # whole groups of M in the layer
     partial_groups: int            # trailing partial groups (one per row when the row length is not a multiple of M)
     violations: int                # groups (whole or partial) that keep more than they may
@@ -97,7 +83,9 @@ def check_pattern(mask: torch.Tensor, n: int, m: int) -> PatternCheck:
 @dataclass(frozen=True)
 class GroupView:
     """A window of one layer's mask drawn group by group: rows × columns of weights, each kept or pruned, with the
-    group boundaries every M columns (what the Weight pruning page draws)."""
+    group boundaries every M columns (what the Weight pruning page draws).
+    """
+
     layer: str
     n: int
     m: int
@@ -127,10 +115,11 @@ THEORETICAL_SPEEDUP = 2.0  # a 2:4 matrix product does half the multiplies (the 
 @dataclass(frozen=True)
 class SpeedResult:
     """A 2:4 matrix product against the dense one: measured on a GPU, or the theoretical 2× (`measured` False)."""
+
     measured: bool
     speedup: float
-    dense_ms: Optional[float]
-    sparse_ms: Optional[float]
+    dense_ms: float | None
+    sparse_ms: float | None
     label: str                     # what the figure is, in words (always shown beside it)
 
 
@@ -140,7 +129,8 @@ def semi_structured_speedup(device: torch.device, size: int = 4096, batch: int =
     `torch.sparse.to_sparse_semi_structured`, on a CUDA `device` (median of `repeats`, after a warm-up; both results
     compared). Anywhere else (the CPU, Apple MPS, a GPU without semi-structured kernels) nothing is timed: the
     theoretical 2× is returned, labelled as such with the reason. Our layers are far too small for the kernel (it
-    needs dimensions that are multiples of 64 and gains only on large products), so a large product stands in."""
+    needs dimensions that are multiples of 64 and gains only on large products), so a large product stands in.
+    """
     if device.type != "cuda" or not torch.cuda.is_available():
         return SpeedResult(False, THEORETICAL_SPEEDUP, None, None,
                            "theoretical 2× (half the multiplies; no GPU here to measure the 2:4 kernel)")
@@ -181,12 +171,11 @@ def _median_ms(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-_SPEED: dict[str, SpeedResult] = {}  # per device: measured once per process (a GPU's speed does not change)
-
-
 def cached_speedup(device: torch.device) -> SpeedResult:
-    """semi_structured_speedup of `device`, measured once per process and kept (at most one entry per device)."""
-    key = str(device)
-    if key not in _SPEED:
-        _SPEED[key] = semi_structured_speedup(device)
-    return _SPEED[key]
+    """semi_structured_speedup of `device`, measured once per process and kept (a GPU's speed does not change)."""
+    return _speedup_of(str(device))
+
+
+@process_cache("speed")
+def _speedup_of(device: str) -> SpeedResult:
+    return semi_structured_speedup(torch.device(device))

@@ -1,7 +1,7 @@
 """Fine-tuning schedules: when, and to what sparsity, masks change while a pruned network retrains.
 
 All schedules aim at the target of the experiment's weight_pruning setting (per layer, or one global ranking; a
-threshold setting is turned into the per-layer sparsities it gives on the baseline) and end exactly on it:
+threshold setting is turned into the per-layer sparsities it gives on the baseline). All but DNS end exactly on it:
 `round(s * n)` pruned entries per layer (per model for a global target), as torch.nn.utils.prune counts.
 
 - oneshot: prune to the target once, then retrain (Han et al. 2015).
@@ -10,7 +10,7 @@ threshold setting is turned into the per-layer sparsities it gives on the baseli
   s_t = s_f + (s_i − s_f)(1 − (t − t0)/(nΔt))³, then holds at s_f.
 - dns: dynamic network surgery (Guo et al. 2016): the dense weights keep training (straight-through gradients), a
   weight is cut when |w| < a and spliced back when |w| > b = (1 + margin)·a, with a per layer set so the first cut meets
-  the target; a last magnitude projection lands on the exact target count.
+  the target; it ends where the surgery leaves it (no last cut to an exact count: the sparsity is reported as measured).
 - fixed: a Wanda or N:M mask, decided once from the baseline and kept (one-shot fine-tuning of such a setting).
 - lottery: not a Schedule but rounds of whole runs (explorer/methods/lottery.py).
 Masks of later steps are computed from the current weights with the already-pruned entries ranked first, so
@@ -19,54 +19,39 @@ never touched again, so "frozen" keeps meaning bit-identical through the whole r
 """
 from __future__ import annotations
 
-from typing import Mapping, Optional, Union
+from collections.abc import Mapping
+from typing import Any, cast
 
 import torch
 
 from explorer.config.layers import expand
 from explorer.config.schema import FinetuneConfig, WeightPruningConfig
-from explorer.engine.pruning import Masks, _bottom_k_mask, mask_stats, masks_from_weights, n_to_prune
+from explorer.engine.masks import GlobalK, LayerK, Masks, Threshold, magnitude, pruned_first, select
+from explorer.engine.pruning import effective_threshold, mask_stats
 
-Target = Union[float, dict[str, float]]  # global sparsity, or per-layer sparsities
+Target = float | dict[str, float]  # global sparsity, or per-layer sparsities
 
 
 def target_sparsity(weights: Mapping[str, torch.Tensor], wp: WeightPruningConfig) -> tuple[str, Target]:
     """("global", s) or ("layer", {layer: s}) that the weight_pruning setting asks for, measured on `weights`."""
     if wp.sparsity is not None and wp.scope == "global":
-        return "global", float(wp.sparsity)
+        return "global", float(cast(float, wp.sparsity))  # a global scope takes one float (the config holds it)
     if wp.sparsity is not None:
         return "layer", expand(wp.sparsity, weights, default=0.0)
-    masks = masks_from_weights(weights, threshold=wp.threshold)  # a threshold: what it prunes on these weights
+    masks = select(magnitude(weights), Threshold(wp.threshold))  # a threshold: what it prunes on these weights
     return "layer", {n: s.sparsity for n, s in mask_stats(masks).layers.items()}
 
 
 def masks_at(weights: Mapping[str, torch.Tensor], scope: str, sparsity: Target,
-             previous: Optional[Masks] = None, fixed: Optional[Masks] = None) -> Masks:
-    """Magnitude masks at the given sparsity; entries pruned in `previous` rank first (score −1), so a growing
+             previous: Masks | None = None, fixed: Masks | None = None) -> Masks:
+    """Magnitude masks at the given sparsity; entries pruned in `previous` rank first (pruned_first), so a growing
     sparsity never revives them. Without `previous` they equal magnitude_masks (torch.nn.utils.prune's).
     Layers in `fixed` keep those masks (frozen layers); with a global target they count toward its total."""
-    fixed = fixed or {}
-
-    def scores(n):
-        s = weights[n].detach().abs()
-        return s if previous is None else torch.where(previous[n], s, torch.full_like(s, -1.0))
-
-    free = [n for n in weights if n not in fixed]
-    out = {n: fixed[n] for n in weights if n in fixed}
-    if scope == "global":
-        total = sum(w.numel() for w in weights.values())
-        k = n_to_prune(float(sparsity), total) - sum(int((~m).sum()) for m in fixed.values())
-        if not free:
-            return out
-        flat = torch.cat([scores(n).reshape(-1) for n in free])
-        mask = _bottom_k_mask(flat, min(max(k, 0), flat.numel()))
-        offset = 0
-        for n in free:
-            out[n] = mask[offset:offset + weights[n].numel()].view(weights[n].shape)
-            offset += weights[n].numel()
-        return {n: out[n] for n in weights}
-    out.update({n: _bottom_k_mask(scores(n), n_to_prune(sparsity[n], weights[n].numel())) for n in free})
-    return {n: out[n] for n in weights}
+    scores = magnitude(weights)
+    if previous is not None:
+        scores = pruned_first(scores, previous)
+    # a global target is one float (target_sparsity gives it so)
+    return select(scores, GlobalK(float(cast(float, sparsity))) if scope == "global" else LayerK(sparsity), fixed=fixed)
 
 
 def _scale(target: Target, f: float) -> Target:
@@ -75,7 +60,8 @@ def _scale(target: Target, f: float) -> Target:
 
 def ramp_steps(ramp: float, total_steps: int, dt: int) -> int:
     """nΔt: the optimizer steps over which AGP ramps, a whole number (at least one) of Δt within ramp × total_steps.
-    The product is rounded to 9 decimals before it is floored, so 0.29 × 100 is 29 steps, not float's 28.999…"""
+    The product is rounded to 9 decimals before it is floored, so 0.29 × 100 is 29 steps, not float's
+    28.999999999999996."""
     return max(dt, int(round(ramp * total_steps, 9)) // dt * dt)
 
 
@@ -115,7 +101,7 @@ class Schedule:
         self._fix_frozen(weights)
         return self._record(0, self._masks(weights, self.target))
 
-    def after_step(self, step: int, weights, masks: Masks) -> Optional[Masks]:
+    def after_step(self, step: int, weights, masks: Masks) -> Masks | None:
         """New masks after optimizer step `step`, or None when they stay."""
         return None
 
@@ -185,7 +171,7 @@ class DNS(Schedule):
     straight_through = True
 
     def __init__(self, *args, margin: float, every: int, gamma: float, power: float, stop: float,
-                 c_rate: Optional[float] = None, biases: Optional[Mapping[str, torch.Tensor]] = None, seed: int = 0,
+                 c_rate: float | None = None, biases: Mapping[str, torch.Tensor] | None = None, seed: int = 0,
                  **kw):
         super().__init__(*args, **kw)
         self.margin, self.every, self.gamma, self.power, self.c_rate = margin, every, gamma, power, c_rate
@@ -212,12 +198,11 @@ class DNS(Schedule):
             if self.c_rate is not None:
                 a = max(mu + self.c_rate * std, 0.0)
             else:  # the largest magnitude the target's cut removes: the first cut then meets the target
-                m = target[n]
-                a = float(torch.where(m, -1.0, weights[n].abs()).max()) if not bool(m.all()) else 0.0
+                a = effective_threshold(weights[n], target[n]) or 0.0
             self.a[n], self.b[n] = a, a * (1.0 + self.margin)
             self.c[n] = (a - mu) / std if std else 0.0
-        masks = {n: target[n] if n in self.fixed or self.c_rate is None else weights[n].abs() > self.a[n]
-                 for n in weights}
+        # With c_rate the first cut is the bounds themselves (frozen layers keep their target); else the target.
+        masks = target if self.c_rate is None else select(magnitude(weights), Threshold(self.a), fixed=self.fixed)
         self.bias_masks = {n: b.detach().abs() > self.a[n] if n not in self.fixed and self.a[n] > 0
                            else torch.ones_like(b, dtype=torch.bool) for n, b in self.biases.items()}
         return self._record(0, masks)
@@ -272,14 +257,14 @@ class Fixed(Schedule):
 
 def make_schedule(ft: FinetuneConfig, wp: WeightPruningConfig, weights, total_steps: int,
                   steps_per_epoch: int, frozen: tuple[str, ...] = (), biases=None, seed: int = 0,
-                  masks: Optional[Masks] = None) -> Schedule:
+                  masks: Masks | None = None) -> Schedule:
     """The Schedule a fine-tuning config asks for, aimed at the weight-pruning target (`biases`, {layer: the live
     bias parameter}, and `seed` are DNS's: it masks biases too and draws its update coin). `masks`: the masks of a
     setting not ranked by magnitude alone (Wanda, an N:M pattern), which only the one-shot schedule keeps; a gradual
     schedule re-ranks by magnitude, so it is refused for them (ValueError)."""
     scope, target = target_sparsity(weights, wp)
     args = (scope, target, total_steps, steps_per_epoch)
-    kw = {"frozen": tuple(frozen)}
+    kw: dict[str, Any] = {"frozen": tuple(frozen)}
     if masks is not None:
         if ft.schedule not in ("oneshot", "none"):
             what = f"pattern {wp.pattern}" if wp.pattern is not None else "the Wanda criterion"

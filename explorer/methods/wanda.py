@@ -25,15 +25,16 @@ is always zero (a blank border pixel, a unit that never fires).
 """
 from __future__ import annotations
 
-from typing import Mapping, Optional
+from collections.abc import Mapping
+from typing import cast
 
 import torch
 from torch import nn
 
-from explorer.config.layers import PerLayerValue, expand
+from explorer.config.layers import PerLayerValue
 from explorer.engine.activations import run_eval
+from explorer.engine.masks import GlobalK, LayerK, Masks, RowK, Selection, magnitude, select
 from explorer.engine.models import prunable_layers
-from explorer.engine.pruning import Masks, _check_sparsity, global_masks, n_to_prune
 
 CALIBRATION_ROWS = 512  # rows of the training split a Wanda calibration reads (the paper: 128 sequences of C4)
 CALIBRATION_SEED = 0    # seeds the permutation that picks them: the same rows on every replay
@@ -52,7 +53,9 @@ def _unfolded_squares(a: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
     """Σ x² of each column of F.unfold(a) (column = input channel, kernel row, kernel column) without building the
     unfolded matrix (kh·kw times the input): the squares summed over the batch, then one strided window per kernel
     position. (C·kh·kw,) float64."""
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = conv.kernel_size, conv.stride, conv.padding, conv.dilation
+    # numeric padding, as every conv of the zoo has it (nn.Conv2d also takes "same" / "valid")
+    padding = cast(tuple[int, int], conv.padding)
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = conv.kernel_size, conv.stride, padding, conv.dilation
     square = nn.functional.pad(a.double().pow(2).sum(0), (pw, pw, ph, ph))     # (C, H + 2ph, W + 2pw)
     out_h = (square.shape[1] - dh * (kh - 1) - 1) // sh + 1
     out_w = (square.shape[2] - dw * (kw - 1) - 1) // sw + 1
@@ -106,49 +109,31 @@ def wanda_scores(weight: torch.Tensor, norm: torch.Tensor) -> torch.Tensor:
     return (w * norm.to(w.device, torch.float64).reshape(1, -1)).view(weight.shape)
 
 
-def _prune_smallest(scores: torch.Tensor, k: int) -> torch.Tensor:
-    """Bool mask over a flat score vector, False at its k smallest (stable: ties in order)."""
-    mask = torch.ones(scores.numel(), dtype=torch.bool, device=scores.device)
-    if k:
-        mask[torch.sort(scores, stable=True).indices[:k]] = False
-    return mask
-
-
-def row_masks(scores: torch.Tensor, sparsity: float) -> torch.Tensor:
-    """Each output row loses round(sparsity · row length) entries with the smallest score (stable sort along the
-    row: ties prune the earlier input first). True = kept."""
-    _check_sparsity(sparsity, "")
-    rows = scores.reshape(scores.shape[0], -1)
-    k = n_to_prune(sparsity, rows.shape[1])
-    mask = torch.ones_like(rows, dtype=torch.bool)
-    if k:
-        mask.scatter_(1, torch.sort(rows, dim=1, stable=True).indices[:, :k], False)
-    return mask.view(scores.shape)
+def selection(sparsity: PerLayerValue, scope: str = "layer") -> Selection:
+    """Wanda's comparison group for a sparsity (see the module docstring): each output row (RowK) with scope "layer",
+    one stable ranking of every score (GlobalK) with scope "global"; None prunes nothing."""
+    if sparsity is None:
+        return LayerK(None)
+    if scope == "global":
+        return GlobalK(sparsity, stable=True)
+    if scope != "layer":
+        raise ValueError(f"scope must be 'layer' or 'global', got {scope!r}")
+    return RowK(sparsity)
 
 
 def masks_from_scores(scores: Mapping[str, torch.Tensor], *, sparsity: PerLayerValue,
                       scope: str = "layer") -> Masks:
-    """Wanda masks from {layer: scores} (see the module docstring): scope "layer" prunes every output row of each
-    layer to its sparsity (one float, or {layer: float} with the others dense); "global" ranks every score at once
-    (one float). Returns {layer: bool mask}, True = kept."""
-    names = list(scores)
-    masks = {n: torch.ones_like(s, dtype=torch.bool) for n, s in scores.items()}
-    if sparsity is None:
-        return masks
-    if scope == "global":
-        return global_masks(scores, sparsity, _prune_smallest)
-    if scope != "layer":
-        raise ValueError(f"scope must be 'layer' or 'global', got {scope!r}")
-    for n, s in expand(sparsity, names, "sparsity").items():
-        masks[n] = row_masks(scores[n], s)
-    return masks
+    """Wanda masks from {layer: scores}: `selection(sparsity, scope)` applied to them (one float, or {layer: float}
+    with the others dense, for scope "layer"). Returns {layer: bool mask}, True = kept. (A shorthand kept for
+    benchmarks/bench_wanda_nm.py; the app selects through explorer.experiment.pruned.masks_for)."""
+    return select(scores, selection(sparsity, scope))
 
 
 def layer_scores(weights: Mapping[str, torch.Tensor], criterion: str,
-                 norms: Optional[Mapping[str, torch.Tensor]] = None) -> dict[str, torch.Tensor]:
+                 norms: Mapping[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
     """{layer: the score each weight is ranked by}: |w| ("magnitude") or |w|·‖x‖₂ ("wanda", needs `norms`)."""
     if criterion == "magnitude":
-        return {n: w.detach().abs() for n, w in weights.items()}
+        return magnitude(weights)
     if criterion != "wanda":
         raise ValueError(f"criterion must be 'magnitude' or 'wanda', got {criterion!r}")
     if norms is None:

@@ -1,17 +1,19 @@
 """What one participant may spend of a shared server: a run's cost, known before it starts, against the server's budget.
 
 A run's cost is counted in multiply-adds: 3 × (multiply-adds of one forward pass) × training examples × epochs
-(measure.training_macs), plus a fixed cost per optimizer step (an optimizer step costs about 1.5 ms however small the
-model: 50 M multiply-adds' worth on a 2-core CPU), so batch size 1 is not free. Above the server's budget per run the
-run is refused with the number and what to lower; a session's runs together have a budget too; and a run that
-outlasts the server's time limit stops (keeping its finished epochs) whatever its estimate said. All four numbers come
-from the environment, so the person who deploys a server sets them; the defaults keep every preset far inside.
+(explorer.experiment.measure.training_cost calls run_cost), plus a fixed cost per optimizer step (an optimizer step
+costs about 1.5 ms however small the model: 50 M multiply-adds' worth on a 2-core CPU), so batch size 1 is not free.
+Above the server's budget per run the run is refused with the number and what to lower; a session's runs together have
+a budget too; and a run that outlasts the server's time limit stops (keeping its finished epochs) whatever its
+estimate said. All four numbers come from the environment, so the person who deploys a server sets them; the defaults
+keep every preset far inside.
 """
 from __future__ import annotations
 
 import math
 import os
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 STEP_MACS = 50e6
 
@@ -27,22 +29,23 @@ class Budget:
     run_seconds: float = 300.0     # a run still training after this stops, keeping its finished epochs
     trainings: int = 2             # per process: two cores, two runs
 
-    ENV = {"run_macs": "PRUNING_EXPLORER_RUN_MACS", "session_macs": "PRUNING_EXPLORER_SESSION_MACS",
-           "link_macs": "PRUNING_EXPLORER_LINK_MACS", "run_seconds": "PRUNING_EXPLORER_RUN_SECONDS",
-           "trainings": "PRUNING_EXPLORER_TRAININGS"}
+    ENV: ClassVar[dict[str, str]] = {
+        "run_macs": "PRUNING_EXPLORER_RUN_MACS", "session_macs": "PRUNING_EXPLORER_SESSION_MACS",
+        "link_macs": "PRUNING_EXPLORER_LINK_MACS", "run_seconds": "PRUNING_EXPLORER_RUN_SECONDS",
+        "trainings": "PRUNING_EXPLORER_TRAININGS"}
 
     @classmethod
-    def from_env(cls, environ=os.environ) -> "Budget":
+    def from_env(cls, environ=os.environ) -> Budget:
         """The budget the environment sets; a value that is not a non-negative number keeps its default (and says so
         in the server's log) rather than stopping the app."""
-        values = {}
+        values: dict[str, Any] = {}
         for field, name in cls.ENV.items():
             text = environ.get(name)
             if text is None:
                 continue
             try:
                 value = float(text)
-                if not value >= 0 or math.isinf(value) and field == "trainings":
+                if not value >= 0 or (math.isinf(value) and field == "trainings"):
                     raise ValueError
                 values[field] = max(1, int(value)) if field == "trainings" else value
             except ValueError:

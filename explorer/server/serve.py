@@ -1,16 +1,17 @@
 """`python -m explorer serve`: the workshop server in one command. N app processes (default: one per core) on free
 loopback ports, behind nginx with sticky sessions; health-checked, started together and stopped together.
 
-A participant's session lives in the process that created it: deploy/nginx.conf.template says how a cookie keeps
-every request of one browser (page, websocket, uploads) on one process. nginx runs as the current user and writes only
-into a run folder of its own (config, logs, temp files), removed on exit. If any process dies, the others are stopped;
-SIGINT or SIGTERM stops them all (terminate, then kill after a grace period), and on Linux a process whose `serve` was
-killed outright gets SIGTERM from the kernel, so none is left behind.
+A participant's session lives in the process that created it: nginx.conf.template beside this module says how a
+cookie keeps every request of one browser (page, websocket, uploads) on one process. nginx runs as the current user
+and writes only into a run folder of its own (config, logs, temp files), removed on exit. If any process dies, the
+others are stopped; SIGINT or SIGTERM stops them all (terminate, then kill after a grace period), and on Linux a
+process whose `serve` was killed outright gets SIGTERM from the kernel, so none is left behind.
 
 Exit codes: 0 stopped by a signal, 1 a process failed (everything was stopped), 2 refused before anything started.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -22,18 +23,17 @@ import threading
 import time
 import tomllib
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
+# The app's package sits beside `explorer` (a checkout or site-packages alike). Its files are named by path, never
+# imported: the engine does not import the Streamlit app.
 ROOT = Path(__file__).resolve().parents[2]
-DEPLOY = ROOT / "deploy"
-NGINX_TEMPLATE = DEPLOY / "nginx.conf.template"
-APP_PROCESS = DEPLOY / "app_process.py"  # runs the app on one loopback port (kept out of the engine package)
-APP_CONFIG = ROOT / ".streamlit" / "config.toml"
+NGINX_TEMPLATE = Path(__file__).with_name("nginx.conf.template")
+APP_CONFIG = ROOT / "ui" / "streamlit_config.toml"
 DEFAULT_MAX_UPLOAD_MB = 200  # the app server's own default, when its config sets none
 STICKY_COOKIE = "pe_sticky"
-BACKEND_HEADER = "X-Backend"
 START_TIMEOUT_S = 120.0  # a cold start imports the app's libraries; on a busy 2-core machine that takes a while
 PROXY_TIMEOUT_S = 30.0
 GRACE_S = 10.0
@@ -54,7 +54,8 @@ class ServeError(Exception):
 
 
 def max_upload_mb(path: Path = APP_CONFIG) -> int:
-    """The app's upload limit in MB (server.maxUploadSize in .streamlit/config.toml); nginx's body limit matches it."""
+    """The app's upload limit in MB (server.maxUploadSize in ui/streamlit_config.toml); nginx's body limit matches
+    it."""
     try:
         value = tomllib.loads(path.read_text()).get("server", {}).get("maxUploadSize", DEFAULT_MAX_UPLOAD_MB)
     except (OSError, tomllib.TOMLDecodeError):
@@ -184,8 +185,8 @@ def _start(name: str, argv: list[str], log: Path, port: int | None = None) -> Ch
 
 
 def default_app_command(port: int) -> list[str]:
-    """The command of one app process on a loopback port (deploy/app_process.py)."""
-    return [sys.executable, str(APP_PROCESS), str(port)]
+    """The command of one app process on a loopback port (ui/launch.py, headless on 127.0.0.1)."""
+    return [sys.executable, "-m", "ui.launch", "--app-process", "--port", str(port)]
 
 
 class Workshop:
@@ -268,20 +269,16 @@ class Workshop:
             _signal_group(c.proc, signal.SIGTERM)
         deadline = time.monotonic() + grace
         for c in self.children:
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 c.proc.wait(max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
         for c in self.children:
             _signal_group(c.proc, signal.SIGKILL)  # also any process the child left in its group (nginx workers)
             c.proc.wait()
 
 
 def _signal_group(proc: subprocess.Popen, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, sig)  # each child leads a process group of its own (start_new_session)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _tail(path: Path, lines: int = 10) -> str:
