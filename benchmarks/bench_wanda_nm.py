@@ -40,7 +40,7 @@ def wanda_costs(arch: str, repeats: int) -> None:
     x = wanda.calibration_inputs(data.x_train)
     calib = median_ms(lambda: wanda.input_norms(b.fresh_model(), x), repeats)
     norms = pruned.wanda_norms(b, data)
-    masks = median_ms(lambda: wanda.masks_from_scores(wanda.layer_scores(b.weights, "wanda", norms), sparsity=0.7),
+    masks = median_ms(lambda: wanda.masks_from_scores(wanda.layer_scores(b.weights, norms), sparsity=0.7),
                       repeats)
     magnitude = median_ms(lambda: pruning.masks_from_weights(b.weights, sparsity=0.7), repeats)
     params = sum(w.numel() for w in b.weights.values())

@@ -335,6 +335,7 @@ def test_compare_snapshots_sensitivity_and_downloads(trained_experiment_factory)
     assert all(torch.equal(state[k], v) for k, v in exp.model.state_dict().items())
 
 
+@pytest.mark.slow  # an app run of several seconds: in the full suite, not the fast part
 def test_l1_vs_l2_view_and_pruning_curve(trained_experiment_factory):
     exp = trained_experiment_factory()
     at = app(exp, "app_pages/weight_pruning.py")
@@ -631,6 +632,7 @@ def test_a_link_to_an_expensive_setup_waits_for_a_click(monkeypatch):
             assert exp.trained and exp.config == cfg
 
 
+@pytest.mark.slow  # an app run of several seconds: in the full suite, not the fast part
 def test_an_address_from_a_session_the_server_no_longer_has_says_what_was_lost():
     """After a restart the browser reconnects with the address its old session wrote: the setup comes back (trained
     again), and the page says that what was done after it is gone, instead of silently showing the older state."""

@@ -111,6 +111,7 @@ def test_the_instructor_page_refuses_a_wrong_key_and_too_many_tries(db_path):
     assert "Open a new class" in [b.label for b in unlocked_instructor().button]  # another session: the right key
 
 
+@pytest.mark.slow  # an app run of several seconds: in the full suite, not the fast part
 def test_a_class_from_opening_to_clearing(db_path, trained_experiment_factory):
     teacher, code = open_class("Highest sparsity at ≥ 90 % on digits")
     assert any(code.replace("-", "") in c.value for c in teacher.code[1:])  # the board link

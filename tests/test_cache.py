@@ -57,7 +57,7 @@ def test_wanda_calibration_runs_once_per_baseline(monkeypatch, trained_experimen
     calls = []
     real = wanda.input_norms
     monkeypatch.setattr(wanda, "input_norms", lambda *a, **k: calls.append(1) or real(*a, **k))
-    exp = trained_experiment_factory(tiny_config())
+    exp = trained_experiment_factory(tiny_config(finetune={"epochs": 1}))
     for s in (0.3, 0.5, 0.7):
         exp.set_pruning(WeightPruningConfig(sparsity=s, criterion="wanda"))
         criteria.comparison(exp)

@@ -75,6 +75,7 @@ def _shown(at) -> tuple[set, int, int, int]:
             len(at.dataframe))
 
 
+@pytest.mark.slow  # an app run of several seconds: in the full suite, not the fast part
 def test_workshop_mode_hides_the_advanced_parts_of_every_page(trained_experiment_factory):
     exp = trained_experiment_factory()
     exp.snapshot("a", latency_repeats=1)

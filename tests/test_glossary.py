@@ -270,6 +270,7 @@ def states(trained_experiment_factory):
 
 @pytest.mark.parametrize("state", ["trained", "trained, workshop", "fine-tuned by DNS", "structured", "2-D data",
                                    "untrained"])
+@pytest.mark.slow  # an app run of several seconds: in the full suite, not the fast part
 def test_every_term_a_page_shows_has_an_entry(state, states):
     make, extras, pages, workshop = states[state]
     missing: dict = {}

@@ -4,6 +4,7 @@ pyupgrade, simplify, ruff's own rules, pydocstyle on the engine; 120 columns), a
 import subprocess
 import sys
 
+import pytest
 from helpers import ROOT
 
 
@@ -13,6 +14,7 @@ def test_ruff_check_is_clean():
     assert r.returncode == 0, f"ruff check . found problems:\n{r.stdout}{r.stderr}"
 
 
+@pytest.mark.slow  # a whole-engine type check: about 25 s on 2 cores
 def test_mypy_is_clean_on_the_engine():
     # The files to check (explorer/) and the settings come from pyproject.toml; no cache, so a stale one cannot hide
     # an error.

@@ -59,7 +59,7 @@ def drawn_lines(sample: ng.GraphSample) -> list[tuple[int, int, int, float, str]
 
 
 def color(style) -> str:
-    return " ".join(pictures._rgba(style[1]))
+    return f"{style[1].rgb} {style[1].opacity}"
 
 
 def texts(sample: ng.GraphSample) -> list[str]:
@@ -103,7 +103,7 @@ def test_removed_and_zeroed_units_are_greyed_and_said_apart():
 def test_a_frozen_layer_is_tinted_and_named():
     sample = ng.sample_graph(tiny())
     xs = sorted({float(x.rstrip("%")) for x, _, _ in nodes(sample).values()})  # the columns' centres, in %
-    tint = pictures._rgba(ng.FROZEN_TINT)[0]
+    tint = ng.FROZEN_TINT.rgb
     bands = [(float(r.get("x").rstrip("%")), float(r.get("width").rstrip("%")))
              for r in picture(sample).findall(SVG + "rect") if r.get("fill") == tint]
     assert len(bands) == 1 and xs[1] < bands[0][0] < bands[0][0] + bands[0][1] < xs[2]  # fc2's lines: columns 1–2

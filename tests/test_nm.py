@@ -14,7 +14,7 @@ from explorer.config.presets import check_expectations, load_presets
 from explorer.config.schema import ConfigError, WeightPruningConfig, validate_config
 from explorer.experiment import pruned
 from explorer.experiment.facade import Experiment
-from explorer.methods import nm, wanda
+from explorer.methods import nm
 
 
 def brute_force(scores: torch.Tensor, n: int, m: int) -> torch.Tensor:
@@ -96,8 +96,8 @@ def test_the_check_counts_groups_that_keep_too_many():
 def test_a_pattern_setting_prunes_every_layer_group_by_group(arch, criterion, trained_experiment_factory):
     exp = trained_experiment_factory(tiny_config(model={"arch": arch}))
     result = exp.set_pruning(WeightPruningConfig(pattern="2:4", criterion=criterion))
-    norms = pruned.wanda_norms(exp.baseline, exp.data) if criterion == "wanda" else None
-    scores = wanda.layer_scores(exp.baseline.weights, criterion, norms)
+    scores = pruned.criterion_scores(exp.baseline.weights, criterion,
+                                     lambda: pruned.wanda_norms(exp.baseline, exp.data))
     for name, mask in result.masks.items():
         assert torch.equal(mask, brute_force(scores[name], 2, 4)), name
         assert mask.device == exp.baseline.weights[name].device

@@ -1,5 +1,6 @@
 """The Playground page through AppTest: its sliders set the pruning and the activation threshold, its
 buttons train and fine-tune, its frozen-layer pills freeze; a setting it cannot show is kept until a slider moves."""
+import pytest
 from helpers import app, no_exceptions
 
 from explorer.config.schema import WeightPruningConfig
@@ -11,6 +12,7 @@ def slider(at, label):
     return next(s for s in at.slider if s.label == label)
 
 
+@pytest.mark.slow  # an app run of several seconds: in the full suite, not the fast part
 def test_train_prune_freeze_and_fine_tune_from_one_screen(trained_experiment_factory):
     at = app(page=PAGE)
     no_exceptions(at)

@@ -11,7 +11,7 @@ never passed through a ReLU.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -202,6 +202,19 @@ def run_eval(model: nn.Module, x: torch.Tensor, batch_size: int) -> None:
         model.train(was)
 
 
+def run_hooked(model: nn.Module, x: torch.Tensor, batch_size: int, forward: Mapping[nn.Module, Callable] | None = None,
+               pre: Mapping[nn.Module, Callable] | None = None) -> None:
+    """run_eval with forward hooks (`forward`) and forward pre-hooks (`pre`) on the given modules for this pass only:
+    registered in the mappings' order (after any hook already there), removed afterwards, even on failure."""
+    handles = [m.register_forward_hook(h) for m, h in (forward or {}).items()]
+    handles += [m.register_forward_pre_hook(h) for m, h in (pre or {}).items()]
+    try:
+        run_eval(model, x, batch_size)
+    finally:
+        for h in handles:
+            h.remove()
+
+
 @torch.inference_mode()
 def activation_ranges(model: nn.Module, x: torch.Tensor, batch_size: int = 2048) -> dict[str, float]:
     """Largest post-nonlinearity activation per hidden layer on `x`, without thresholds (the histogram range)."""
@@ -213,12 +226,7 @@ def activation_ranges(model: nn.Module, x: torch.Tensor, batch_size: int = 2048)
             top[n] = max(top[n], float(out.detach().abs().max()))
         return hook
 
-    handles = [m.register_forward_hook(hook_for(n)) for n, m in acts.items()]
-    try:
-        run_eval(model, x, batch_size)
-    finally:
-        for h in handles:
-            h.remove()
+    run_hooked(model, x, batch_size, forward={m: hook_for(n) for n, m in acts.items()})
     return top
 
 

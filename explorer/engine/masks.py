@@ -177,13 +177,20 @@ def _threshold(scores: Mapping[str, torch.Tensor], sel: Threshold, fixed: Masks)
     return masks
 
 
-def _layer_k(scores: Mapping[str, torch.Tensor], sel: LayerK, fixed: Masks) -> Masks:
+def _per_layer(scores: Mapping[str, torch.Tensor], sparsity, fixed: Masks,
+               pick: Callable[[torch.Tensor, float], torch.Tensor]) -> Masks:
+    """`pick(scores, s)` for every layer not in `fixed`, with its sparsity s (one value or {layer: value}) checked."""
     masks = {}
-    for n, s in expand(sel.sparsity, scores, "sparsity").items():
+    for n, s in expand(sparsity, scores, "sparsity").items():
         check_sparsity(s, f" of layer '{n}'")
         if n not in fixed:
-            masks[n] = ~k_smallest(scores[n], n_to_prune(s, scores[n].numel()), stable=sel.stable)
+            masks[n] = pick(scores[n], s)
     return masks
+
+
+def _layer_k(scores: Mapping[str, torch.Tensor], sel: LayerK, fixed: Masks) -> Masks:
+    return _per_layer(scores, sel.sparsity, fixed,
+                      lambda w, s: ~k_smallest(w, n_to_prune(s, w.numel()), stable=sel.stable))
 
 
 def _global_k(scores: Mapping[str, torch.Tensor], sel: GlobalK, fixed: Masks) -> Masks:
@@ -206,13 +213,11 @@ def _global_k(scores: Mapping[str, torch.Tensor], sel: GlobalK, fixed: Masks) ->
 
 
 def _row_k(scores: Mapping[str, torch.Tensor], sel: RowK, fixed: Masks) -> Masks:
-    masks = {}
-    for n, s in expand(sel.sparsity, scores, "sparsity").items():
-        check_sparsity(s, f" of layer '{n}'")
-        if n not in fixed:
-            rows = scores[n].reshape(scores[n].shape[0], -1)
-            masks[n] = (~k_smallest(rows, n_to_prune(s, rows.shape[1]), dim=1, stable=True)).view(scores[n].shape)
-    return masks
+    def pick(w: torch.Tensor, s: float) -> torch.Tensor:
+        rows = w.reshape(w.shape[0], -1)
+        return (~k_smallest(rows, n_to_prune(s, rows.shape[1]), dim=1, stable=True)).view(w.shape)
+
+    return _per_layer(scores, sel.sparsity, fixed, pick)
 
 
 def _nm_one(score: torch.Tensor, n: int, m: int) -> torch.Tensor:

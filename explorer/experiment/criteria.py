@@ -17,7 +17,7 @@ from explorer.engine.data import Dataset
 from explorer.engine.pruning import Masks
 from explorer.engine.training import accuracy
 from explorer.experiment import pruned
-from explorer.methods import nm, wanda
+from explorer.methods import nm
 from explorer.methods.schedules import target_sparsity
 
 
@@ -131,8 +131,8 @@ def pattern_view(exp, layer: str) -> PatternView | None:
 
     def compute() -> PatternView:
         n, m = nm.parse_pattern(wp.pattern)
-        norms = pruned.wanda_norms(exp.baseline, exp.data) if wp.criterion == "wanda" else None
-        scores = wanda.layer_scores(exp.baseline.weights, wp.criterion, norms)
+        scores = pruned.criterion_scores(exp.baseline.weights, wp.criterion,
+                                         lambda: pruned.wanda_norms(exp.baseline, exp.data))
         masks = exp.pruning.masks
         return PatternView(wp.pattern, wp.criterion, nm.group_view(layer, masks[layer], scores[layer], n, m),
                            {name: nm.check_pattern(mask, n, m) for name, mask in masks.items()},

@@ -6,6 +6,7 @@ ways (a smaller sparsity brings the original weights back).
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -16,7 +17,7 @@ from explorer.config.schema import ModelConfig, WeightPruningConfig
 from explorer.engine import activations, pruning
 from explorer.engine.baseline import Baseline
 from explorer.engine.data import Dataset
-from explorer.engine.masks import Masks, Selection, select
+from explorer.engine.masks import Masks, Selection, magnitude, select
 from explorer.engine.models import prunable_layers
 from explorer.engine.pruning import PruningStats
 from explorer.engine.training import accuracy
@@ -74,10 +75,20 @@ def masks_for(baseline: Baseline, wp: WeightPruningConfig, model_cfg: ModelConfi
         units = pruning.structured_masks({n: baseline.weights[n] for n in hidden}, wp.structured.amount,
                                          method=wp.structured.method, apoz=scores)
         return {n: units.get(n, torch.ones_like(w, dtype=torch.bool)) for n, w in baseline.weights.items()}
-    if wp.criterion == "wanda" and norms is None:
-        raise ValueError("the Wanda criterion needs a calibration pass (the input norms)")
-    scores = wanda.layer_scores(baseline.weights, wp.criterion, norms() if wp.criterion == "wanda" else None)
-    return select(scores, selection(wp))
+    return select(criterion_scores(baseline.weights, wp.criterion, norms), selection(wp))
+
+
+def criterion_scores(weights: Mapping[str, torch.Tensor], criterion: str,
+                     norms: Callable[[], Mapping[str, torch.Tensor]] | None = None) -> dict[str, torch.Tensor]:
+    """{layer: the score each weight is ranked by}: |w| ("magnitude", engine/masks.py) or |w|·‖x‖₂ ("wanda",
+    methods/wanda.py; `norms` gives the calibration's input norms, asked only then)."""
+    if criterion == "magnitude":
+        return magnitude(weights)
+    if criterion != "wanda":
+        raise ValueError(f"criterion must be 'magnitude' or 'wanda', got {criterion!r}")
+    if norms is None:
+        raise ValueError("the Wanda criterion needs the input norms of a calibration pass")
+    return wanda.layer_scores(weights, norms())
 
 
 @torch.no_grad()

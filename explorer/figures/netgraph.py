@@ -26,9 +26,31 @@ import torch
 from torch import nn
 
 from explorer.config.sections import IMAGE_SIDES
-from explorer.engine.activations import calibrate, run_eval, static_hooks, thresholds_installed
+from explorer.engine.activations import calibrate, run_hooked, static_hooks, thresholds_installed
 from explorer.engine.models import activation_modules
 from explorer.engine.pruning import layer_weights
+
+
+@dataclass(frozen=True)
+class Colour:
+    """An RGB colour and its opacity, kept as numbers: SVG takes `rgb` and `opacity` apart (SVG 1.1 readers do not
+    all take rgba), so nothing is written as a string only to be parsed back."""
+
+    r: int
+    g: int
+    b: int
+    alpha: float = 1.0
+
+    @property
+    def rgb(self) -> str:
+        """The colour as SVG writes it, "rgb(r,g,b)"."""
+        return f"rgb({self.r},{self.g},{self.b})"
+
+    @property
+    def opacity(self) -> str:
+        """The opacity as an SVG attribute value."""
+        return f"{self.alpha:g}"
+
 
 ALIVE, REMOVED, ZEROED = 0, 1, 2
 MAX_UNITS, MAX_LINES = 24, 1500    # per column / in all: a figure a browser draws at once on every slider move
@@ -38,9 +60,9 @@ BUCKETS = ((0.25, 0.6, 0.30), (0.5, 1.2, 0.45), (0.75, 2.2, 0.65), (1.0, 3.6, 0.
 NODE = {ALIVE: ("unit", "circle", "#08519c", "white"),
         REMOVED: ("removed", "circle-x", "#bdbdbd", "#525252"),
         ZEROED: ("zeroed", "circle", "#e6e6e6", "#8c8c8c")}
-SILENT = (1.0, "rgba(120, 120, 120, 0.35)", "carries no signal")  # kept, but out of a removed or zeroed unit
-LINE_STYLES = [(w, f"rgba{(*LINE, a)}", "kept (thicker: larger |w|)") for _, w, a in BUCKETS] + [SILENT]
-FROZEN_TINT, FROZEN_TEXT = "rgba(23, 190, 207, 0.16)", "#0b6e78"
+SILENT = (1.0, Colour(120, 120, 120, 0.35), "carries no signal")  # kept, but out of a removed or zeroed unit
+LINE_STYLES = [(w, Colour(*LINE, a), "kept (thicker: larger |w|)") for _, w, a in BUCKETS] + [SILENT]
+FROZEN_TINT, FROZEN_TEXT = Colour(23, 190, 207, 0.16), "#0b6e78"
 TEXT = "#222222"
 
 
@@ -272,12 +294,7 @@ def zeroed_units(model: nn.Module, x: torch.Tensor, thresholds: Mapping[str, flo
         return hook
 
     with thresholds_installed(model, static_hooks(thresholds)):
-        handles = [m.register_forward_hook(counter(n)) for n, m in acts.items()]
-        try:
-            run_eval(model, x, batch_size)
-        finally:
-            for h in handles:
-                h.remove()
+        run_hooked(model, x, batch_size, forward={m: counter(n) for n, m in acts.items()})
     return {n: tuple(torch.nonzero(z.cpu() >= at * seen[n]).flatten().tolist()) for n, z in zeros.items()}
 
 

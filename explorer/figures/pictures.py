@@ -48,16 +48,9 @@ def _node(x: str, y: float, r: float, state: int) -> str:
     return dot
 
 
-def _rgba(color: str) -> tuple[str, str]:
-    """'rgba(r, g, b, a)' → an SVG colour and its opacity (SVG 1.1 readers do not all take rgba)."""
-    *rgb, alpha = color.removeprefix("rgba(").removesuffix(")").split(",")
-    return f"rgb({','.join(v.strip() for v in rgb)})", alpha.strip()
-
-
 def _stroke(style) -> str:
     w, color, _ = style
-    rgb, alpha = _rgba(color)
-    return f'stroke="{rgb}" stroke-opacity="{alpha}" stroke-width="{w}"'
+    return f'stroke="{color.rgb}" stroke-opacity="{color.opacity}" stroke-width="{w}"'
 
 
 def network_svg(sample: GraphSample, height: int = 365, legend_width: int = 330) -> str:
@@ -84,9 +77,9 @@ def network_svg(sample: GraphSample, height: int = 365, legend_width: int = 330)
              f'style="display:block">']
     for i, ln in enumerate(sample.lines):
         if ln.layer in sample.frozen:
-            rgb, alpha = _rgba(FROZEN_TINT)
             parts.append(f'<rect x="{px(i) + 0.04 * step:.2f}%" y="{py(top):.1f}" width="{0.92 * step:.2f}%" '
-                         f'height="{py(bottom + 0.4) - py(top):.1f}" fill="{rgb}" fill-opacity="{alpha}"/>')
+                         f'height="{py(bottom + 0.4) - py(top):.1f}" fill="{FROZEN_TINT.rgb}" '
+                         f'fill-opacity="{FROZEN_TINT.opacity}"/>')
     for style, (x0, y0, y1) in zip(LINE_STYLES, segments, strict=True):
         if len(x0):
             parts.append(f"<g {_stroke(style)}>" + "".join(
@@ -118,9 +111,8 @@ def _legend(sample: GraphSample, segments, width: int) -> tuple[str, int]:
     for st in sorted({int(s) for col in sample.columns for s in col.state} - {ALIVE}):
         items.append((_node("12", 7, 5.5, st), NODE[st][0]))
     if sample.frozen:
-        rgb, alpha = _rgba(FROZEN_TINT)
-        items.append((f'<rect x="5" y="0" width="14" height="14" fill="{rgb}" fill-opacity="{alpha}" '
-                      f'stroke="{FROZEN_TEXT}"/>', "frozen"))
+        items.append((f'<rect x="5" y="0" width="14" height="14" fill="{FROZEN_TINT.rgb}" '
+                      f'fill-opacity="{FROZEN_TINT.opacity}" stroke="{FROZEN_TEXT}"/>', "frozen"))
     out, x, row = [], 4.0, 0
     for swatch, label in items:
         size = 30 + CHAR * len(label) + 14

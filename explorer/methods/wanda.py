@@ -32,8 +32,8 @@ import torch
 from torch import nn
 
 from explorer.config.layers import PerLayerValue
-from explorer.engine.activations import run_eval
-from explorer.engine.masks import GlobalK, LayerK, Masks, RowK, Selection, magnitude, select
+from explorer.engine.activations import run_hooked
+from explorer.engine.masks import GlobalK, LayerK, Masks, RowK, Selection, select
 from explorer.engine.models import prunable_layers
 
 CALIBRATION_ROWS = 512  # rows of the training split a Wanda calibration reads (the paper: 128 sequences of C4)
@@ -90,12 +90,7 @@ def input_norms(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> dic
     for name, m in layers.items():
         if isinstance(m, nn.Conv2d):
             _check_conv(name, m)
-    handles = [m.register_forward_pre_hook(hook(n)) for n, m in layers.items()]
-    try:
-        run_eval(model, x, batch_size)
-    finally:
-        for h in handles:
-            h.remove()
+    run_hooked(model, x, batch_size, pre={m: hook(n) for n, m in layers.items()})
     return {n: sums[n].sqrt() if n in sums else torch.zeros(m.weight[0].numel(), dtype=torch.float64,
                                                             device=m.weight.device) for n, m in layers.items()}
 
@@ -129,13 +124,6 @@ def masks_from_scores(scores: Mapping[str, torch.Tensor], *, sparsity: PerLayerV
     return select(scores, selection(sparsity, scope))
 
 
-def layer_scores(weights: Mapping[str, torch.Tensor], criterion: str,
-                 norms: Mapping[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
-    """{layer: the score each weight is ranked by}: |w| ("magnitude") or |w|·‖x‖₂ ("wanda", needs `norms`)."""
-    if criterion == "magnitude":
-        return magnitude(weights)
-    if criterion != "wanda":
-        raise ValueError(f"criterion must be 'magnitude' or 'wanda', got {criterion!r}")
-    if norms is None:
-        raise ValueError("the Wanda criterion needs the input norms of a calibration pass")
+def layer_scores(weights: Mapping[str, torch.Tensor], norms: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """{layer: |w|·‖x‖₂}, the score Wanda ranks each weight by (`norms`: a calibration pass's input norms)."""
     return {n: wanda_scores(w, norms[n]) for n, w in weights.items()}
