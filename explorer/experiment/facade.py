@@ -203,8 +203,10 @@ class Experiment:
     @property
     def finetune_result(self) -> FinetuneOutcome | None:
         """The last fine-tuning run, if the config has not changed since (otherwise it no longer describes it)."""
-        if self.finetuned is not None and self.finetuned.config_json == self._config.model_dump_json():
-            return self.finetuned
+        # the frozen configs themselves: the same object after a rerun that changed nothing, else equal fields
+        f = self.finetuned
+        if f is not None and (f.config is self._config or f.config == self._config):
+            return f
         return None
 
     def finetune(self, on_epoch: EpochCallback = None, should_stop: StopPoll = None) -> TrainResult:

@@ -44,7 +44,7 @@ class LayerProof:
 @dataclass(frozen=True, eq=False)  # compared by identity: it holds a model
 class FinetuneOutcome:
     """One fine-tuning run: the model it produced and what was measured on it."""
-    config_json: str               # the whole config it was run with: a later change makes it stale
+    config_json: str               # the whole config it was run with, as JSON (a key of views derived from the run)
     model: nn.Module
     result: TrainResult
     proof: dict                    # {layer: LayerProof}
@@ -54,6 +54,7 @@ class FinetuneOutcome:
     activation_thresholds: dict = field(default_factory=dict)  # final t per layer (dynamic ones where they ended)
     activation_sparsity: dict = field(default_factory=dict)    # measured on the test set with those thresholds
     lottery: lottery.LotteryCurve | None = None            # a lottery run: every round of its three runs
+    config: ExperimentConfig | None = None  # the same config, frozen: compared directly, never dumped on a read
 
 
 def finetune_epochs(config: ExperimentConfig) -> int:
@@ -123,7 +124,7 @@ def _outcome(config: ExperimentConfig, data: Dataset, model: nn.Module, result: 
         acts = activations.activation_stats(model, data.x_test, data.y_test, final_t, ranges)
         val_acts = activations.activation_stats(model, data.x_val, data.y_val, final_t, ranges)
     return FinetuneOutcome(
-        config_json=config.model_dump_json(), model=model, result=result, proof=proof,
+        config_json=config.model_dump_json(), config=config, model=model, result=result, proof=proof,
         stats=pruning.mask_stats(masks),
         test_accuracy=acts.accuracy if acts else accuracy(model, data.x_test, data.y_test),
         val_accuracy=val_acts.accuracy if val_acts else accuracy(model, data.x_val, data.y_val),
