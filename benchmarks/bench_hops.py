@@ -37,12 +37,31 @@ class Tracer:
             self.depth, self.done = depth, True
 
 
+def weight_pruning_page(exp):
+    """An AppTest of the app on Weight pruning with `exp` (trained) as the session's experiment, run once."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.session_state["experiment"] = exp
+    at.switch_page("app_pages/weight_pruning.py")
+    at.run()
+    return at
+
+
+def traced_move(at, tracer, value: float) -> None:
+    """Move the all-layers sparsity slider to `value` with `tracer` as the profile hook of every thread."""
+    sys.setprofile(tracer)
+    threading.setprofile(tracer)
+    at.slider(key="wp_all").set_value(value).run()
+    sys.setprofile(None)
+    threading.setprofile(None)
+    assert not at.exception, [e.value for e in at.exception]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--moves", type=int, default=5)
     a = ap.parse_args()
-    from streamlit.testing.v1 import AppTest
-
     from explorer.config.schema import ExperimentConfig
     from explorer.experiment.facade import Experiment
 
@@ -53,20 +72,12 @@ def main() -> None:
 
     exp = Experiment(ExperimentConfig.model_validate({"train": {"epochs": 3}}))
     exp.train_baseline()
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.session_state["experiment"] = exp
-    at.switch_page("app_pages/weight_pruning.py")
-    at.run()
+    at = weight_pruning_page(exp)
     calls, depths, copies = [], [], []
     for i in range(a.moves):
         made.clear()
         tracer = Tracer()
-        sys.setprofile(tracer)
-        threading.setprofile(tracer)
-        at.slider(key="wp_all").set_value(10.0 + 15 * i).run()
-        sys.setprofile(None)
-        threading.setprofile(None)
-        assert not at.exception, [e.value for e in at.exception]
+        traced_move(at, tracer, 10.0 + 15 * i)
         calls.append(tracer.calls)
         depths.append(tracer.depth)
         copies.append(len(made))

@@ -8,13 +8,14 @@ depend on the machine.
 
     python benchmarks/bench_slider_path.py [--moves 3]
 
-For the layout before the concept folders, copy this script into a `git worktree` of that commit and run it there as
-`PYTHONPATH=. python bench_slider_path.py` (its flat module names are mapped to the same floors).
+For the layout before the concept folders, copy this script and bench_hops.py (the page and the traced move it shares)
+into a `git worktree` of that commit and run it there as `PYTHONPATH=. python bench_slider_path.py` (its flat module
+names are mapped to the same floors).
 """
 import argparse
-import sys
-import threading
 from pathlib import Path
+
+from bench_hops import traced_move, weight_pruning_page
 
 ROOT = Path.cwd()
 PROJECT = (*tuple(str(ROOT / d) for d in ("explorer", "ui", "app_pages")), str(ROOT / "app.py"))
@@ -82,8 +83,6 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--moves", type=int, default=3)
     a = ap.parse_args()
-    from streamlit.testing.v1 import AppTest
-
     try:
         from explorer.config.schema import ExperimentConfig
         from explorer.experiment.facade import Experiment
@@ -93,18 +92,10 @@ def main() -> None:
 
     exp = Experiment(ExperimentConfig.model_validate({"train": {"epochs": 3}}))
     exp.train_baseline()
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.session_state["experiment"] = exp
-    at.switch_page("app_pages/weight_pruning.py")
-    at.run()
+    at = weight_pruning_page(exp)
     for i in range(a.moves):
         tracer = PathTracer()
-        sys.setprofile(tracer)
-        threading.setprofile(tracer)
-        at.slider(key="wp_all").set_value(10.0 + 15 * i).run()
-        sys.setprofile(None)
-        threading.setprofile(None)
-        assert not at.exception, [e.value for e in at.exception]
+        traced_move(at, tracer, 10.0 + 15 * i)
     print(f"a slider setting through the code: {len(tracer.files)} files, entered {tracer.entries} times, "
           f"{tracer.climbs} climbs back up")
     print("path:", " → ".join(dict.fromkeys(tracer.sequence)))
