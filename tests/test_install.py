@@ -86,7 +86,7 @@ def test_the_console_script_serves_the_app_from_an_empty_folder(installed, tmp_p
     finally:
         proc.terminate()
         out = proc.communicate(timeout=30)[0]
-    assert "ui/main.py" not in out or str(purelib) in out or "Traceback" not in out, out
+    assert "Traceback" not in out, out  # the installed app started and stopped cleanly
     # the installed main script runs every page's navigation without an exception
     code = ("from streamlit.testing.v1 import AppTest; import ui.main as m; "
             "at = AppTest.from_file(m.__file__, default_timeout=120).run(); "
