@@ -110,28 +110,11 @@ def trained_experiment_factory():
 
 
 # ---- browser tests: Debian's chromium driven by Playwright; missing chromium is installed, never skipped ----------
-def _install_chromium() -> None:
-    import os
-    import shutil
-    import subprocess
-
-    if shutil.which("apt-get") is None or os.geteuid() != 0:
-        return
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-qq"], env=env, timeout=900, capture_output=True)
-    subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], env=env, timeout=1800, capture_output=True)
-
-
 @pytest.fixture(scope="session")
 def chromium_path() -> str:
-    import shutil
+    from helpers import debian_program
 
-    if shutil.which("chromium") is None:
-        _install_chromium()
-    path = shutil.which("chromium")
-    if path is None:
-        pytest.fail("Debian's chromium is missing and could not be installed (apt-get install -y chromium)")
-    return path
+    return debian_program("chromium")
 
 
 @pytest.fixture(scope="session")

@@ -1,17 +1,40 @@
 """Helpers shared by the tests (fixtures live in conftest.py). Imported as `from helpers import ...`: pytest puts
 tests/ on sys.path (pyproject.toml's `pythonpath`)."""
+import fcntl
 import io
+import os
+import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from streamlit.testing.v1 import AppTest
 
 from explorer.config.schema import ExperimentConfig
 from ui.launch import LocalServer
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def debian_program(name: str, package: str | None = None) -> str:
+    """The path of Debian's `name`, installed with apt-get (as root) when missing; the test fails when it cannot be
+    had (a real component is never skipped). A file lock serialises the installs, because the suite
+    runs on two workers (pytest-xdist) and two apt-get processes at once fail on dpkg's own lock."""
+    if shutil.which(name) is None and shutil.which("apt-get") and os.geteuid() == 0:
+        with open(Path(tempfile.gettempdir()) / "pruning-explorer-apt.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if shutil.which(name) is None:  # another worker may have installed it while this one waited
+                env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+                subprocess.run(["apt-get", "update", "-qq"], env=env, timeout=900, capture_output=True)
+                subprocess.run(["apt-get", "install", "-y", "-qq", package or name], env=env, timeout=1800,
+                               capture_output=True)
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"Debian's {name} is missing and could not be installed (apt-get install -y {package or name})")
+    return path
 
 
 def tiny_config(**overrides) -> ExperimentConfig:

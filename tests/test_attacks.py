@@ -58,8 +58,10 @@ def test_closing_the_tab_ends_its_training_and_others_are_served_meanwhile(serve
             hold = asyncio.Event()
             hold.set()
             pool.submit(asyncio.run, load.participant(target, 0, 8, out, hold)).result(timeout=300)
-            # The other participant was served while the link's training ran: it is still running now.
-            assert bench.busy_fraction(pid) > bench.BUSY, "the link's training ended by itself: no overlap"
+            # The other participant was served while the link's training ran: it is still running now. "Running" is
+            # above the idle mark, not the busy one: the engine computes on one thread, and on a machine that runs
+            # other work (the suite's second worker) one thread may get less than BUSY of a core.
+            assert bench.busy_fraction(pid) > bench.IDLE, "the link's training ended by itself: no overlap"
         finally:
             leave.set()  # the attacker closes the tab
         attack.result(timeout=60)

@@ -19,15 +19,6 @@ SHIPPED = lessons.load_lessons()
 FIRST = lessons.LESSONS_DIR / "01_magnitude.json"
 
 
-@pytest.fixture
-def one_thread():
-    """A lesson's runs are tiny: with two threads per process on a shared 2-core machine they wait on each other
-    (a 0.2 s fine-tuning took 30 s under load); one thread keeps the suite's time steady."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 # ---- the files ---------------------------------------------------------------------------------------------------
 def test_four_lessons_ship_in_file_order_with_a_prediction_and_a_hint_per_step():
@@ -293,7 +284,7 @@ def _activations_agree(exp: Experiment, facts: dict) -> None:
 
 @pytest.mark.parametrize("lesson_id", [pytest.param(k, marks=pytest.mark.slow) if k == "after2017" else k
                                        for k in SHIPPED])  # after2017 trains for about 6 s on 2 cores
-def test_every_lesson_plays_to_the_end(lesson_id, one_thread):
+def test_every_lesson_plays_to_the_end(lesson_id):
     lesson = SHIPPED[lesson_id]
     exp = Experiment(lesson.start_config)
     for i, step in enumerate(lesson.steps):

@@ -2,14 +2,11 @@
 and its scenarios through the workshop proxy)."""
 import asyncio
 import importlib.util
-import os
-import shutil
-import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from helpers import ROOT, tiny_config
+from helpers import ROOT, debian_program, tiny_config
 
 from explorer.config.links import encode_setup
 
@@ -41,17 +38,8 @@ def test_one_participant_trains_and_moves_the_slider():
     assert out["exceptions"] == [] and out["wrong"] == [] and out["timeouts"] == []  # the page showed each value
 
 
-def _nginx() -> None:
-    if shutil.which("nginx") is None and shutil.which("apt-get") and os.geteuid() == 0:
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "update", "-qq"], env=env, timeout=900, capture_output=True)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "nginx"], env=env, timeout=900, capture_output=True)
-    if shutil.which("nginx") is None:
-        pytest.fail("Debian's nginx is missing and could not be installed (apt-get install -y nginx)")
-
-
 def test_through_the_proxy_a_heavy_link_train_together_and_a_sweep(monkeypatch):
-    _nginx()
+    debian_program("nginx")
     monkeypatch.setenv("PRUNING_EXPLORER_LINK_MACS", "0")  # even a tiny shared link waits for its Train button
     monkeypatch.setattr(load, "SETTLE_S", 0)
     target = load.Proxy(1)  # `python -m explorer serve --processes 1`

@@ -20,15 +20,6 @@ from explorer.methods import lottery
 from explorer.methods.schedules import target_sparsity
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Each lottery run is many tiny trainings: on a shared 2-core machine two threads wait on each other."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def small(**finetune):
     """Three epochs of baseline, then 3 rounds to 90 % of every layer, 2 epochs per run, on the CPU (whose kernels
     give the same bits on every replay, which the rewinding tests compare)."""

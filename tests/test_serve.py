@@ -3,7 +3,6 @@ stopped together. The config is checked as text; one slow test starts the real t
 import http.client
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -14,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from helpers import ROOT
+from helpers import ROOT, debian_program
 
 from explorer.cli import main
 from explorer.server import serve
@@ -149,17 +148,6 @@ def _fake_app(seconds: float, code: int):
     return command
 
 
-def _nginx() -> str:
-    if shutil.which("nginx") is None and shutil.which("apt-get") and os.geteuid() == 0:
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "update", "-qq"], env=env, timeout=900, capture_output=True)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "nginx"], env=env, timeout=900, capture_output=True)
-    path = shutil.which("nginx")
-    if path is None:
-        pytest.fail("Debian's nginx is missing and could not be installed (apt-get install -y nginx)")
-    return path
-
-
 def _get(url: str, cookie: str | None = None):
     req = urllib.request.Request(url, headers={"Cookie": f"pe_sticky={cookie}"} if cookie else {})
     with DIRECT.open(req, timeout=10) as r:
@@ -181,7 +169,7 @@ def _lines_until_ready(proc: subprocess.Popen, timeout: float) -> list[str]:
 
 @pytest.mark.slow  # needs nginx (installed if missing); a few seconds
 def test_a_process_that_dies_while_serving_stops_the_others(capsys):
-    _nginx()
+    debian_program("nginx")
     code = serve.serve(2, serve.free_port(), app_command=_fake_app(3, 4))
     captured = capsys.readouterr()
     assert code == 1 and "ready: http://127.0.0.1:" in captured.out
@@ -195,7 +183,7 @@ def test_a_process_that_dies_while_serving_stops_the_others(capsys):
 
 @pytest.mark.slow  # needs nginx (installed if missing); a few seconds
 def test_an_nginx_that_cannot_start_stops_the_app_processes(monkeypatch, capsys):
-    _nginx()
+    debian_program("nginx")
     monkeypatch.setattr(serve, "nginx_config", lambda *args: "bogus;")
     assert serve.serve(1, serve.free_port(), app_command=_fake_app(30, 0)) == 1
     captured = capsys.readouterr()
@@ -251,7 +239,7 @@ def test_serve_two_processes_sticky_websocket_and_sigterm_stops_all(browser, tmp
     from streamlit.proto.BackMsg_pb2 import BackMsg
     from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
-    _nginx()
+    debian_program("nginx")
     port = serve.free_port()
     proc = subprocess.Popen([sys.executable, "-m", "explorer", "serve", "--processes", "2", "--port", str(port)],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
