@@ -4,8 +4,11 @@ import streamlit as st
 
 from explorer.classroom.glossary import help_text
 from explorer.classroom.snippets import activation_code
+from explorer.experiment.measure import check_price
 from explorer.figures import plots
+from explorer.server.budget import OverBudget
 from ui.activation_controls import activation_controls
+from ui.progress import BUDGET
 from ui.session import get_experiment, workshop_mode
 from ui.views import decision_view, page_header, show_problems
 
@@ -15,6 +18,11 @@ page_header(exp, "Activation sparsity",
             "no gradient flows through them. A target sparsity is calibrated on the validation split; everything is "
             "measured on the test set, with the weight pruning of the previous page applied.",
             "these are the activations of a random initialisation.")
+try:  # every move re-evaluates the setup (calibration, statistics, grid): over the server's budget, nothing runs
+    check_price(exp.price(), exp.config, BUDGET)
+except OverBudget as e:
+    show_problems(e, "This setup is too large to threshold on this server")
+    st.stop()
 
 setting = activation_controls(exp)
 try:

@@ -7,12 +7,13 @@ from explorer.classroom import papers
 from explorer.classroom.glossary import help_text
 from explorer.config.presets import describe_expectations
 from explorer.config.schema import ConfigError, config_json, parse_config
+from explorer.engine.noise import gap
 from explorer.engine.sparse import FORMATS
 from explorer.experiment import report
-from explorer.experiment.measure import break_even
+from explorer.experiment.measure import Stopped, break_even
 from explorer.figures import plots
 from ui.cached import compare_regularisers, get_presets, sparse_tradeoff
-from ui.progress import in_slot, train_with_progress
+from ui.progress import in_slot, session_alive, train_with_progress
 from ui.session import forget_setting_widgets, get_experiment, workshop_mode
 from ui.views import literal, show_problems
 
@@ -43,6 +44,20 @@ def snapshot_row(s) -> dict:
             "MACs left": 100 * macs / (s.macs_dense or 1), "ms": s.latency_ms, "ms compact": s.latency_compact_ms}
 
 
+def noise_caption(snapshots, n: int) -> str:
+    """Which snapshots' accuracies are within noise of the best one, on a test split of `n` images (engine/noise.py):
+    a gap of a few test images is not a result, and the table alone would rank it as one."""
+    best = max(snapshots, key=lambda s: s.test_accuracy)
+    close = [s for s in snapshots if s is not best and gap(best.test_accuracy, s.test_accuracy, n).within_noise]
+    band = gap(best.test_accuracy, best.test_accuracy, n).band
+    text = (f"Noise: on this setup's test split ({n:,} images) one image is {100 / n:.2f} points, and a gap under "
+            f"±{band:.1f} points (two binomial standard errors) can come from which images the split holds. ")
+    if close:
+        return text + (f"Within noise of the best ({literal(best.name, 60)}, {best.test_accuracy:.1%}): "
+                       + ", ".join(f"{literal(s.name, 60)} ({s.test_accuracy:.1%})" for s in close) + ".")
+    return text + f"Every other snapshot is further than that below the best ({literal(best.name, 60)})."
+
+
 if exp.snapshots:
     # Fits the page at 1280×720 with the sidebar open (about 820 px): short headers, fixed widths (a long name or kind
     # is cut, whole on hover), one percentage format; every byte count per format is in the chart below.
@@ -61,6 +76,8 @@ if exp.snapshots:
                                      + help_text("MACs", "compaction")),
         "ms": cc.NumberColumn(format="%.3f", width=55, help="CPU latency, batch 256, as stored"),
         "ms compact": cc.NumberColumn(format="%.3f", width=80, help="CPU latency, batch 256, compacted")})
+    if len(exp.snapshots) > 1:
+        st.caption(noise_caption(exp.snapshots, len(exp.data.y_test)))
     with st.popover("Clear snapshots", help="snapshots stay through preset loads and new baselines until cleared"):
         if st.button(f"Yes, clear all {len(exp.snapshots)}", type="primary", key="cmp_clear"):  # asked once more
             exp.snapshots.clear()
@@ -108,8 +125,13 @@ def studies_and_files() -> None:
     if st.button("Compute per-layer sensitivity curves", disabled=not exp.trained,
                  help="each layer alone pruned to 0…95 % by magnitude, the others dense (Han et al. 2015); accuracy on "
                       "the validation split, since the curves are there to choose per-layer sparsities"):
-        bar = st.progress(0.0, text="pruning one layer at a time…")
-        exp.sensitivity(on_progress=lambda done, total: bar.progress(done / total, text=f"{done}/{total} evaluations"))
+        bar, alive = st.progress(0.0, text="pruning one layer at a time…"), session_alive()
+        try:  # a closed tab stops it between two evaluations, and so does twice its price in time (measure.guarded)
+            exp.sensitivity(on_progress=lambda done, total: bar.progress(done / total, text=f"{done}/{total} "
+                                                                                            "evaluations"),
+                            should_stop=lambda: not alive())
+        except Stopped as e:
+            st.warning(f"{str(e)[0].upper()}{str(e)[1:]}.")
         bar.empty()
     if exp.has_sensitivity:
         st.plotly_chart(plots.sensitivity_curves(exp.sensitivity()), key="cmp_sens", theme=None)

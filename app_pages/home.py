@@ -1,24 +1,60 @@
-"""Home: one "Start here" path (the Playground, the guided lessons, the deep pages: generated from what exists), the
-instructor's switches, what pruning is, and the glossary."""
+"""Home: the instructor's switches and the class address (folded, first on the page), one "Start here" path (the
+Playground, the guided lessons, the deep pages: generated from what exists), what pruning is, and the glossary."""
 import streamlit as st
 
 from ui import lesson
 from ui.glossary import show_glossary
+from ui.links import class_address
 from ui.pages import BY_ID, CLASS, DEEP, PLAYGROUND
 from ui.session import set_workshop_mode, workshop_mode
 from ui.views import literal
 
+shipped = lesson.lessons()
+
+
+def for_instructors() -> None:
+    """Workshop mode for this session, and the address that opens the class in it (optionally locked to one lesson:
+    the students' sessions are locked, not the instructor's)."""
+    on = st.toggle("Workshop mode: hide the advanced parts of every page (code, uploads, downloads, studies)",
+                   value=workshop_mode(), key="home_workshop")
+    if on != workshop_mode():
+        set_workshop_mode(on)
+        st.rerun()
+    pick = st.selectbox("Lock the class to one lesson", [None, *shipped], key="home_lock",
+                        format_func=lambda k: "no lock" if k is None else shipped[k].title)
+    address, loopback = class_address("?workshop=1" + (f"&lesson={pick}&step=1&lock=1" if pick else ""))
+    st.caption("The class address (copy it with the button at its right): it stays in the address bar on every page "
+               "and after a reload.")
+    st.code(address, language=None, wrap_lines=True)
+    if loopback:
+        st.caption("This is this computer's own name (localhost): no other machine can open it. For the room, start "
+                   "the workshop server with `python -m explorer serve --address 0.0.0.0`, open this page by the "
+                   "computer's network name or IP address, and copy the address again.")
+    else:
+        st.caption("`python -m explorer serve` runs the workshop server.")
+    st.caption("To see the whole room's results live, each one replayed and verified by the server: open a class "
+               "on the Instructor page (it needs the instructor key the server was started with) and share its "
+               "board link.")
+    for p in CLASS:
+        st.page_link(p.path, label=f"{p.title}: {p.about}", icon=p.icon)
+
+
 st.title("Pruning Explorer")
 st.write("See neural-network pruning happen: train a small network, remove weights or activations with sliders, "
          "and watch the mask, the weights and the accuracy move. Everything runs offline on your machine.")
+# Near the top, folded: one click for an instructor, out of a student's way (below the lessons it was 1.6 screens down).
+if lesson.locked():  # a student's session, locked by the instructor's link
+    st.caption("This class follows one lesson, chosen by the instructor: its panel is at the top of the sidebar.")
+else:
+    with st.expander("For instructors: workshop mode and the class address", icon=":material/school:"):
+        for_instructors()
 
 st.subheader("Start here")
 st.markdown(f"**1. The {PLAYGROUND.title}**: {PLAYGROUND.about}. Press *Train baseline*, move *Weight sparsity*, "
             "press *Fine-tune*.")
 st.page_link(PLAYGROUND.path, label=f"Open the {PLAYGROUND.title}", icon=":material/arrow_forward:")
-shipped = lesson.lessons()
 st.markdown(f"**2. A guided lesson** ({len(shipped)}): each step says what to do, asks you to predict the result "
-            "first, and checks what you did. The panel stays in the sidebar on every page.")
+            "first, and checks what you did. The panel stays at the top of the sidebar on every page.")
 for key, item in shipped.items():
     text, go = st.columns([5, 1], vertical_alignment="center")
     text.markdown(f"*{literal(item.title)}* ({item.minutes} min, {len(item.steps)} steps): {literal(item.summary)}")
@@ -27,34 +63,6 @@ for key, item in shipped.items():
         st.switch_page(BY_ID[item.steps[0].page].path)
 st.markdown("**3. The deep pages**, one idea each, in detail:\n"
             + "\n".join(f"- **{p.title}**: {p.about}" for p in DEEP))
-
-
-def for_instructors() -> None:
-    """Workshop mode for this session, and the address end that opens the class in it (optionally locked to one
-    lesson: the students' sessions are locked, not the instructor's)."""
-    on = st.toggle("Workshop mode: hide the advanced parts of every page (code, uploads, downloads, studies)",
-                   value=workshop_mode(), key="home_workshop")
-    if on != workshop_mode():
-        set_workshop_mode(on)
-        st.rerun()
-    pick = st.selectbox("Lock the class to one lesson", [None, *shipped], key="home_lock",
-                        format_func=lambda k: "no lock" if k is None else shipped[k].title)
-    params = "?workshop=1" + (f"&lesson={pick}&step=1&lock=1" if pick else "")
-    st.caption("Give the class the server's address (its host and port) followed by this; it stays in the "
-               "address on every page and after a reload. `python -m explorer serve` runs the workshop server.")
-    st.code(params, language=None)
-    st.caption("To see the whole room's results live, each one replayed and verified by the server: open a class "
-               "on the Instructor page (it needs the instructor key the server was started with) and share its "
-               "board link.")
-    for p in CLASS:
-        st.page_link(p.path, label=f"{p.title}: {p.about}", icon=p.icon)
-
-
-if lesson.locked():  # a student's session, locked by the instructor's link
-    st.caption("This class follows one lesson, chosen by the instructor: its panel is in the sidebar.")
-else:
-    with st.expander("For instructors: workshop mode and a class link"):
-        for_instructors()
 show_glossary()
 
 st.subheader("What is pruning?")

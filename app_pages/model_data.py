@@ -7,7 +7,6 @@ from explorer.config.schema import (
     DATASETS,
     DEFAULT_MLP_HIDDEN,
     OPTIMIZERS,
-    ConfigError,
     reset_for_new_setup,
     validate_config,
 )
@@ -15,11 +14,11 @@ from explorer.config.sections import IMAGE_SIDES, default_train
 from explorer.engine import userdata
 from explorer.engine.data import MNIST_SOURCE, SplitError, raw_preview, split_indices
 from explorer.engine.models import layer_table
-from explorer.experiment.measure import baseline_training_cost
+from explorer.experiment.measure import baseline_training_cost, check_setup
 from explorer.figures import plots
 from ui import lesson
 from ui.cached import get_presets
-from ui.progress import estimate_text, train_with_progress
+from ui.progress import BUDGET, estimate_text, train_with_progress
 from ui.session import forget_setting_widgets, get_experiment, workshop_mode
 from ui.views import decision_view, literal, show_problems
 
@@ -196,7 +195,10 @@ if submitted:
                         weight_decay=float(weight_decay))
     try:
         new_config = validate_config(reset_for_new_setup(raw, cfg))
-    except ConfigError as e:
+        # one evaluation pass (what every slider move repeats) priced before anything runs; its training is priced
+        # where it starts (train_with_progress)
+        check_setup(new_config, BUDGET, exp.upload)
+    except ValueError as e:  # ConfigError, budget.OverBudget, or data this session cannot load
         show_problems(e, "This setup cannot be used")
     else:
         train_with_progress(exp, new_config)

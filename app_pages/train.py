@@ -73,10 +73,12 @@ with st.form("finetune"):
     steps, s_i, freq, ramp, margin, stop = (ft.iterative_steps, ft.agp_initial_sparsity, ft.agp_frequency,
                                             ft.agp_ramp, ft.dns_margin, ft.dns_stop)
     rounds, rewind = ft.lottery_rounds, ft.lottery_rewind_epoch
-    if not workshop_mode():  # a class sees the schedule and the epochs; the rest keeps the setup's values
-        lr = c2.number_input("Learning rate", 1e-7, 1e6, tcfg.lr, format="%.6f",
-                             help="the default: the training rate (Han et al. retrain long SGD runs at about 1/10)",
-                             key="ft_lr")
+    # A class sees the schedule, the epochs and the learning rate (lessons 1 and 4 ask for a rate); the rest keeps
+    # the setup's values in workshop mode.
+    lr = c2.number_input("Learning rate", 1e-7, 1e6, tcfg.lr, format="%.6f",
+                         help="the default: the training rate (Han et al. retrain long SGD runs at about 1/10)",
+                         key="ft_lr")
+    if not workshop_mode():
         optimizer = c2.selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index(tcfg.optimizer),
                                  key="ft_optimizer")
         weight_decay = c2.number_input("Weight decay", 0.0, 1.0, tcfg.weight_decay, format="%.5f",
@@ -142,16 +144,23 @@ if out is not None:
     if out.result.stopped:
         st.warning(f"The last run was stopped ({out.result.message}); the numbers below are that partial run's. "
                    f"The config still says {exp.config.finetune.epochs} epochs, so a replay runs all of them.")
-    c = st.columns(4)
-    c[0].metric("Dense baseline", f"{exp.baseline_test_accuracy:.1%}")
-    c[1].metric("Pruned, before fine-tuning", f"{exp.pruning.test_accuracy:.1%}")
-    c[2].metric("After fine-tuning", f"{out.test_accuracy:.1%}",
-                delta=f"{(out.test_accuracy - exp.baseline_test_accuracy) * 100:+.1f} pts vs dense")
-    c[3].metric("Weight sparsity", f"{out.stats.sparsity:.1%}")
-    st.caption(f"Validation accuracy: dense {exp.baseline.val_accuracy:.1%}, pruned {exp.pruning.val_accuracy:.1%}, "
-               f"fine-tuned {out.val_accuracy:.1%} (the test figures above are the final ones).")
-    if out.lottery is not None:
-        lottery_view(out.lottery)
+    rec = exp.record()  # the state's figures: the same the sidebar, a snapshot and metrics.json show
+    tuned = rec.finetuned
+    assert tuned is not None  # a current run (finetune_result) is in the record
+    c = st.columns(5)
+    c[0].metric("Dense baseline", f"{rec.baseline.test_accuracy:.1%}")
+    c[1].metric("Pruned, before fine-tuning", f"{rec.pruned.test_accuracy:.1%}")
+    c[2].metric("After fine-tuning", f"{tuned.test_accuracy:.1%}",
+                delta=f"{(tuned.test_accuracy - rec.baseline.test_accuracy) * 100:+.1f} pts vs dense")
+    c[3].metric("Weight sparsity", f"{tuned.weight_sparsity:.1%}")
+    # Weight sparsity counts weights only; DNS cuts biases as it cuts weights, so the zeroed biases are said beside it.
+    c[4].metric("Biases at zero", f"{tuned.biases_zeroed_share:.1%}",
+                help=f"{tuned.biases_zeroed:,} of {tuned.biases_total:,} biases are exactly 0 after the run (DNS "
+                     "cuts biases as it cuts weights); the weight sparsity beside it counts weights only")
+    st.caption(f"Validation accuracy: dense {rec.baseline.val_accuracy:.1%}, pruned {rec.pruned.val_accuracy:.1%}, "
+               f"fine-tuned {tuned.val_accuracy:.1%} (the test figures above are the final ones).")
+    if rec.lottery is not None:
+        lottery_view(rec.lottery)
     st.plotly_chart(plots.training_curves(out.result.history, sparsity=True), key="train_curves", theme=None)
     if out.activation_thresholds:
         kind = "dynamic, where they ended" if exp.config.activation.target_sparsity is not None else "static"
@@ -163,18 +172,21 @@ if out is not None:
     dns = exp.config.finetune.schedule == "dns"
     # st.table (plain HTML), not st.dataframe: a small panel that screen readers and browser tests can read.
     st.table(pd.DataFrame([{
-        "layer": n, "sparsity": f"{out.stats.layers[n].sparsity:.1%}",
+        "layer": n, "sparsity": f"{tuned.layers[n].sparsity:.1%}",
+        "biases = 0": f"{tuned.layers[n].biases_zeroed:,} of {tuned.layers[n].biases_total:,}",
         "pruned weights ≠ 0": p.masked_nonzero,
         "max |grad| on pruned": "by design (DNS)" if p.max_masked_grad is None else f"{p.max_masked_grad:.3g}",
         "frozen": "yes" if p.frozen else "no",
         "fingerprint before → after": f"{p.fingerprint_before} → {p.fingerprint_after}",
         "held": "✓" if p.held else "✗",
-    } for n, p in out.proof.items()]).set_index("layer"))
-    st.caption("Measured after the run: non-zero weights under each final mask; the largest gradient the optimizer "
-               "received on a pruned entry at any step; a hash of each layer's bytes before and after."
+    } for n, p in tuned.proof.items()]).set_index("layer"))
+    st.caption("Measured after the run: non-zero weights under each final mask; biases that are exactly zero (the "
+               "sparsity counts weights only); the largest gradient the optimizer received on a pruned entry at any "
+               "step; a hash of each layer's bytes before and after."
                + (" DNS trains the dense weights behind the mask on purpose (pruned weights get straight-through "
-                  f"gradients so they can be spliced back: {out.result.revived:,} splices, biases included); the "
-                  "sparsity above is what the surgery left, not a count forced at the end." if dns else ""))
+                  f"gradients so they can be spliced back: {tuned.revived:,} splices, biases included); the "
+                  "sparsity above is what the surgery left, not a count forced at the end, and it cut "
+                  f"{tuned.biases_zeroed:,} of the {tuned.biases_total:,} biases to zero." if dns else ""))
 else:
     st.info("Press **Train** to fine-tune; the curves and the proof panel appear here.")
 

@@ -5,16 +5,41 @@ import streamlit as st
 
 from explorer.classroom.snippets import pruning_code
 from explorer.experiment import criteria
+from explorer.experiment.measure import Stopped, check_price
 from explorer.figures import plots
 from explorer.figures.views import mask_map
+from explorer.server.budget import OverBudget
+from ui.progress import BUDGET, session_alive
 from ui.pruning_controls import pruning_controls
-from ui.session import get_experiment, workshop_mode
+from ui.session import get_experiment, seed_widgets, workshop_mode
 from ui.views import decision_view, page_header, show_problems
 
 
-def modern_views(exp, layer: str) -> None:
+def wanda_classifier_control(exp, setting):
+    """Wanda's one extra choice, recorded in the config (weight_pruning.wanda_prune_classifier): the classifier, the
+    output layer, stays dense as in the paper unless ticked. A per-layer sparsity gives it its own slider instead."""
+    output = exp.layer_names[-1]
+    if isinstance(setting.sparsity, dict):
+        st.caption(f"Wanda, per layer: {output}, the classifier, is pruned at its own slider's value (0 keeps it "
+                   "dense, as Wanda's paper does).")
+        return setting
+    seed_widgets("wp_", {"wanda_classifier": exp.config.weight_pruning.wanda_prune_classifier})
+    prune_it = st.checkbox(f"Wanda: prune {output}, the classifier, too", key="wp_wanda_classifier",
+                           help="Wanda's paper prunes every layer of the transformer blocks and leaves the classifier "
+                                "(the LM head) dense; so does this app unless you tick this. Configs of version 1 "
+                                "pruned it and still do.")
+    if prune_it == setting.wanda_prune_classifier:
+        return setting
+    return setting.model_copy(update={"wanda_prune_classifier": prune_it})
+
+
+def modern_views(exp, layer: str, should_stop) -> None:
     """Magnitude against Wanda at the current sparsity (no retraining), and the N:M mask group by group."""
-    c = criteria.comparison(exp)
+    try:
+        c = criteria.comparison(exp, should_stop)
+    except Stopped as e:  # a closed tab, or past twice its price: said, and tried again on the next run
+        st.warning(f"{str(e)[0].upper()}{str(e)[1:]}.")
+        return
     if c is None:
         return
     st.subheader("Magnitude or Wanda? The same sparsity, no retraining")
@@ -24,12 +49,15 @@ def modern_views(exp, layer: str) -> None:
                 help=f"{c.wanda_sparsity:.1%} pruned (each unit loses the same share of its inputs, rounded)")
     m[2].metric("Validation: magnitude", f"{c.magnitude_val:.1%}")
     m[3].metric("Validation: Wanda", f"{c.wanda_val:.1%}")
-    st.markdown(criteria.explanation(c, exp.layer_names[-1]))
+    st.markdown(criteria.explanation(c, exp.layer_names[-1], len(exp.data.y_test)))
     left, right = st.columns([3, 2])
     left.plotly_chart(plots.agreement(c.masks[layer], layer), key="wp_agreement", theme=None)
     right.plotly_chart(plots.input_norms(c.norms[layer], layer), key="wp_norms", theme=None)
+    dense = c.wanda.kept_dense(exp.layer_names)
     st.caption(f"Wanda's calibration reads {min(512, len(exp.data.x_train))} rows of the training split (seeded), "
-               "never the test split, in one pass of the dense baseline. Pick the layer above to see another.")
+               "never the test split, in one pass of the dense baseline. Pick the layer above to see another."
+               + (f" Both keep {', '.join(dense)}, the classifier, dense, as Wanda's paper does (magnitude on its own "
+                  "prunes every layer)." if dense else ""))
     if not workshop_mode():  # advanced: where Wanda gains or loses, layer by layer
         st.dataframe(pd.DataFrame([{
             "layer": n, "kept by both": a.both, "magnitude only": a.magnitude_only, "Wanda only": a.wanda_only,
@@ -62,8 +90,22 @@ page_header(exp, "Weight pruning",
             "filters, which the mask map shows as empty rows. Masks are computed from the trained baseline, so every "
             "slider moves both ways.",
             "you are pruning a random initialisation.")
+try:  # every slider move re-evaluates the setup: one that is over the server's budget for that is not run here
+    check_price(exp.price(), exp.config, BUDGET)
+except OverBudget as e:
+    show_problems(e, "This setup is too large to prune on this server")
+    st.stop()
+alive = session_alive()
+
+
+def session_gone() -> bool:
+    """The stop a long computation of this page polls: the tab was closed (nobody waits for its figures)."""
+    return not alive()
+
 
 setting = pruning_controls(exp)
+if setting.criterion == "wanda" and setting.is_active:
+    setting = wanda_classifier_control(exp, setting)
 try:
     result = exp.set_pruning(setting)
 except ValueError as e:
@@ -105,11 +147,16 @@ if left is not None:  # the per-layer table (cut magnitudes) is an advanced part
 right.plotly_chart(plots.layer_sparsity_bars(stats), key="wp_bars", theme=None)
 
 decision_view(exp, "pruned", "wp_regions")
-modern_views(exp, layer)
+modern_views(exp, layer, session_gone)
 
 left, right = st.columns([3, 2])
-left.plotly_chart(plots.pruning_curve({"this baseline": exp.pruning_curve()},
-                                      current=(stats.sparsity, result.val_accuracy)), key="wp_curve", theme=None)
+try:
+    curve = exp.pruning_curve(should_stop=session_gone)
+except Stopped as e:
+    left.warning(f"{str(e)[0].upper()}{str(e)[1:]}.")
+else:
+    left.plotly_chart(plots.pruning_curve({"this baseline": curve}, current=(stats.sparsity, result.val_accuracy)),
+                      key="wp_curve", theme=None)
 near_zero = exp.baseline.near_zero_share()
 right.markdown(f"**{near_zero:.1%}** of this baseline's weights have |w| < 0.001. Training with an L1 "
                "penalty (Model & data) builds a spike at zero and moves this curve right: more can be pruned before "

@@ -51,8 +51,10 @@ def fill_class(store: Store, participants: int = 30, each: int = 5, start: int =
                 "layer", "global")[i % 2]}, "finetune": {"schedule": schedules[i]}})
             figures = Figures(0.964, 0.97 - s / 2, None if i == 0 else 0.99 - s / 20, s, 0.55, int(266_200 * (1 - s)),
                               266_200, int(1_070_000 * (1 - s) * 1.5), 1_070_000)
-            store.submit(code, f"participant {p:02d}", f"token-{p:04d}-" + "x" * 20, cfg.model_dump_json(), figures,
-                         now=time.time() - 300 + i)
+            # Each setup its own participant and nickname: a participant may have only 2 setups waiting for the
+            # verifier (store.MAX_WAITING_REPLAYS), and this class is never verified; 150 entries to draw either way.
+            store.submit(code, f"participant {p:02d}.{i}", f"token-{p:04d}-{i}-" + "x" * 20, cfg.model_dump_json(),
+                         figures, now=time.time() - 300 + i, participant=f"bench-participant-{p:02d}-{i}")
     return code
 
 

@@ -167,8 +167,16 @@ def settle(page, timeout_ms: int = 120_000) -> None:
 _PAINTED = "() => new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)))"
 
 
+NAV = "[data-testid='stTopNav']"  # the app's navigation, in the top bar (ui/main.py)
+
+
 def goto_page(page, name: str) -> None:
-    page.locator("[data-testid='stSidebarNav']").get_by_role("link", name=name, exact=True).click()
+    """Click the page's link in the top bar; a window too narrow for every link keeps the rest under "N more"."""
+    link = page.locator(NAV).get_by_role("link", name=name, exact=True)
+    if not link.is_visible():
+        page.locator(f"{NAV} [data-testid='stTopNavSection']").last.click()
+        link = page.locator("[data-testid='stTopNavPopover']").get_by_role("menuitem", name=name, exact=True)
+    link.click()
     settle(page)
 
 

@@ -67,7 +67,7 @@ def test_a_version_1_board_is_migrated_with_its_entries(tmp_path):
                   + ", ".join(board.FIGURES) + ") VALUES ('ABCDEFGHJK', 'ada', 'h', 2.0, ?, 'm', 'digits', "
                   "'lenet300100', 0.9, 0.8, NULL, 0.5, 0.4, 10, 20, 30, 40)", (CONFIG,))
     s = Store(str(path))
-    assert s.schema_version() == SCHEMA_VERSION == 2
+    assert s.schema_version() == SCHEMA_VERSION == 4
     view = s.board("ABCDEFGHJK")
     assert [(e.nickname, e.status, e.figures.macs) for e in view.entries] == [("ada", "queued", 10)]
     assert s.claim("w", lease_s=60).id == view.entries[0].id  # the verifier's columns work on the old row
@@ -184,22 +184,23 @@ def test_the_csv_export_holds_every_entry_and_runs_no_formula(store, code):
 
 
 def test_claims_are_exclusive_expire_with_their_verifier_and_end_after_three_tries(store, code):
-    a = store.submit(code, "ada", token(1), CONFIG, figures())
-    b = store.submit(code, "bo", token(2), CONFIG, figures())
+    # One participant (two tabs), so the claims follow the ids (across participants they go round robin), and two
+    # setups (an identical one waits for a's replay): tests/test_verifier_fair.py.
+    a = store.submit(code, "ada", token(1), CONFIG, figures(), participant=token(9))
+    b = store.submit(code, "ada", token(2), tiny_config(seed=1).model_dump_json(), figures(), participant=token(9))
     assert store.claim("one", lease_s=60, now=100.0).id == a
     assert store.claim("two", lease_s=60, now=100.0) is None  # one replay at a time on the whole board
     assert store.claim("two", lease_s=60, now=100.0, at_once=2).id == b
     assert store.claim("two", lease_s=60, now=100.0, at_once=3) is None  # nothing else waits
     assert not store.finish(a, "two", True, "")  # not its claim
     assert store.claim("three", lease_s=60, now=161.0, at_once=2).id == a  # "one" died: no heartbeat for 60 s
-    assert not store.finish(a, "one", True, "")
     store.release(a, "three")
     assert store.claim("four", lease_s=60, now=162.0, at_once=2).id == a  # given back: queued, the try not counted
     assert store.claim("five", lease_s=60, now=300.0, at_once=2).id == a  # third try
     assert store.claim("six", lease_s=60, now=500.0, at_once=2).id == b  # a would be a fourth: rejected instead
     entry = next(e for e in store.board(code).entries if e.id == a)
     assert entry.status == "rejected" and "3 tries" in entry.detail
-    withdrawn = store.submit(code, "cy", token(3), CONFIG, figures())
+    withdrawn = store.submit(code, "cy", token(3), tiny_config(seed=2).model_dump_json(), figures())
     assert store.claim("seven", lease_s=60, now=501.0, at_once=2).id == withdrawn
     store.withdraw(code, withdrawn, token(3))
     assert not store.finish(withdrawn, "seven", True, "")  # withdrawn while verified: stays withdrawn
@@ -292,7 +293,8 @@ store, code, config = Store(sys.argv[1]), sys.argv[2], sys.stdin.read()
 f = Figures(0.97, 0.9, 0.96, 0.9, 0.6, 1, 2, 3, 4)
 i = 0
 while True:  # one session per submission, so no rate limit stops it; each id printed once committed
-    print(store.submit(code, "p" * 32, f"session-token-{i:06d}-" + "x" * 16, config, f), flush=True)
+    name = f"p{i:06d}".ljust(32, "p")  # one nickname per session: a nickname is one participant's
+    print(store.submit(code, name, f"session-token-{i:06d}-" + "x" * 16, config, f), flush=True)
     i += 1
 """
 
@@ -355,7 +357,7 @@ def test_a_server_killed_mid_migration_leaves_the_previous_version_whole(tmp_pat
         columns = {r[1] for r in c.execute("PRAGMA table_info(submissions)")}
         assert "status" not in columns and c.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     s = Store(str(path))  # the restart migrates it whole
-    assert s.schema_version() == 2 and s.class_info("ABCDEFGHJK") is not None
+    assert s.schema_version() == SCHEMA_VERSION and s.class_info("ABCDEFGHJK") is not None
 
 
 def test_nicknames_are_printable_text_of_bounded_length():
@@ -376,8 +378,10 @@ def test_class_codes_keys_and_attempts():
     assert boardrules.parse_code("ABCDE-FGHJ0") is None and boardrules.parse_code("x" * 10_000) is None
     assert boardrules.key_matches("k" * 20, "k" * 20) and not boardrules.key_matches("k" * 19, "k" * 20)
     assert not boardrules.key_matches("", "")
-    assert boardrules.key_problem(None) and "12" in boardrules.key_problem("short") and not boardrules.key_problem(
-        "long enough key")
+    assert boardrules.key_problem(None) and "16" in boardrules.key_problem("short") and not boardrules.key_problem(
+        "a long enough key")
+    assert "15 characters" in boardrules.key_problem("long enough key")
+    assert "only 2 different characters" in boardrules.key_problem("ab" * 10)
     tries = Attempts(2, 60.0)
     tries.record(0.0)
     tries.record(1.0)
@@ -387,8 +391,9 @@ def test_class_codes_keys_and_attempts():
 def test_a_challenge_is_validated_and_said_in_one_line():
     ch = Challenge()
     assert Challenge.from_json(ch.to_json()) == ch
-    assert ch.rule() == ("verified setups on digits · lenet300100 with test accuracy ≥ 96.0% (after fine-tuning, "
-                         "when fine-tuned), ranked by weight sparsity (highest first)")
+    assert ch.rule() == ("verified setups on digits · lenet300100 (seed 0, test share 0.2, validation share 0.15) "
+                         "with test accuracy ≥ 96.0% (after fine-tuning, when fine-tuned), ranked by weight sparsity "
+                         "(highest first)")
     assert "lowest first" in Challenge(rank_by="bytes").rule()
     for bad in (dict(rank_by="nickname; DROP TABLE classes"), dict(min_accuracy=1.5), dict(data="x'--"),
                 dict(text="x" * 201), dict(text="a\u202eb")):

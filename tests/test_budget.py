@@ -28,7 +28,9 @@ def test_every_preset_is_far_inside_the_default_budget():
     for key, preset in load_presets().items():
         cost = baseline_training_cost(preset.config)
         if key in HEAVY_PRESETS:
-            assert budget.link_macs < cost < budget.run_macs / 2, key
+            # 0.65: since issue 29 a baseline's price counts the splits evaluated after every epoch and the trained
+            # baseline's measurement (LeNet-5 on MNIST: 209 G of steps + 92 G of evaluation)
+            assert budget.link_macs < cost < budget.run_macs * 0.65, key
             continue
         assert cost < budget.run_macs / 10, key
         assert cost < budget.link_macs, key  # a preset's link trains by itself

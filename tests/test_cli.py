@@ -161,7 +161,7 @@ def test_an_out_that_cannot_be_a_folder_is_refused_before_training(tmp_path, cap
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "thesis.tex").write_text("years of work")
     cases = {"taken": "is a file, not a folder", "taken/sub": "is a file, not a folder",
-             "mine": "holds files that are not from a run (thesis.tex)"}
+             "mine": "is not empty (thesis.tex) and no run of this command wrote it"}
     for out, says in cases.items():
         assert main(["run", setup, "--out", str(tmp_path / out)]) == 2  # no training, not even a data set loaded
         err = capsys.readouterr().err
@@ -185,7 +185,8 @@ def test_a_second_run_replaces_the_folder_as_a_whole(tmp_path):
     assert main(["run", structured, "--out", str(out), "--quiet"]) == 0
     assert (out / "compact.pt").exists()
     assert main(["run", _setup(tmp_path, weight_pruning={"sparsity": 0.5}), "--out", str(out), "--quiet"]) == 0
-    assert sorted(_folder(out)) == ["baseline.pt", "config.json", "metrics.json", "model.pt"]  # no stale compact.pt
+    assert sorted(_folder(out)) == [".pruning-explorer-run", "baseline.pt", "config.json", "metrics.json",
+                                    "model.pt"]  # no stale compact.pt
     assert parse_config((out / "config.json").read_text()).weight_pruning.sparsity == 0.5
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "setup.json"]  # no temporary folder left
 

@@ -19,7 +19,7 @@ def test_round_trip_is_lossless():
 
 def test_documented_paths_exist():
     d = json.loads(ExperimentConfig().model_dump_json())
-    assert d["version"] == 1
+    assert d["version"] == 2
     for path in ["seed", "device", "data.name", "model.arch", "model.hidden", "train.epochs", "train.batch_size",
                  "train.lr", "train.optimizer", "weight_pruning.scope", "weight_pruning.sparsity",
                  "weight_pruning.threshold"]:
@@ -46,7 +46,8 @@ def test_documented_paths_exist():
     ({"weight_pruning": {"sparsity": {"conv1": 0.2}}}, "weight_pruning.sparsity"),  # a config for another model
     ({"train": {"epochs": 2, "colour": "red"}}, "train.colour"),
     ({"surprise": 1}, "surprise"),
-    ({"version": 2}, "version"),
+    ({"version": 3}, "version"),
+    ({"version": 0}, "version"),
 ])
 def test_bad_values_name_the_field(raw, field):
     with pytest.raises(ConfigError) as err:

@@ -112,8 +112,10 @@ def test_mnist_defaults_fit_a_servers_budget_with_room():
 
     lenet5 = ExperimentConfig.model_validate({"data": {"name": "mnist"}, "model": {"arch": "lenet5"}})
     cost = baseline_training_cost(lenet5)
-    assert cost < 0.6 * Budget().run_macs                                  # about 210 G of 500 G
-    assert cost / lenet5.train.epochs * lenet5.finetune.epochs < 0.6 * Budget().run_macs  # an epoch costs the same
+    # about 301 G of 500 G: 209 G of steps and, priced since issue 29, 92 G of evaluation (after every epoch, and of
+    # the trained baseline)
+    assert cost < 0.65 * Budget().run_macs
+    assert cost / lenet5.train.epochs * lenet5.finetune.epochs < 0.8 * Budget().run_macs  # an epoch costs the same
 
 
 @pytest.mark.slow  # LeNet-5 on MNIST: 8 + 10 epochs, about 40 s on 2 cores

@@ -71,12 +71,14 @@ _CODE_NAME = re.compile(r"(\w+)(?=\()|([^\W\d]\w*(?:\.[^\W\d]\w*)+)|(\w+)(?==)")
 # An author of a cited paper ("LeCun et al. 1998", "Zhu & Gupta 2017") is a name, not jargon.
 _AUTHOR = re.compile(r"([A-Z]\w*)(?=\s+(?:et al\b|&))|(?<=&\s)([A-Z]\w*)")
 _SVG_TEXT = re.compile(r"<text\b[^>]*>([^<]*)</text>")
+# A class code as people read it (explorer.board.rules.format_code: ABCDE-FGHJK) is a name drawn at random, not jargon.
+_CLASS_CODE = re.compile(r"(?<![\w-])[A-Z2-9]{5}-[A-Z2-9]{5}(?![\w-])")
 
 
 # ---- the jargon scan -------------------------------------------------------------------------------------------------
 def plain(text: str) -> str:
     """What a reader sees of a Markdown text: escapes resolved, code spans (code, not words) and emphasis marks gone."""
-    text = _CODE_SPAN.sub(" ", text)
+    text = _CLASS_CODE.sub(" ", _CODE_SPAN.sub(" ", text))
     return _ESCAPE.sub(r"\1", text).replace("**", "")
 
 

@@ -95,7 +95,11 @@ def test_the_check_counts_groups_that_keep_too_many():
 @pytest.mark.parametrize("criterion", ["magnitude", "wanda"])
 def test_a_pattern_setting_prunes_every_layer_group_by_group(arch, criterion, trained_experiment_factory):
     exp = trained_experiment_factory(tiny_config(model={"arch": arch}))
-    result = exp.set_pruning(WeightPruningConfig(pattern="2:4", criterion=criterion))
+    if criterion == "wanda":  # Wanda's default keeps the classifier dense (its paper's protocol); here it is pruned too
+        default = exp.set_pruning(WeightPruningConfig(pattern="2:4", criterion=criterion)).masks
+        assert default[exp.layer_names[-1]].all() and not default[exp.layer_names[0]].all()
+    result = exp.set_pruning(WeightPruningConfig(pattern="2:4", criterion=criterion,
+                                                 wanda_prune_classifier=criterion == "wanda"))
     scores = pruned.criterion_scores(exp.baseline.weights, criterion,
                                      lambda: pruned.wanda_norms(exp.baseline, exp.data))
     for name, mask in result.masks.items():
@@ -127,7 +131,7 @@ def test_a_pattern_is_validated_against_the_other_fields():
 
 def test_one_shot_fine_tuning_keeps_the_pattern_and_a_gradual_schedule_is_refused(trained_experiment_factory):
     exp = trained_experiment_factory(tiny_config())
-    exp.set_pruning(WeightPruningConfig(pattern="2:4", criterion="wanda"))
+    exp.set_pruning(WeightPruningConfig(pattern="2:4", criterion="wanda", wanda_prune_classifier=True))  # every layer
     exp.set_finetune(exp.config.finetune.model_copy(update={"schedule": "oneshot", "epochs": 2}))
     exp.finetune()
     f = exp.finetune_result

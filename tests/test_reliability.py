@@ -6,6 +6,7 @@ import json
 import pickle
 import re
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -177,7 +178,7 @@ CASES = {
     "config-huge-number": lambda exp: config({"train": {"epochs": 10**9}}),
     "config-negative-size": lambda exp: config({"model": {"arch": "mlp", "hidden": [-3]}}),
     "config-unknown-layer": lambda exp: config({"weight_pruning": {"sparsity": {"fc9": 0.5}}}),
-    "config-other-version": lambda exp: message(lambda: parse_config('{"version": 2}')),
+    "config-other-version": lambda exp: message(lambda: parse_config('{"version": 3}')),
     "config-deeply-nested": lambda exp: message(lambda: parse_config("[" * 5000 + "]" * 5000)),
     "config-too-large": lambda exp: message(lambda: parse_config(b" " * 30_000_000)),
     "config-too-many-keys": lambda exp: message(
@@ -270,6 +271,47 @@ CASES = {
     "structured-remove-every-unit": lambda exp: "{:.1%} weight sparsity".format(
         Experiment(exp.config).set_pruning(WeightPruningConfig(structured=StructuredConfig(amount=1.0))).stats.sparsity),
 }
+
+
+def _board_said(steps) -> str:
+    """What the class board says to the last of `steps` (each a call on a fresh board's Store and class code)."""
+    import tempfile
+
+    from explorer.board.records import BoardError, Figures
+    from explorer.board.rules import Challenge
+    from explorer.board.store import Store
+
+    with tempfile.TemporaryDirectory() as folder:
+        store = Store(str(Path(folder) / "board.db"))
+        code = store.open_class(Challenge())
+        try:
+            for step in steps:
+                step(store, code, Figures(0.97, 0.9, None, 0.9, 0.6, 1, 2, 3, 4))
+        except BoardError as e:
+            return str(e)
+        return "accepted"
+
+
+def _board_submit(n: int, seed: int = 0, participant: int = 1, at: float = 1000.0, **data):
+    return lambda store, code, f: store.submit(code, f"ada{participant}", f"session-token-{n:04d}-" + "x" * 16,
+                                               tiny_config(seed=seed, data=data).model_dump_json(), f, now=at,
+                                               participant=f"participant-{participant:04d}-" + "x" * 16)
+
+
+def _tiny_split_unranked() -> str:
+    from explorer.board.records import split_of
+    from explorer.board.rules import Challenge
+    return Challenge().unranked("digits", "lenet300100", split_of(tiny_config(data={"test_fraction": 0.006})), 1.0)
+
+
+CASES.update({  # the class board (issue 29): explorer/board/store.py, rules.py; tests/test_verifier_fair.py
+    "board-replays-waiting": lambda exp: _board_said([_board_submit(i, seed=i, at=1000.0 + i) for i in range(3)]),
+    "board-fresh-tab-rate": lambda exp: _board_said([_board_submit(i, at=1000.0 + i) for i in range(6)]),
+    "board-class-filler": lambda exp: _board_said([_board_submit(i, at=1000.0 + 13 * i) for i in range(31)]),
+    "board-seats-taken": lambda exp: _board_said([lambda store, code, f: store.set_seats(code, 1), _board_submit(1),
+                                                  _board_submit(2, participant=2)]),
+    "board-tiny-test-split": lambda exp: _tiny_split_unranked(),
+})
 
 
 def _reopen_after_restart() -> str:

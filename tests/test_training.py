@@ -310,16 +310,17 @@ def test_l1_preset_prunes_further_without_retraining_than_l2():
     assert acc["L1"][0.9] > acc["L2"][0.9] + 0.1
 
 
-def test_dns_follows_the_papers_rules_step_by_step():
-    """Guo et al. 2016 as in the authors' code, replayed on a small layer: bounds from the layer's statistics (weights
-    and biases), cut at |w| <= a, splice at |w| > b, updates with probability (1 + γt)^(−power) before the stop step,
-    frozen masks after it, every splice counted, no final cut."""
+def test_dns_rule_v1_step_by_step():
+    """Config version 1's DNS rule (kept so its files replay; the authors' rule: tests/test_dns.py), replayed on a
+    small layer: bounds from the layer's statistics (weights and biases), cut at |w| <= a = max(μ + c·σ, 0), splice at
+    |w| > b = 1.1·a, updates with probability (1 + γt)^(−power) before the stop step, frozen masks after it, every
+    splice counted, no final cut."""
     from explorer.methods.schedules import DNS
 
     w = torch.tensor([[0.05, -0.2, 0.5], [1.0, -0.02, 0.3]])
     b = torch.tensor([0.01, -0.6])
     dns = DNS("layer", {"fc1": 0.5}, 100, 10, margin=0.1, every=1, gamma=0.0, power=1.0, stop=0.3, c_rate=0.5,
-              biases={"fc1": b})
+              rule="v1", biases={"fc1": b})
     masks = dns.initial({"fc1": w})
     v = torch.cat([w.reshape(-1), b]).abs()
     mu, std = float(v.mean()), float((v.pow(2).mean() - v.mean() ** 2).sqrt())
@@ -342,7 +343,7 @@ def test_dns_follows_the_papers_rules_step_by_step():
     assert dns.after_step(30, {"fc1": torch.full_like(w, 9.0)}, {"fc1": new}) is None
     assert torch.equal(dns.final({"fc1": grown}, {"fc1": new})["fc1"], new)  # no projection to a count
     # the update probability decays as (1 + γt)^(−power)
-    decaying = DNS("layer", {"fc1": 0.5}, 1000, 10, margin=0.1, every=1, gamma=0.01, power=2.0, stop=1.0)
+    decaying = DNS("layer", {"fc1": 0.5}, 1000, 10, margin=0.1, every=1, gamma=0.01, power=2.0, stop=1.0, rule="v1")
     assert decaying.update_probability(100) == pytest.approx(1 / 4)
     decaying.initial({"fc1": w})
     updates = sum(decaying.after_step(t, {"fc1": w * (-1) ** t * 10}, {"fc1": torch.ones_like(w, dtype=torch.bool)})

@@ -105,16 +105,17 @@ def _kinds():
 
 
 @pytest.mark.parametrize("which", [0, 1, 2], ids=["config", "preset", "lesson"])
-@pytest.mark.parametrize("version, shown", [(2, "2"), (True, "true"), ("1", "'1'"), (None, "null")])
+@pytest.mark.parametrize("version, shown", [(3, "3"), (True, "true"), ("1", "'1'"), (None, "null")])
 def test_every_kind_says_its_version_in_the_same_words(which, version, shown):
     kind, raw = _kinds()[which]
     said = problems(kind.parse, json.dumps({**raw, "version": version}))
-    assert said == [f"version: this app reads {kind.kind} version 1, the file has version {shown}"]
+    reads = "config versions 1 to 2" if kind is CONFIG_FILE else f"{kind.kind} version 1"  # config: 1 is upgraded
+    assert said == [f"version: this app reads {reads}, the file has version {shown}"]
 
 
 def test_a_missing_version_is_read_as_this_one_only_for_a_config():
     kinds = _kinds()
-    assert CONFIG_FILE.parse(json.dumps({"seed": 1})).version == 1
+    assert CONFIG_FILE.parse(json.dumps({"seed": 1})).version == 2
     for kind, raw in kinds[1:]:
         said = problems(kind.parse, json.dumps({k: v for k, v in raw.items() if k != "version"}))
         assert said == [f'version: missing; this app reads {kind.kind} version 1 (write "version": 1)']
@@ -123,10 +124,10 @@ def test_a_missing_version_is_read_as_this_one_only_for_a_config():
 def test_a_config_nested_in_a_preset_or_a_lesson_is_checked_the_same_way():
     bad = {**HAN, "config": {**HAN["config"], "version": 3}}
     assert problems(preset_from_raw, "x", bad) == [
-        "config: version: this app reads config version 1, the file has version 3"]
+        "config: version: this app reads config versions 1 to 2, the file has version 3"]
     lessons, raw = lesson_file()
     said = problems(lessons.parse, json.dumps({**raw, "setup": {"version": 3}}), "a.json")
-    assert said == ["a.json: setup: version: this app reads config version 1, the file has version 3"]
+    assert said == ["a.json: setup: version: this app reads config versions 1 to 2, the file has version 3"]
     said = problems(lessons.parse, json.dumps({**raw, "minutes": True}), "a.json")
     assert said == ["a.json: minutes: must be a whole number, not true"]
 

@@ -71,15 +71,20 @@ def test_a_student_plays_a_lesson_end_to_end(browser, app_url):
             sidebar.get_by_text(step["predict"]["choices"][step["predict"]["answer"]], exact=True).click()
             sidebar.get_by_role("button", name="Lock in my prediction").click()
             settle(page)
-            said = sidebar.locator("[data-testid='stAlert']", has_text="You predicted").inner_text()
-            assert "Right." in said, said
+            # the answer stays closed until the student's own result is checked (issue 27)
+            assert sidebar.get_by_text("Your prediction was right").count() == 0
             do()
+            # a student's pointer leaves Fine-tune for the panel: its tooltip (open while hovered) closes
+            page.mouse.move(1, 1)
+            page.locator("[data-testid='stTooltipContent']").wait_for(state="hidden")
             sidebar.get_by_role("button", name="Check my result").click()
             settle(page)
             assert_no_exception(page)
             # the check's lines are drawn after the run that computed them: wait on the page, not on a clock
             wait_until(page, lambda: sidebar.get_by_text("Step done ✓").count() == 1, f"step {n} checked")
             assert sidebar.get_by_text("✗").count() == 0 and sidebar.get_by_text("✓").count() >= 2  # lines, done
+            said = sidebar.locator("[data-testid='stAlert']", has_text="You measured").inner_text()
+            assert "Your prediction was right." in said, said
             sidebar.get_by_role("button", name="Finish" if n == len(lesson["steps"]) else "Next step").click()
             settle(page)
         wait_until(page, lambda: sidebar.get_by_text(f"Lesson complete: {lesson['title']}").count() == 1,

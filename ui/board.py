@@ -16,7 +16,7 @@ import streamlit as st
 from explorer.board import rules as boardrules
 from explorer.board.records import BoardError
 from explorer.board.rules import Attempts
-from explorer.board.store import Store, target_from_env
+from explorer.board.store import Store, Unavailable, target_from_env
 from explorer.board.verifier import (
     Verifier,
     differences,
@@ -25,6 +25,7 @@ from explorer.board.verifier import (
     submission_problem,
 )
 from explorer.experiment.facade import Experiment
+from ui.participant import identify as participant_id
 from ui.progress import BUDGET, SLOTS, finetune_with_progress, train_with_progress
 from ui.session import forget_setting_widgets
 from ui.views import literal, show_problems
@@ -68,6 +69,12 @@ def store() -> Store | None:
         return None
 
 
+def unreachable(e: Unavailable) -> None:
+    """The page's message when the board's database cannot be used now (locked by another program, a full disk):
+    what happened and what to do, never a traceback (the store logs one line per kind)."""
+    show_problems(e, "The class board cannot be used right now")
+
+
 def verifier() -> Verifier:
     """This process's verifier, started on first use."""
     return _verifier(target_from_env())
@@ -76,6 +83,13 @@ def verifier() -> Verifier:
 def token() -> str:
     """The session's secret: entries are tied to its hash, so only this session can withdraw them."""
     return st.session_state.setdefault(TOKEN_KEY, secrets.token_urlsafe(32))
+
+
+def participant() -> str:
+    """Who this session's submissions count for (explorer.board.store: every limit and the verifier's round robin are
+    per participant; a nickname is a participant's): the browser, by the signed cookie ui/participant.py issues, so a
+    fresh tab of the same browser is the same participant (a client without cookies is one per session)."""
+    return participant_id()
 
 
 def seat() -> Seat | None:
@@ -137,6 +151,10 @@ def join_form() -> None:
         return
     try:
         nickname = boardrules.nickname(name)
+        if (taken := db.nickname_problem(code, nickname, token(), participant())) is not None:
+            raise ValueError(taken)
+    except Unavailable:
+        raise  # the page says it (unreachable(), below), as for every other read of the board
     except ValueError as e:
         show_problems(e, "Choose another nickname")
         return
@@ -172,13 +190,15 @@ def submit(exp: Experiment, db: Store, s: Seat) -> None:
         st.warning(f"Not submitted. {problem}")
         return
     try:
-        entry = db.submit(s.code, s.nickname, token(), submission_config(exp).model_dump_json(), figures_of(exp))
+        entry = db.submit(s.code, s.nickname, token(), submission_config(exp).model_dump_json(), figures_of(exp),
+                          participant=participant())
     except BoardError as e:
         show_problems(e, "Not submitted")
         return
     verifier().wake()
-    st.toast(f"Submitted as #{entry}. The server replays it from its seed now: it is marked verified when the replay "
-             "gives the same figures (a few seconds).", icon=":material/check_circle:")
+    st.toast(f"Submitted as #{entry}. The server replays it from its seed, participants in turn: it is marked verified "
+             "when the replay gives the same figures (an identical setup already replayed: at once).",
+             icon=":material/check_circle:")
 
 
 def ask_to_load(code: str, entry_id: int) -> None:

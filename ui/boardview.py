@@ -3,7 +3,9 @@ viewer's own experiment, sliders and sidebar are left as they are; a "Load this 
 (ui.board.load_pending), so no refresh can interrupt its training.
 
 Every name and challenge text is shown as written: in tables (st.dataframe), through ui.views.literal in Markdown, and
-escaped in the figure (boardplot).
+escaped in the figure (boardplot). Each table anyone can download (the table's own "Download as CSV", or a copy of its
+cells) holds its texts as explorer.board.rules.spreadsheet_safe writes them, as the instructor's CSV export does: a
+nickname `=HYPERLINK(…)` shows, and is downloaded, as `'=HYPERLINK(…)`, never a formula a spreadsheet would run.
 """
 from __future__ import annotations
 
@@ -14,8 +16,9 @@ import streamlit as st
 
 from explorer.board.plot import class_scatter
 from explorer.board.records import REJECTED, VERIFIED, WITHDRAWN, BoardError, BoardView, Entry
-from explorer.board.rules import Challenge
-from ui.board import ask_to_load, store, token
+from explorer.board.rules import Challenge, spreadsheet_safe
+from explorer.board.store import Unavailable
+from ui.board import ask_to_load, store, token, unreachable
 from ui.views import literal, show_problems
 
 REFRESH_S = 3.0
@@ -53,7 +56,11 @@ def live_board(code: str) -> None:
     db = store()
     if db is None:
         return
-    view = db.board(code, token())
+    try:
+        view = db.board(code, token())
+    except Unavailable as e:  # the next refresh tries again
+        unreachable(e)
+        return
     if view is None:
         st.warning("This class no longer exists on this server.")
         return
@@ -66,6 +73,11 @@ def live_board(code: str) -> None:
     left.plotly_chart(class_scatter(view.entries, ch), theme=None, key="board_scatter")
     with right:
         leaderboard(view, ch)
+        unranked = sum(1 for e in view.entries if e.status == VERIFIED and _unranked(e, ch) is not None)
+        if unranked:
+            st.caption(f"{unranked} verified entr{'y is' if unranked == 1 else 'ies are'} not ranked: another data "
+                       "set, model or split than the challenge's, or under its accuracy floor (the reason is in "
+                       "“Every entry”).")
     entries_and_load(view, code)
 
 
@@ -83,10 +95,15 @@ def leaderboard(view: BoardView, ch: Challenge) -> None:
              **({} if ch.ranking[0] == "accuracy" else {"accuracy %": round(100 * e.figures.accuracy, 2)}),
              "method": e.method} for i, e in enumerate(view.leaderboard, 1)]
     cc = st.column_config  # the first four columns fit the page's right third at 1280×720; the method is last
-    st.dataframe(pd.DataFrame(rows), hide_index=True, height=min(38 + 35 * len(rows), 290),
+    st.dataframe(table(rows), hide_index=True, height=min(38 + 35 * len(rows), 290),
                  column_config={"rank": cc.NumberColumn(width=40), "nickname": cc.TextColumn(width=110),
                                 column: cc.NumberColumn(width=75, help=ch.ranking[1]),
                                 "accuracy %": cc.NumberColumn(width=80, help="test accuracy")})
+
+
+def table(rows: list[dict]) -> pd.DataFrame:
+    """A board table as the page shows it and anyone may download it: every text cell spreadsheet-safe."""
+    return pd.DataFrame([{k: spreadsheet_safe(v) for k, v in row.items()} for row in rows])
 
 
 def entries_and_load(view: BoardView, code: str) -> None:
@@ -113,14 +130,16 @@ def entries_and_load(view: BoardView, code: str) -> None:
                 a.text(_label(e))
                 b.button("Withdraw", key=f"board_withdraw_{e.id}", on_click=_withdraw, args=(code, e.id))
     with st.expander(f"Every entry ({len(view.entries)} newest)"):
-        st.dataframe(pd.DataFrame([_row(e) for e in view.entries]), hide_index=True, height=300)
+        st.dataframe(table([_row(e, view.info.challenge) for e in view.entries]), hide_index=True, height=300)
 
 
 def _withdraw(code: str, entry_id: int) -> None:
     """The Withdraw button's callback: before the rerun, so the board that rerun reads no longer has the entry."""
+    db = store()  # (None after saying why)
     try:
-        store().withdraw(code, entry_id, token())
-    except BoardError as e:
+        if db is not None:
+            db.withdraw(code, entry_id, token())
+    except BoardError as e:  # not yours, gone, or the database unavailable: said above the entries
         st.session_state[WITHDRAW_PROBLEM_KEY] = e
 
 
@@ -130,11 +149,18 @@ def _label(e: Entry) -> str:
             f"{status_of(e)}")
 
 
-def _row(e: Entry) -> dict:
+def _unranked(e: Entry, ch: Challenge) -> str | None:
+    """Why a verified entry is not on the leaderboard (the challenge's own words), or None."""
+    return ch.unranked(e.data, e.arch, e.split, e.figures.accuracy)
+
+
+def _row(e: Entry, ch: Challenge) -> dict:
     f = e.figures
+    why = _unranked(e, ch) if e.status == VERIFIED else None
     return {"#": e.id, "nickname": e.nickname, "setup": f"{e.data} · {e.arch}", "method": e.method,
             "baseline (%)": round(100 * f.baseline_accuracy, 2), "pruned (%)": round(100 * f.pruned_accuracy, 2),
             "fine-tuned (%)": None if f.finetuned_accuracy is None else round(100 * f.finetuned_accuracy, 2),
             "weight sparsity (%)": round(100 * f.weight_sparsity, 2),
             "activation sparsity (%)": round(100 * f.activation_sparsity, 2), "multiply-adds": f.macs,
-            "kB": round(f.bytes / 1000, 1), "status": status_of(e), "detail": e.detail}
+            "kB": round(f.bytes / 1000, 1), "status": status_of(e), "detail": e.detail,
+            "ranked": "" if e.status != VERIFIED else "yes" if why is None else f"no: {why}"}

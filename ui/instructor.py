@@ -2,12 +2,16 @@
 close or reopen, clear, export as CSV).
 
 The key is the server's: PRUNING_EXPLORER_INSTRUCTOR_KEY in its environment, else `instructor_key` in Streamlit's
-secrets (.streamlit/secrets.toml). Without one (or with one shorter than 12 characters) the page says how to set it
-and opens nothing. A session that gave the key stays unlocked until it locks the page or the server's key changes;
-wrong keys are limited per session (5 a minute) and compared in constant time (explorer.board.rules.key_matches).
+secrets (.streamlit/secrets.toml). Without one (or with one shorter than 16 characters, or of fewer than 8 different
+characters) the page says how to set it (a command that draws a strong one) and opens nothing. A session that gave the
+key stays unlocked until it locks the page or the server's key changes. Wrong keys are limited for the whole server,
+not per session (a fresh session does not reset the count): counted in the board's database, which every process
+shares, 5 a minute and then a doubling lock-out (explorer.board.rules.key_wait_s, Store.try_key); keys are compared in
+constant time (explorer.board.rules.key_matches). The board's database is opened only once someone types a key.
 """
 from __future__ import annotations
 
+import math
 import os
 import time
 from typing import get_args
@@ -16,17 +20,15 @@ import streamlit as st
 
 from explorer.board import rules as boardrules
 from explorer.board.records import ClassInfo
-from explorer.board.rules import RANKINGS, Attempts, Challenge
+from explorer.board.rules import RANKINGS, Challenge
 from explorer.board.store import Store
 from explorer.config.schema import DataConfig, ModelConfig
-from ui.board import CLASS_PARAM
+from ui.board import CLASS_PARAM, store
 from ui.session import workshop_mode
 from ui.views import show_problems
 
 KEY_ENV, SECRET_NAME = "PRUNING_EXPLORER_INSTRUCTOR_KEY", "instructor_key"
 UNLOCKED_KEY = "_instructor_unlocked"  # the hash of the key that unlocked this session
-KEY_TRIES_KEY = "_instructor_key_tries"
-KEY_TRIES = (5, 60.0)
 CLASS_KEY = "_instructor_class"        # the class this instructor session manages
 DATA_SETS = tuple(n for n in get_args(DataConfig.model_fields["name"].annotation) if n != "upload")
 ARCHS = get_args(ModelConfig.model_fields["arch"].annotation)
@@ -51,7 +53,8 @@ def unlocked() -> bool:
     if problem is not None:
         st.info(f"The Instructor page opens with the instructor key, and {problem}. Set it when you start the "
                 f"server, in its environment (`{KEY_ENV}`) or in `.streamlit/secrets.toml` (`{SECRET_NAME} = \"…\"`), "
-                f"at least {boardrules.MIN_KEY_CHARS} characters, for example:")
+                f"at least {boardrules.MIN_KEY_CHARS} characters of {boardrules.MIN_KEY_DISTINCT} different ones; "
+                "this draws a strong one:")
         st.code(f"export {KEY_ENV}=$(python3 -c 'import secrets; print(secrets.token_urlsafe(16))')\n"
                 f"echo \"instructor key: ${KEY_ENV}\"\npython -m explorer serve", language="bash", wrap_lines=True)
         return False
@@ -61,16 +64,18 @@ def unlocked() -> bool:
         c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
         given = c1.text_input("Instructor key", type="password", help="the key set when the server was started")
         go = c2.form_submit_button("Unlock", type="primary")
-    if go:
-        tries: Attempts = st.session_state.setdefault(KEY_TRIES_KEY, Attempts(*KEY_TRIES))
-        if (wait := tries.wait_s(time.time())) > 0:
-            st.error(f"Too many wrong keys from this session: try again in {wait:.0f} s.")
-        elif boardrules.key_matches(given, expected):
+    if go and (db := store()) is not None:
+        tried = db.try_key(given, expected)  # counted for the whole server, in one transaction
+        wait = math.ceil(tried.wait_s)
+        if tried.right:
             st.session_state[UNLOCKED_KEY] = boardrules.owner_hash(expected)
             st.rerun()
+        elif tried.compared:
+            st.error("That is not the instructor key." + (
+                f" Too many wrong keys on this server now: the next try is taken in {wait} s." if wait else ""))
         else:
-            tries.record(time.time())
-            st.error("That is not the instructor key.")
+            st.error(f"Too many wrong keys on this server (from any session): the next try is taken in {wait} s. "
+                      "Sessions already unlocked stay unlocked.")
     return False
 
 
@@ -109,17 +114,20 @@ def pick_class(db: Store) -> ClassInfo | None:
     by_code = {c.code: c for c in recent}
     current = st.session_state.get(CLASS_KEY)
     left, right = st.columns([3, 1], vertical_alignment="bottom")
-    index = list(by_code).index(current) if current in by_code else 0 if by_code else None
-    code = left.selectbox("Class", list(by_code), index=index,
-                          format_func=lambda c: "opened "  # (its code is right below, as code)
-                                                f"{time.strftime('%d %b %H:%M:%S', time.localtime(by_code[c].created))}"
-                                                f" · {'open' if by_code[c].open else 'closed'}",
+    if by_code and st.session_state.get("instructor_class") not in by_code:
+        # The widget's key is its identity: its choice (none, before the first class) outlives a change of its options.
+        # Set before it is drawn, the choice follows the class just opened (or the one this session manages).
+        st.session_state["instructor_class"] = current if current in by_code else next(iter(by_code))
+    code = left.selectbox("Class", list(by_code), index=0 if by_code else None,
+                          format_func=lambda c: f"{boardrules.format_code(c)} · {by_code[c].challenge.text[:80]} · "
+                                                f"{'open' if by_code[c].open else 'closed'} · opened "
+                                                f"{time.strftime('%d %b %H:%M', time.localtime(by_code[c].created))}",
                           placeholder="no class yet: open one", key="instructor_class")
     with (right.popover("Open a new class", width="stretch") if recent else st.container()):
         challenge = challenge_form("open_class", Challenge(), "Open a new class")
         if challenge is not None:
             st.session_state[CLASS_KEY] = db.open_class(challenge)
-            st.session_state.pop("instructor_class", None)  # the choice follows the new class
+            st.session_state.pop("instructor_class", None)  # the choice follows the new class (set above, next run)
             st.rerun()
     if code is None:
         return None

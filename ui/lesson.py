@@ -26,6 +26,13 @@ LOCK_KEY = LESSON_LOCK_KEY     # the class is locked to its lesson (workshop mod
 UNKNOWN_KEY = "_lesson_unknown"  # the address named no shipped lesson (said once)
 LATE_KEY = "_lesson_late"      # opened past step 1 in a fresh session: the earlier steps' work is not here
 DONE_KEY = "_lesson_done"      # the title of the lesson just finished (said once)
+# The card's own spacing and type, tighter than Streamlit's: with it, every button of the longest step (the goal, a
+# question with its choices, what to do) is on a 1280×720 screen without scrolling the sidebar. Static CSS only.
+COMPACT_CARD = """<style>
+[data-testid='stSidebarHeader'] {height: 2.5rem; margin-bottom: 0}
+.st-key-lesson_card {row-gap: 0.5rem}
+.st-key-lesson_card [data-testid='stMarkdownContainer'] p {font-size: 0.875rem; line-height: 1.45}
+</style>"""
 
 
 def lessons() -> dict:
@@ -156,26 +163,40 @@ def panel() -> None:
             return
         lesson, i = here
         step, key = lesson.steps[i], (lesson.id, i)
-        # Compact, most urgent first: on a 1280×720 projector the panel starts under the page list, so the question
-        # to answer and what to do come before the goal.
-        st.caption(f"Lesson: {literal(lesson.title)}")
-        st.progress((i + 1) / len(lesson.steps), text=f"Step {i + 1} of {len(lesson.steps)}: {literal(step.title)}")
+        answers = st.session_state.setdefault(ANSWERS_KEY, {})
+        pending = step.predict is not None and key not in answers
+        # One compact card, in the order a student works through it, with every button of the step on a 1280×720
+        # screen without scrolling (tests/test_lesson_fits_browser.py measures it for every step): the navigation is
+        # in the top bar, so the card is the first thing in the sidebar. What a check says comes after the buttons, so
+        # that they stay where they are when it appears.
+        st.html(COMPACT_CARD)
+        with st.container(key="lesson_card"):
+            st.caption(f"Lesson: {literal(lesson.title)}")
+            st.progress((i + 1) / len(lesson.steps), text=f"Step {i + 1} of {len(lesson.steps)}: {literal(step.title)}")
+            with st.container(key="lesson_goal"):
+                st.caption(f"Goal: {literal(step.goal, 600)}")
+            if pending:
+                _predict(step, key, answers)
+            with st.container(key="lesson_do", gap=None):  # what to do and the link there, as one block
+                st.markdown(f"**Do:** {literal(step.do, 600)}")
+                st.page_link(BY_ID[step.page].path, label=f"Go to {BY_ID[step.page].title}",
+                             icon=":material/arrow_forward:")
+            if not pending and st.button("Check my result", type="primary", key=f"lesson_check_{key[0]}_{key[1]}",
+                                         use_container_width=True):
+                _run_check(step, key)
+            _navigation(lesson, i)
+        if not pending:
+            _outcome(step, key)
         if st.session_state.pop(REPLACED_KEY, None):
             st.info("This lesson starts from its own setup: your previous baseline and pruning setting were "
                     "replaced (your snapshots stay on Compare & export).")
         if st.session_state.pop(LATE_KEY, None):
             st.info(f"This link opens step {i + 1}: the earlier steps' work is not in this session. The lesson's "
                     "setup is ready; do them with Previous, or do this step's part from here.")
-        answers = st.session_state.setdefault(ANSWERS_KEY, {})
-        pending = step.predict is not None and key not in answers
-        if pending:
-            _predict(step, key, answers)
-        st.markdown(f"**Do:** {literal(step.do, 600)}")
-        st.page_link(BY_ID[step.page].path, label=f"Go to {BY_ID[step.page].title}", icon=":material/arrow_forward:")
-        if not pending:
-            _check(step, key)
-        st.caption(f"Goal: {literal(step.goal, 600)}")
-        _navigation(lesson, i)
+        if not locked() and st.button("Leave the lesson", type="tertiary", key="lesson_leave"):
+            _leave()
+            st.rerun()
+        st.divider()
 
 
 def _predict(step, key, answers) -> None:
@@ -183,31 +204,46 @@ def _predict(step, key, answers) -> None:
     p = step.predict
     pick = st.radio(f"Predict first: {literal(p.question, 400)}", range(len(p.choices)), index=None,
                     format_func=lambda k: literal(p.choices[k], 300), key=f"lesson_predict_{key[0]}_{key[1]}")
-    if st.button("Lock in my prediction", disabled=pick is None, key=f"lesson_lock_{key[0]}_{key[1]}"):
+    if st.button("Lock in my prediction", disabled=pick is None, key=f"lesson_lock_{key[0]}_{key[1]}",
+                 use_container_width=True):
         answers[key] = pick
         st.rerun()
 
 
-def _check(step, key) -> None:
-    p, answer = step.predict, st.session_state.get(ANSWERS_KEY, {}).get(key)
-    if p is not None:
-        right = answer == p.answer
-        (st.success if right else st.info)(
-            f"You predicted: {literal(p.choices[answer], 300)}. "
-            + ("Right. " if right else f"The answer: {literal(p.choices[p.answer], 300)}. ") + literal(p.why, 600))
+def _run_check(step, key) -> None:
+    """The step's check on the session's state now; a pass counts for good (Next stays open after a later change)."""
     tries = st.session_state.setdefault(TRIES_KEY, {})
-    if st.button("Check my result", type="primary", key=f"lesson_check_{key[0]}_{key[1]}"):
-        result = check(step, facts(get_experiment(), only=step.check.facts,
-                                   snapshots_before=st.session_state.get(BEFORE_KEY, ())))
-        tries[key] = (result, result.passed or tries.get(key, (None, False))[1])
-    if key in tries:
-        result = tries[key][0]
-        for text, ok in result.lines:  # ✓ / ✗ (not emoji: a projector laptop may lack an emoji font)
-            st.markdown((":green[**✓**] " if ok else ":red[**✗**] ") + literal(text, 300))
-        if result.passed:
-            st.success("Step done ✓")
-        else:
-            st.warning(f"Not yet. Hint: {literal(step.hint, 600)}")
+    result = check(step, facts(get_experiment(), only=step.check.facts,
+                               snapshots_before=st.session_state.get(BEFORE_KEY, ())))
+    tries[key] = (result, result.passed or tries.get(key, (None, False))[1])
+
+
+def _outcome(step, key) -> None:
+    """What the last check found; with a prediction, the locked-in answer beside the measured result, and the right
+    answer with its reason only once the check has passed on the student's own result (before that, showing it
+    would answer the question the student is about to find out)."""
+    tries = st.session_state.get(TRIES_KEY, {})
+    if key not in tries:
+        p, answer = step.predict, st.session_state.get(ANSWERS_KEY, {}).get(key)
+        if p is not None and answer is not None:
+            st.caption(f"You predicted: {literal(p.choices[answer], 300)}. Do the step, then check your result.")
+        return
+    result, passed = tries[key]
+    for text, ok in result.lines:  # ✓ / ✗ (not emoji: a projector laptop may lack an emoji font)
+        st.markdown((":green[**✓**] " if ok else ":red[**✗**] ") + literal(text, 300))
+    if result.passed:
+        st.success("Step done ✓")
+    else:
+        st.warning(f"Not yet. Hint: {literal(step.hint, 600)}")
+    p, answer = step.predict, st.session_state.get(ANSWERS_KEY, {}).get(key)
+    if p is None or answer is None or not passed:
+        return
+    measured = "; ".join(literal(text, 300) for text, _ in result.lines)
+    right = answer == p.answer
+    (st.success if right else st.info)(
+        f"You predicted: {literal(p.choices[answer], 300)}. You measured: {measured}. "
+        + ("Your prediction was right. " if right else f"The answer: {literal(p.choices[p.answer], 300)}. ")
+        + literal(p.why, 600))
 
 
 def _navigation(lesson, i: int) -> None:
@@ -225,7 +261,3 @@ def _navigation(lesson, i: int) -> None:
         else:
             _go(i + 1)
         st.rerun()
-    if not locked() and st.button("Leave the lesson", type="tertiary", key="lesson_leave"):
-        _leave()
-        st.rerun()
-    st.divider()

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import secrets
+from urllib.parse import urlsplit
 
 import streamlit as st
 
 from explorer.config.links import decode_setup, encode_setup
 from explorer.config.schema import ConfigError
-from explorer.experiment.measure import baseline_training_cost
+from explorer.experiment.measure import check_setup
 from explorer.server.budget import describe
 from ui import lesson
 from ui.progress import BUDGET, train_with_progress
@@ -47,8 +48,10 @@ def apply_shared_link() -> None:
     if config == exp.config and exp.trained:
         return
     try:
-        cost = baseline_training_cost(config, exp.upload)
-    except ValueError as e:  # e.g. a link made on someone else's uploaded file
+        # Priced whole before anything runs: its training, and one evaluation pass (what every slider move repeats),
+        # which a link may make expensive through its splits alone (issue 29: val_fraction 0.99 of 20,000 points).
+        cost = check_setup(config, BUDGET, exp.upload).training
+    except ValueError as e:  # over the server's budget (OverBudget), or a link made on someone else's uploaded file
         show_problems(e, "This shared link's setup cannot run here")
         return
     if cost > BUDGET.link_macs:
@@ -116,3 +119,17 @@ def _say_if_from_a_lost_session() -> None:
                 "restarted, the session expired, or the address was copied). Its setup is restored below and its "
                 "baseline trained again from the same seed; what that session did after setting it up (fine-tuning, "
                 "snapshots, an uploaded file) was not kept.")
+
+
+def class_address(params: str) -> tuple[str, bool]:
+    """The full address that opens this app with `params` (e.g. `?workshop=1`) as the instructor's browser reached it
+    (scheme, host, port and base path; behind `serve`, its proxy's), and whether that host is this machine only
+    (localhost), which no one else in the room can open."""
+    url = st.context.url  # None outside a browser (AppTest)
+    if not url:
+        return params, False
+    parts = urlsplit(url)
+    base = (st.get_option("server.baseUrlPath") or "").strip("/")
+    host = (parts.hostname or "").lower()
+    loopback = host == "localhost" or host.startswith("127.") or host == "::1"
+    return f"{parts.scheme}://{parts.netloc}/{base + '/' if base else ''}{params}", loopback

@@ -60,7 +60,9 @@ def main() -> None:
                        layout="wide")
 
     pages = [st.Page(p.path, title=p.title, icon=p.icon, default=p is HOME) for p in ALL]
-    page = st.navigation(pages)
+    # In the top bar, not the sidebar: ten page links above the lesson panel pushed its buttons below the fold of a
+    # 1280×720 projector (issue 27); the panel now starts at the top of the sidebar.
+    page = st.navigation(pages, position="top")
     with session_run_lock():
         apply_shared_link()  # a ?setup=… link opens that exact setup (trained with its seed)
         lesson.current()  # a ?lesson=… link applies the lesson's setup before the page draws it

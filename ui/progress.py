@@ -4,6 +4,8 @@ Every training of a session goes through `run_with_progress`, the one place wher
 (explorer.server.budget: the run's cost against the budget per run and per session, and a time limit), where at most K
 runs train at once per process (explorer.server.slots: the others queue and see their place), and where a run notices
 that its session ended (the tab was closed) or was interrupted (Stop, another click, leaving the page) within a second.
+The slots are shared per participant (a browser: ui.participant), round robin, at most two runs each; a long run
+checks its slot at every stop poll of the training loop and, after a slice, pauses for a classmate who waits.
 A baseline is trained through `train_with_progress` and a fine-tuning through `finetune_with_progress`, on every page
 and on the board, so that each action has one path.
 """
@@ -21,17 +23,18 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 from explorer.config.schema import ConfigError, ExperimentConfig, changed_setup, what_was_reset
 from explorer.experiment.facade import Experiment
 from explorer.experiment.finetuning import finetune_epochs
-from explorer.experiment.measure import baseline_training_cost, training_cost
+from explorer.experiment.measure import baseline_training_cost, check_setup, training_cost
 from explorer.figures import plots
 from explorer.server.budget import LONG_RUN_S, Budget, Throughput, check_run, describe, describe_time
-from explorer.server.slots import TrainingSlots
+from explorer.server.slots import Lease, TooManyRuns, TrainingSlots
+from ui.participant import identify
 from ui.views import literal, show_problems
 
 LIVE_CHART_INTERVAL_S = 0.5
 STOP_EVENT_KEY = "_stop_event"
 SPENT_KEY = "_spent_macs"
 BUDGET = Budget.from_env()                 # read once per server process, like the slots it sizes
-SLOTS = TrainingSlots(BUDGET.trainings)    # shared by every session of this process
+SLOTS = TrainingSlots.from_env(BUDGET.trainings)  # shared by every session of this process
 THROUGHPUT = Throughput()                  # this process's measured training speed, for time estimates
 
 
@@ -65,6 +68,10 @@ def run_with_progress(job, epochs: int, what: str, cost: float, sparsity: bool =
     script run (the Stop button, another click, leaving the page, closing the tab) ends training cleanly within a
     second, so what it trained is kept rather than lost: Streamlit signals it by raising its control exception from the
     next drawing call (the bar is redrawn at every stop poll), which we hold until the job has returned.
+
+    The slot is this participant's (ui.participant): a run beyond its bound is refused with a warning (None); a run
+    that has held its slot for a slice while another participant waits pauses at a stop poll and resumes in its turn
+    (explorer.server.slots), and its time limit and measured speed leave the pauses out.
     """
     spent = st.session_state.get(SPENT_KEY, 0.0)
     check_run(cost, epochs, BUDGET, spent)
@@ -78,7 +85,9 @@ def run_with_progress(job, epochs: int, what: str, cost: float, sparsity: bool =
     seen, interrupted = [], []
     last_drawn = [0.0]
     alive = session_alive()
-    state = {"text": f"{what}{expect}…", "fraction": 0.0, "start": time.monotonic()}
+    state = {"text": f"{what}{expect}…", "fraction": 0.0, "start": time.monotonic(), "paused": 0.0}
+    lease: Lease | None = None  # the run's hold on its slot, once granted
+    refused = ""
 
     def draw(fraction: float, text: str) -> None:
         """Redraw the bar; a pending Stop, rerun or session end surfaces here as Streamlit's control exception."""
@@ -92,14 +101,26 @@ def run_with_progress(job, epochs: int, what: str, cost: float, sparsity: bool =
 
     def should_stop() -> bool:
         if not stop.is_set():
+            ran = time.monotonic() - state["start"] - state["paused"]  # a pause for a classmate is not the run's time
             if not alive():
                 stop.set()
-            elif time.monotonic() - state["start"] > BUDGET.run_seconds:
+            elif ran > BUDGET.run_seconds:
                 state["timed_out"] = True
                 stop.set()
             else:  # polled every STOP_POLL_S (0.25 s) by the training loop: also tells the watcher it is alive
-                draw(state["fraction"], f"{state['text']} · {time.monotonic() - state['start']:.0f} s")
+                draw(state["fraction"], f"{state['text']} · {ran:.0f} s")
+                # ... and is where a long run shares its slot: after a slice, when another participant waits, it
+                # pauses here (inside the poll, so the training resumes exactly where it was) until its turn again.
+                if lease is not None and lease.should_pause():
+                    before = time.monotonic()
+                    if not lease.checkpoint(lambda: stop.is_set() or not alive(), on_pause):
+                        stop.set()  # stopped (or the tab closed) while paused: the run ends with its finished epochs
+                    state["paused"] += time.monotonic() - before
         return stop.is_set()
+
+    def on_pause(place: int) -> None:  # inside the training loop: draw() never raises, it sets stop instead
+        draw(state["fraction"], f"{state['text']} · paused so that a classmate can train: number {place} in line "
+                                "to continue (Stop ends it with the epochs finished so far)")
 
     def on_wait(place: int) -> None:
         draw(0.0, f"{what}: waiting for a free training slot, number {place} in line ({SLOTS.k} train at once on "
@@ -131,22 +152,28 @@ def run_with_progress(job, epochs: int, what: str, cost: float, sparsity: bool =
                 stop.set()
 
     try:
-        with SLOTS.slot(lambda: stop.is_set() or not alive(), on_wait) as held:
+        with SLOTS.lease(lambda: stop.is_set() or not alive(), on_wait, participant=identify()) as held:
             if not held:
                 result = None
             else:
+                lease = held
                 st.session_state[SPENT_KEY] = spent + cost
                 state["start"] = time.monotonic()
                 result = job(on_epoch=on_epoch, should_stop=should_stop)
-                if seen and getattr(result, "seconds", 0):  # what this server really achieved, for later estimates
-                    THROUGHPUT.record(cost * len(seen) / max(epochs, 1), result.seconds)
+                ran = getattr(result, "seconds", 0) - state["paused"]
+                if seen and ran > 0:  # what this server really achieved, for later estimates
+                    THROUGHPUT.record(cost * len(seen) / max(epochs, 1), ran)
+    except TooManyRuns as e:  # this participant's bound: refused before waiting, nothing charged
+        result, refused = None, str(e)
     finally:
         if not interrupted:
             bar.empty()
             chart.empty()
     if interrupted:
         raise interrupted[0]  # this run is stale: end it now; the new run shows the kept result
-    if result is None:
+    if refused:
+        st.warning(f"{what[0].upper()}{what[1:]} did not start: {refused}. Nothing was changed.")
+    elif result is None:
         st.warning(f"Stopped while waiting for a training slot: {what} did not start, nothing was changed.")
     elif state.get("timed_out"):
         st.warning(f"This server ends a run after {BUDGET.run_seconds:.0f} s; the epochs finished by then are kept. "
@@ -164,9 +191,14 @@ def in_slot(what: str, work: Callable[[], T]) -> T | None:
         note.info(f"{what}: waiting for a free training slot, number {place} in line ({SLOTS.k} run at once on this "
                   "server)")
 
-    with SLOTS.slot(lambda: stop.is_set() or not alive(), on_wait) as held:
-        note.empty()
-        return work() if held else None
+    try:
+        # Holds its slot to the end: a study has no stop polls at which it could pause (its length is its own bound).
+        with SLOTS.slot(lambda: stop.is_set() or not alive(), on_wait, participant=identify()) as held:
+            note.empty()
+            return work() if held else None
+    except TooManyRuns as e:
+        note.warning(f"{what} did not start: {e}.")
+        return None
 
 
 def train_with_progress(exp: Experiment, config: ExperimentConfig, upload=None,
@@ -175,6 +207,9 @@ def train_with_progress(exp: Experiment, config: ExperimentConfig, upload=None,
     nothing; report a refused config, divergence or the final numbers. Returns True when the new baseline was kept."""
     old = exp.config
     try:
+        # Every way a setup arrives (a preset, an import, a lesson, the board, a link, the form) is priced here, before
+        # anything runs: one evaluation pass of it is what each later slider move repeats.
+        check_setup(config, BUDGET, upload if upload is not None else exp.upload)
         result = run_with_progress(lambda **kw: exp.setup_and_train(config, upload=upload, **kw),
                                    config.train.epochs, "training the baseline",
                                    cost=baseline_training_cost(config, upload if upload is not None else exp.upload))

@@ -1,4 +1,5 @@
-"""The browser session: its Experiment, its run lock, workshop mode, and the widgets that show config values."""
+"""The browser session: its Experiment, its run lock (and its participant), workshop mode, and the widgets that show
+config values."""
 from __future__ import annotations
 
 import threading
@@ -6,6 +7,7 @@ import threading
 import streamlit as st
 
 from explorer.experiment.facade import Experiment
+from ui.participant import identify
 
 EXPERIMENT_KEY = "experiment"
 RUN_LOCK_KEY = "_run_lock"
@@ -26,7 +28,12 @@ def session_run_lock() -> threading.Lock:
     """One script run at a time per session. Streamlit's fast reruns start the new run in a new thread while the
     interrupted one is still inside engine code; without this lock the stale run could write its (older) slider
     setting into the Experiment after the new run did. The old run stops at its next Streamlit call, so the wait is
-    short."""
+    short.
+
+    Taken at the top of every script run (ui/main.py), before anything can train, so it is also where the session
+    learns its participant (ui.participant.identify): a fresh browser gets its signed cookie on its first page, and
+    the tabs it opens afterwards count as the same participant for the server's fair share of training slots."""
+    identify()
     return st.session_state.setdefault(RUN_LOCK_KEY, threading.Lock())
 
 

@@ -4,11 +4,17 @@ an entry goes through (queued → verifying → verified or rejected; withdrawn 
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from dataclasses import asdict, dataclass, fields
+from typing import TYPE_CHECKING
 
-from explorer.board.rules import Challenge
+from explorer.board.rules import Challenge, Split
 from explorer.config.schema import ExperimentConfig
+
+if TYPE_CHECKING:  # read, never built here: the store imports this module without torch
+    from explorer.experiment.report import Record
 
 QUEUED, VERIFYING, VERIFIED, REJECTED, WITHDRAWN = "queued", "verifying", "verified", "rejected", "withdrawn"
 UPLOAD_REFUSAL = ("a setup trained on uploaded data cannot be submitted: the board keeps setups that anyone can "
@@ -20,7 +26,7 @@ class BoardError(ValueError):
 
 
 class RateLimited(BoardError):
-    """Too many submissions from one session in the last minute."""
+    """Too many submissions from one participant in the last minute, or too many of theirs waiting for a replay."""
 
 
 class NotYours(BoardError):
@@ -53,6 +59,19 @@ class Figures:
                     raise BoardError(f"figures: {f.name} must be a share between 0 and 1")
                 object.__setattr__(self, f.name, float(v))
 
+    @classmethod
+    def of(cls, record: Record) -> Figures:
+        """The figures of a session's state, read from its measured record (Experiment.record(measured=True)): the
+        current model is the fine-tuned one when a run is current, else the pruned one; its activation sparsity is
+        with the thresholds in use (a run's own, where they ended), over every hidden layer; its bytes are the
+        smallest storage format's."""
+        m, f = record.measures(), record.finetuned
+        files = {fmt: b["file"] for fmt, b in m.bytes.items()}
+        return cls(baseline_accuracy=record.baseline.test_accuracy, pruned_accuracy=record.pruned.test_accuracy,
+                   finetuned_accuracy=f.test_accuracy if f is not None else None,
+                   weight_sparsity=record.current.weight_sparsity, activation_sparsity=m.activation_sparsity,
+                   macs=m.macs_nonzero, macs_dense=m.macs_dense, bytes=min(files.values()), bytes_dense=files["dense"])
+
     @property
     def accuracy(self) -> float:
         """The setup's final test accuracy: fine-tuned when it was fine-tuned, else right after pruning."""
@@ -77,6 +96,7 @@ class ClassInfo:
     created: float
     open: bool
     challenge: Challenge
+    seats: int | None = None  # participants the class admits (None: any number; Store.set_seats)
 
 
 @dataclass(frozen=True)
@@ -92,6 +112,7 @@ class Entry:
     status: str
     detail: str
     mine: bool = False
+    split: Split | None = None  # None: not known (an entry whose stored config held no split)
 
 
 @dataclass(frozen=True)
@@ -114,6 +135,55 @@ class Claim:
     id: int
     config: str
     figures: Figures
+
+
+def split_of(config: ExperimentConfig) -> Split:
+    """The split a config is tested on (rules.Split)."""
+    d = config.data
+    return Split(config.seed, d.n_samples, d.noise, d.test_fraction, d.val_fraction)
+
+
+def config_key(config: ExperimentConfig) -> str:
+    """What identical setups share: the SHA-256 of the config's canonical JSON (keys sorted, so a per-layer mapping
+    written in another order is the same setup). The verifier replays each key once (explorer.board.store)."""
+    canonical = json.dumps(config.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _shown(name: str, value, digits: int) -> str:
+    if value is None:
+        return "none"
+    return f"{value:,}" if name in ("macs", "macs_dense", "bytes", "bytes_dense") else f"{value:.{digits}%}"
+
+
+def _pair(name: str, a, b) -> tuple[str, str]:
+    """Both values as people read them, with just enough digits to tell them apart."""
+    for digits in range(1, 18):
+        shown = (_shown(name, a, digits), _shown(name, b, digits))
+        if shown[0] != shown[1]:
+            return shown
+    return repr(a), repr(b)
+
+
+def differences(submitted: Figures, replayed: Figures) -> list[str]:
+    """Each figure that differs, as "pruned accuracy: submitted 99.7%, replayed 91.1%" (exact comparison: see
+    explorer/board/verifier.py)."""
+    out = []
+    for name in FIGURES:
+        a, b = getattr(submitted, name), getattr(replayed, name)
+        if a != b:
+            shown = _pair(name, a, b)
+            out.append(f"{FIGURE_LABELS[name]}: submitted {shown[0]}, replayed {shown[1]}")
+    return out
+
+
+VERIFIED_DETAIL = "replayed from its seed to the same figures"
+
+
+def verdict(submitted: Figures, replayed: Figures) -> tuple[bool, str]:
+    """(verified, what the board says) for a submission whose setup replayed to `replayed`."""
+    diff = differences(submitted, replayed)
+    return (False, "the replay differs: " + "; ".join(diff)) if diff else (True, VERIFIED_DETAIL)
 
 
 def method_of(config: ExperimentConfig) -> str:

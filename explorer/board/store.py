@@ -8,6 +8,16 @@ that is counted and the row it admits are one step across processes. The schema 
 and migrated forward at open in one transaction: a process killed mid-migration leaves the previous version whole, and
 two processes starting together migrate once. Reads are bounded (the newest MAX_BOARD_ROWS entries, a top ten).
 
+A submission is attributed to a participant: one column (`participant`, a hash), filled with whatever id the app
+passes to `submit` (the session's token when it passes none). Every limit counts per participant, so a fresh token of
+the same participant resets nothing: SUBMISSIONS_PER_MINUTE, MAX_ENTRIES_PER_PARTICIPANT in a class, a class's seats
+(`set_seats`), and MAX_WAITING_REPLAYS different setups waiting for the verifier. The verifier's queue is fair and
+replays each setup once (issue 29): `claim` serves the participant served least recently first (round robin), never
+takes a setup identical to one being replayed (same `config_key`), and `settle` judges every waiting submission of that
+setup by the one replay and keeps its outcome (`replays`), so a later identical submission is judged as it is made. A
+verdict goes to the first claimer that brings one: a verifier whose claim was taken over still records it, and the
+second verdict is discarded (`finish`, `settle`).
+
 Where: PRUNING_EXPLORER_BOARD_DB, a file path or `sqlite:///path`; default `$XDG_DATA_HOME/pruning-explorer/board.db`
 (~/.local/share/… without XDG_DATA_HOME).
 
@@ -21,6 +31,8 @@ from __future__ import annotations
 import csv
 import hmac
 import io
+import json
+import logging
 import math
 import os
 import sqlite3
@@ -28,6 +40,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict, fields
 from pathlib import Path
 
 from explorer.board import rules as boardrules
@@ -47,20 +60,79 @@ from explorer.board.records import (
     Figures,
     NotYours,
     RateLimited,
+    config_key,
     method_of,
+    split_of,
+    verdict,
 )
-from explorer.board.rules import Challenge
+from explorer.board.rules import GENERATED, Challenge, Split
 from explorer.board.schema import MIGRATIONS, SCHEMA_VERSION
 from explorer.config.schema import ConfigError, ExperimentConfig, parse_config
 
+log = logging.getLogger(__name__)
 ENV = "PRUNING_EXPLORER_BOARD_DB"
 BUSY_TIMEOUT_S = 15.0
 MAX_BOARD_ROWS = 300          # a refresh reads at most this many entries (the newest)
 LEADERBOARD_ROWS = 10
-SUBMISSIONS_PER_MINUTE = 5    # per session (its token)
-MAX_ENTRIES_PER_SESSION = 30  # per session and class, withdrawn ones included
+SUBMISSIONS_PER_MINUTE = 5    # per participant (every token of theirs together)
+MAX_ENTRIES_PER_PARTICIPANT = 30  # per participant and class, withdrawn ones included
+MAX_WAITING_REPLAYS = 2       # different setups of one participant waiting for the verifier (identical ones share one)
+REPLAY_MEMORY_S = 7 * 24 * 3600.0  # a replay's outcome is reused this long (then an identical setup is replayed again)
 MAX_ENTRIES_PER_CLASS = 1000
 MAX_DETAIL_CHARS = 600
+
+
+class Unavailable(BoardError):
+    """The board's database cannot be used now: locked by another program past the busy timeout, the disk full,
+    read-only, or failing. The message is for people (the page shows it); `kind` names it for the log."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+
+
+# The failures this process has logged and that have not gone away yet: (file, reading or writing, kind). Each is
+# logged once when it starts and once when it ends, not once per page refresh (30 viewers refresh every 3 s) nor per
+# verifier poll. Reads and writes apart: a database locked for writing may still be read (WAL), and a read that works
+# does not mean that the failed writes work again.
+_said: set[tuple[str, bool, str]] = set()
+_said_lock = threading.Lock()
+
+
+def _log_once(path: Path, write: bool, kind: str, detail: str) -> None:
+    with _said_lock:
+        if (str(path), write, kind) in _said:
+            return
+        _said.add((str(path), write, kind))
+    log.warning("class board database %s: %s %s (%s)", path, "writing" if write else "reading", kind, detail)
+
+
+def _log_recovered(path: Path, write: bool) -> None:
+    with _said_lock:
+        gone = {s for s in _said if s[:2] == (str(path), write)}
+        _said.difference_update(gone)
+    if gone:
+        log.warning("class board database %s: %s works again", path, "writing" if write else "reading")
+
+
+def _unavailable(path: Path, e: sqlite3.Error, write: bool = True) -> Unavailable:
+    """What a database error means for people, by SQLite's error code (the message as a fallback)."""
+    code, text = getattr(e, "sqlite_errorname", "") or "", str(e).lower()
+    if code.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in text or "busy" in text:
+        kind, message = "locked", (f"the class board's database is locked by another program (waited "
+                                   f"{BUSY_TIMEOUT_S:g} s). Nothing was changed: try again in a minute; if it stays "
+                                   f"locked, whoever runs the server should close the program that holds {path.name}")
+    elif code.startswith("SQLITE_FULL") or "full" in text:
+        kind, message = "disk full", ("the class board's database cannot be written: the disk that holds it is full. "
+                                      "Nothing was saved: whoever runs the server needs to free space on it")
+    elif code.startswith("SQLITE_READONLY") or "readonly" in text:
+        kind, message = "read-only", ("the class board's database is read-only for the server: nothing can be saved "
+                                      f"until whoever runs it makes {path.name} writable")
+    else:
+        kind, message = "failing", (f"the class board's database cannot be used now ({str(e)[:200]}): try again in a "
+                                    "minute")
+    _log_once(path, write, kind, str(e)[:200])
+    return Unavailable(kind, message)
 
 
 
@@ -75,9 +147,24 @@ def target_from_env(environ=os.environ) -> str:
     return environ.get(ENV) or default_target()
 
 
-_ENTRY_COLUMNS = ("id, nickname, created, method, data, arch, " + ", ".join(FIGURES) + ", status, detail, owner")
+_SPLIT = tuple(f.name for f in fields(Split))
+_ENTRY_COLUMNS = ("id, nickname, created, method, data, arch, " + ", ".join(FIGURES) + ", status, detail, owner, "
+                  + ", ".join(_SPLIT))
 _ACCURACY = "COALESCE(finetuned_accuracy, pruned_accuracy)"
-_CLAIMABLE = "status = ? OR (status = ? AND claimed_at < ?)"  # queued, or claimed by a verifier that died
+_WAITING = (QUEUED, VERIFYING)
+# Queued, or claimed by a verifier that died (no heartbeat for the lease); and no identical setup is being replayed by
+# a live verifier (its replay will judge this one too). Parameters: queued, verifying, lease start, verifying, lease
+# start.
+_CLAIMABLE = ("(s.status = ? OR (s.status = ? AND s.claimed_at < ?)) AND (s.config_key IS NULL OR NOT EXISTS ("
+              "SELECT 1 FROM submissions t WHERE t.config_key = s.config_key AND t.id != s.id AND t.status = ? "
+              "AND t.claimed_at >= ?))")
+# Round robin: the participant served least recently (never: first), then the oldest submission.
+_FAIR_ORDER = ("COALESCE((SELECT MAX(u.served_at) FROM submissions u WHERE u.participant = s.participant), 0), s.id")
+_CLAIMER = "instr(claimers, char(10) || ? || char(10)) > 0"  # `worker` claimed this submission at some time
+
+
+def _claimable_args(now: float, lease_s: float) -> tuple:
+    return QUEUED, VERIFYING, now - lease_s, VERIFYING, now - lease_s
 
 
 class Store:
@@ -91,13 +178,16 @@ class Store:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._idle: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
-        first = self._connect(create=True)
         try:
-            if first.execute("PRAGMA journal_mode=WAL").fetchone()[0].lower() != "wal":
-                raise BoardError(f"{self.path}: the file system does not allow SQLite's WAL mode")
-            self._migrate(first)
-        finally:
-            first.close()
+            first = self._connect(create=True)
+            try:
+                if first.execute("PRAGMA journal_mode=WAL").fetchone()[0].lower() != "wal":
+                    raise BoardError(f"{self.path}: the file system does not allow SQLite's WAL mode")
+                self._migrate(first)
+            finally:
+                first.close()
+        except sqlite3.OperationalError as e:  # locked by another program, a full disk: said, not a traceback
+            raise _unavailable(self.path, e) from None
 
     # ---- connections and transactions -----------------------------------------------------------------------------
     def _connect(self, create: bool = False) -> sqlite3.Connection:
@@ -112,25 +202,32 @@ class Store:
     @contextmanager
     def _transaction(self, write: bool) -> Iterator[sqlite3.Connection]:
         """One transaction on a pooled connection: BEGIN IMMEDIATE (takes the write lock first, so no two writers
-        upgrade and deadlock) or BEGIN (one consistent snapshot for a read of several statements)."""
-        with self._lock:
-            c = self._idle.pop() if self._idle else None
-        c = c or self._connect()
+        upgrade and deadlock) or BEGIN (one consistent snapshot for a read of several statements). A database that
+        is locked past the busy timeout, full or failing raises Unavailable (said for people, logged once)."""
         try:
-            c.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-            try:
-                yield c
-            except BaseException:
-                c.execute("ROLLBACK")
-                raise
-            c.execute("COMMIT")
-        finally:
             with self._lock:
-                keep = not c.in_transaction and len(self._idle) < 4  # a connection in doubt is not reused
-                if keep:
-                    self._idle.append(c)
-            if not keep:
-                c.close()
+                c = self._idle.pop() if self._idle else None
+            c = c or self._connect()
+            try:
+                c.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                try:
+                    yield c
+                except BaseException:
+                    if c.in_transaction:  # SQLite may have rolled back itself (a full disk)
+                        c.execute("ROLLBACK")
+                    raise
+                c.execute("COMMIT")
+                if _said:
+                    _log_recovered(self.path, write)
+            finally:
+                with self._lock:
+                    keep = not c.in_transaction and len(self._idle) < 4  # a connection in doubt is not reused
+                    if keep:
+                        self._idle.append(c)
+                if not keep:
+                    c.close()
+        except sqlite3.OperationalError as e:  # not IntegrityError (a code drawn twice) nor a bug in the SQL
+            raise _unavailable(self.path, e, write) from None
 
     def _migrate(self, c: sqlite3.Connection) -> None:
         c.execute("BEGIN IMMEDIATE")
@@ -179,15 +276,15 @@ class Store:
 
     @staticmethod
     def _info(c: sqlite3.Connection, code: str) -> ClassInfo | None:
-        row = c.execute("SELECT code, created, open, challenge FROM classes WHERE code = ?", (code,)).fetchone()
-        return None if row is None else ClassInfo(row[0], row[1], bool(row[2]), Challenge.from_json(row[3]))
+        row = c.execute("SELECT code, created, open, challenge, seats FROM classes WHERE code = ?", (code,)).fetchone()
+        return None if row is None else ClassInfo(row[0], row[1], bool(row[2]), Challenge.from_json(row[3]), row[4])
 
     def recent_classes(self, limit: int = 20) -> list[ClassInfo]:
         """The newest classes first (for the instructor to pick up a class again)."""
         with self._transaction(write=False) as c:
-            rows = c.execute("SELECT code, created, open, challenge FROM classes ORDER BY created DESC LIMIT ?",
+            rows = c.execute("SELECT code, created, open, challenge, seats FROM classes ORDER BY created DESC LIMIT ?",
                              (min(limit, 100),)).fetchall()
-        return [ClassInfo(r[0], r[1], bool(r[2]), Challenge.from_json(r[3])) for r in rows]
+        return [ClassInfo(r[0], r[1], bool(r[2]), Challenge.from_json(r[3]), r[4]) for r in rows]
 
     def _class_update(self, code: str, sql: str, args: tuple) -> int:
         with self._transaction(write=True) as c:
@@ -208,11 +305,22 @@ class Store:
         return self._class_update(code, "DELETE FROM submissions WHERE class_code = ?", (code,))
 
     # ---- submissions (the Class board page) -------------------------------------------------------------------------
+    def set_seats(self, code: str, seats: int | None) -> None:
+        """How many participants the class admits (None: any number). Participants who already submitted keep their
+        seat; a new one is refused once the seats are taken."""
+        if seats is not None and (isinstance(seats, bool) or not isinstance(seats, int) or not 1 <= seats <= 10_000):
+            raise BoardError("seats: a whole number from 1 to 10,000, or none for any number")
+        self._class_update(code, "UPDATE classes SET seats = ? WHERE code = ?", (seats, code))
+
     def submit(self, code: str, nickname: str, token: str, config_text: str, figures: Figures,
-               now: float | None = None) -> int:
-        """Put a setup on the class's board (queued for verification); returns its id. Raises BoardError (RateLimited
-        for a session over its rate) for a closed or unknown class, a bad nickname or config, uploaded data, or a
-        full board. `token` is the submitting session's secret: only its hash is stored, and only it may withdraw."""
+               now: float | None = None, participant: str | None = None) -> int:
+        """Put a setup on the class's board; returns its id. It waits for the verifier's replay, or is judged at once
+        when an identical setup's replay is known (`settle`). Raises BoardError (RateLimited for a participant over
+        their rate or with MAX_WAITING_REPLAYS other setups waiting) for a closed or unknown class, a class whose
+        seats are taken, a bad nickname (or one another participant's entries use, or one that looks alike:
+        rules.nickname_keys) or config, uploaded data, or a full board. `token` is the submitting session's secret:
+        only its hash is stored, and only it may withdraw. `participant` is who the submission counts for (every
+        limit is theirs; the app's participant id), the session's token when None; only its hash is stored."""
         try:
             name = boardrules.nickname(nickname)
         except ValueError as e:
@@ -227,33 +335,98 @@ class Store:
             raise BoardError("figures: not a Figures")
         if not isinstance(token, str) or len(token) < 16:
             raise BoardError("a session token of at least 16 characters is needed")
+        if participant is not None and (not isinstance(participant, str) or len(participant) < 16):
+            raise BoardError("a participant id of at least 16 characters is needed")
         owner, now = boardrules.owner_hash(token), time.time() if now is None else now
+        who = owner if participant is None else boardrules.owner_hash(participant)
+        key, split = config_key(config), split_of(config)
         with self._transaction(write=True) as c:
             info = self._info(c, code)
             if info is None:
                 raise BoardError("no class has this code")
             if not info.open:
                 raise BoardError("this class is closed: its board takes no more setups")
+            if (problem := self._name_problem(c, code, name, who)) is not None:
+                raise BoardError(problem)
             recent = [r[0] for r in c.execute(
-                "SELECT created FROM submissions WHERE owner = ? AND created > ? ORDER BY created",
-                (owner, now - 60.0)).fetchall()]
+                "SELECT created FROM submissions WHERE participant = ? AND created > ? ORDER BY created",
+                (who, now - 60.0)).fetchall()]
             if len(recent) >= SUBMISSIONS_PER_MINUTE:
-                raise RateLimited(f"at most {SUBMISSIONS_PER_MINUTE} submissions a minute from one session: try "
-                                  f"again in {max(1, math.ceil(recent[0] + 60.0 - now))} s")
-            mine = c.execute("SELECT COUNT(*) FROM submissions WHERE owner = ? AND class_code = ?",
-                             (owner, code)).fetchone()[0]
-            if mine >= MAX_ENTRIES_PER_SESSION:
-                raise BoardError(f"one session may submit at most {MAX_ENTRIES_PER_SESSION} setups to a class")
+                raise RateLimited(f"at most {SUBMISSIONS_PER_MINUTE} submissions a minute from one participant (all "
+                                  f"their tabs together): try again in {max(1, math.ceil(recent[0] + 60.0 - now))} s")
+            mine = c.execute("SELECT COUNT(*) FROM submissions WHERE participant = ? AND class_code = ?",
+                             (who, code)).fetchone()[0]
+            if mine >= MAX_ENTRIES_PER_PARTICIPANT:
+                raise BoardError(f"one participant may submit at most {MAX_ENTRIES_PER_PARTICIPANT} setups to a class")
+            if mine == 0 and info.seats is not None and c.execute(
+                    "SELECT COUNT(DISTINCT participant) FROM submissions WHERE class_code = ?",
+                    (code,)).fetchone()[0] >= info.seats:
+                raise BoardError(f"every seat of this class is taken ({info.seats}): ask your instructor")
             if c.execute("SELECT COUNT(*) FROM submissions WHERE class_code = ?", (code,)).fetchone()[0] \
                     >= MAX_ENTRIES_PER_CLASS:
                 raise BoardError(f"this class's board is full ({MAX_ENTRIES_PER_CLASS} setups)")
+            known = self._known_replay(c, key, now)
+            if known is None:
+                self._check_waiting(c, who, key)
+            status, detail, judged = QUEUED, "", None
+            if known is not None:  # an identical setup's replay: judged now, no replay queued
+                replayed, refusal, entry = known
+                ok, detail = verdict(figures, replayed) if replayed is not None else (False, refusal)
+                status, judged = (VERIFIED if ok else REJECTED), now
+                detail = f"{detail} (the replay of the identical setup #{entry})"[:MAX_DETAIL_CHARS]
             cur = c.execute(
-                f"INSERT INTO submissions (class_code, nickname, owner, created, config, method, data, arch, "
-                f"{', '.join(FIGURES)}) VALUES ({', '.join('?' * (8 + len(FIGURES)))})",
-                (code, name, owner, now, config.model_dump_json(), method_of(config), config.data.name,
-                 config.model.arch, *(getattr(figures, f) for f in FIGURES)))
+                f"INSERT INTO submissions (class_code, nickname, owner, participant, config_key, created, config, "
+                f"method, data, arch, status, detail, verified_at, {', '.join(_SPLIT)}, {', '.join(FIGURES)}) "
+                f"VALUES ({', '.join('?' * (13 + len(_SPLIT) + len(FIGURES)))})",
+                (code, name, owner, who, key, now, config.model_dump_json(), method_of(config), config.data.name,
+                 config.model.arch, status, detail, judged, *(getattr(split, f) for f in _SPLIT),
+                 *(getattr(figures, f) for f in FIGURES)))
             assert cur.lastrowid is not None  # set by the INSERT
             return int(cur.lastrowid)
+
+    @staticmethod
+    def _known_replay(c: sqlite3.Connection, key: str, now: float) -> tuple[Figures | None, str, int] | None:
+        """The remembered outcome of the setup with this key: (replayed figures or None, refusal, entry replayed)."""
+        row = c.execute("SELECT figures, refusal, entry FROM replays WHERE config_key = ? AND at > ?",
+                        (key, now - REPLAY_MEMORY_S)).fetchone()
+        if row is None:
+            return None
+        try:
+            return (None if row[0] is None else Figures(**json.loads(row[0]))), row[1], row[2]
+        except (BoardError, TypeError, ValueError):  # a stored outcome that no longer reads (edited by hand)
+            return None
+
+    @staticmethod
+    def _check_waiting(c: sqlite3.Connection, who: str, key: str) -> None:
+        """Refuse a setup that would queue one more replay for a participant who has MAX_WAITING_REPLAYS waiting. A
+        setup identical to one waiting (anyone's) adds no replay: the one replay judges both."""
+        if c.execute("SELECT 1 FROM submissions WHERE config_key = ? AND status IN (?, ?) LIMIT 1",
+                     (key, *_WAITING)).fetchone() is not None:
+            return
+        waiting = c.execute("SELECT COUNT(DISTINCT COALESCE(config_key, 'id:' || id)) FROM submissions WHERE "
+                            "participant = ? AND status IN (?, ?)", (who, *_WAITING)).fetchone()[0]
+        if waiting >= MAX_WAITING_REPLAYS:
+            raise RateLimited(f"you have {waiting} setups waiting for the server's replay (at most "
+                              f"{MAX_WAITING_REPLAYS} at a time, so every participant's turn comes soon): submit this "
+                              "one once one of them is verified or rejected")
+
+    def nickname_problem(self, code: str, nickname: str, token: str, participant: str | None = None) -> str | None:
+        """Why `nickname` cannot be this participant's in the class (another participant's entries use it, or one
+        that looks alike), or None. Asked when someone joins; `submit` asks again in its transaction. `participant`
+        as in `submit` (the session's token when None)."""
+        with self._transaction(write=False) as c:
+            return self._name_problem(c, code, nickname, boardrules.owner_hash(participant or token))
+
+    @staticmethod
+    def _name_problem(c: sqlite3.Connection, code: str, nickname: str, who: str) -> str | None:
+        # Withdrawn entries count too: withdrawing cannot free a name for someone else to take over.
+        keys = boardrules.nickname_keys(nickname)
+        for (other,) in c.execute("SELECT DISTINCT nickname FROM submissions WHERE class_code = ? "
+                                  "AND participant != ?", (code, who)):
+            if keys & boardrules.nickname_keys(other):
+                return (f"nickname: another participant of this class already uses “{other}”"
+                        + ("" if other == nickname else ", which looks the same") + ": choose another nickname")
+        return None
 
     def withdraw(self, code: str, entry_id: int, token: str) -> None:
         """Take one's own entry off the board. Raises NotYours for another session's entry, BoardError for none."""
@@ -282,18 +455,36 @@ class Store:
             ch = info.challenge
             column, _, higher = ch.ranking
             order = _ACCURACY if column == "accuracy" else column  # a name from RANKINGS, never from a request
+            split_sql, split_args = self._split_terms(ch)
             top = c.execute(
                 f"SELECT {_ENTRY_COLUMNS} FROM submissions WHERE class_code = ? AND status = ? "
-                f"AND (? IS NULL OR data = ?) AND (? IS NULL OR arch = ?) AND {_ACCURACY} >= ? "
+                f"AND (? IS NULL OR data = ?) AND (? IS NULL OR arch = ?) AND {_ACCURACY} >= ? AND {split_sql} "
                 f"ORDER BY {order} {'DESC' if higher else 'ASC'}, id LIMIT ?",
-                (code, VERIFIED, ch.data, ch.data, ch.arch, ch.arch, ch.min_accuracy, LEADERBOARD_ROWS)).fetchall()
+                (code, VERIFIED, ch.data, ch.data, ch.arch, ch.arch, ch.min_accuracy, *split_args,
+                 LEADERBOARD_ROWS)).fetchall()
         return BoardView(info, entries, counts, tuple(self._entry(r, owner) for r in top))
+
+    @staticmethod
+    def _split_terms(ch: Challenge) -> tuple[str, tuple]:
+        """The leaderboard's split condition in SQL, as Challenge.unranked states it: each fixed field equal (a
+        column that is NULL, a split not known, is not equal); size and noise only on a generated data set."""
+        general = list(ch.split_fields(None))
+        generated = [f for f in ch.split_fields(GENERATED[0]) if f not in general]
+        terms = [f"{f} = ?" for f in general]  # column names from rules.SPLIT_FIELDS, never from a request
+        args: list = [getattr(ch, f) for f in general]
+        if generated:
+            terms.append(f"(data NOT IN ({', '.join('?' * len(GENERATED))}) OR ("
+                         + " AND ".join(f"{f} = ?" for f in generated) + "))")
+            args += [*GENERATED, *(getattr(ch, f) for f in generated)]
+        return " AND ".join(terms) or "1", tuple(args)
 
     @staticmethod
     def _entry(row: tuple, owner: str | None) -> Entry:
         n = len(FIGURES)
+        split = row[9 + n:9 + n + len(_SPLIT)]
         return Entry(row[0], row[1], row[2], row[3], row[4], row[5], Figures(*row[6:6 + n]), row[6 + n],
-                     row[7 + n], owner is not None and hmac.compare_digest(row[8 + n], owner))
+                     row[7 + n], owner is not None and hmac.compare_digest(row[8 + n], owner),
+                     None if None in split else Split(*split))
 
     def setup(self, code: str, entry_id: int) -> tuple[Entry, ExperimentConfig]:
         """An entry of the class and its setup, validated again as it is read back (for "Load this setup")."""
@@ -309,7 +500,7 @@ class Store:
 
     def export_csv(self, code: str) -> str:
         """Every entry of the class (at most MAX_ENTRIES_PER_CLASS) as CSV, oldest first, with its setup's JSON. A
-        cell that a spreadsheet would run as a formula (=, +, -, @ first) starts with an apostrophe."""
+        cell that a spreadsheet would run as a formula starts with an apostrophe (rules.spreadsheet_safe)."""
         with self._transaction(write=False) as c:
             rows = c.execute(
                 "SELECT id, created, nickname, method, data, arch, " + ", ".join(FIGURES) + ", status, detail, "
@@ -321,21 +512,43 @@ class Store:
                          "config"])
         for r in rows:
             when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(r[1]))
-            writer.writerow([_cell(v) for v in (r[0], when, *r[2:])])
+            writer.writerow([boardrules.spreadsheet_safe(v) for v in (r[0], when, *r[2:])])
         return out.getvalue()
+
+    # ---- the instructor key (app_pages/instructor.py) ----------------------------------------------------------------
+    def try_key(self, given: str, expected: str, now: float | None = None) -> boardrules.KeyTry:
+        """One try of the instructor key, limited for the whole server (explorer.board.rules.key_wait_s over every
+        process's wrong tries, in this one transaction, so no two processes both take the last allowed try). A try
+        during a lock-out is not compared at all, so even the right key waits."""
+        with self._transaction(write=True) as c:
+            # The clock is read once the write lock is held: read before, a try that waited for the lock would be
+            # older than the wrong tries written meanwhile, not see them (key_wait_s counts tries up to `now`) and
+            # take one more than the limit.
+            now = time.time() if now is None else now
+            c.execute("DELETE FROM key_failures WHERE at <= ?", (now - boardrules.KEY_MEMORY_S,))
+            failures = [r[0] for r in c.execute("SELECT at FROM key_failures")]
+            wait = boardrules.key_wait_s(failures, now)
+            if wait > 0:
+                return boardrules.KeyTry(compared=False, right=False, wait_s=wait)
+            if boardrules.key_matches(given, expected):
+                return boardrules.KeyTry(compared=True, right=True, wait_s=0.0)
+            c.execute("INSERT INTO key_failures (at) VALUES (?)", (now,))
+            return boardrules.KeyTry(compared=True, right=False, wait_s=boardrules.key_wait_s([*failures, now], now))
 
     # ---- verification (explorer/board/verifier.py) ---------------------------------------------------------------
     def claim(self, worker: str, lease_s: float, now: float | None = None, max_attempts: int = 3,
               at_once: int = 1) -> Claim | None:
-        """Take the oldest submission waiting for verification (or one whose verifier died: no heartbeat for
-        `lease_s`) for `worker`, in one transaction, so no two verifiers in any process take the same one, and none
-        while `at_once` are being verified by live verifiers of any process. A submission already tried
-        `max_attempts` times is rejected instead of tried again."""
+        """Take a submission waiting for verification (or one whose verifier died: no heartbeat for `lease_s`) for
+        `worker`, in one transaction, so no two verifiers in any process take the same one, and none while `at_once`
+        are being verified by live verifiers of any process. Fair: the participant served least recently first, their
+        oldest submission; never one whose identical setup is being replayed (that replay judges it: `settle`). A
+        submission already tried `max_attempts` times is rejected instead of tried again."""
         now = time.time() if now is None else now
         with self._transaction(write=True) as c:
             while not self._busy(c, now, lease_s, at_once):
-                row = c.execute(f"SELECT id, config, attempts, {', '.join(FIGURES)} FROM submissions WHERE "
-                                f"{_CLAIMABLE} ORDER BY id LIMIT 1", (QUEUED, VERIFYING, now - lease_s)).fetchone()
+                row = c.execute(f"SELECT s.id, s.config, s.attempts, {', '.join('s.' + f for f in FIGURES)} FROM "
+                                f"submissions s WHERE {_CLAIMABLE} ORDER BY {_FAIR_ORDER} LIMIT 1",
+                                _claimable_args(now, lease_s)).fetchone()
                 if row is None:
                     return None
                 if row[2] >= max_attempts:
@@ -343,8 +556,10 @@ class Store:
                               (REJECTED, f"not verified: its replay did not finish in {max_attempts} tries", now,
                                row[0]))
                     continue
-                c.execute("UPDATE submissions SET status = ?, claimed_by = ?, claimed_at = ?, attempts = attempts + 1 "
-                          "WHERE id = ?", (VERIFYING, worker, now, row[0]))
+                c.execute("UPDATE submissions SET status = ?, claimed_by = ?, claimed_at = ?, served_at = ?, "
+                          "attempts = attempts + 1, claimers = CASE WHEN " + _CLAIMER + " THEN claimers ELSE "
+                          "(CASE WHEN claimers = '' THEN char(10) ELSE claimers END) || ? || char(10) END "
+                          "WHERE id = ?", (VERIFYING, worker, now, now, worker, worker, row[0]))
                 try:
                     return Claim(row[0], row[1], Figures(*row[3:]))
                 except BoardError as e:  # stored figures that no longer validate (written by hand)
@@ -361,8 +576,8 @@ class Store:
         now = time.time()
         with self._transaction(write=False) as c:
             return not self._busy(c, now, lease_s, at_once) and c.execute(
-                f"SELECT 1 FROM submissions WHERE {_CLAIMABLE} LIMIT 1",
-                (QUEUED, VERIFYING, now - lease_s)).fetchone() is not None
+                f"SELECT 1 FROM submissions s WHERE {_CLAIMABLE} LIMIT 1",
+                _claimable_args(now, lease_s)).fetchone() is not None
 
     def heartbeat(self, entry_id: int, worker: str) -> None:
         """`worker` is still replaying its claim (a claim without one for `lease_s` is taken over)."""
@@ -370,22 +585,59 @@ class Store:
             c.execute("UPDATE submissions SET claimed_at = ? WHERE id = ? AND status = ? AND claimed_by = ?",
                       (time.time(), entry_id, VERIFYING, worker))
 
+    @staticmethod
+    def _still_open(c: sqlite3.Connection, entry_id: int, worker: str) -> tuple | None:
+        """(config key, figures…) of a submission still being verified that `worker` claimed at some time (its claim
+        may have been taken over since: its verdict, first, is kept), else None: judged already, withdrawn, cleared,
+        or never this worker's."""
+        return c.execute(f"SELECT config_key, {', '.join(FIGURES)} FROM submissions WHERE id = ? AND status = ? "
+                         f"AND (claimed_by = ? OR {_CLAIMER})", (int(entry_id), VERIFYING, worker, worker)).fetchone()
+
     def finish(self, entry_id: int, worker: str, verified: bool, detail: str, now: float | None = None) -> bool:
-        """Record a verdict; False when the claim is no longer `worker`'s (withdrawn, cleared, or taken over)."""
+        """Record a verdict of this one submission; False when it is not `worker`'s to judge: judged already (the
+        first verdict is kept, even when a takeover brings a second), withdrawn, cleared, or never claimed by it."""
         with self._transaction(write=True) as c:
-            return c.execute("UPDATE submissions SET status = ?, detail = ?, verified_at = ? WHERE id = ? AND "
-                             "status = ? AND claimed_by = ?",
-                             (VERIFIED if verified else REJECTED, detail[:MAX_DETAIL_CHARS],
-                              time.time() if now is None else now, entry_id, VERIFYING, worker)).rowcount == 1
+            if self._still_open(c, entry_id, worker) is None:
+                return False
+            c.execute("UPDATE submissions SET status = ?, detail = ?, verified_at = ? WHERE id = ?",
+                      (VERIFIED if verified else REJECTED, detail[:MAX_DETAIL_CHARS],
+                       time.time() if now is None else now, int(entry_id)))
+            return True
+
+    def settle(self, entry_id: int, worker: str, replayed: Figures | None, refusal: str = "", reuse: bool = True,
+               now: float | None = None) -> int:
+        """Record the outcome of replaying a claimed submission's setup — the figures it `replayed` to, or None and
+        the `refusal` — as the verdict of every submission of that identical setup still waiting (each judged by its
+        own figures: rules in records.verdict), and remember it for identical setups submitted later when `reuse`
+        (not for refusals that another time may not repeat: over the budget, past the time limit). Returns how many
+        were judged: 0 when the claim is not `worker`'s to judge (as `finish`)."""
+        now = time.time() if now is None else now
+        with self._transaction(write=True) as c:
+            row = self._still_open(c, entry_id, worker)
+            if row is None:
+                return 0
+            key = row[0]
+            targets = [(int(entry_id), Figures(*row[1:]))]
+            if key is not None:
+                if reuse:
+                    c.execute("DELETE FROM replays WHERE at <= ?", (now - REPLAY_MEMORY_S,))
+                    c.execute("INSERT OR REPLACE INTO replays (config_key, entry, figures, refusal, at) VALUES "
+                              "(?, ?, ?, ?, ?)", (key, int(entry_id), None if replayed is None else
+                                                  json.dumps(asdict(replayed)), refusal[:MAX_DETAIL_CHARS], now))
+                for r in c.execute(f"SELECT id, {', '.join(FIGURES)} FROM submissions WHERE config_key = ? AND "
+                                   "status IN (?, ?) AND id != ?", (key, *_WAITING, int(entry_id))).fetchall():
+                    try:
+                        targets.append((r[0], Figures(*r[1:])))
+                    except BoardError:  # stored figures that no longer validate: its own claim rejects it
+                        continue
+            for target, figures in targets:
+                ok, detail = verdict(figures, replayed) if replayed is not None else (False, refusal)
+                c.execute("UPDATE submissions SET status = ?, detail = ?, verified_at = ? WHERE id = ?",
+                          (VERIFIED if ok else REJECTED, detail[:MAX_DETAIL_CHARS], now, target))
+            return len(targets)
 
     def release(self, entry_id: int, worker: str) -> None:
         """Give a claim back untried (the verifier is stopping): queued again, the try not counted."""
         with self._transaction(write=True) as c:
             c.execute("UPDATE submissions SET status = ?, claimed_by = NULL, attempts = attempts - 1 WHERE id = ? "
                       "AND status = ? AND claimed_by = ?", (QUEUED, entry_id, VERIFYING, worker))
-
-
-def _cell(value):
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value

@@ -16,10 +16,19 @@ processes sharing the board: Store.claim counts the live claims, kept alive by a
 one of its process's training slots (explorer.server.slots: it waits its turn with the sessions' trainings), each part
 of the replay refused beforehand above the server's budget per run and stopped after its time limit
 (explorer.server.budget), like any training of a session.
+
+Fair and once (issue 29): the store hands out claims round robin across participants and never two of one setup;
+one replay judges every waiting submission of its setup, and its outcome judges identical ones submitted later
+(explorer/board/store.py). The claim's lease is kept by a heartbeat thread that beats every HEARTBEAT_S for as long
+as the replay runs — Experiment construction, training, evaluation, pruning, fine-tuning and the figures alike, not
+only from the training loops' stop polls — up to `replay_bound_s` (two timed parts, each stopped at the budget's
+time limit, and as long again for the untimed ones), so only a verifier that died or hangs loses its claim; and a
+verifier whose claim was taken over still records its verdict if it brings the first (the second is discarded).
 """
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import secrets
@@ -28,12 +37,11 @@ import threading
 import time
 from collections.abc import Callable
 
-from explorer.board.records import FIGURE_LABELS, FIGURES, UPLOAD_REFUSAL, Claim, Figures
-from explorer.board.store import Store
+from explorer.board.records import UPLOAD_REFUSAL, Claim, Figures, verdict
+from explorer.board.records import differences as differences  # read here by ui/board.py and the tests
+from explorer.board.store import Store, Unavailable
 from explorer.config.names import clipped
 from explorer.config.schema import ConfigError, ExperimentConfig, parse_config
-from explorer.engine import activations, sparse
-from explorer.engine.models import count_macs, model_state
 from explorer.experiment import measure
 from explorer.experiment.facade import Experiment
 from explorer.experiment.finetuning import finetune_epochs
@@ -43,12 +51,19 @@ from explorer.server.slots import TrainingSlots
 log = logging.getLogger(__name__)
 POLL_S = 1.0          # an idle verifier looks for work this often (a submission in its own process wakes it at once)
 MAX_BACKOFF_S = 30.0  # after a database error, it waits longer each time, up to this
-HEARTBEAT_S = 10.0    # a replaying verifier says so this often (from the training loop's stop polls, every 0.25 s)
+HEARTBEAT_S = 10.0    # a replaying verifier says so this often (its heartbeat thread), whatever the replay is doing
 LEASE_S = 60.0        # a claim without a heartbeat for this long belonged to a verifier that died: taken over
 
 
 class ReplayRefused(Exception):
-    """A submission that cannot be replayed here: over the budget, past the time limit, diverged, or not runnable."""
+    """A submission that cannot be replayed here: over the budget, past the time limit, diverged, or not runnable.
+    `lasting`: whether a replay of the same setup would be refused again (it diverged, it cannot run) — then the
+    refusal is remembered for identical setups; over the budget or past the time limit depends on the server and
+    its load, so an identical setup submitted later is replayed again."""
+
+    def __init__(self, message: str, lasting: bool = True):
+        super().__init__(message)
+        self.lasting = lasting
 
 
 # ---- what a session submits ----------------------------------------------------------------------------------------
@@ -85,25 +100,9 @@ def submission_config(exp: Experiment) -> ExperimentConfig:
 
 
 def figures_of(exp: Experiment) -> Figures:
-    """The figures of the session's current state: test accuracies, weight sparsity of the current model (fine-tuned
-    when a fine-tuning result is current), its activation sparsity on the test split with the activation setting
-    applied (all hidden layers together), its multiply-adds per example and its stored bytes."""
-    f, data = exp.finetune_result, exp.data
-    model = exp.current_model()
-    if f is not None:
-        thresholds = {n: f.activation_thresholds.get(n, 0.0) for n in exp.activation_layer_names}
-        ranges = activations.activation_ranges(f.model, data.x_val)
-        acts = activations.activation_stats(f.model, data.x_test, data.y_test, thresholds, ranges)
-    else:
-        acts = exp.activation_view()[1]
-    values = sum(s.values for s in acts.layers.values())
-    files = {fmt: b["file"] for fmt, b in sparse.model_bytes(model_state(model)).items()}
-    return Figures(baseline_accuracy=exp.baseline_test_accuracy, pruned_accuracy=exp.pruning.test_accuracy,
-                   finetuned_accuracy=f.test_accuracy if f else None,
-                   weight_sparsity=(f.stats if f else exp.pruning.stats).sparsity,
-                   activation_sparsity=sum(s.zeros_after for s in acts.layers.values()) / values if values else 0.0,
-                   macs=count_macs(model, data.n_features, nonzero=True), macs_dense=count_macs(model, data.n_features),
-                   bytes=min(files.values()), bytes_dense=files["dense"])
+    """The figures of the session's current state, as the board records them: derived from the experiment's one
+    measured record (explorer/experiment/report.py), the same record the page headline and metrics.json read."""
+    return Figures.of(exp.record(measured=True))
 
 
 # ---- the replay ----------------------------------------------------------------------------------------------------
@@ -126,7 +125,7 @@ def replay(config: ExperimentConfig, budget: Budget = Budget(),
         try:
             check_run(measure.training_cost(exp.model, exp.data, epochs, batch), epochs, budget)
         except OverBudget as e:
-            raise ReplayRefused(f"{what} cannot be replayed on this server: {e}") from None
+            raise ReplayRefused(f"{what} cannot be replayed on this server: {e}", lasting=False) from None
     for what, _, _, run in parts:
         deadline = time.monotonic() + budget.run_seconds
         late: list[bool] = []
@@ -143,49 +142,57 @@ def replay(config: ExperimentConfig, budget: Budget = Budget(),
             raise ReplayRefused(f"{what} diverged on replay ({clipped(result.message, 200)})")
         if result.stopped:
             raise ReplayRefused(f"{what} ran past this server's time limit of {budget.run_seconds:g} s a run"
-                                if late else f"{what}'s replay was interrupted")
+                                if late else f"{what}'s replay was interrupted", lasting=False)
     return figures_of(exp)
 
 
-def _shown(name: str, value, digits: int) -> str:
-    if value is None:
-        return "none"
-    return f"{value:,}" if name in ("macs", "macs_dense", "bytes", "bytes_dense") else f"{value:.{digits}%}"
-
-
-def _pair(name: str, a, b) -> tuple[str, str]:
-    """Both values as people read them, with just enough digits to tell them apart."""
-    for digits in range(1, 18):
-        shown = (_shown(name, a, digits), _shown(name, b, digits))
-        if shown[0] != shown[1]:
-            return shown
-    return repr(a), repr(b)
-
-
-def differences(submitted: Figures, replayed: Figures) -> list[str]:
-    """Each figure that differs, as "pruned accuracy: submitted 99.7%, replayed 91.1%" (exact comparison: see the
-    module docstring)."""
-    out = []
-    for name in FIGURES:
-        a, b = getattr(submitted, name), getattr(replayed, name)
-        if a != b:
-            shown = _pair(name, a, b)
-            out.append(f"{FIGURE_LABELS[name]}: submitted {shown[0]}, replayed {shown[1]}")
-    return out
+def outcome(claim: Claim, budget: Budget, should_stop: Callable[[], bool] = lambda: False) -> tuple[
+        Figures | None, str, bool]:
+    """What replaying a claimed submission's setup gave: (the replayed figures, "", True), or (None, what the board
+    says, whether an identical setup would be refused again: ReplayRefused.lasting)."""
+    try:
+        return replay(parse_config(claim.config), budget, should_stop), "", True
+    except ConfigError as e:
+        return None, f"not verified: its setup does not validate ({clipped(e, 200)})", True
+    except ReplayRefused as e:
+        return None, f"not verified: {e}", e.lasting
 
 
 def judge(claim: Claim, budget: Budget, should_stop: Callable[[], bool] = lambda: False) -> tuple[bool, str]:
-    """(verified, what the board says) for a claimed submission."""
-    try:
-        replayed = replay(parse_config(claim.config), budget, should_stop)
-    except ConfigError as e:
-        return False, f"not verified: its setup does not validate ({clipped(e, 200)})"
-    except ReplayRefused as e:
-        return False, f"not verified: {e}"
-    diff = differences(claim.figures, replayed)
-    if diff:
-        return False, "the replay differs: " + "; ".join(diff)
-    return True, "replayed from its seed to the same figures"
+    """(verified, what the board says) for a claimed submission (its own figures against its replay's)."""
+    replayed, refusal, _ = outcome(claim, budget, should_stop)
+    return verdict(claim.figures, replayed) if replayed is not None else (False, refusal)
+
+
+def replay_bound_s(budget: Budget) -> float:
+    """How long a replay that fits `budget` may take: its two timed parts (baseline, fine-tuning), each stopped at the
+    budget's time limit, and as long again for the untimed ones (construction, evaluation, pruning, figures), plus a
+    minute. The heartbeat stops after it, so a replay that hangs gives its claim up to another verifier."""
+    return 2 * 2 * budget.run_seconds + 60.0
+
+
+class _Heartbeat:
+    """A daemon thread that renews a claim every `every_s` while a replay runs, whatever phase it is in, until
+    `stop()` or `bound_s` (a hung replay loses its claim). A database that cannot be written now is logged by the
+    store; the next beat tries again (the lease outlasts a few missed ones)."""
+
+    def __init__(self, store: Store, entry_id: int, worker: str, every_s: float, bound_s: float):
+        self._stop = threading.Event()
+        self.beats = 0
+        end = time.monotonic() + bound_s
+
+        def run() -> None:
+            while not self._stop.wait(every_s) and time.monotonic() < end:
+                with contextlib.suppress(Unavailable):
+                    store.heartbeat(entry_id, worker)
+                    self.beats += 1
+        self._thread = threading.Thread(target=run, name=f"board-heartbeat-{entry_id}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """No more beats (the replay is over); returns once the thread has ended."""
+        self._stop.set()
+        self._thread.join()
 
 
 # ---- the worker ----------------------------------------------------------------------------------------------------
@@ -196,11 +203,15 @@ class Verifier:
     as long each, 7.8 s against 1.4 s, so the board verified a third as many a minute; benchmarks/bench_board.py)."""
 
     def __init__(self, store: Store, budget: Budget | None = None, slots: TrainingSlots | None = None,
-                 poll_s: float = POLL_S, worker: str | None = None, at_once: int = 1):
+                 poll_s: float = POLL_S, worker: str | None = None, at_once: int = 1, lease_s: float = LEASE_S,
+                 heartbeat_s: float | None = None):
         self.store, self.budget, self.slots, self.poll_s = store, budget or Budget.from_env(), slots, poll_s
         self.worker = worker or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
-        self.lease_s, self.at_once = LEASE_S, at_once
-        self.done = 0
+        self.lease_s, self.at_once = lease_s, at_once
+        # Six beats a lease by default: a few may fail (a locked database) before the claim is at risk.
+        self.heartbeat_s = min(HEARTBEAT_S, lease_s / 6) if heartbeat_s is None else heartbeat_s
+        self.done = 0       # submissions this verifier judged (one replay may judge several identical ones)
+        self.discarded = 0  # replays whose verdict came second (another verifier judged the claim first)
         self._wake, self._stopping = threading.Event(), threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -219,31 +230,29 @@ class Verifier:
         claim = self.store.claim(self.worker, self.lease_s, at_once=self.at_once)
         if claim is None:
             return None
-        beat = [time.monotonic()]
-
-        def stop() -> bool:  # polled by the replay's training loops: the heartbeat goes with it
-            if time.monotonic() - beat[0] > HEARTBEAT_S:
-                beat[0] = time.monotonic()
-                self.store.heartbeat(claim.id, self.worker)
-            return self._stopping.is_set()
+        heart = _Heartbeat(self.store, claim.id, self.worker, self.heartbeat_s, replay_bound_s(self.budget))
         try:
-            verdict = judge(claim, self.budget, stop)
+            replayed, refusal, lasting = outcome(claim, self.budget, self._stopping.is_set)
         except Exception as e:  # a bug in a replay must not stop the board: said on the entry and in the log
             log.exception("verifying submission %s failed", claim.id)
-            verdict = (False, f"not verified: the replay failed ({type(e).__name__}: {clipped(e, 200)})")
+            replayed, lasting = None, False  # (not remembered: the next identical setup is replayed again)
+            refusal = f"not verified: the replay failed ({type(e).__name__}: {clipped(e, 200)})"
+        finally:
+            heart.stop()
         if self._stopping.is_set():
             self.store.release(claim.id, self.worker)
             return None
-        self.store.finish(claim.id, self.worker, *verdict)
-        self.done += 1
+        judged = self.store.settle(claim.id, self.worker, replayed, refusal, reuse=lasting)
+        self.done += judged
+        self.discarded += judged == 0
         return claim.id
 
     def run_until_idle(self) -> int:
-        """Verify until nothing waits; how many were judged (tests, benchmarks)."""
-        n = 0
+        """Verify until nothing waits; how many submissions were judged (tests, benchmarks)."""
+        before = self.done
         while self.verify_next() is not None:
-            n += 1
-        return n
+            pass
+        return self.done - before
 
     def start(self) -> Verifier:
         """Run in a daemon thread until `stop` (or the process's end)."""
@@ -265,7 +274,7 @@ class Verifier:
             self._thread.join(timeout)
 
     def _loop(self) -> None:
-        wait = self.poll_s
+        wait, failing = self.poll_s, None  # the unexpected failure last logged, so one that lasts is logged once
         while not self._stopping.is_set():
             if not self.store.path.exists():  # a deleted board is not recreated empty (board.Store opens mode=rw)
                 log.error("the board's file %s is gone: this process's verifier stops", self.store.path)
@@ -273,9 +282,17 @@ class Verifier:
             try:
                 found = self.verify_next() is not None
                 wait = self.poll_s
-            except Exception:  # the database is locked past its timeout: try again later
-                log.exception("the board's verifier could not reach %s", self.store.path)
+                if failing is not None:
+                    log.warning("the board's verifier works again on %s", self.store.path)
+                    failing = None
+            except Unavailable:  # locked past its timeout, a full disk: the store logs one line per kind and episode
                 found, wait = False, min(wait * 2, MAX_BACKOFF_S)
+            except Exception as e:  # a bug: its traceback once per kind, not once per poll
+                kind = f"{type(e).__name__}: {clipped(e, 200)}"
+                if kind != failing:
+                    log.exception("the board's verifier failed on %s; it tries again, up to every %g s",
+                                  self.store.path, MAX_BACKOFF_S)
+                failing, found, wait = kind, False, min(wait * 2, MAX_BACKOFF_S)
             if not found:
                 self._wake.wait(wait)
                 self._wake.clear()

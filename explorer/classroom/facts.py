@@ -1,6 +1,7 @@
 """Facts: the session's real state as a lesson's checks read it (explorer/classroom/lessons.py), each with the words a
-check line says it in. Computing them trains nothing: they come from the Experiment's results and its cached views, and
-`facts(exp, only=...)` computes just the groups a step's check needs.
+check line says it in. Computing them trains nothing: the figures of the state come from its record
+(`Experiment.record`, the one the headline, snapshots, metrics.json and the board read too), the rest from the
+Experiment's results and its cached views, and `facts(exp, only=...)` computes just the groups a step's check needs.
 
 Shares are fractions (0.9 is shown "90%"), accuracy differences are percentage points, speed-ups are ratios of
 multiply-adds (deterministic, unlike a timing). A fact without a value (no fine-tuning yet, no compacted model) is
@@ -11,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, NamedTuple
 
-from explorer.engine.models import count_macs, prunable_layers
+from explorer.engine.models import prunable_layers
 from explorer.engine.pruning import removed_units
 from explorer.experiment.criteria import comparison
 from explorer.methods.nm import check_pattern, parse_pattern
@@ -85,51 +86,47 @@ FACTS: dict[str, Fact] = {
 
 
 def _pruning(exp: Experiment) -> dict:
-    cfg, p, trained = exp.config, exp.pruning, exp.trained
-    base = exp.baseline_test_accuracy
-    hidden = [n for n in exp.activation_layer_names if n in p.masks]
-    units = sum(p.masks[n].shape[0] for n in hidden)
+    cfg, masks, rec = exp.config, exp.pruning.masks, exp.record()
+    trained, base, p = rec.trained, rec.baseline.test_accuracy, rec.pruned
+    hidden = [n for n in exp.activation_layer_names if n in masks]
+    units = sum(masks[n].shape[0] for n in hidden)
     structured = cfg.weight_pruning.is_structured
     return {
         "trained": trained, "dataset": cfg.data.name, "model": cfg.model.arch,
-        "baseline_test_accuracy": base if trained else None, "weight_sparsity": p.stats.sparsity,
+        "baseline_test_accuracy": base if trained else None, "weight_sparsity": p.weight_sparsity,
         "pruned_test_accuracy": p.test_accuracy if trained else None,
         "accuracy_drop_points": 100 * (base - p.test_accuracy) if trained else None,
         "structured": structured, "structured_method": cfg.weight_pruning.structured.method if structured else None,
-        "units_removed": sum(len(removed_units(p.masks[n])) for n in hidden) / units if units else 0.0,
+        "units_removed": sum(len(removed_units(masks[n])) for n in hidden) / units if units else 0.0,
     }
 
 
 def _compute(exp: Experiment) -> dict:
-    """Multiply-adds per example, by hooks on one forward (models.count_macs); kept in the experiment's cache."""
-    def compute() -> dict:
-        n, model = exp.data.n_features, exp.current_model()
-        dense, nonzero = count_macs(model, n), count_macs(model, n, nonzero=True)
-        out = {"compute_speedup": 1.0, "parameters_removed": None,  # a dense kernel multiplies the zeros too
-               "sparse_kernel_speedup": dense / nonzero if nonzero else None}
-        c = exp.compaction() if exp.config.weight_pruning.is_structured else None
-        if c is not None and c.model is not None:
-            out["compute_speedup"] = dense / max(count_macs(c.model, n), 1)
-            out["parameters_removed"] = 1 - sum(q.numel() for q in c.model.parameters()) / sum(
-                q.numel() for q in model.parameters())
-        return out
-    return exp.views.get(("lessonfacts", exp.config.model_dump_json(), exp.finetune_result is not None), compute)
+    """Multiply-adds per example of the current model and of its compacted form, from the state's measured record."""
+    m = exp.record(measured=True).measures()
+    dense, nonzero, c = m.macs_dense, m.macs_nonzero, m.compacted
+    out = {"compute_speedup": 1.0, "parameters_removed": None,  # a dense kernel multiplies the zeros too
+           "sparse_kernel_speedup": dense / nonzero if nonzero else None}
+    if c is not None and c.macs_per_example is not None and c.parameters is not None and c.parameters_before:
+        out["compute_speedup"] = dense / max(c.macs_per_example, 1)
+        out["parameters_removed"] = 1 - c.parameters / c.parameters_before
+    return out
 
 
 def _finetune(exp: Experiment) -> dict:
-    f = exp.finetune_result
+    rec = exp.record()
+    f = rec.finetuned
     if f is None:
         return {"finetuned": False, "finetune_schedule": None, "finetuned_test_accuracy": None,
                 "finetune_gap_points": None, "finetuned_weight_sparsity": None, "masks_held": None,
                 "revived_weights": None, "frozen_layers_unchanged": None}
     frozen = [p for p in f.proof.values() if p.frozen]
-    schedule = exp.config.finetune.schedule
     return {
-        "finetuned": True, "finetune_schedule": "oneshot" if schedule == "none" else schedule,  # 'none' = one-shot
+        "finetuned": True, "finetune_schedule": "oneshot" if f.schedule == "none" else f.schedule,  # 'none' = one-shot
         "finetuned_test_accuracy": f.test_accuracy,
-        "finetune_gap_points": 100 * (exp.baseline_test_accuracy - f.test_accuracy),
-        "finetuned_weight_sparsity": f.stats.sparsity, "masks_held": all(p.held for p in f.proof.values()),
-        "revived_weights": int(f.result.revived),
+        "finetune_gap_points": 100 * (rec.baseline.test_accuracy - f.test_accuracy),
+        "finetuned_weight_sparsity": f.weight_sparsity, "masks_held": all(p.held for p in f.proof.values()),
+        "revived_weights": int(f.revived),
         "frozen_layers_unchanged": all(p.unchanged for p in frozen) if frozen else None,
     }
 
@@ -193,8 +190,7 @@ def _ranking(exp: Experiment) -> dict:
 
 
 def _lottery(exp: Experiment) -> dict:
-    f = exp.finetune_result
-    curve = f.lottery if f is not None else None
+    curve = exp.record().lottery
     if curve is None:
         return {"lottery_rounds_done": None, "lottery_ticket_test_accuracy": None,
                 "lottery_reinit_test_accuracy": None, "lottery_ticket_gain_points": None}

@@ -79,7 +79,10 @@ for h in handles:
 def scored_lines(wp: WeightPruningConfig, layers: list[str]) -> list[str]:
     """The lines of a Wanda and/or N:M setting: scores, what each row, group or the model keeps, and
     prune.custom_from_mask."""
-    out = ["layers = {" + ", ".join(f'"{n}": {_module(n)}' for n in layers) + "}"]
+    dense = wp.kept_dense(layers)  # Wanda leaves the classifier dense unless the setting prunes it
+    out = [f"# {', '.join(dense)}, the classifier, stays dense (Wanda's paper leaves its LM head dense)"] * bool(dense)
+    layers = [n for n in layers if n not in dense]
+    out += ["layers = {" + ", ".join(f'"{n}": {_module(n)}' for n in layers) + "}"]
     if wp.criterion == "wanda":
         out += [_WANDA_NORMS.rstrip("\n"),
                 "scores = {n: l.weight.detach().abs().double().flatten(1) * squares[n].sqrt()",

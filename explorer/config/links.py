@@ -10,8 +10,9 @@ import binascii
 import json
 import zlib
 
-from explorer.config.schema import ConfigError, ExperimentConfig, parse_config
+from explorer.config.schema import ConfigError, ExperimentConfig, validate_config
 from explorer.config.sections import dataset_defaults
+from explorer.config.versioned import read_object
 
 _LINK_MAX_BYTES = 64_000  # a decompressed setup is a few hundred bytes: anything near this is not one of ours
 
@@ -21,7 +22,9 @@ def encode_setup(config: ExperimentConfig) -> str:
     data set with its own training or fine-tuning defaults (spirals, mnist) has those fields written whatever their
     value: decoding fills them in where a link is silent, so a value equal to the general default left out would come
     back changed."""
-    short = config.model_dump(exclude_defaults=True)
+    # The version is always written (exclude_defaults would drop it): a link made before config version 2 carried
+    # none, and is read as version 1 (decode_setup), so that it keeps its meaning.
+    short = {"version": config.version, **config.model_dump(exclude_defaults=True)}
     for section, own in dataset_defaults(config.data.name).items():
         values = getattr(config, section)
         short[section] = {**short.get(section, {}), **{k: getattr(values, k) for k in own}}
@@ -40,4 +43,6 @@ def decode_setup(text: str) -> ExperimentConfig:
     except (binascii.Error, zlib.error, ValueError):
         raise ConfigError(["the link's setup is damaged or was edited (it does not decode); "
                            "the default setup is used"]) from None
-    return parse_config(raw)
+    setup = read_object(raw)
+    # Links made before config version 2 wrote no version (they left out every default): they are version 1 setups.
+    return validate_config({"version": 1, **setup})

@@ -70,7 +70,7 @@ __all__ = [
     "what_was_reset",
 ]
 
-CONFIG_VERSION: Final = 1
+CONFIG_VERSION: Final = 2
 # Changing one of these discards the trained baseline; any other section is applied to the kept baseline.
 SETUP_FIELDS = ("seed", "device", "data", "model", "train")
 
@@ -78,7 +78,8 @@ SETUP_FIELDS = ("seed", "device", "data", "model", "train")
 class ExperimentConfig(_Section):
     """Everything one user has set. Its JSON is what the app exports and `python -m explorer run` replays."""
 
-    version: Literal[1] = Field(CONFIG_VERSION, description="schema version of this file")
+    version: Literal[2] = Field(CONFIG_VERSION, description="schema version of this file (version 1 files are read "
+                                                             "through the version step, with their meaning)")
     seed: int = Field(0, ge=0, le=2**32 - 1, description="seeds the split, the init and the batch order")
     device: Literal["auto", "cpu", "cuda", "mps"] = Field(
         "auto", description="auto: CUDA, then Apple MPS, then the CPU")
@@ -198,10 +199,27 @@ def what_was_reset(old: ExperimentConfig, new: ExperimentConfig) -> list[str]:
     return gone
 
 
-# The one loader of config files (explorer/config/versioned.py): bounded read, version check, field-named problems. A
-# config written by hand may leave "version" out: it is read as this version.
+def _version_1_to_2(raw: dict) -> dict:
+    """Config version 1 → 2, the same figures. Version 2 runs two methods as their papers' code does, where version 1
+    did otherwise; a version 1 file keeps its own rule, written out:
+    - Wanda keeps the classifier dense (Sun et al. 2023 leave the LM head dense); version 1 pruned it: a version 1
+      Wanda setting gets weight_pruning.wanda_prune_classifier true.
+    - DNS: dns_c_rate is the authors' crate (cut at 0.9, splice at 1.1 times the bound) and each layer draws its own
+      update coin; version 1 cut at the bound itself and drew one coin per step: a version 1 DNS setting gets
+      finetune.dns_rule "v1"."""
+    out = dict(raw)
+    wp, ft = raw.get("weight_pruning"), raw.get("finetune")
+    if isinstance(wp, dict) and wp.get("criterion") == "wanda":
+        out["weight_pruning"] = {**wp, "wanda_prune_classifier": True}
+    if isinstance(ft, dict) and ft.get("schedule") == "dns":
+        out["finetune"] = {**ft, "dns_rule": "v1"}
+    return out
+
+
+# The one loader of config files (explorer/config/versioned.py): bounded read, version step, version check,
+# field-named problems. A config written by hand may leave "version" out: it is read as this version.
 CONFIG_FILE: VersionedJson[ExperimentConfig] = VersionedJson("config", ExperimentConfig, CONFIG_VERSION,
-                                                             version_required=False)
+                                                             version_required=False, upgrades=(_version_1_to_2,))
 
 
 def parse_config(text: str | bytes) -> ExperimentConfig:

@@ -4,6 +4,7 @@ them into ExperimentConfig and re-exports them, so `from explorer.config.schema 
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal, get_args
 
 from pydantic import Field, model_validator
@@ -222,12 +223,24 @@ class FinetuneConfig(_Section):
     agp_ramp: float = Field(0.7, gt=0.0, le=1.0,
                             description="agp: share of the fine-tuning steps over which sparsity ramps up (nΔt)")
     dns_margin: float = Field(0.1, ge=0.0, le=10.0,
-                              description="dns: a weight is spliced back when |w| > (1 + margin) × its cut bound")
+                              description="dns: the band around the cut bound in which a mask stays as it is. With "
+                                          "dns_c_rate: cut below (1 - margin) x the bound, splice back above "
+                                          "(1 + margin) x it (the authors' 0.9 and 1.1 at the default 0.1); without: "
+                                          "cut below the target's bound a, splice back above (1 + margin) x a")
     dns_every: int = Field(1, ge=1, le=100000, description="dns: optimizer steps between mask updates")
     dns_c_rate: float | None = Field(
-        None, ge=-10.0, le=10.0, description="dns: cut bound a = max(mean|w| + c_rate·std(w), 0) per layer, from its "
-                                             "weights and biases (Guo et al.'s code); null: c_rate chosen per layer "
-                                             "so that the first cut meets the weight-pruning target")
+        None, ge=-10.0, le=10.0, description="dns: the authors' crate (Guo et al.'s code, compress_inner_product_layer"
+                                             ".cpp): per layer the bound max(mean|w| + c_rate*std|w|, 0) over its "
+                                             "nonzero weights and biases, measured once at the start; a weight is cut "
+                                             "where |w| <= (1 - dns_margin) x the bound and spliced back where |w| > "
+                                             "(1 + dns_margin) x it. null: the bound is chosen per layer so that the "
+                                             "first cut meets the weight-pruning target (not the authors' rule)")
+    dns_rule: Literal["authors", "v1"] = Field(
+        "authors", description="dns: authors: as Guo et al.'s code, dns_c_rate is their crate (see it) and each layer "
+                               "draws its own update coin at every step; v1: config version 1's rule, kept so that its "
+                               "files replay to the same figures: dns_c_rate cuts at exactly max(mean|w| + "
+                               "c_rate*std|w|, 0) and splices back above (1 + dns_margin) x it, and one coin per step "
+                               "decides for all layers at once")
     dns_gamma: float = Field(1e-4, ge=0.0, le=1.0, description="dns: at step t the masks are updated with probability "
                                                               "(1 + gamma·t)^(-power)")
     dns_power: float = Field(1.0, ge=0.0, le=10.0, description="dns: see dns_gamma")
@@ -241,6 +254,13 @@ class FinetuneConfig(_Section):
     lottery_reinit_seed: int | None = Field(
         None, ge=0, le=2**32 - 1, description="lottery: the seed of the random re-initialisation that the winning "
                                               "ticket is compared with (default: seed + 1)")
+
+    @model_validator(mode="after")
+    def _dns_band(self) -> FinetuneConfig:
+        if self.dns_c_rate is not None and self.dns_rule == "authors" and self.dns_margin >= 1.0:
+            raise ValueError(f"finetune.dns_margin: with dns_c_rate the cut is at (1 - margin) x the bound, so the "
+                             f"margin must be below 1, got {self.dns_margin:g}")
+        return self
 
     def train_config(self, base: TrainConfig) -> TrainConfig:
         """The optimizer settings of the fine-tuning run: this section's where given, else `train`'s."""
@@ -310,6 +330,13 @@ class WeightPruningConfig(_Section):
                                  "its input over 512 seeded rows of the training split, compared within each output "
                                  "row (scope 'layer') or over all layers (scope 'global'), no retraining (Sun et al. "
                                  "2023); needs 'sparsity' or 'pattern', never 'threshold'")
+    wanda_prune_classifier: bool = Field(
+        False, description="criterion wanda only: false (the default) keeps the classifier, the model's last layer, "
+                           "dense, as the paper prunes every linear layer of the transformer blocks but not the LM "
+                           "head (Sun et al. 2023), with one sparsity or a pattern; true prunes it like the others. A "
+                           "per-layer 'sparsity' that names the classifier prunes it either way (the value is the "
+                           "choice). Config version 1 had no such field and pruned it: its files read as true. "
+                           "Magnitude pruning ignores it and prunes every layer (Han et al. 2015)")
     pattern: Literal["2:4", "4:8"] | None = Field(
         None, description="N:M semi-structured sparsity: in every group of M consecutive input weights of each output "
                           "row (a conv's flattened in x kh x kw) the N with the largest score (see criterion) are "
@@ -360,6 +387,16 @@ class WeightPruningConfig(_Section):
         """Whether this setting prunes anything at all."""
         return (self.sparsity is not None or self.threshold is not None or self.structured.amount is not None
                 or self.pattern is not None)
+
+    def kept_dense(self, names: Sequence[str]) -> tuple[str, ...]:
+        """The layers this setting leaves dense whatever its sparsity or pattern: with criterion "wanda", the
+        classifier (the last of `names`, the model's layers in order) unless `wanda_prune_classifier` is true or a
+        per-layer sparsity names it (explorer/methods/wanda.py); () for magnitude and when nothing is pruned."""
+        if self.criterion != "wanda" or self.wanda_prune_classifier or not names or not self.is_active:
+            return ()
+        if isinstance(self.sparsity, dict) and names[-1] in self.sparsity:
+            return ()
+        return (names[-1],)
 
     @property
     def by_magnitude(self) -> bool:

@@ -107,12 +107,33 @@ def read_bounded(path: Path, bounds: JsonBounds = CONFIG_BOUNDS) -> bytes:
 class VersionedJson(Generic[M]):
     """One kind of versioned JSON file: `kind` is the word messages use ("config", "preset", "lesson"), `version` the
     one this app reads, `model` what the file must be, `bounds` how large a file may be before it is parsed. With
-    `version_required` False a file without "version" is read as this version (a config written by hand)."""
+    `version_required` False a file without "version" is read as this version (a config written by hand).
+
+    `upgrades`: the version steps, oldest first: upgrades[i] turns a parsed file of version `oldest + i` into one of
+    the next version with the same meaning (a field whose default changed is written out with the old value), so an
+    old file replays to what it gave. A file is upgraded before its version is checked and before it is validated."""
     kind: str
     model: type[M]
     version: int
     bounds: JsonBounds = CONFIG_BOUNDS
     version_required: bool = True
+    upgrades: tuple[Callable[[dict], dict], ...] = ()
+
+    @property
+    def oldest(self) -> int:
+        """The oldest version this app reads (the ones before `version` through `upgrades`)."""
+        return self.version - len(self.upgrades)
+
+    def upgraded(self, raw: dict) -> dict:
+        """`raw` as a file of this version: each version step from its own version on applied in turn. Anything else
+        (this version, no version, a version this app does not read) is returned as it is, for the version check."""
+        v = raw.get("version")
+        if type(v) is not int or not self.oldest <= v < self.version:  # true is not 1
+            return raw
+        for step in self.upgrades[v - self.oldest:]:
+            v += 1
+            raw = {**step(raw), "version": v}
+        return raw
 
     def parse(self, text: str | bytes, source: str | None = None) -> M:
         """The model of a JSON text: bounded read, version check, validation. Raises ConfigError whose problems each
@@ -135,10 +156,11 @@ class VersionedJson(Generic[M]):
         """The model of an already parsed object (a dict from a form or a file): version check, then validation.
         Raises ConfigError whose problems each name the field."""
         def check() -> M:
-            if isinstance(raw, dict) and (problem := self.version_problem(raw)):
+            current = self.upgraded(raw) if isinstance(raw, dict) else raw
+            if isinstance(current, dict) and (problem := self.version_problem(current)):
                 raise ConfigError([problem])
             try:
-                return self.model.model_validate(raw)
+                return self.model.model_validate(current)
             except ValidationError as e:
                 raise ConfigError(self.problems(e)) from None
             except RecursionError:  # nesting below json's limit can still exhaust validation or a message's repr
@@ -148,15 +170,16 @@ class VersionedJson(Generic[M]):
     def version_problem(self, raw: dict) -> str | None:
         """What is wrong with the "version" of a parsed file, in the one wording every kind uses; None when it is the
         version this app reads (or absent where that is allowed)."""
+        reads = f"{self.kind} version {self.version}" if not self.upgrades else \
+            f"{self.kind} versions {self.oldest} to {self.version}"
         if "version" not in raw:
             if not self.version_required:
                 return None
-            return f"version: missing; this app reads {self.kind} version {self.version} (write \"version\": " \
-                   f"{self.version})"
+            return f"version: missing; this app reads {reads} (write \"version\": {self.version})"
         v = raw["version"]
         if type(v) is int and v == self.version:  # true is not 1
             return None
-        return f"version: this app reads {self.kind} version {self.version}, the file has version " \
+        return f"version: this app reads {reads}, the file has version " \
                f"{clipped(json.dumps(v) if v is None or isinstance(v, bool) else repr(v))}"
 
     def problems(self, err: ValidationError) -> list[str]:

@@ -22,6 +22,7 @@ from collections.abc import Callable, Hashable
 from typing import TypeVar
 
 import cachetools
+from pydantic import BaseModel
 
 T = TypeVar("T")
 
@@ -165,3 +166,24 @@ def nbytes(value, _depth: int = 0) -> int:
         return sys.getsizeof(value) + sum(nbytes(getattr(value, f.name), _depth + 1)
                                           for f in dataclasses.fields(value))
     return sys.getsizeof(value)
+
+
+def frozen_key(section: BaseModel) -> Hashable:
+    """A config section as a cache key: the frozen section itself, which pydantic hashes by its fields; a section
+    holding a per-layer {layer: value} (a dict does not hash) as the tuple of its fields, a dict as its sorted items
+    (the same masks whatever order the layers were named in). Cheaper than a JSON dump on every read."""
+    try:
+        hash(section)
+    except TypeError:
+        return _fields(section)
+    return section
+
+
+def _fields(value):
+    if isinstance(value, BaseModel):
+        return (type(value).__name__, *((k, _fields(v)) for k, v in value))
+    if isinstance(value, dict):
+        return tuple(sorted((k, _fields(v)) for k, v in value.items()))
+    if isinstance(value, list):
+        return tuple(_fields(v) for v in value)
+    return value

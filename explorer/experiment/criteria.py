@@ -5,6 +5,7 @@ their results in the Experiment's cache (explorer/engine/cache.py), keyed by the
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, overload
 
@@ -13,12 +14,17 @@ import torch
 from explorer.config.schema import ModelConfig, WeightPruningConfig
 from explorer.engine import pruning
 from explorer.engine.baseline import Baseline
+from explorer.engine.cache import frozen_key
 from explorer.engine.data import Dataset
+from explorer.engine.masks import magnitude
+from explorer.engine.models import count_macs, prunable_layers
+from explorer.engine.noise import gap
 from explorer.engine.pruning import Masks
 from explorer.engine.training import accuracy
-from explorer.experiment import pruned
-from explorer.methods import nm
+from explorer.experiment import measure, pruned
+from explorer.methods import nm, wanda
 from explorer.methods.schedules import target_sparsity
+from explorer.server import budget
 
 
 @dataclass(frozen=True)
@@ -58,11 +64,13 @@ def counterparts(wp: WeightPruningConfig, weights) -> tuple[WeightPruningConfig,
     pattern; a magnitude threshold becomes the per-layer sparsities it gives. None for structured or no pruning."""
     if wp.is_structured or not wp.is_active:
         return None
+    classifier = wp.wanda_prune_classifier  # Wanda's side keeps the setting's choice (magnitude prunes every layer)
     if wp.pattern is not None:
-        return (WeightPruningConfig(pattern=wp.pattern), WeightPruningConfig(pattern=wp.pattern, criterion="wanda"))
+        return (WeightPruningConfig(pattern=wp.pattern),
+                WeightPruningConfig(pattern=wp.pattern, criterion="wanda", wanda_prune_classifier=classifier))
     scope, sparsity = (wp.scope, wp.sparsity) if wp.sparsity is not None else target_sparsity(weights, wp)
     return (WeightPruningConfig(scope=scope, sparsity=sparsity),
-            WeightPruningConfig(scope=scope, sparsity=sparsity, criterion="wanda"))
+            WeightPruningConfig(scope=scope, sparsity=sparsity, criterion="wanda", wanda_prune_classifier=classifier))
 
 
 @overload
@@ -77,25 +85,38 @@ def _measure(model, baseline: Baseline, data: Dataset, masks: Masks, test: bool 
 
 
 def compare(baseline: Baseline, data: Dataset, model_cfg: ModelConfig, wp: WeightPruningConfig,
-            current: pruned.PruningResult | None = None) -> CriteriaComparison | None:
+            current: pruned.PruningResult | None = None,
+            poll: Callable[[], None] | None = None) -> CriteriaComparison | None:
     """Magnitude against Wanda at the sparsity (or pattern) of `wp`, on the baseline, without retraining; None when
     `wp` prunes no single weights. Validation accuracy to choose by, test accuracy to report. `current`: the
-    PruningResult of `wp` itself, whose masks and accuracies are reused for its own criterion."""
+    PruningResult of `wp` itself, whose masks and accuracies are reused for its own criterion.
+
+    Both sides prune the same layers: where Wanda keeps the classifier dense (its paper's protocol, the default), the
+    magnitude side keeps it dense too, so neither wins by pruning less (on the small CNN the classifier holds 68 % of
+    the weights). The magnitude side then differs from the magnitude setting itself, which prunes every layer.
+    `poll` (a measure.Guard) is called before every evaluation and raises measure.Stopped to end it there."""
     pair = counterparts(wp, baseline.weights)
     if pair is None:
         return None
+    step = poll if poll is not None else (lambda: None)
+    step()
     norms = pruned.wanda_norms(baseline, data)
     model = baseline.fresh_model()
+    dense = pair[1].kept_dense(list(baseline.weights))
     found: list[tuple[Masks, tuple[float, float]]] = []
     for setting in pair:
-        if current is not None and setting == wp:
+        if current is not None and setting == wp and not (dense and setting.criterion == "magnitude"):
             found.append((current.masks, (current.val_accuracy, current.test_accuracy)))
         else:
             masks = pruned.masks_for(baseline, setting, model_cfg, norms=lambda: norms)
+            if dense and setting.criterion == "magnitude":
+                masks = wanda.select_masks(magnitude(baseline.weights), pruned.selection(setting), dense)
+            step()
             found.append((masks, _measure(model, baseline, data, masks)))
     (mag, mag_acc), (wan, wan_acc) = found
     layers = {}
     for n in baseline.weights:
+        step()
         a, b = mag[n], wan[n]
         layers[n] = LayerAgreement(int((a & b).sum()), int((a & ~b).sum()), int((~a & b).sum()),
                                    int((~a & ~b).sum()), *_measure(model, baseline, data, {**mag, n: b}, test=False))
@@ -103,13 +124,25 @@ def compare(baseline: Baseline, data: Dataset, model_cfg: ModelConfig, wp: Weigh
                               pruning.mask_stats(wan).sparsity, layers, {n: (mag[n], wan[n]) for n in mag}, norms)
 
 
-def comparison(exp) -> CriteriaComparison | None:
-    """compare() for an Experiment's current setting, kept in its cache per setting (None: nothing to compare)."""
+def comparison_cost(model: torch.nn.Module, data: Dataset) -> float:
+    """compare()'s price: Wanda's calibration pass, both settings on the validation and test splits, and Wanda in each
+    layer alone on the validation split."""
+    macs = count_macs(model, data.n_features)
+    return (budget.eval_cost(macs, min(wanda.CALIBRATION_ROWS, len(data.x_train)))
+            + budget.eval_cost(macs, len(data.x_val) + len(data.x_test), 2)
+            + budget.eval_cost(macs, len(data.x_val), len(prunable_layers(model))))
+
+
+def comparison(exp, should_stop: Callable[[], bool] | None = None) -> CriteriaComparison | None:
+    """compare() for an Experiment's current setting, kept in its cache per setting (None: nothing to compare).
+    Priced (comparison_cost) and guarded: `should_stop` true (a Stop, a closed tab) or twice its price in time ends
+    it between two evaluations with measure.Stopped, nothing kept."""
     wp = exp.config.weight_pruning
     if counterparts(wp, exp.baseline.weights) is None:
         return None
-    return exp.views.get(("criteria", wp.model_dump_json()),
-                         lambda: compare(exp.baseline, exp.data, exp.config.model, wp, exp.pruning))
+    return exp.views.get(("criteria", frozen_key(wp)), lambda: measure.guarded(
+        "the comparison of magnitude and Wanda", comparison_cost(exp.model, exp.data), measure.model_kind(exp.model),
+        lambda poll: compare(exp.baseline, exp.data, exp.config.model, wp, exp.pruning, poll), should_stop))
 
 
 @dataclass(frozen=True)
@@ -137,14 +170,18 @@ def pattern_view(exp, layer: str) -> PatternView | None:
         return PatternView(wp.pattern, wp.criterion, nm.group_view(layer, masks[layer], scores[layer], n, m),
                            {name: nm.check_pattern(mask, n, m) for name, mask in masks.items()},
                            nm.cached_speedup(exp.device))
-    return exp.views.get(("pattern", wp.model_dump_json(), layer), compute)
+    return exp.views.get(("pattern", frozen_key(wp), layer), compute)
 
 
-def explanation(c: CriteriaComparison, output_layer: str) -> str:
+def explanation(c: CriteriaComparison, output_layer: str, n_test: int | None = None) -> str:
     """What the comparison shows, in words, from its own numbers: which criterion keeps more accuracy and, where Wanda
-    loses, the layer it loses in (the one where Wanda alone costs most) and why."""
+    loses, the layer it loses in (the one where Wanda alone costs most) and why. With `n_test` (the test split's size),
+    a gap within noise (engine/noise.py) is said to be one, and no winner is named."""
     said = (f"without retraining: Wanda {c.wanda_test:.1%}, magnitude {c.magnitude_test:.1%} test accuracy "
             f"(validation {c.wanda_val:.1%} and {c.magnitude_val:.1%})")
+    if n_test and (g := gap(c.wanda_test, c.magnitude_test, n_test)).within_noise:
+        return (f"Neither wins here, {said}: the gap is {g.words()}. On another draw of test images the order could "
+                "flip.")
     if c.wanda_gain_points >= 0:
         return (f"Wanda keeps {c.wanda_gain_points:.1f} points more here, {said}. It protects small weights on "
                 "inputs that are always large and drops weights on inputs that are small or always 0.")

@@ -7,6 +7,7 @@ a bad input raises ValueError and leaves the experiment as it was. The config is
 """
 from __future__ import annotations
 
+import dataclasses
 import io
 from collections import deque
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from explorer.config.layers import check_known
 from explorer.config.schema import ActivationConfig, ExperimentConfig, FinetuneConfig, WeightPruningConfig
 from explorer.engine import activations
 from explorer.engine.baseline import Baseline, init_model
-from explorer.engine.cache import ViewCache
+from explorer.engine.cache import MB, ViewCache, frozen_key
 from explorer.engine.data import load_dataset
 from explorer.engine.freezing import ParameterCounts, parameter_counts, set_frozen
 from explorer.engine.models import activation_modules, load_state_dict_file
@@ -31,6 +32,10 @@ from explorer.figures import views
 
 EpochCallback = Callable[[EpochRecord], None] | None
 StopPoll = Callable[[], bool] | None
+
+# The record kinds keyed by a fine-tuning run hold that run (its model) in their keys: a few at most, so that runs the
+# session has moved past do not stay alive (the current one is found again; older ones are unreachable anyway).
+RECORD_LIMITS = {"tuned": (2, MB), "measured": (4, 4 * MB)}
 
 
 class Experiment:
@@ -53,7 +58,7 @@ class Experiment:
     def _adopt(self, model: torch.nn.Module, history, trained: bool) -> None:
         """Make `model` the baseline (and, with the config's masks written in, the working model)."""
         self.model, self.baseline = model, Baseline.of(model, self.data, history, trained)
-        self.views = ViewCache()
+        self.views = ViewCache(RECORD_LIMITS)
         self.finetuned: FinetuneOutcome | None = None
         self._apply_pruning(self._config.weight_pruning)
 
@@ -162,7 +167,7 @@ class Experiment:
         return result
 
     def _apply_pruning(self, wp: WeightPruningConfig) -> PruningResult:
-        key = ("pruning", wp.model_dump_json())
+        key = ("pruning", frozen_key(wp))
         result = self.views.lookup(key)
         if result is None:  # computing writes the masks into the working model; a kept result is written here
             result = self.views.put(key, pruned.prune(self.model, self._config.model, self.baseline, self.data, wp,
@@ -181,7 +186,7 @@ class Experiment:
         if self.finetune_result is not None:
             return Compaction(None, None, "the current numbers are a fine-tuned model; compaction applies to the "
                                           "structured pruning itself")
-        return self.views.get(("compact", wp.model_dump_json()), lambda: pruned.compaction(
+        return self.views.get(("compact", frozen_key(wp)), lambda: pruned.compaction(
             self.model, self._config.model, self.pruning, wp.is_structured))
 
     # ---- freezing and fine-tuning ------------------------------------------------------------------------------------
@@ -232,7 +237,7 @@ class Experiment:
 
     def activation_ranges(self) -> dict[str, float]:
         """Largest activation per hidden layer on the validation split, with the current weights, no thresholds."""
-        return self.views.get(("ranges", self._config.weight_pruning.model_dump_json()),
+        return self.views.get(("ranges", frozen_key(self._config.weight_pruning)),
                               lambda: activations.activation_ranges(self.model, self.data.x_val))
 
     def activation_view(self) -> tuple[dict, activations.ActivationStats]:
@@ -241,45 +246,66 @@ class Experiment:
         return self._activation_view(self._config.activation)
 
     def _activation_view(self, ac: ActivationConfig):
-        return self.views.get(("activation", self._config.weight_pruning.model_dump_json(), ac.model_dump_json()),
+        return self.views.get(("activation", frozen_key(self._config.weight_pruning), frozen_key(ac)),
                               lambda: activations.view(self.model, self.data, ac, self.activation_ranges()))
 
-    # ---- measurements and views ------------------------------------------------------------------------------------
+    # ---- the record of the state, and what is derived from it ------------------------------------------------------
+    def record(self, measured: bool = False) -> report.Record:
+        """The figures of the current state (report.Record), each part computed once and kept: the baseline and the
+        pruning per setting, a fine-tuning run's once per run. `measured` adds report.Measured (a pass over the
+        training split, multiply-adds, bytes, activation sparsity; no timing), once per state."""
+        wp, f = frozen_key(self._config.weight_pruning), self.finetune_result
+        rec = self.views.get(("record", wp), lambda: report.record(self.baseline, self.pruning, self.model))
+        if f is not None:  # keyed by the run itself (by identity): a new run of the same config is another state
+            tuned = self.views.get(("tuned", f), lambda: report.tuned_figures(f, self._config.finetune.schedule))
+            rec = dataclasses.replace(rec, finetuned=tuned)
+        if not measured:
+            return rec
+        structured, ac = self._config.weight_pruning.is_structured, self._config.activation
+        return self.views.get(("measured", wp, frozen_key(ac), f), lambda: dataclasses.replace(rec, measured=(
+            report.measured(rec, self.data, self.model, f.model if f else None, self.activation_layer_names,
+                            self.activation_view, ac.is_active, self.compaction if structured else None))))
+
     def snapshot(self, name: str, latency_repeats: int = 30) -> measure.Snapshot:
-        """Measure the current state (sparsity, accuracy, bytes per format, MACs, CPU latency) and keep it."""
-        f, c = self.finetune_result, self.compaction()
-        stats = f.stats if f else self.pruning.stats
-        kind = pruned.kind_of(self._config.weight_pruning) + (" + fine-tuned" if f else "")  # "2:4, Wanda", …
-        setup = views.setup_label(self._config, stats.sparsity, kind, f is not None)
-        snap = measure.snapshot(name.strip() or setup, kind, self.current_model(), self.data, stats.sparsity,
-                                f.test_accuracy if f else self.pruning.test_accuracy,
-                                (c.model, c.config.model_dump()) if c.model is not None and c.config is not None
-                                else None, latency_repeats,
-                                setup=setup, schedule=self._config.finetune.schedule if f else None)
+        """Measure the current state (its record, and the CPU latency of its model) and keep it."""
+        small = self.compaction().model
+        snap = measure.Snapshot.of(self.record(measured=True).timed(
+            measure.latency_ms(self.current_model(), self.data, latency_repeats),
+            measure.latency_ms(small, self.data, latency_repeats) if small is not None else None), name, self._config)
         self.snapshots.append(snap)
         return snap
 
+    def price(self) -> measure.SetupPrice:
+        """What this setup costs (measure.SetupPrice): its baseline's training and one evaluation pass."""
+        return self.views.get(("price",), lambda: measure.price_of(self.model, self.data, self._config))
+
     def sensitivity(self, on_progress: Callable[[int, int], None] | None = None,
-                    sparsities: tuple = measure.SENSITIVITY_SPARSITIES) -> dict:
-        """Han et al.'s per-layer curves (measure.sensitivity), kept per baseline and sparsities."""
-        return self.views.get(("sensitivity", sparsities),
-                              lambda: measure.sensitivity(self.baseline, self.data, sparsities, on_progress))
+                    sparsities: tuple = measure.SENSITIVITY_SPARSITIES, should_stop: StopPoll = None) -> dict:
+        """Han et al.'s per-layer curves (measure.sensitivity), kept per baseline and sparsities. Priced
+        (measure.sensitivity_cost) and guarded: `should_stop` true, or twice its price in time, ends it between two
+        evaluations with measure.Stopped, nothing kept."""
+        return self.views.get(("sensitivity", sparsities), lambda: measure.guarded(
+            "the sensitivity study", measure.sensitivity_cost(self.model, self.data, sparsities),
+            measure.model_kind(self.model),
+            lambda poll: measure.sensitivity(self.baseline, self.data, sparsities, on_progress, poll), should_stop))
 
     @property
     def has_sensitivity(self) -> bool:
         """Whether the default sensitivity curves of this baseline are computed."""
         return ("sensitivity", measure.SENSITIVITY_SPARSITIES) in self.views
 
-    def pruning_curve(self, sparsities: tuple = measure.CURVE_SPARSITIES) -> list:
-        """Accuracy against global sparsity without retraining (measure.pruning_curve), kept per baseline."""
-        return self.views.get(("curve", sparsities),
-                              lambda: measure.pruning_curve(self.baseline, self.data, sparsities))
+    def pruning_curve(self, sparsities: tuple = measure.CURVE_SPARSITIES, should_stop: StopPoll = None) -> list:
+        """Accuracy against global sparsity without retraining (measure.pruning_curve), kept per baseline. Priced and
+        guarded as sensitivity()."""
+        return self.views.get(("curve", sparsities), lambda: measure.guarded(
+            "the pruning curve", measure.curve_cost(self.model, self.data, sparsities), measure.model_kind(self.model),
+            lambda poll: measure.pruning_curve(self.baseline, self.data, sparsities, poll), should_stop))
 
     def decision_grid(self, which: str = "pruned", resolution: int = 100) -> views.DecisionGrid:
         """Decision regions of the "baseline" (dense), "pruned" (current masks) or "activations" (masks and
         activation thresholds) model; kept per setting. Raises ValueError on data that is not 2-D."""
-        key = ("grid", which, resolution, self._config.weight_pruning.model_dump_json(),
-               self._config.activation.model_dump_json() if which == "activations" else "")
+        key = ("grid", which, resolution, frozen_key(self._config.weight_pruning),
+               frozen_key(self._config.activation) if which == "activations" else "")
 
         def compute():
             model = self.baseline.fresh_model() if which == "baseline" else self.model
@@ -293,20 +319,14 @@ class Experiment:
                                       self.pruning.thresholds[layer], bins)
 
     def headline(self) -> views.Headline:
-        """The sidebar's figures."""
-        return views.headline(self.baseline, self.pruning, self.finetune_result)
+        """The sidebar's figures (from the state's record)."""
+        return self.record().headline()
 
     # ---- reporting ---------------------------------------------------------------------------------------------------
     def metrics(self) -> report.Metrics:
-        """What `python -m explorer run` writes to metrics.json (Metrics.as_dict; no timings: they vary)."""
-        cfg, f = self._config, self.finetune_result
-        return report.Metrics(
-            report.baseline_metrics(self.baseline), report.pruned_metrics(self.pruning, self.model, self.data),
-            report.activation_metrics(*self.activation_view()) if cfg.activation.is_active else None,
-            report.compact_metrics(self.compaction(), self.model, self.data)
-            if cfg.weight_pruning.is_structured else None,
-            report.finetune_metrics(f, cfg.finetune.schedule, self.data) if f else None,
-            f.lottery if f else None)
+        """What `python -m explorer run` writes to metrics.json (Metrics.as_dict; no timings: they vary), from the
+        state's record."""
+        return self.record(measured=True).metrics()
 
     def bundle_bytes(self) -> bytes:
         """One zip with config.json and the current model's model.pt (load_bundle restores it)."""

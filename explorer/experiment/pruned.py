@@ -17,7 +17,7 @@ from explorer.config.schema import ModelConfig, WeightPruningConfig
 from explorer.engine import activations, pruning
 from explorer.engine.baseline import Baseline
 from explorer.engine.data import Dataset
-from explorer.engine.masks import Masks, Selection, magnitude, select
+from explorer.engine.masks import Masks, Selection, magnitude
 from explorer.engine.models import prunable_layers
 from explorer.engine.pruning import PruningStats
 from explorer.engine.training import accuracy
@@ -75,7 +75,9 @@ def masks_for(baseline: Baseline, wp: WeightPruningConfig, model_cfg: ModelConfi
         units = pruning.structured_masks({n: baseline.weights[n] for n in hidden}, wp.structured.amount,
                                          method=wp.structured.method, apoz=scores)
         return {n: units.get(n, torch.ones_like(w, dtype=torch.bool)) for n, w in baseline.weights.items()}
-    return select(criterion_scores(baseline.weights, wp.criterion, norms), selection(wp))
+    scores = criterion_scores(baseline.weights, wp.criterion, norms)
+    # Wanda keeps the classifier dense unless the setting prunes it (methods/wanda.py)
+    return wanda.select_masks(scores, selection(wp), wp.kept_dense(list(scores)))
 
 
 def criterion_scores(weights: Mapping[str, torch.Tensor], criterion: str,

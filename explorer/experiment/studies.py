@@ -13,6 +13,7 @@ import torch
 from explorer.config.presets import load_presets
 from explorer.config.schema import ExperimentConfig
 from explorer.experiment.facade import Experiment
+from explorer.experiment.measure import Stopped
 
 REGULARISER_PRESETS = {"L1": "l1_before_pruning", "L2": "l2_before_pruning"}
 
@@ -28,16 +29,20 @@ class TrainedComparison:
 
 
 def compare_setups(configs: dict[str, ExperimentConfig],
-                   on_progress: Callable[[int, int], None] | None = None) -> dict[str, TrainedComparison]:
-    """Train each {name: config} from its seed and measure it (see TrainedComparison)."""
+                   on_progress: Callable[[int, int], None] | None = None,
+                   should_stop: Callable[[], bool] | None = None) -> dict[str, TrainedComparison]:
+    """Train each {name: config} from its seed and measure it (see TrainedComparison). `should_stop` is polled by
+    every training (within a quarter of a second) and pruning curve (between its evaluations): true ends the study
+    with measure.Stopped, nothing kept (a half-trained setup is no comparison)."""
     out = {}
     for i, (name, cfg) in enumerate(configs.items()):
         exp = Experiment(cfg)
-        exp.train_baseline()
+        if exp.train_baseline(should_stop=should_stop).stopped:
+            raise Stopped(f"the study was stopped while training {name}; nothing of it was kept")
         b = exp.baseline
         w = torch.cat([x.reshape(-1) for x in b.weights.values()]).abs().cpu()
         top = float(w.max()) or 1.0
-        out[name] = TrainedComparison(exp.pruning_curve(), b.near_zero_share(), b.test_accuracy,
+        out[name] = TrainedComparison(exp.pruning_curve(should_stop=should_stop), b.near_zero_share(), b.test_accuracy,
                                       torch.histc(w, bins=60, min=0, max=top).tolist(),
                                       torch.linspace(0, top, 61).tolist())
         if on_progress is not None:

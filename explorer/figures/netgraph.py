@@ -27,6 +27,7 @@ from torch import nn
 
 from explorer.config.sections import IMAGE_SIDES
 from explorer.engine.activations import calibrate, run_hooked, static_hooks, thresholds_installed
+from explorer.engine.cache import frozen_key
 from explorer.engine.models import activation_modules
 from explorer.engine.pruning import layer_weights
 
@@ -322,7 +323,7 @@ def graph_of(exp, zeroed_at: float = ZEROED_AT) -> GraphInput:
     else:
         outputs = tuple(f"{'digit' if side is not None else 'class'} {i}" for i in range(n_out))
     # kept per setting in the experiment's cache: a redraw at the same setting needs no forward pass
-    key = ("zeroed", exp.config.weight_pruning.model_dump_json(), exp.config.activation.model_dump_json(),
+    key = ("zeroed", frozen_key(exp.config.weight_pruning), frozen_key(exp.config.activation),
            f.config_json if f is not None else "", zeroed_at)
     # the thresholds too: calibrating them is a forward pass over the validation split
     zeroed = exp.views.get(key, lambda: zeroed_units(model, exp.data.x_val, f.activation_thresholds if f is not None

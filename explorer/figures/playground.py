@@ -3,6 +3,7 @@ new baseline starts a new cache, so nothing here outlives the weights it was com
 from __future__ import annotations
 
 from explorer.engine import activations
+from explorer.engine.cache import frozen_key
 from explorer.figures import views
 
 
@@ -19,7 +20,7 @@ def digit_predictions(exp) -> views.DigitPredictions:
     """The current model's predictions (activation thresholds applied when set) on the first test digits, kept per
     setting. Raises ValueError for data that is not an image set (digits, mnist)."""
     cfg, f = exp.config, exp.finetune_result
-    key = ("digits", cfg.weight_pruning.model_dump_json(), cfg.activation.model_dump_json(),
+    key = ("digits", frozen_key(cfg.weight_pruning), frozen_key(cfg.activation),
            f.config_json if f is not None else "")
 
     def compute() -> views.DigitPredictions:

@@ -100,13 +100,6 @@ def setup_label(config, sparsity: float, kind: str, finetuned: bool) -> str:
     return f"{config.data.name} · {config.model.arch} · {sparsity:.0%} {kind.split(' + ')[0]}{tail}"
 
 
-def headline(baseline, result, finetuned) -> Headline:
-    """The Headline of a Baseline, its current PruningResult and the current FinetuneOutcome (or None)."""
-    s, f = result.stats, finetuned
-    return Headline(baseline.trained, baseline.test_accuracy, result.test_accuracy, s.sparsity, s.kept, s.total,
-                    f.test_accuracy if f else None, f.stats.sparsity if f else None)
-
-
 @dataclass(frozen=True)
 class Headline:
     """The sidebar's figures: the baseline, the current pruning and, when current, the fine-tuned result."""

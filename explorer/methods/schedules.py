@@ -9,8 +9,10 @@ threshold setting is turned into the per-layer sparsities it gives on the baseli
 - agp: automated gradual pruning (Zhu & Gupta 2017): every Δt steps from t0 the sparsity becomes
   s_t = s_f + (s_i − s_f)(1 − (t − t0)/(nΔt))³, then holds at s_f.
 - dns: dynamic network surgery (Guo et al. 2016): the dense weights keep training (straight-through gradients), a
-  weight is cut when |w| < a and spliced back when |w| > b = (1 + margin)·a, with a per layer set so the first cut meets
-  the target; it ends where the surgery leaves it (no last cut to an exact count: the sparsity is reported as measured).
+  weight is cut when |w| ≤ a and spliced back when |w| > b: with dns_c_rate, the authors' code's a = 0.9 and b = 1.1
+  times max(mean|w| + crate·std|w|, 0); without, a per layer set so the first cut meets the target and
+  b = (1 + margin)·a; it ends where the surgery leaves it (no last cut to an exact count: the sparsity is reported as
+  measured).
 - fixed: a Wanda or N:M mask, decided once from the baseline and kept (one-shot fine-tuning of such a setting).
 - lottery: not a Schedule but rounds of whole runs (explorer/methods/lottery.py).
 Masks of later steps are computed from the current weights with the already-pruned entries ranked first, so
@@ -162,19 +164,29 @@ class AGP(Schedule):
 
 
 class DNS(Schedule):
-    """Dynamic network surgery (Guo et al. 2016, as in the authors' code): per layer a cut bound a from its statistics
-    (a = max(mean|w| + c·std(w), 0) over weights and biases; c chosen so the first cut meets the target unless
-    dns_c_rate gives it) and a splice bound b = (1 + margin)·a. At step t, with probability (1 + γt)^(−power) and only
-    before the stop step, masks are updated: a kept entry with |w| ≤ a is cut, a cut one with |w| > b is spliced
-    back. Then the masks are frozen and training goes on with them. Biases are masked like the weights. The sparsity
-    reached is what the surgery leaves (reported as measured): there is no final cut to an exact count."""
+    """Dynamic network surgery (Guo et al. 2016, as in the authors' Caffe code, compress_inner_product_layer.cpp and
+    compress_conv_layer.cpp): per layer a cut bound a and a splice bound b. With `c_rate` (the authors' crate) both
+    come from the layer's statistics, measured once at the start over its nonzero weights and biases: the bound
+    B = max(μ + crate·σ, 0), μ the mean of |w| and σ its (population) standard deviation, a = (1 − margin)·B and
+    b = (1 + margin)·B (their 0.9·B and 1.1·B at margin 0.1). Without it, a is the magnitude the target's cut removes
+    (the first cut meets the target) and b = (1 + margin)·a. At step t, before the stop step, each layer draws its own
+    coin (each of the authors' layers calls rand() in its own forward) and with probability (1 + γt)^(−power) is
+    updated: a kept entry with |w| ≤ a is cut, a cut one with |w| > b is spliced back. Then the masks are frozen and
+    training goes on with them. Biases are masked like the weights. The sparsity reached is what the surgery leaves
+    (reported as measured): there is no final cut to an exact count.
+
+    rule "v1" is config version 1's rule, kept so its files replay: with c_rate, a = B itself and b = (1 + margin)·B,
+    and one coin per step decides for every layer at once."""
     straight_through = True
 
     def __init__(self, *args, margin: float, every: int, gamma: float, power: float, stop: float,
-                 c_rate: float | None = None, biases: Mapping[str, torch.Tensor] | None = None, seed: int = 0,
-                 **kw):
+                 c_rate: float | None = None, rule: str = "authors", biases: Mapping[str, torch.Tensor] | None = None,
+                 seed: int = 0, **kw):
         super().__init__(*args, **kw)
+        if rule not in ("authors", "v1"):
+            raise ValueError(f"dns rule must be 'authors' or 'v1', got {rule!r}")
         self.margin, self.every, self.gamma, self.power, self.c_rate = margin, every, gamma, power, c_rate
+        self.rule = rule
         self.stop_step = max(1, round(stop * self.total_steps))
         self.biases = dict(biases or {})   # the live bias parameters, masked like the weights
         self.bias_masks: Masks = {}
@@ -189,21 +201,26 @@ class DNS(Schedule):
         """The first cut, which fixes the bounds a and b per layer from the layer's statistics."""
         self._fix_frozen(weights)
         target = self._masks(weights, self.target)
-        self.a, self.b, self.c = {}, {}, {}
+        self.a, self.b, self.c, self.bound = {}, {}, {}, {}
         for n in weights:
             v = self._values(n, weights).abs()
             v = v[v != 0]
             mu = float(v.mean()) if len(v) else 0.0
             std = float((v.pow(2).mean() - mu * mu).clamp_min(0).sqrt()) if len(v) else 0.0
-            if self.c_rate is not None:
-                a = max(mu + self.c_rate * std, 0.0)
-            else:  # the largest magnitude the target's cut removes: the first cut then meets the target
+            if self.c_rate is None:  # the largest magnitude the target's cut removes: the first cut meets the target
                 a = effective_threshold(weights[n], target[n]) or 0.0
-            self.a[n], self.b[n] = a, a * (1.0 + self.margin)
-            self.c[n] = (a - mu) / std if std else 0.0
-        # With c_rate the first cut is the bounds themselves (frozen layers keep their target); else the target.
+                self.bound[n], b = a, a * (1.0 + self.margin)
+            else:
+                self.bound[n] = max(mu + self.c_rate * std, 0.0)
+                if self.rule == "v1":
+                    a, b = self.bound[n], self.bound[n] * (1.0 + self.margin)
+                else:  # the authors' band: cut at 0.9, splice at 1.1 times the bound (margin 0.1)
+                    a, b = self.bound[n] * (1.0 - self.margin), self.bound[n] * (1.0 + self.margin)
+            self.a[n], self.b[n] = a, b
+            self.c[n] = (a - mu) / std if std else 0.0  # the c of the cut itself: μ + c·σ = a
+        # With c_rate the first cut is at the cut bounds a (frozen layers keep their target); else the target.
         masks = target if self.c_rate is None else select(magnitude(weights), Threshold(self.a), fixed=self.fixed)
-        self.bias_masks = {n: b.detach().abs() > self.a[n] if n not in self.fixed and self.a[n] > 0
+        self.bias_masks = {n: b.detach().abs() > self.a[n] if self._operates(n, set(self.biases))
                            else torch.ones_like(b, dtype=torch.bool) for n, b in self.biases.items()}
         return self._record(0, masks)
 
@@ -217,15 +234,34 @@ class DNS(Schedule):
         self.revived += int(spliced.sum())
         return (mask & ~(mag <= self.a[n])) | spliced
 
-    def after_step(self, step, weights, masks):
-        """With probability update_probability(step), every `every` steps: cut entries with |w| ≤ a, splice back cut
-        ones with |w| > b (biases too)."""
+    def updated_layers(self, step: int, names) -> set[str]:
+        """The layers whose masks step `step` updates (every `every` steps, before the stop step): under rule "authors"
+        each layer in `names` order draws its own coin from the seeded generator and is updated when it falls below
+        update_probability(step) (the authors' `pow(1 + gamma·iter, −power) > r`, r drawn in each layer's forward);
+        under "v1" one coin decides for all of them."""
         p = self.update_probability(step)
-        if step % self.every or p <= 0.0 or float(torch.rand((), generator=self.rng)) >= p:
+        if step % self.every or p <= 0.0:
+            return set()
+        if self.rule == "v1":
+            return set(names) if float(torch.rand((), generator=self.rng)) < p else set()
+        return {n for n in names if float(torch.rand((), generator=self.rng)) < p}
+
+    def _operates(self, n, updated: set[str]) -> bool:
+        # A frozen layer is never touched. A layer whose cut bound is 0 prunes nothing: with the target's bound (or
+        # rule v1, which skipped it) it is left alone; the authors' rule runs on it as their code does (it then cuts
+        # exact zeros only).
+        if n not in updated or n in self.fixed:
+            return False
+        return self.a[n] != 0.0 or (self.c_rate is not None and self.rule == "authors")
+
+    def after_step(self, step, weights, masks):
+        """Every `every` steps, for each layer drawn by updated_layers: cut entries with |w| ≤ a, splice back cut
+        ones with |w| > b (biases too)."""
+        updated = self.updated_layers(step, list(masks))
+        if not updated:
             return None
-        new = {n: m if self.a[n] == 0.0 or n in self.fixed else self._surgery(n, weights[n], m)
-               for n, m in masks.items()}
-        self.bias_masks = {n: m if self.a[n] == 0.0 or n in self.fixed else self._surgery(n, self.biases[n], m)
+        new = {n: self._surgery(n, weights[n], m) if self._operates(n, updated) else m for n, m in masks.items()}
+        self.bias_masks = {n: self._surgery(n, self.biases[n], m) if self._operates(n, updated) else m
                            for n, m in self.bias_masks.items()}
         if all(torch.equal(new[n], masks[n]) for n in masks):
             return None
@@ -280,7 +316,7 @@ def make_schedule(ft: FinetuneConfig, wp: WeightPruningConfig, weights, total_st
         return AGP(*args, s_i=ft.agp_initial_sparsity, frequency=ft.agp_frequency, ramp=ft.agp_ramp, **kw)
     if ft.schedule == "dns":
         return DNS(*args, margin=ft.dns_margin, every=ft.dns_every, gamma=ft.dns_gamma, power=ft.dns_power,
-                   stop=ft.dns_stop, c_rate=ft.dns_c_rate, biases=biases, seed=seed, **kw)
+                   stop=ft.dns_stop, c_rate=ft.dns_c_rate, rule=ft.dns_rule, biases=biases, seed=seed, **kw)
     if ft.schedule == "lottery":
         raise ValueError("finetune.schedule: the lottery ticket runs its own rounds (explorer.methods.lottery), not a "
                          "single schedule")

@@ -19,13 +19,21 @@ is always zero (a blank border pixel, a unit that never fires).
   (F.unfold, "im2col"), so ‖x_j‖₂ is taken per column j = (input channel, kernel row, kernel column) over every patch
   position of every calibration image, the padding zeros included: exactly the inputs that weight multiplies. (The
   paper and its code prune linear layers only; this is the same metric on the conv's own matrix product.)
+- Which layers: every prunable layer but the classifier (the model's last layer, its output), which stays dense
+  unless weight_pruning.wanda_prune_classifier is true, as the paper prunes every linear layer of the transformer
+  blocks and leaves the LM head dense (WeightPruningConfig.kept_dense). One sparsity means s of every pruned layer;
+  scope "global" ranks the pruned layers only, so s is the share of their weights (the paper's sparsity counts the
+  pruned layers).
+  A per-layer sparsity that names the classifier prunes it (that value is the user's choice). Config version 1
+  pruned the classifier: its files read as wanda_prune_classifier true. On the default LeNet-300-100 at 70 %,
+  pruning the output layer too cost about 6 points (its 100 inputs each fire for few digits).
 - The square root matters: the code ranks |W| · sqrt(mean of x_j²); torchao 0.18's WandaSparsifier ranks |W| times
   the sum of x_j² (no square root) and compares over the whole layer, so its masks differ from the paper's (the
   tests hold ours to torchao's once its norms are square-rooted, and to a reference written from the paper).
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import cast
 
 import torch
@@ -114,6 +122,14 @@ def selection(sparsity: PerLayerValue, scope: str = "layer") -> Selection:
     if scope != "layer":
         raise ValueError(f"scope must be 'layer' or 'global', got {scope!r}")
     return RowK(sparsity)
+
+
+def select_masks(scores: Mapping[str, torch.Tensor], sel: Selection, dense: Sequence[str] = ()) -> Masks:
+    """`select(scores, sel)` over the layers not in `dense`, which stay all True: a global ranking is over the pruned
+    layers alone (not `select`'s `fixed`, which would count the dense layers toward the total and so prune the others
+    deeper). {layer: bool mask} for every layer of `scores`, in its order."""
+    chosen = select({n: s for n, s in scores.items() if n not in dense}, sel)
+    return {n: chosen[n] if n in chosen else torch.ones_like(s, dtype=torch.bool) for n, s in scores.items()}
 
 
 def masks_from_scores(scores: Mapping[str, torch.Tensor], *, sparsity: PerLayerValue,

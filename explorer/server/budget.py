@@ -1,38 +1,59 @@
-"""What one participant may spend of a shared server: a run's cost, known before it starts, against the server's budget.
+"""What one participant may spend of a shared server: the cost of what runs, known before it starts, against the
+server's budget.
 
-A run's cost is counted in multiply-adds: 3 × (multiply-adds of one forward pass) × training examples × epochs
-(explorer.experiment.measure.training_cost calls run_cost), plus a fixed cost per optimizer step (an optimizer step
-costs about 1.5 ms however small the model: 50 M multiply-adds' worth on a 2-core CPU), so batch size 1 is not free.
-Above the server's budget per run the run is refused with the number and what to lower; a session's runs together have
-a budget too; and a run that outlasts the server's time limit stops (keeping its finished epochs) whatever its
-estimate said. All four numbers come from the environment, so the person who deploys a server sets them; the defaults
-keep every preset far inside.
+One cost model, in multiply-adds, covers training and every evaluation:
+- a forward pass of n examples costs (multiply-adds of one example) × n, plus PASS_MACS for the pass itself (a mask
+  is selected, a model rewritten: about a millisecond whatever the model) — `eval_cost`;
+- a training step costs three forward passes' worth (forward, and a backward that is about twice it) plus STEP_MACS
+  (an optimizer step costs about 1.5 ms however small the model: 50 M multiply-adds' worth on a 2-core CPU), so batch
+  size 1 is not free; after every epoch the training and test splits are evaluated (a forward pass each) — `run_cost`
+  (explorer.experiment.measure.training_cost calls it, with the evaluated examples).
+A setup is admitted only when one evaluation pass — its validation and test splits and, for 2-D data, the decision
+grid, which a slider move recomputes — fits `Budget.move_macs` (`check_move`); a study built of such passes (the
+pruning curve, the sensitivity study, the criteria comparison) fits the run budget, and it is stopped once it runs past
+`Deadline`: twice its price at this process's measured speed, plus GRACE_S. Above the server's budget per run a run
+is refused with the number and what to lower; a session's runs together have a budget too; and a run that outlasts the
+server's time limit stops (keeping its finished epochs) whatever its estimate said. Every number comes from the
+environment, so the person who deploys a server sets them; the defaults keep every preset far inside.
 """
 from __future__ import annotations
 
 import math
 import os
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 STEP_MACS = 50e6
+# What one evaluation step costs beyond its multiply-adds (selecting a mask over the baseline's weights, writing it into
+# the model, the Python around it): about 1.5 ms on the reference machine for LeNet-300-100's 266 k weights
+# (benchmarks/bench_pricing.py), so a study of many tiny passes is not priced at zero.
+PASS_MACS = 20e6
 
 
 @dataclass(frozen=True)
 class Budget:
     """A server's limits. `trainings`: how many runs train at once per server process (the others queue)."""
-    # 500 G (about 40 s on 2 cores): LeNet-5 on MNIST, 8 epochs, costs 210 G, and its Han preset's fine-tuning 265 G
-    # (was 200 G when every shipped setup needed under 10 G)
+    # 500 G (about 40 s on 2 cores): LeNet-5 on MNIST, 8 epochs, costs 301 G (209 G of steps, 92 G of evaluation
+    # after each epoch and of the trained baseline), and its Han preset's fine-tuning 362 G (was 200 G when every
+    # shipped setup needed under 10 G)
     run_macs: float = 5e11
     session_macs: float = 5e12     # ten runs at the limit
     link_macs: float = 3e10        # a shared link trains by itself only below this (the default setup: about 3 G)
     run_seconds: float = 300.0     # a run still training after this stops, keeping its finished epochs
     trainings: int = 2             # per process: two cores, two runs
+    # One evaluation pass (validation + test + the 2-D decision grid), what a slider move recomputes several times:
+    # 10 G is about 1 s for an MLP on the reference machine (benchmarks/bench_pricing.py); the largest preset
+    # (LeNet-5 on MNIST) needs 3.7 G, the default setup 0.03 G. Issue 29's link (20,000 moons, val_fraction 0.99,
+    # MLP 6×1024) needs 104 G: refused, where it took 73 s a slider move.
+    move_macs: float = 1e10
 
     ENV: ClassVar[dict[str, str]] = {
         "run_macs": "PRUNING_EXPLORER_RUN_MACS", "session_macs": "PRUNING_EXPLORER_SESSION_MACS",
         "link_macs": "PRUNING_EXPLORER_LINK_MACS", "run_seconds": "PRUNING_EXPLORER_RUN_SECONDS",
-        "trainings": "PRUNING_EXPLORER_TRAININGS"}
+        "trainings": "PRUNING_EXPLORER_TRAININGS", "move_macs": "PRUNING_EXPLORER_MOVE_MACS"}
 
     @classmethod
     def from_env(cls, environ=os.environ) -> Budget:
@@ -57,16 +78,28 @@ class OverBudget(ValueError):
     """A run that would cost more than the server allows; the message says how much and what to lower."""
 
 
-def run_cost(macs_per_example: int, examples: int, epochs: int, batch_size: int) -> float:
-    """The cost of a training run in multiply-adds, as the module docstring defines it."""
+def run_cost(macs_per_example: int, examples: int, epochs: int, batch_size: int, evaluated: int = 0) -> float:
+    """The cost of a training run in multiply-adds, as the module docstring defines it; `evaluated`: the examples
+    evaluated after every epoch (a forward pass each; the training loop reports training and test accuracy)."""
     steps = math.ceil(examples / max(batch_size, 1)) * epochs
-    return 3 * macs_per_example * examples * epochs + steps * STEP_MACS
+    return 3 * macs_per_example * examples * epochs + steps * STEP_MACS + macs_per_example * evaluated * epochs
+
+
+def eval_cost(macs_per_example: int, examples: int, passes: int = 1) -> float:
+    """The cost of `passes` forward passes over `examples` examples each, in run_cost's units (a forward pass is a
+    third of a training step's work)."""
+    return passes * (macs_per_example * examples + PASS_MACS)
 
 
 # Multiply-adds a second of one training on this project's 2-core reference machine (LeNet-5 on MNIST: 23 G an epoch in
 # about 1.7 s), what an estimate assumes until this process has timed a run of its own.
 REFERENCE_RATE = 12e9
+# ... and of evaluation alone, where forward passes run in large batches: an MLP's reach about 12 G a second, a
+# convolution's about 3.7 G (benchmarks/bench_pricing.py). The slower one is assumed until this process has timed an
+# evaluation of its own on the same kind of model, so a first study is over-priced rather than stopped early.
+REFERENCE_EVAL_RATE = 3.5e9
 LONG_RUN_S = 3.0  # an estimate above this is shown before a run starts
+GRACE_S = 2.0     # a priced computation is stopped past 2 × its estimate plus this (timer noise, a busy moment)
 
 
 class Throughput:
@@ -76,6 +109,10 @@ class Throughput:
 
     def __init__(self, rate: float = REFERENCE_RATE):
         self.rate = rate
+        # evaluation speed per kind of model (a convolution runs a third as many multiply-adds a second as a linear
+        # layer): {kind: multiply-adds a second}, the kinds a few model families
+        self.eval_rates: dict[str, float] = {}
+        self._lock = threading.Lock()
 
     def record(self, cost: float, seconds: float) -> None:
         """A run of `cost` that trained for `seconds` (ignored when too short to time: under 0.2 s)."""
@@ -85,6 +122,37 @@ class Throughput:
     def seconds(self, cost: float) -> float:
         """The estimated seconds a run of `cost` takes here."""
         return cost / self.rate
+
+    def record_evaluation(self, kind: str, cost: float, seconds: float) -> None:
+        """An evaluation of `cost` on a model of `kind` that took `seconds` (ignored under 0.2 s, as record()). A
+        slower measurement counts in full, a faster one halfway: a study stopped for running past its price had a
+        price too low, and the next one must not be."""
+        if seconds >= 0.2 and cost > 0:
+            with self._lock:
+                old, now = self.eval_rates.get(kind, REFERENCE_EVAL_RATE), cost / seconds
+                self.eval_rates[kind] = now if now < old else 0.5 * old + 0.5 * now
+
+    def eval_seconds(self, kind: str, cost: float) -> float:
+        """The estimated seconds an evaluation of `cost` on a model of `kind` takes here."""
+        return cost / self.eval_rates.get(kind, REFERENCE_EVAL_RATE)
+
+
+class Deadline:
+    """The time a priced computation may take: twice its estimate plus GRACE_S, from now. `clock`: seconds, as
+    time.monotonic gives them (a test passes its own)."""
+
+    def __init__(self, estimate_s: float, clock: Callable[[], float] = time.monotonic, grace_s: float = GRACE_S):
+        self.estimate_s, self.clock = estimate_s, clock
+        self.limit_s = 2 * estimate_s + grace_s
+        self.start = clock()
+
+    def elapsed(self) -> float:
+        """Seconds since the computation started."""
+        return self.clock() - self.start
+
+    def expired(self) -> bool:
+        """Whether the computation has run past its limit."""
+        return self.elapsed() > self.limit_s
 
 
 def describe_time(seconds: float) -> str:
@@ -98,6 +166,22 @@ def describe(macs: float) -> str:
         if macs >= scale:
             return f"{macs / scale:,.1f} {unit} multiply-adds"
     return f"{macs:,.0f} multiply-adds"
+
+
+def check_move(cost: float, budget: Budget, what: str, lower: str) -> None:
+    """Raise OverBudget when one evaluation pass of a setup (`cost`, described by `what`) exceeds budget.move_macs;
+    `lower` names the fields to change."""
+    if cost > budget.move_macs:  # what to change first: a page may cut a long message short
+        raise OverBudget(f"one evaluation of this setup needs about {describe(cost)}, more than the "
+                         f"{describe(budget.move_macs)} this server allows (every slider move repeats it): {lower}. "
+                         f"It evaluates {what}")
+
+
+def check_study(cost: float, budget: Budget, what: str) -> None:
+    """Raise OverBudget when a study of `cost` (`what`: "the sensitivity study") exceeds the run budget."""
+    if cost > budget.run_macs:
+        raise OverBudget(f"{what} needs about {describe(cost)}; this server allows {describe(budget.run_macs)} a run: "
+                         "use a smaller setup (fewer validation examples or a smaller model)")
 
 
 def check_run(cost: float, epochs: int, budget: Budget, spent: float = 0.0) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -313,6 +314,10 @@ def serve(processes: int | None = None, port: int = 8501, address: str = "127.0.
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
             handlers[sig] = signal.signal(sig, lambda signum, frame: stopping.set())
+    # One participant secret for every app process (ui/participant.py signs the browser's cookie with it): a browser
+    # that nginx moves to another process keeps its identity, and so its fair share. Set before the processes start,
+    # which inherit the environment; an instructor's own secret (16+ characters) is kept.
+    os.environ.setdefault("PRUNING_EXPLORER_PARTICIPANT_SECRET", secrets.token_hex(32))
     rundir = Path(tempfile.mkdtemp(prefix="pruning-explorer-serve-"))
     workshop = Workshop(processes, port, address, rundir, app_command, out)
     code = 0
