@@ -1,10 +1,12 @@
 """Helpers shared by the tests (fixtures live in conftest.py). Imported as `from helpers import ...`: pytest puts
 tests/ on sys.path (pyproject.toml's `pythonpath`)."""
 import fcntl
+import importlib.util
 import io
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -17,6 +19,16 @@ from explorer.config.schema import ExperimentConfig
 from ui.launch import LocalServer
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def benchmark(name: str):
+    """The script benchmarks/NAME.py as a module (benchmarks/ is no package): the attack tests reuse its clients and
+    measures. Loaded once per process, under its own name."""
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+        sys.modules[name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[name])
+    return sys.modules[name]
 
 
 def debian_program(name: str, package: str | None = None) -> str:

@@ -4,29 +4,19 @@ a participant who opens an expensive link and closes the tab. The training it st
 trains and moves a slider while it runs, gets every page right. How fast both happen is a figure, not a test:
 `python benchmarks/bench_tab_close.py` (benchmarks/README.md)."""
 import asyncio
-import importlib.util
-import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from helpers import ROOT
+from helpers import benchmark
 
 from explorer.config.links import encode_setup
 
 pytestmark = pytest.mark.slow
 
 
-def _benchmark(name: str):
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
-    return sys.modules[name]
-
-
-load = _benchmark("load")
-bench = _benchmark("bench_tab_close")
+load = benchmark("load")
+bench = benchmark("bench_tab_close")
 # The training never ends by itself within the test: 200 epochs of 20,000 examples at batch size 16 through three
 # 1024-wide layers, minutes on two cores. The server falling idle within GENEROUS_S of the close is the tab's doing.
 GENEROUS_S = 60

@@ -5,15 +5,13 @@ takes at most twice what it took alone plus one slice — both measured in this 
 holds on a slow or busy machine as on a fast one. Timings for the record: benchmarks/load.py."""
 import asyncio
 import contextlib
-import importlib.util
 import re
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import websockets
-from helpers import ROOT
+from helpers import benchmark
 
 from explorer.config.links import encode_setup
 from explorer.config.schema import validate_config
@@ -24,15 +22,7 @@ from ui import participant
 pytestmark = pytest.mark.slow
 
 
-def _benchmark(name: str):
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
-    return sys.modules[name]
-
-
-load = _benchmark("load")
+load = benchmark("load")
 SECRET = "the participant secret of this test server"
 SLICE_S = 3.0
 # Minutes of training, in epochs whose every step polls (batch size 1) and whose evaluation is short (2,000 points):
