@@ -188,7 +188,14 @@ def goto_page(page, name: str) -> None:
     if not link.is_visible():
         page.locator(f"{NAV} [data-testid='stTopNavSection']").last.click()
         link = page.locator("[data-testid='stTopNavPopover']").get_by_role("menuitem", name=name, exact=True)
+    href = link.get_attribute("href")  # a top-bar link has one; a menu item under "N more" may not
     link.click()
+    if href:
+        # The click's rerun may not have started when the page is first idle: wait for the new page's address first.
+        from urllib.parse import urljoin, urlparse
+
+        path = urlparse(urljoin(page.url, href)).path
+        page.wait_for_url(lambda url: urlparse(url).path == path, timeout=60_000)
     settle(page)
 
 
