@@ -7,6 +7,7 @@ from ui.glossary import show_glossary
 from ui.links import class_address
 from ui.pages import BY_ID, CLASS, DEEP, PLAYGROUND
 from ui.session import set_workshop_mode, workshop_mode
+from ui.share import show_address
 from ui.views import literal
 
 shipped = lesson.lessons()
@@ -23,14 +24,10 @@ def for_instructors() -> None:
     pick = st.selectbox("Lock the class to one lesson", [None, *shipped], key="home_lock",
                         format_func=lambda k: "no lock" if k is None else shipped[k].title)
     address, loopback = class_address("?workshop=1" + (f"&lesson={pick}&step=1&lock=1" if pick else ""))
-    st.caption("The class address (copy it with the button at its right): it stays in the address bar on every page "
-               "and after a reload.")
-    st.code(address, language=None, wrap_lines=True)
-    if loopback:
-        st.caption("This is this computer's own name (localhost): no other machine can open it. For the room, start "
-                   "the workshop server with `python -m explorer serve --address 0.0.0.0`, open this page by the "
-                   "computer's network name or IP address, and copy the address again.")
-    else:
+    st.caption("The class address (copy it with the button at its right, or show its QR code): it stays in the "
+               "address bar on every page and after a reload.")
+    show_address(address, loopback)  # the copy button, a QR code for the projector, and the localhost warning
+    if not loopback:
         st.caption("`python -m explorer serve` runs the workshop server.")
     st.caption("To see the whole room's results live, each one replayed and verified by the server: open a class "
                "on the Instructor page (it needs the instructor key the server was started with) and share its "

@@ -58,6 +58,7 @@ ALLOWED = {
     "GPU": "a graphics card, as above",
     "MB": "megabytes, as every file size is shown",
     "URL": "a web address",
+    "QR": "the square code a phone's camera opens, as on any poster (the class address for the projector)",
     "OK": "plain English",
     "ID": "plain English",
     "BSD": "a software licence's name, where the MNIST images' source is stated",

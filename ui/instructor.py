@@ -1,5 +1,5 @@
-"""The Instructor page's parts: the key gate, the challenge form, and a class's controls (its code and board link,
-close or reopen, clear, export as CSV).
+"""The Instructor page's parts: the key gate, the challenge form, and a class's controls (its code and board link with
+a QR code, close or reopen, clear, export as CSV, its seats).
 
 The key is the server's: PRUNING_EXPLORER_INSTRUCTOR_KEY in its environment, else `instructor_key` in Streamlit's
 secrets (.streamlit/secrets.toml). Without one (or with one shorter than 16 characters, or of fewer than 8 different
@@ -19,17 +19,22 @@ from typing import get_args
 import streamlit as st
 
 from explorer.board import rules as boardrules
-from explorer.board.records import ClassInfo
+from explorer.board.records import BoardError, ClassInfo
 from explorer.board.rules import RANKINGS, Challenge
 from explorer.board.store import Store
 from explorer.config.schema import DataConfig, ModelConfig
 from ui.board import CLASS_PARAM, store
+from ui.links import class_address
 from ui.session import workshop_mode
+from ui.share import show_address
 from ui.views import show_problems
 
 KEY_ENV, SECRET_NAME = "PRUNING_EXPLORER_INSTRUCTOR_KEY", "instructor_key"
 UNLOCKED_KEY = "_instructor_unlocked"  # the hash of the key that unlocked this session
 CLASS_KEY = "_instructor_class"        # the class this instructor session manages
+SAID_KEY = "_instructor_said"          # what the last change did, said once on the run after it
+MAX_SEATS = 10_000                     # Store.set_seats's bound
+DEFAULT_SEATS = 30                     # the seats first offered for a class that admits any number
 DATA_SETS = tuple(n for n in get_args(DataConfig.model_fields["name"].annotation) if n != "upload")
 ARCHS = get_args(ModelConfig.model_fields["arch"].annotation)
 ANY = "any"
@@ -101,11 +106,10 @@ def challenge_form(form_key: str, current: Challenge, action: str) -> Challenge 
         return None
 
 
-def board_link(code: str) -> str:
-    """The address of the class's board on this server (as the instructor's browser reaches it)."""
-    url = st.context.url
-    base = url.rstrip("/").rsplit("/", 1)[0] if url else ""
-    return f"{base}/class_board?{CLASS_PARAM}={code}" + ("&workshop=1" if workshop_mode() else "")
+def board_link(code: str) -> tuple[str, bool]:
+    """The full address of the class's board on this server, as the instructor's browser reaches it, and whether its
+    host is this machine only (ui.links.class_address)."""
+    return class_address(f"class_board?{CLASS_PARAM}={code}" + ("&workshop=1" if workshop_mode() else ""))
 
 
 def pick_class(db: Store) -> ClassInfo | None:
@@ -135,30 +139,73 @@ def pick_class(db: Store) -> ClassInfo | None:
     return by_code[code]
 
 
+def seats_text(seats: int | None) -> str:
+    """A class's seats as the controls say them."""
+    return "any number" if seats is None else f"{seats:,}"
+
+
+def seats_form(info: ClassInfo) -> tuple[bool, int | None]:
+    """The participants the class admits, filled with its current seats: (submitted, seats), seats None for any
+    number."""
+    st.caption(f"This class admits {'any number of' if info.seats is None else f'at most {info.seats:,}'} participants"
+               ". Whoever has submitted to it holds a seat and keeps it; a new participant is refused once every seat "
+               "is taken.")
+    with st.form("class_seats", border=False):
+        # keyed by class: another class's form starts from that class's seats
+        seats = st.number_input("Participants the class admits", 1, MAX_SEATS, info.seats or DEFAULT_SEATS, 1,
+                                key=f"class_seats_{info.code}")
+        s1, s2 = st.columns(2)
+        limit = s1.form_submit_button("Set the seats", type="primary")
+        anyone = s2.form_submit_button("Admit any number", disabled=info.seats is None)
+    return limit or anyone, None if anyone else int(seats)
+
+
+def set_seats(db: Store, code: str, seats: int | None) -> None:
+    """Set the class's seats (None: any number) and say so on the next run; a refusal is a message."""
+    try:
+        db.set_seats(code, seats)
+    except BoardError as e:
+        show_problems(e, "The seats cannot be set")
+        return
+    st.session_state[SAID_KEY] = (
+        "This class now admits any number of participants." if seats is None else
+        f"This class now admits at most {seats:,} participants: whoever has submitted keeps a seat, and a new "
+        f"participant is refused once {seats:,} have submitted.")
+    st.rerun()
+
+
 def class_controls(db: Store, info: ClassInfo) -> None:
-    """The code and board link to share, close or reopen, clear, export, and the challenge to change."""
+    """The code and board link to share (a copy button and a QR code), close or reopen, clear, export, the seats to
+    set, and the challenge to change."""
     code = info.code
     c1, c2 = st.columns([1, 3])
     c1.caption("Class code")
     c1.code(boardrules.format_code(code), language=None)
     c2.caption("Board link (participants open it and choose a nickname)")
-    c2.code(board_link(code), language=None)
-    b1, b2, b3, b4 = st.columns(4)
-    if b1.button("Close the class" if info.open else "Open the class again", key="class_open",
-                 help="a closed class keeps its board and takes no more submissions"):
+    with c2:
+        show_address(*board_link(code))
+    row = st.container(horizontal=True)  # each control as wide as its label, side by side
+    if row.button("Close the class" if info.open else "Open the class again", key="class_open",
+                  help="a closed class keeps its board and takes no more submissions"):
         db.set_open(code, not info.open)
         st.rerun()
-    with b2.popover("Clear the board", help="remove every entry of this class"):
+    with row.popover("Clear the board", help="remove every entry of this class"):
         if st.button("Yes, remove every entry", type="primary", key="class_clear"):
             removed = db.clear(code)
             st.toast(f"Removed {removed} entries.")
             st.rerun()
-    b3.download_button("Export the board (CSV)", db.export_csv(code), file_name=f"class-{code}.csv",
-                       mime="text/csv", key="class_csv", help="every entry: nickname, method, figures, verification, "
-                                                              "and its setup's JSON")
-    if b4.button("Lock this page", key="instructor_lock"):
+    row.download_button("Export the board (CSV)", db.export_csv(code), file_name=f"class-{code}.csv",
+                        mime="text/csv", key="class_csv", help="every entry: nickname, method, figures, verification, "
+                                                               "and its setup's JSON")
+    with row.popover(f"Seats: {seats_text(info.seats)}", help="how many participants the class admits"):
+        change, seats = seats_form(info)
+    if row.button("Lock this page", key="instructor_lock"):
         del st.session_state[UNLOCKED_KEY]
         st.rerun()
+    if change:
+        set_seats(db, code, seats)
+    if (said := st.session_state.pop(SAID_KEY, None)) is not None:
+        st.success(said)
     with st.expander("Change the challenge"):
         challenge = challenge_form("change_challenge", info.challenge, "Set the challenge")
         if challenge is not None:
