@@ -243,12 +243,27 @@ def test_compaction_equals_torch_pruning_channel_removal():
     assert all(torch.equal(a, b) for a, b in zip(small.state_dict().values(), ref.state_dict().values()))
 
 
-def _replay(key):
+@pytest.fixture(scope="module")
+def lenet5_default_baseline():
+    """LeNet-5 on MNIST trained with the defaults (8 epochs at lr 0.001, seed 0), which is also han2015_lenet5's
+    baseline: trained once here for the two tests that start from it (each works on a deep copy)."""
+    exp = Experiment(validate_config({"data": {"name": "mnist"}, "model": {"arch": "lenet5"}}))
+    exp.train_baseline()
+    return exp
+
+
+def _replay(key, trained: Experiment | None = None):
+    """The preset `key` as the CLI replays it; from a copy of `trained` where that is the preset's own baseline
+    (the app's path: the preset applied to a session that trained the same setup)."""
     from explorer.config.presets import check_expectations, load_presets
 
     preset = load_presets()[key]
-    exp = Experiment(preset.config)
-    exp.train_baseline()
+    if trained is None:
+        exp = Experiment(preset.config)
+        exp.train_baseline()
+    else:
+        exp = copy.deepcopy(trained)
+        assert exp.update(preset.config) is False  # the same model, data, seed and training: the baseline stays
     exp.finetune()
     metrics = exp.metrics().as_dict()
     assert check_expectations(metrics, preset.expect) == []
@@ -265,9 +280,9 @@ def test_han_preset_on_mnist_lenet300100_is_within_a_point_of_dense():
     assert "94.1 %" in preset.about and "95.0 %" in preset.about  # the figures it states are the ones replayed
 
 
-@pytest.mark.slow  # LeNet-5: 8 + 10 epochs on 3,400 images, about a minute on 2 cores
-def test_han_preset_on_lenet5_is_within_a_point_of_dense():
-    preset, kept = _replay("han2015_lenet5")
+@pytest.mark.slow  # LeNet-5: 10 epochs of fine-tuning on 3,400 images (the baseline: the fixture)
+def test_han_preset_on_lenet5_is_within_a_point_of_dense(lenet5_default_baseline):
+    preset, kept = _replay("han2015_lenet5", lenet5_default_baseline)
     assert kept == pytest.approx({"conv1": 0.66, "conv2": 0.12, "fc1": 0.08, "fc2": 0.19}, abs=0.002)  # Table 3
     assert "97.7 %" in preset.about and "98.1 %" in preset.about
 
@@ -317,3 +332,15 @@ def test_lenet5s_pooling_is_max_pool2d():
     for shape in ((3, 20, 24, 24), (2, 50, 8, 8)):
         x = torch.relu(torch.randn(shape))  # with the ReLU's ties at 0, as in the model
         assert torch.equal(max_pool_2x2(x), torch.nn.functional.max_pool2d(x, 2))
+
+
+@pytest.mark.slow  # 10 epochs of LeNet-5 (the baseline: the module fixture, shared with the Han preset's replay)
+def test_mnist_default_path_recovers_from_90_percent_on_lenet5(lenet5_default_baseline):
+    """The default path a student takes on MNIST with LeNet-5: train, prune 90 %, press Fine-tune (one-shot, the
+    defaults). LeNet-300-100's is in test_defaults.py."""
+    exp = copy.deepcopy(lenet5_default_baseline)
+    assert exp.baseline_test_accuracy >= 0.97
+    exp.set_pruning(WeightPruningConfig(sparsity=0.9))
+    exp.set_finetune(FinetuneConfig(schedule="oneshot", epochs=exp.config.finetune.epochs))
+    exp.finetune()
+    assert exp.finetune_result.test_accuracy >= exp.baseline_test_accuracy - 0.01

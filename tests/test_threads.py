@@ -18,7 +18,9 @@ SETUPS = {
                 "finetune": {"schedule": "iterative", "iterative_steps": 2, "epochs": 2}},
     "lottery": {"version": 1, "train": {"epochs": 3}, "weight_pruning": {"sparsity": 0.9},
                 "finetune": {"schedule": "lottery", "lottery_rounds": 2, "epochs": 2}},
-    "lenet5": {"version": 1, "data": {"name": "mnist"}, "model": {"arch": "lenet5"},
+    # LeNet-5's own layers (convolutions, max-pooling) at a third of its widths: the same kernels split over threads
+    "lenet5": {"version": 1, "data": {"name": "mnist"},
+               "model": {"arch": "lenet5", "channels": [8, 16], "hidden": [100]},
                "train": {"epochs": 1, "lr": 0.001}, "weight_pruning": {"sparsity": 0.8},
                "finetune": {"schedule": "oneshot", "epochs": 1, "lr": 0.001}},
 }
