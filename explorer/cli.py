@@ -28,9 +28,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from explorer.config.presets import preset_json_schema, read_setup
-from explorer.config.schema import ConfigError, config_json, json_schema
+from explorer.config.schema import ConfigError, ExperimentConfig, config_json, json_schema
+
+if TYPE_CHECKING:  # torch is imported only when something trains
+    from explorer.experiment.facade import EpochCallback
 
 OUTPUT_FILES = ("metrics.json", "config.json", "baseline.pt", "model.pt", "compact.pt")  # all `run` ever writes
 MARK = ".pruning-explorer-run"  # in every folder `run` writes: the files it wrote, {name: SHA-256}
@@ -251,11 +255,11 @@ def _run(config_path: str, out: str, quiet: bool, data_path: str | None, written
     return _train_and_write(exp, config, out, quiet, written)
 
 
-def _train_and_write(exp, config, out: str, quiet: bool, written: list[bool]) -> int:
+def _train_and_write(exp: Any, config: ExperimentConfig, out: str, quiet: bool, written: list[bool]) -> int:
     from explorer.experiment import report
     from explorer.experiment.finetuning import finetune_epochs
 
-    def progress(total: int):
+    def progress(total: int) -> EpochCallback:
         def show(r):
             if not quiet:
                 print(f"  epoch {r.epoch:>3}/{total}  loss {r.loss:.4f}  "

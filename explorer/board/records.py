@@ -150,13 +150,13 @@ def config_key(config: ExperimentConfig) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _shown(name: str, value, digits: int) -> str:
+def _shown(name: str, value: float | None, digits: int) -> str:
     if value is None:
         return "none"
     return f"{value:,}" if name in ("macs", "macs_dense", "bytes", "bytes_dense") else f"{value:.{digits}%}"
 
 
-def _pair(name: str, a, b) -> tuple[str, str]:
+def _pair(name: str, a: float | None, b: float | None) -> tuple[str, str]:
     """Both values as people read them, with just enough digits to tell them apart."""
     for digits in range(1, 18):
         shown = (_shown(name, a, digits), _shown(name, b, digits))

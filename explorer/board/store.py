@@ -38,7 +38,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -142,7 +142,7 @@ def default_target() -> str:
     return str(Path(data_home) / "pruning-explorer" / "board.db")
 
 
-def target_from_env(environ=os.environ) -> str:
+def target_from_env(environ: Mapping[str, str] = os.environ) -> str:
     """The board's database as the server's environment names it (PRUNING_EXPLORER_BOARD_DB), else the default."""
     return environ.get(ENV) or default_target()
 

@@ -10,7 +10,7 @@ None, and a check line says why with the fact's `missing` words.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from explorer.engine.models import prunable_layers
 from explorer.engine.pruning import removed_units
@@ -154,7 +154,7 @@ def _activations(exp: Experiment) -> dict:
     }
 
 
-def snapshot_schedule(snap) -> str | None:
+def snapshot_schedule(snap: Any) -> str | None:
     """The fine-tuning schedule a snapshot was taken after, as its record holds it (None: not fine-tuned); the 'none'
     schedule retrains with fixed masks, as one-shot does, and counts as 'oneshot'."""
     if snap.schedule is None:

@@ -14,6 +14,7 @@ a technical term that has no entry here.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,7 +78,7 @@ def _index(glossary: dict[str, Entry]) -> dict[str, Entry]:
     return by_name
 
 
-def _pattern(names) -> re.Pattern:
+def _pattern(names: Iterable[str]) -> re.Pattern:
     """One regular expression for every name as a whole word (longest first, so "weight sparsity" wins over
     "sparsity"), hyphens and spaces interchangeable, with the endings of running text."""
     parts = []

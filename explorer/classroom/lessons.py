@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal, cast, get_args
+from typing import TYPE_CHECKING, Annotated, Any, Literal, cast, get_args
 
 from pydantic import (
     AfterValidator,
@@ -290,7 +290,7 @@ class CheckResult:
     lines: list[tuple[str, bool]]
 
 
-def _say(value, unit: str, now: bool = False) -> str:
+def _say(value: Any, unit: str, now: bool = False) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if unit == "%":
@@ -307,7 +307,7 @@ def _say(value, unit: str, now: bool = False) -> str:
 _EPS = 1e-9  # 45180 / 50200 is 0.9 within rounding: "≥ 90%" holds for it
 
 
-def _holds(op: str, now, value) -> bool:
+def _holds(op: str, now: Any, value: Any) -> bool:
     if isinstance(value, (bool, str)) or isinstance(now, (bool, str)):
         return (now == value) == (op == "==") and type(now) is type(value)
     return {">=": now >= value - _EPS, "<=": now <= value + _EPS, ">": now > value + _EPS, "<": now < value - _EPS,

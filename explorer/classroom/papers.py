@@ -9,6 +9,7 @@ the same data budget, so their accuracies are higher and the comparison is of sp
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 THEIRS = "theirs: 60k MNIST, GPU, long retraining"
 OURS = "ours: 3,400 MNIST images, CPU"
@@ -45,12 +46,12 @@ def rows_for(arch: str) -> list[PaperRow]:
     return [r for r in PAPER_ROWS if r.arch == arch]
 
 
-def kept_share(masks_or_stats) -> dict[str, float]:
+def kept_share(masks_or_stats: Any) -> dict[str, float]:
     """{layer: share of weights kept} of a PruningStats (its `layers`, each with kept and total)."""
     return {n: s.kept / s.total for n, s in masks_or_stats.layers.items()}
 
 
-def comparison(arch: str, data: str, stats, accuracy: float | None, finetuned: bool) -> list[dict]:
+def comparison(arch: str, data: str, stats: Any, accuracy: float | None, finetuned: bool) -> list[dict]:
     """Table rows: each paper's result on `arch`, then this run (its PruningStats `stats` and test `accuracy`) on the
     same model, every row saying whose figures they are. [] when no paper reports `arch`, or the data is not MNIST
     (LeNet-300-100 on the 8×8 digits is 64-300-100-10: not the paper's network)."""

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 
 class ConfigError(ValueError):
@@ -48,7 +50,8 @@ class JsonBounds:
 CONFIG_BOUNDS = JsonBounds()
 
 
-def load_json(text: str | bytes, bounds: JsonBounds = CONFIG_BOUNDS, parse_int=None):
+def load_json(text: str | bytes, bounds: JsonBounds = CONFIG_BOUNDS,
+              parse_int: Callable[[str], Any] | None = None) -> Any:
     """The parsed JSON of `text`, after checking it against `bounds`. Raises ConfigError with one problem that names
     what is too large (or what is not JSON); never RecursionError, MemoryError or ValueError."""
     if isinstance(text, bytes):

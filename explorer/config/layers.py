@@ -7,11 +7,12 @@ the architecture alone; `explorer.engine.models` builds modules with exactly the
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 PerLayerValue = float | Mapping[str, float] | None
 
 
-def layer_names(model_cfg) -> list[str]:
+def layer_names(model_cfg: Any) -> list[str]:
     """The prunable layers of the architecture `model_cfg` (a ModelConfig) describes, in forward order."""
     if model_cfg.arch == "cnn":
         return ["conv1", "conv2", "fc"]
@@ -21,13 +22,13 @@ def layer_names(model_cfg) -> list[str]:
     return [f"fc{i + 1}" for i in range(n)]
 
 
-def activation_layer_names(model_cfg) -> list[str]:
+def activation_layer_names(model_cfg: Any) -> list[str]:
     """Layers followed by a nonlinearity (every layer but the output one): where activation thresholds apply and
     which structured pruning may shrink."""
     return layer_names(model_cfg)[:-1]
 
 
-def unknown_names(value, allowed: Iterable[str]) -> list[str]:
+def unknown_names(value: object, allowed: Iterable[str]) -> list[str]:
     """The per-layer keys (or listed names) of `value` that are not in `allowed`; [] for one number or None."""
     if not isinstance(value, (Mapping, list, tuple)):
         return []
@@ -35,7 +36,7 @@ def unknown_names(value, allowed: Iterable[str]) -> list[str]:
     return [k for k in value if k not in allowed]
 
 
-def check_known(value, allowed: Iterable[str] | Callable[[], Iterable[str]], field: str,
+def check_known(value: object, allowed: Iterable[str] | Callable[[], Iterable[str]], field: str,
                 what: str = "is not a layer", listing: str = "layers are", hint: str = "") -> None:
     """Raise ValueError `field: 'x', 'y' <what> (<listing> a, b)<hint>` when `value` names layers not in `allowed`
     (the names, or a callable giving them, asked only when `value` names layers at all).

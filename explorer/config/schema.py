@@ -110,7 +110,7 @@ class ExperimentConfig(_Section):
             raise ValueError("freeze: a layer is listed twice")
         return self
 
-    def check_layers(self, sections=("weight_pruning", "activation", "freeze")) -> None:
+    def check_layers(self, sections: tuple[str, ...] = ("weight_pruning", "activation", "freeze")) -> None:
         """Per-layer keys must name layers of this model: a config written for another model is refused. Raises
         ValueError naming the field (run on validation, and by `with_section` for the sections it changed)."""
         arch = self.model.arch
@@ -135,7 +135,7 @@ class ExperimentConfig(_Section):
         if "freeze" in sections:
             check_known(self.freeze, names, "freeze", f"is not a layer of model '{arch}'", "its layers:")
 
-    def with_section(self, **sections) -> ExperimentConfig:
+    def with_section(self, **sections: _Section | list[str]) -> ExperimentConfig:
         """This config with whole sections replaced (each already a validated section), checked against the model's
         layers. One shallow copy: sections are frozen, so the new config shares the unchanged ones."""
         new = self.model_copy(update=sections)

@@ -40,7 +40,7 @@ DATASET_FINETUNE_DEFAULTS: dict[str, dict] = {"mnist": {"epochs": 10}}
 _OWN = {"train": DATASET_TRAIN_DEFAULTS, "finetune": DATASET_FINETUNE_DEFAULTS}
 
 
-def dataset_defaults(name) -> dict[str, dict]:
+def dataset_defaults(name: object) -> dict[str, dict]:
     """{section: {field: value}} of data set `name`'s own defaults (train, finetune); {} for none."""
     return {section: table[name] for section, table in _OWN.items() if isinstance(name, str) and name in table}
 
@@ -281,7 +281,7 @@ NO_FINETUNE_AFTER_STRUCTURED = ("fine-tuning after structured pruning is not ava
                                 "would train back; compact the structurally pruned model instead")
 
 
-def _per_layer_values(field: str, value) -> list[tuple[str, float]]:
+def _per_layer_values(field: str, value: float | PerLayer | None) -> list[tuple[str, float]]:
     """(where, value) for each number of a one-number-or-{layer: number} field, `where` naming field and layer for a
     message; [] for None. An empty per-layer object is refused."""
     if isinstance(value, dict):
@@ -434,6 +434,6 @@ class ActivationConfig(_Section):
     def is_active(self) -> bool:
         """Whether any activation threshold or target is set above 0 (sliders moved back to 0 keep zeros in the
         config, which change nothing: a plain ReLU)."""
-        def some(v) -> bool:
+        def some(v: float | PerLayer | None) -> bool:
             return v is not None and (any(x > 0 for x in v.values()) if isinstance(v, dict) else v > 0)
         return some(self.threshold) or some(self.target_sparsity)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -65,7 +65,7 @@ def _number_kind(model: type[BaseModel], field: str) -> str | None:
     return "a number" if "float" in kinds else "a whole number"
 
 
-def _kinds(tp) -> set[str]:
+def _kinds(tp: Any) -> set[str]:
     origin = get_origin(tp)
     if origin is Annotated:
         return _kinds(get_args(tp)[0])
@@ -80,7 +80,7 @@ def _kinds(tp) -> set[str]:
 
 
 # ---- reading -------------------------------------------------------------------------------------------------------
-def _int_or_inf(digits: str):
+def _int_or_inf(digits: str) -> int | float:
     # A huge integer is read as inf, so validation names its field (not Python's set_int_max_str_digits advice).
     return int(digits) if len(digits) <= _MAX_INT_DIGITS else float(digits)
 
@@ -217,11 +217,11 @@ _UNION_TAG = re.compile(r"^(float|int|str|bool|none|[a-z-]+\[.*\])$")
 _MISMATCH = re.compile(r"_(type|parsing)$")  # the value is not of that union member's kind at all
 
 
-def _tag(part) -> bool:
+def _tag(part: object) -> bool:
     return isinstance(part, str) and bool(_UNION_TAG.match(part))
 
 
-def _path(parts) -> str:
+def _path(parts: Iterable[int | str]) -> str:
     path = ""
     for part in parts:
         if isinstance(part, int):
@@ -233,7 +233,7 @@ def _path(parts) -> str:
     return path
 
 
-def _said(value) -> str:
+def _said(value: object) -> str:
     try:
         return clipped(json.dumps(value))  # as the file wrote it: NaN, Infinity, true, null
     except (TypeError, ValueError):

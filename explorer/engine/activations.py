@@ -33,7 +33,7 @@ class Threshold:
         self.ema = ema
         self.seen = False
 
-    def __call__(self, module: nn.Module, inputs, out: torch.Tensor) -> torch.Tensor:
+    def __call__(self, module: nn.Module, inputs: tuple[torch.Tensor, ...], out: torch.Tensor) -> torch.Tensor:
         """The forward hook: `out` with every value of abs < t zeroed (a dynamic t first follows this batch)."""
         if self.target is not None and module.training:
             with torch.no_grad():
@@ -60,7 +60,7 @@ def thresholds_installed(model: nn.Module, hooks: Mapping[str, Threshold]) -> It
             h.remove()
 
 
-def calibrate(model: nn.Module, x_val: torch.Tensor, ac) -> dict[str, float]:
+def calibrate(model: nn.Module, x_val: torch.Tensor, ac: Any) -> dict[str, float]:
     """{layer: threshold} of an ActivationConfig: static ones as given, or the ones that reach its target sparsities on
     `x_val` (the validation split: a choice is never made on the test set). Raises ValueError naming a layer without
     an activation."""
@@ -70,7 +70,7 @@ def calibrate(model: nn.Module, x_val: torch.Tensor, ac) -> dict[str, float]:
     return expand(ac.threshold, names, "activation.threshold")
 
 
-def view(model: nn.Module, data, ac, ranges: Mapping[str, float]):
+def view(model: nn.Module, data: Any, ac: Any, ranges: Mapping[str, float]) -> tuple[dict[str, float], ActivationStats]:
     """({layer: threshold in use}, ActivationStats) for an ActivationConfig on a Dataset: thresholds calibrated on the
     validation split, statistics over the test split, and the validation accuracy beside (`val_accuracy`)."""
     thresholds = calibrate(model, data.x_val, ac)
@@ -84,7 +84,7 @@ def static_hooks(thresholds: Mapping[str, float]) -> dict[str, Threshold]:
     return {n: Threshold(t) for n, t in thresholds.items() if t > 0}
 
 
-def hooks_for(ac, names: list[str]) -> dict[str, Threshold]:
+def hooks_for(ac: Any, names: list[str]) -> dict[str, Threshold]:
     """The Threshold hooks an ActivationConfig asks for on the hidden layers `names`: dynamic ones that follow a
     target sparsity while training, or static ones. Raises ValueError naming a layer without an activation."""
     if ac.target_sparsity is not None:
@@ -141,7 +141,8 @@ def _macs_touching(layer: nn.Linear | nn.Conv2d, indicator: torch.Tensor) -> tor
 class _Collector:
     """Forward hooks that accumulate statistics batch by batch (memory does not grow with the test set)."""
 
-    def __init__(self, model, thresholds: Mapping[str, float], ranges: Mapping[str, float], bins: int, sample: int):
+    def __init__(self, model: nn.Module, thresholds: Mapping[str, float], ranges: Mapping[str, float], bins: int,
+                 sample: int) -> None:
         self.acts = activation_modules(model)
         self.layers = prunable_layers(model)
         self.thresholds, self.ranges, self.bins, self.sample = thresholds, ranges, bins, sample

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import torch
@@ -47,7 +48,8 @@ class Baseline:
     derived: ViewCache = field(default_factory=ViewCache, compare=False, repr=False)
 
     @classmethod
-    def of(cls, model: nn.Module, data: Dataset, history=(), trained: bool = False) -> Baseline:
+    def of(cls, model: nn.Module, data: Dataset, history: Iterable[EpochRecord] = (),
+           trained: bool = False) -> Baseline:
         """Measure `model` and keep a private copy of it as the baseline."""
         dense = copy.deepcopy(model).eval()
         state = {k: v.detach() for k, v in dense.state_dict().items()}

@@ -19,7 +19,7 @@ import functools
 import sys
 import threading
 from collections.abc import Callable, Hashable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import cachetools
 from pydantic import BaseModel
@@ -91,7 +91,7 @@ class ViewCache:
         found = self._kind(key[0]).find(key)
         return found[0] if found is not None else self.put(key, compute())
 
-    def lookup(self, key: tuple):
+    def lookup(self, key: tuple) -> Any:
         """The cached value for `key` (now the most recently used), or None."""
         kind = self._kinds.get(key[0])
         found = kind.find(key) if kind is not None else None
@@ -129,7 +129,7 @@ def process_cache(kind: str, unkeyed: tuple[str, ...] = ()) -> Callable[[Callabl
     """
 
     def decorate(fn: Callable[..., T]) -> Callable[..., T]:
-        def cached(*args, **kwargs) -> T:
+        def cached(*args: Hashable, **kwargs: Hashable) -> T:
             # keyword arguments named in `unkeyed` (a progress callback) reach the function but not the key
             key = (kind, fn.__qualname__, *args, *sorted((k, v) for k, v in kwargs.items() if k not in unkeyed))
             with _PROCESS_LOCK:
@@ -146,7 +146,7 @@ def process_cache(kind: str, unkeyed: tuple[str, ...] = ()) -> Callable[[Callabl
     return decorate
 
 
-def nbytes(value, _depth: int = 0) -> int:
+def nbytes(value: object, _depth: int = 0) -> int:
     """The memory a cached value holds: tensor and array storage, plus Python objects, walked through containers and
     dataclasses (a conservative estimate: a tensor shared by two values is counted in both).
     """

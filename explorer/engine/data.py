@@ -95,7 +95,9 @@ def _raw(name: str, n_samples: int, noise: float, seed: int) -> tuple[np.ndarray
     return x.astype(np.float32), y.astype(np.int64)
 
 
-def _three_way(x, y, test_fraction: float, val_fraction: float, seed: int, classes=None, per_feature: bool = True):
+def _three_way(x: np.ndarray, y: np.ndarray, test_fraction: float, val_fraction: float, seed: int,
+               classes: tuple[str, ...] | None = None, per_feature: bool = True
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(x_tr, y_tr, x_te, y_te, x_va, y_va), stratified and seeded, standardised with the training statistics: per
     feature, or (`per_feature` False, for MNIST's grey levels) with one mean and std over all pixels, as MNIST is
     usually normalised; per pixel, a border pixel inked in a single training image would become a huge value.
@@ -123,7 +125,8 @@ class SplitError(ValueError):
         self.fractions = fractions
 
 
-def split_indices(y: np.ndarray, test_fraction: float, val_fraction: float, seed: int, classes=None):
+def split_indices(y: np.ndarray, test_fraction: float, val_fraction: float, seed: int,
+                  classes: tuple[str, ...] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Row indices (train, test, val) of the three seeded, stratified splits of labels `y`: the rows train_test_split
     picks (test first, then validation from the rest). Each split must hold a row of every class; if one would not,
     SplitError (a ValueError) names the fraction, what went wrong and what to change: fractions (from FRACTIONS_TRIED)
@@ -131,7 +134,7 @@ def split_indices(y: np.ndarray, test_fraction: float, val_fraction: float, seed
     """
     found, problem = _try_split(y, test_fraction, val_fraction, seed, classes)
     if problem is None:
-        return found
+        return found  # type: ignore[return-value]  # _try_split gives the indices whenever there is no problem
     field, what = problem
     pairs = sorted(((t, v) for t in {*FRACTIONS_TRIED, test_fraction} for v in {*FRACTIONS_TRIED, val_fraction}),
                    key=lambda p: ((p[0] != test_fraction) + (p[1] != val_fraction),
@@ -151,18 +154,19 @@ def split_indices(y: np.ndarray, test_fraction: float, val_fraction: float, seed
                      f"class. {advice}", works)
 
 
-def _name(label, classes) -> str:
+def _name(label: int | np.integer, classes: tuple[str, ...] | None) -> str:
     return clipped(classes[label] if classes is not None else label)
 
 
-def _lacking(labels: np.ndarray, part: np.ndarray, classes, at_least: int = 1) -> str:
+def _lacking(labels: np.ndarray, part: np.ndarray, classes: tuple[str, ...] | None, at_least: int = 1) -> str:
     """The classes with fewer than `at_least` rows in `part` (quoted, at most three), or ''."""
     present, counts = np.unique(part, return_counts=True)
     few = [c for c in labels if counts[present == c].sum() < at_least]
     return ", ".join(f"'{_name(c, classes)}'" for c in few[:3]) + (f" and {len(few) - 3} more" if len(few) > 3 else "")
 
 
-def _try_split(y, test_fraction: float, val_fraction: float, seed: int, classes):
+def _try_split(y: np.ndarray, test_fraction: float, val_fraction: float, seed: int, classes: tuple[str, ...] | None
+               ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], None] | tuple[None, tuple[str, str]]:
     """((train, test, val) indices, None), or (None, (field, what went wrong)): the sizes first, then the splits."""
     labels = np.unique(y)
     k, n = len(labels), len(y)
@@ -194,7 +198,8 @@ def _try_split(y, test_fraction: float, val_fraction: float, seed: int, classes)
 
 
 @process_cache("split")  # bounded in bytes: MNIST's splits are 16 MB each
-def _split_arrays(name: str, n_samples: int, noise: float, test_fraction: float, val_fraction: float, seed: int):
+def _split_arrays(name: str, n_samples: int, noise: float, test_fraction: float, val_fraction: float,
+                  seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     x, y = _raw(name, n_samples, noise, seed)
     arrays = _three_way(x, y, test_fraction, val_fraction, seed, per_feature=name != "mnist")
     for a in arrays:
@@ -223,7 +228,8 @@ def load_dataset(cfg: DataConfig, seed: int, upload: UserData | None = None) -> 
     )
 
 
-def _split_upload(cfg: DataConfig, seed: int, upload: UserData | None):
+def _split_upload(cfg: DataConfig, seed: int, upload: UserData | None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     assert cfg.sha256 is not None  # DataConfig requires it for an upload
     if upload is None or upload.sha256 != cfg.sha256:
         what = "is not loaded" if upload is None else f"differs from the loaded '{clipped(upload.file)}'"

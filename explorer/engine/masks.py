@@ -177,7 +177,7 @@ def _threshold(scores: Mapping[str, torch.Tensor], sel: Threshold, fixed: Masks)
     return masks
 
 
-def _per_layer(scores: Mapping[str, torch.Tensor], sparsity, fixed: Masks,
+def _per_layer(scores: Mapping[str, torch.Tensor], sparsity: Amount, fixed: Masks,
                pick: Callable[[torch.Tensor, float], torch.Tensor]) -> Masks:
     """`pick(scores, s)` for every layer not in `fixed`, with its sparsity s (one value or {layer: value}) checked."""
     masks = {}

@@ -11,6 +11,7 @@ import io
 import pickle
 import zipfile
 from pathlib import Path
+from typing import IO
 
 import torch
 from torch import nn
@@ -205,7 +206,7 @@ def _shape(t: torch.Tensor) -> str:
     return text if len(text) <= 40 else text[:39] + "…)"
 
 
-def check_state_dict(state, model: nn.Module) -> None:
+def check_state_dict(state: object, model: nn.Module) -> None:
     """Raise ValueError naming the first key that does not fit `model` (missing, unexpected, of another shape, or a
     tensor that is not a plain dense one of a float dtype: sparse, quantized, meta, integer, boolean, complex)."""
     if not isinstance(state, dict) or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in state.items()):
@@ -277,7 +278,7 @@ def zip_records_at_most(data: bytes) -> int:
     return data.count(b"PK\x01\x02")
 
 
-def check_declared_size(f, model: nn.Module) -> None:
+def check_declared_size(f: IO[bytes], model: nn.Module) -> None:
     """Refuse a checkpoint archive that lists more than MAX_CHECKPOINT_RECORDS records (counted before its directory is
     read) or declares more bytes than a state_dict of `model` can hold (state_dict_limit), before anything is inflated:
     torch.load inflates every record while holding the GIL, so a few MB of compressed zeros declaring gigabytes would
@@ -303,7 +304,7 @@ def check_declared_size(f, model: nn.Module) -> None:
                          f"state_dict of this model takes at most {limit / 2**20:,.1f} MB, so it was refused unread")
 
 
-def load_state_dict_file(path_or_buffer, model: nn.Module) -> None:
+def load_state_dict_file(path_or_buffer: str | Path | IO[bytes], model: nn.Module) -> None:
     """Load a plain state_dict saved by torch.save into `model`, safely: its declared size is checked before anything
     is inflated (check_declared_size); weights_only=True, so a file that holds pickled code is refused and nothing in
     it runs; every key, shape, kind of tensor (check_state_dict) and value (check_values, check_gain) is checked

@@ -23,7 +23,7 @@ from torch import nn
 
 from explorer.config.layers import PerLayerValue as Amount
 from explorer.config.layers import expand
-from explorer.config.sections import CONV_ARCHS
+from explorer.config.sections import CONV_ARCHS, ModelConfig
 from explorer.engine.masks import (
     GlobalK,
     LayerK,
@@ -210,7 +210,8 @@ def removed_units(mask: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def compact(model: nn.Module, model_cfg, masks: Mapping[str, torch.Tensor]):
+def compact(model: nn.Module, model_cfg: ModelConfig,
+            masks: Mapping[str, torch.Tensor]) -> tuple[nn.Module, ModelConfig]:
     """A physically smaller dense model with the same outputs as `model` with unit masks applied (apply_structured).
 
     Each hidden layer keeps only its surviving rows / filters, and the next layer only the matching input columns /

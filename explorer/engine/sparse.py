@@ -10,7 +10,10 @@ import io
 import statistics
 import time
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from os import PathLike
+from typing import IO
 
 import numpy as np
 import torch
@@ -85,19 +88,19 @@ def memory_bytes(enc: dict) -> int:
     return sum(t.numel() * t.element_size() for t in enc.values() if torch.is_tensor(t))
 
 
-def save(encs: dict | dict[str, dict], f) -> None:
+def save(encs: dict | dict[str, dict], f: str | PathLike[str] | IO[bytes]) -> None:
     """torch.save of the encoded tensors (a plain dict of tensors and lists: loads with weights_only=True)."""
     torch.save(encs, f)
 
 
-def file_bytes(encs) -> int:
+def file_bytes(encs: dict) -> int:
     """Bytes of the torch.save file of the encoded tensors."""
     buf = io.BytesIO()
     save(encs, buf)
     return len(buf.getvalue())
 
 
-def load(f) -> dict:
+def load(f: str | PathLike[str] | IO[bytes]) -> dict:
     """A sparse file read back with weights_only=True (never runs pickled code)."""
     return torch.load(f, map_location="cpu", weights_only=True)
 
@@ -111,7 +114,7 @@ def sizes(w: torch.Tensor) -> dict:
     return out
 
 
-def break_even_sparsity(shape, fmt: str, value_bytes: int = 4, index_bytes: int = 8) -> float:
+def break_even_sparsity(shape: Sequence[int], fmt: str, value_bytes: int = 4, index_bytes: int = 8) -> float:
     """The sparsity above which `fmt` holds fewer bytes in memory than dense (same accounting as memory_bytes)."""
     n = int(np.prod(shape))
     dense = n * value_bytes
@@ -149,7 +152,7 @@ def model_bytes(state_dict: dict) -> dict:
     return out
 
 
-def _median_ms(fn, budget_s: float, max_repeats: int = 15) -> float:
+def _median_ms(fn: Callable[..., object], budget_s: float, max_repeats: int = 15) -> float:
     fn()  # warm-up
     times: list[float] = []
     start = time.perf_counter()
@@ -176,7 +179,7 @@ class Tradeoff:
 @torch.inference_mode()
 def latency_tradeoff(rows: int = 1024, cols: int = 1024, batch: int = 256,
                      sparsities: tuple = (0.0, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99), budget_s: float = 12.0,
-                     on_progress=None, seed: int = 0) -> Tradeoff:
+                     on_progress: Callable[[int, int], None] | None = None, seed: int = 0) -> Tradeoff:
     """Measured CPU time of y = W·x for a (rows × cols) fp32 layer and a batch of inputs: dense matmul vs torch.sparse
     CSR and COO, and the stored bytes of each format, across sparsity. Returns the series and the break-even points
     (the first measured sparsity at which a format is faster / smaller than dense). Bounded by `budget_s` in total."""

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -45,8 +46,12 @@ def select_device(requested: str = "auto") -> torch.device:
 
 
 @torch.inference_mode()
-def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 8192) -> float:
-    """Share of correct argmax predictions, evaluated in batches (memory does not grow with the set)."""
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256) -> float:
+    """Share of correct argmax predictions, evaluated in batches (memory does not grow with the set).
+
+    Batches of 256, not the whole split: LeNet-5's first feature maps for 3,400 images are 157 MB, which no cache
+    holds; in batches of 256 the same logits (equal to the bit on the CPU, each image's outputs do not depend on
+    its batch) come 1.8× faster, and evaluation is about half of a LeNet-5 epoch."""
     was_training = model.training
     model.eval()
     correct = 0
@@ -83,7 +88,7 @@ class TrainResult:
     start_fingerprints: dict = field(default_factory=dict)  # per layer, after the initial masks, before step 1
 
 
-def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
+def make_optimizer(params: Iterable[torch.Tensor], cfg: TrainConfig) -> torch.optim.Optimizer:
     """The optimizer over trainable parameters only (frozen ones are never handed to it)."""
     params = [p for p in params if p.requires_grad]
     if not params:
@@ -137,7 +142,7 @@ class GradientMasker:
 
 
 @contextmanager
-def _masked_forward(masked: Mapping[str, tuple], enabled: bool):
+def _masked_forward(masked: Mapping[str, tuple], enabled: bool) -> Iterator[None]:
     """For straight-through training (DNS): the layers hold dense weights; inside, they hold the masked ones."""
     if not enabled:
         yield
@@ -154,9 +159,9 @@ def _masked_forward(masked: Mapping[str, tuple], enabled: bool):
                 w.copy_(dense[n])
 
 
-def l1_penalty(weights, strength: float) -> torch.Tensor:
+def l1_penalty(weights: Iterable[torch.Tensor], strength: float) -> torch.Tensor:
     """Strength · Σ|w| over the given weights (the prunable layers' weights; biases are not penalised)."""
-    return strength * sum(w.abs().sum() for w in weights)
+    return strength * sum(w.abs().sum() for w in weights)  # type: ignore[return-value]  # a model has layers: a tensor
 
 
 def weight_sparsity(model: nn.Module) -> float:
@@ -174,7 +179,7 @@ STOP_POLL_S = 0.25  # within an epoch, how often a run asks should_stop (an epoc
 
 def train(model: nn.Module, data: Dataset, cfg: TrainConfig, seed: int, *,
           masks: Mapping[str, torch.Tensor] | None = None,
-          schedule=None,
+          schedule: Any = None,
           on_epoch: Callable[[EpochRecord], None] | None = None,
           should_stop: Callable[[], bool] | None = None,
           audit: bool = True,

@@ -17,16 +17,17 @@ import struct
 import warnings
 import zipfile
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, overload
+from typing import Any, Literal, overload
 
 import numpy as np
 import pandas as pd
 
 from explorer.config.names import clipped
-from explorer.config.schema import reset_for_new_setup, validate_config
-from explorer.config.sections import CONV_ARCHS
+from explorer.config.schema import ExperimentConfig, reset_for_new_setup, validate_config
+from explorer.config.sections import CONV_ARCHS, DataConfig
 
 MAX_BYTES = 20 * 2**20       # per upload: a workshop server holds each session's copy in memory
 MAX_ROWS = 50_000
@@ -67,7 +68,7 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def listed(names, most: int = 5, quote: str = "'") -> str:
+def listed(names: Iterable[object], most: int = 5, quote: str = "'") -> str:
     """At most `most` names, each clipped (and quoted), then how many more there are."""
     names = list(names)
     return ", ".join(f"{quote}{clipped(n)}{quote}" for n in names[:most]) + _more(names, most)
@@ -152,7 +153,7 @@ def _header_bytes(data: bytes) -> bytes:
     return data if end is None or data.find(b'"', 0, line_end) >= 0 else data[:end.end()]
 
 
-def _read_csv(data: bytes, nrows: int | None = None, **options) -> pd.DataFrame:
+def _read_csv(data: bytes, nrows: int | None = None, **options: Any) -> pd.DataFrame:
     try:
         with warnings.catch_warnings():
             # index_col=False: rows longer than the header are an error, not a silently invented index column
@@ -168,7 +169,8 @@ def _read_csv(data: bytes, nrows: int | None = None, **options) -> pd.DataFrame:
         raise ValueError(f"the CSV cannot be read: {clipped(str(e).strip().splitlines()[-1], 120)}") from None
 
 
-def _from_csv(data: bytes, label_column: str | None, na_labels: bool = False):
+def _from_csv(data: bytes, label_column: str | None,
+              na_labels: bool = False) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], str]:
     columns = [str(c) for c in _read_csv(_header_bytes(data), nrows=0).columns]
     if len(set(columns)) != len(columns):
         dup = next(c for c in columns if columns.count(c) > 1)
@@ -299,7 +301,7 @@ def _check_declared(key: str, shape: tuple[int, ...], dtype: np.dtype) -> None:
         raise ValueError(f"y must hold numbers or text (class labels); it holds {clipped(dtype, 20)}")
 
 
-def _from_npz(data: bytes):
+def _from_npz(data: bytes) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     _check_zip_directory(data)
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as z:
@@ -371,7 +373,8 @@ def _check_shape(x: np.ndarray, y: np.ndarray, classes: tuple[str, ...]) -> None
                          "validation / test split needs at least 3 of each class")
 
 
-def with_upload(config, data: UserData, fractions: tuple[float, float] | None = None):
+def with_upload(config: ExperimentConfig, data: UserData,
+                fractions: tuple[float, float] | None = None) -> ExperimentConfig:
     """`config` (an ExperimentConfig) changed to train on `data`, with its test and validation fractions unless
     `fractions` gives others: the model keeps its layers unless it is a CNN, which needs its own image set (then
     LeNet-300-100, whose layers take any number of features)."""
@@ -384,7 +387,7 @@ def with_upload(config, data: UserData, fractions: tuple[float, float] | None = 
     return validate_config(reset_for_new_setup(raw, config))
 
 
-def read_for_config(data_cfg, path: Path) -> UserData:
+def read_for_config(data_cfg: DataConfig, path: Path) -> UserData:
     """The file a config's data section names, read from `path` and checked against its SHA-256 (command line)."""
     try:
         data = path.read_bytes()
@@ -393,4 +396,5 @@ def read_for_config(data_cfg, path: Path) -> UserData:
     if sha256(data) != data_cfg.sha256:
         raise ValueError(f"data.sha256: {path} is not the file this setup was made with (its SHA-256 differs); "
                          "the numbers would not replay")
-    return parse_upload(data_cfg.file, data, data_cfg.label_column, data_cfg.na_labels)
+    # the SHA-256 matched, so this is an upload's data section, which always names its file
+    return parse_upload(data_cfg.file, data, data_cfg.label_column, data_cfg.na_labels)  # type: ignore[arg-type]

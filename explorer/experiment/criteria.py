@@ -5,9 +5,9 @@ their results in the Experiment's cache (explorer/engine/cache.py), keyed by the
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal, overload
+from typing import Any, Literal, overload
 
 import torch
 
@@ -59,7 +59,8 @@ class CriteriaComparison:
         return 100 * (self.wanda_test - self.magnitude_test)
 
 
-def counterparts(wp: WeightPruningConfig, weights) -> tuple[WeightPruningConfig, WeightPruningConfig] | None:
+def counterparts(wp: WeightPruningConfig,
+                 weights: Mapping[str, torch.Tensor]) -> tuple[WeightPruningConfig, WeightPruningConfig] | None:
     """(magnitude setting, Wanda setting) that prune as much as `wp`: the same sparsity and scope, or the same N:M
     pattern; a magnitude threshold becomes the per-layer sparsities it gives. None for structured or no pruning."""
     if wp.is_structured or not wp.is_active:
@@ -74,11 +75,13 @@ def counterparts(wp: WeightPruningConfig, weights) -> tuple[WeightPruningConfig,
 
 
 @overload
-def _measure(model, baseline: Baseline, data: Dataset, masks: Masks,
+def _measure(model: torch.nn.Module, baseline: Baseline, data: Dataset, masks: Masks,
              test: Literal[True] = True) -> tuple[float, float]: ...
 @overload
-def _measure(model, baseline: Baseline, data: Dataset, masks: Masks, test: Literal[False]) -> tuple[float]: ...
-def _measure(model, baseline: Baseline, data: Dataset, masks: Masks, test: bool = True) -> tuple[float, ...]:
+def _measure(model: torch.nn.Module, baseline: Baseline, data: Dataset, masks: Masks,
+             test: Literal[False]) -> tuple[float]: ...
+def _measure(model: torch.nn.Module, baseline: Baseline, data: Dataset, masks: Masks,
+             test: bool = True) -> tuple[float, ...]:
     pruning.apply_masks(model, masks, source=baseline.weights)
     val = accuracy(model, data.x_val, data.y_val)
     return (val, accuracy(model, data.x_test, data.y_test)) if test else (val,)
@@ -133,7 +136,7 @@ def comparison_cost(model: torch.nn.Module, data: Dataset) -> float:
             + budget.eval_cost(macs, len(data.x_val), len(prunable_layers(model))))
 
 
-def comparison(exp, should_stop: Callable[[], bool] | None = None) -> CriteriaComparison | None:
+def comparison(exp: Any, should_stop: Callable[[], bool] | None = None) -> CriteriaComparison | None:
     """compare() for an Experiment's current setting, kept in its cache per setting (None: nothing to compare).
     Priced (comparison_cost) and guarded: `should_stop` true (a Stop, a closed tab) or twice its price in time ends
     it between two evaluations with measure.Stopped, nothing kept."""
@@ -155,7 +158,7 @@ class PatternView:
     speed: nm.SpeedResult
 
 
-def pattern_view(exp, layer: str) -> PatternView | None:
+def pattern_view(exp: Any, layer: str) -> PatternView | None:
     """The Experiment's N:M setting drawn for `layer` (None without a pattern), with each layer's group check and the
     2:4 speed on the experiment's device (measured once per process on a GPU, else the theoretical 2×, labelled)."""
     wp = exp.config.weight_pruning

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import io
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import torch
 
@@ -55,7 +55,7 @@ class Experiment:
         self.data = load_dataset(config.data, config.seed, self.upload).to(self.device)
         self._adopt(init_model(config, self.data, self.device), (), trained=False)
 
-    def _adopt(self, model: torch.nn.Module, history, trained: bool) -> None:
+    def _adopt(self, model: torch.nn.Module, history: Iterable[EpochRecord], trained: bool) -> None:
         """Make `model` the baseline (and, with the config's masks written in, the working model)."""
         self.model, self.baseline = model, Baseline.of(model, self.data, history, trained)
         self.views = ViewCache(RECORD_LIMITS)
@@ -245,7 +245,7 @@ class Experiment:
         activation setting."""
         return self._activation_view(self._config.activation)
 
-    def _activation_view(self, ac: ActivationConfig):
+    def _activation_view(self, ac: ActivationConfig) -> tuple[dict[str, float], activations.ActivationStats]:
         return self.views.get(("activation", frozen_key(self._config.weight_pruning), frozen_key(ac)),
                               lambda: activations.view(self.model, self.data, ac, self.activation_ranges()))
 

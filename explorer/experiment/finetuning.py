@@ -98,7 +98,9 @@ def finetune(baseline: Baseline, data: Dataset, config: ExperimentConfig,
     return result, _outcome(config, data, model, result, hooks, schedule.straight_through)
 
 
-def _lottery(baseline: Baseline, data: Dataset, config: ExperimentConfig, on_epoch, should_stop):
+def _lottery(baseline: Baseline, data: Dataset, config: ExperimentConfig,
+             on_epoch: Callable[[EpochRecord], None] | None,
+             should_stop: Callable[[], bool] | None) -> tuple[TrainResult, FinetuneOutcome | None]:
     done = lottery.run(baseline, data, config, on_epoch, should_stop)
     if done.result.diverged or done.ticket is None:  # nothing finished: the previous outcome stays
         return done.result, None

@@ -168,7 +168,7 @@ def training_cost(model: nn.Module, data: Dataset, epochs: int, batch_size: int)
                            evaluated=len(data.x_train) + len(data.x_test))
 
 
-def baseline_training_cost(config: ExperimentConfig, upload=None) -> float:
+def baseline_training_cost(config: ExperimentConfig, upload: Any = None) -> float:
     """training_cost of a config's baseline, from its data and a freshly built model on the CPU, before anything is
     trained or evaluated (cheap: loading the data and one forward of one example). Raises ValueError as setting the
     config up would (e.g. an uploaded file this session does not hold)."""
@@ -277,7 +277,7 @@ def price_of(model: nn.Module, data: Dataset, config: ExperimentConfig) -> Setup
                       len(data.x_val), len(data.x_test), grid)
 
 
-def setup_price(config: ExperimentConfig, upload=None) -> SetupPrice:
+def setup_price(config: ExperimentConfig, upload: Any = None) -> SetupPrice:
     """The SetupPrice of a config, from its data and a freshly built model on the CPU (cheap: loading the data and one
     forward of one example). Raises ValueError as setting the config up would."""
     data = load_dataset(config.data, config.seed, upload)
@@ -296,7 +296,7 @@ def check_price(price: SetupPrice, config: ExperimentConfig, limits: budget.Budg
     return price
 
 
-def check_setup(config: ExperimentConfig, limits: budget.Budget, upload=None) -> SetupPrice:
+def check_setup(config: ExperimentConfig, limits: budget.Budget, upload: Any = None) -> SetupPrice:
     """Admit a setup before anything runs: its SetupPrice, or budget.OverBudget (a ValueError) when one evaluation
     pass exceeds limits.move_macs, naming what to change (its training is checked where it starts: ui.progress)."""
     return check_price(setup_price(config, upload), config, limits)

@@ -65,13 +65,15 @@ def selection(wp: WeightPruningConfig) -> Selection:
     return pruning.magnitude_selection(sparsity=wp.sparsity, threshold=wp.threshold, scope=wp.scope)
 
 
-def masks_for(baseline: Baseline, wp: WeightPruningConfig, model_cfg: ModelConfig, apoz=None, norms=None) -> Masks:
+def masks_for(baseline: Baseline, wp: WeightPruningConfig, model_cfg: ModelConfig,
+              apoz: Callable[[], Mapping[str, torch.Tensor]] | None = None,
+              norms: Callable[[], Mapping[str, torch.Tensor]] | None = None) -> Masks:
     """The masks of `wp` on the baseline's weights (a model of `model_cfg`); `apoz`: a callable giving baseline_apoz,
     asked only when the APoZ ranking needs it; `norms`: a callable giving wanda_norms, asked only for the Wanda
     criterion. Raises ValueError for a setting that does not fit the model."""
     if wp.is_structured:
         hidden = activation_layer_names(model_cfg)  # the output layer's units are the classes: never removed
-        scores = apoz() if wp.structured.method == "apoz" else None
+        scores = apoz() if wp.structured.method == "apoz" else None  # type: ignore[misc]  # APoZ callers pass it
         units = pruning.structured_masks({n: baseline.weights[n] for n in hidden}, wp.structured.amount,
                                          method=wp.structured.method, apoz=scores)
         return {n: units.get(n, torch.ones_like(w, dtype=torch.bool)) for n, w in baseline.weights.items()}
@@ -106,7 +108,7 @@ def write_masks(model: nn.Module, baseline: Baseline, masks: Masks, structured: 
 
 
 def prune(model: nn.Module, model_cfg: ModelConfig, baseline: Baseline, data: Dataset, wp: WeightPruningConfig,
-          apoz=None) -> PruningResult:
+          apoz: Callable[[], Mapping[str, torch.Tensor]] | None = None) -> PruningResult:
     """Compute the masks of `wp`, write them into `model` (built from `model_cfg`) and measure it. Raises ValueError
     (model untouched) for a setting that does not fit the model. A Wanda or N:M mask has no magnitude cut: its
     `thresholds` are None (a small weight may be kept and a large one pruned)."""

@@ -424,7 +424,7 @@ def measured(rec: Record, data: Dataset, pruned_model: nn.Module, tuned_model: n
 
 
 # ---- files ---------------------------------------------------------------------------------------------------------
-def _saved(obj) -> bytes:
+def _saved(obj: object) -> bytes:
     buf = io.BytesIO()
     torch.save(obj, buf)
     return buf.getvalue()

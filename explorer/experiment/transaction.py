@@ -14,7 +14,7 @@ class Rollback(Exception):
 
 
 @contextmanager
-def all_or_nothing(obj, after_rollback: Callable[[], None] | None = None) -> Iterator[None]:
+def all_or_nothing(obj: object, after_rollback: Callable[[], None] | None = None) -> Iterator[None]:
     """Run the block; if it raises anything (Streamlit's rerun and stop signals included), put back every attribute
     of `obj` as it was and re-raise.
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -299,7 +300,7 @@ def zeroed_units(model: nn.Module, x: torch.Tensor, thresholds: Mapping[str, flo
     return {n: tuple(torch.nonzero(z.cpu() >= at * seen[n]).flatten().tolist()) for n, z in zeros.items()}
 
 
-def graph_of(exp, zeroed_at: float = ZEROED_AT) -> GraphInput:
+def graph_of(exp: Any, zeroed_at: float = ZEROED_AT) -> GraphInput:
     """The GraphInput of an Experiment's current model (fine-tuned when a run matches the config, else pruned): its
     weights and masks, the frozen layers, and the units zeroed on the validation split with the activation
     thresholds in use; inputs and classes named after the data set."""

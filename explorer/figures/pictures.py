@@ -9,7 +9,9 @@ each unit and line goes) is `netgraph.geometry`. Every text is escaped: a pictur
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from html import escape
+from typing import Any
 
 import numpy as np
 
@@ -21,6 +23,7 @@ from explorer.figures.netgraph import (
     NODE,
     REMOVED,
     TEXT,
+    Colour,
     GraphSample,
     geometry,
 )
@@ -48,7 +51,7 @@ def _node(x: str, y: float, r: float, state: int) -> str:
     return dot
 
 
-def _stroke(style) -> str:
+def _stroke(style: tuple[float, Colour, str]) -> str:
     w, color, _ = style
     return f'stroke="{color.rgb}" stroke-opacity="{color.opacity}" stroke-width="{w}"'
 
@@ -100,7 +103,8 @@ def network_svg(sample: GraphSample, height: int = 365, legend_width: int = 330)
     return "".join(parts) + f'<g transform="translate(0,{height - LEGEND_ROW * rows + 4})">{legend}</g></svg>'
 
 
-def _legend(sample: GraphSample, segments, width: int) -> tuple[str, int]:
+def _legend(sample: GraphSample, segments: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
+            width: int) -> tuple[str, int]:
     """What appears (a kept line, and each of "no signal", removed, zeroed and frozen that does), in rows of at most
     `width` px; and how many rows."""
     items = []  # (a 24×14 px swatch, its label)
@@ -124,7 +128,7 @@ def _legend(sample: GraphSample, segments, width: int) -> tuple[str, int]:
     return "".join(out), row + 1 if items else 0
 
 
-def histogram_svg(hist, title: str, height: int = 205, structured: bool = False) -> str:
+def histogram_svg(hist: Any, title: str, height: int = 205, structured: bool = False) -> str:
     """A views.Histogram as stacked bars, kept (blue) under pruned (red), the cut at ±threshold dashed with its value
     (none when `structured`: whole units were removed by their norm), the weight axis under it and `title` above."""
     kept, pruned = np.asarray(hist.kept, float), np.asarray(hist.pruned, float)
@@ -157,7 +161,7 @@ def histogram_svg(hist, title: str, height: int = 205, structured: bool = False)
     return "".join(parts) + "</svg>"
 
 
-def digits_svg(view, per_row: int = 6, height: int = 265) -> str:
+def digits_svg(view: Any, per_row: int = 6, height: int = 265) -> str:
     """Test digits (a views.DigitPredictions) in rows of `per_row`, each under its prediction; a wrong one in red as
     "predicted≠true", and "k of n test digits wrong" above."""
     n = len(view.images)

@@ -2,12 +2,14 @@
 new baseline starts a new cache, so nothing here outlives the weights it was computed from)."""
 from __future__ import annotations
 
+from typing import Any
+
 from explorer.engine import activations
 from explorer.engine.cache import frozen_key
 from explorer.figures import views
 
 
-def activation_slider_top(exp) -> float:
+def activation_slider_top(exp: Any) -> float:
     """The activation threshold slider's range: the dense baseline's largest activation on the validation split, once
     per baseline (not once per pruning setting, so a sparsity move costs no forward pass for it)."""
     def compute() -> float:
@@ -16,7 +18,7 @@ def activation_slider_top(exp) -> float:
     return exp.views.get(("activation_top",), compute)
 
 
-def digit_predictions(exp) -> views.DigitPredictions:
+def digit_predictions(exp: Any) -> views.DigitPredictions:
     """The current model's predictions (activation thresholds applied when set) on the first test digits, kept per
     setting. Raises ValueError for data that is not an image set (digits, mnist)."""
     cfg, f = exp.config, exp.finetune_result

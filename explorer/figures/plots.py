@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.subplots import make_subplots
+
+if TYPE_CHECKING:  # for annotations only: this module does not import torch
+    import torch
 
 KEPT, PRUNED = "#1f77b4", "#d62728"
 TEXT = "#333"                      # every label: dark on white (a projector washes light grey out)
@@ -70,7 +73,7 @@ def training_curves(history: Sequence, sparsity: bool = False) -> go.Figure:
     return fig.update_layout(**_LAYOUT)
 
 
-def weight_histogram(hist, layer: str, log_y: bool = False, structured: bool = False) -> go.Figure:
+def weight_histogram(hist: Any, layer: str, log_y: bool = False, structured: bool = False) -> go.Figure:
     """Stacked histogram of a layer's weights (a views.Histogram), kept vs pruned, with the cut drawn at ±threshold;
     `structured`: no cut is drawn, since whole units were removed by their norm, not weights by their magnitude."""
     edges = np.asarray(hist.edges)
@@ -111,7 +114,7 @@ def mask_heatmap(kept_fraction: np.ndarray, layer: str, shape: Sequence[int]) ->
     return fig
 
 
-def layer_sparsity_bars(stats) -> go.Figure:
+def layer_sparsity_bars(stats: Any) -> go.Figure:
     """Sparsity per layer (a pruning.PruningStats) as bars, the overall sparsity as a last, grey bar. Each label sits
     above its own bar: a line across the plot for the overall value crossed the labels of bars near it."""
     names = [*stats.layers, OVERALL]
@@ -146,7 +149,7 @@ def scatter_2d(x: np.ndarray, y: np.ndarray, title: str) -> go.Figure:
     return fig
 
 
-def activation_histogram(stats, layer: str, log_y: bool = False) -> go.Figure:
+def activation_histogram(stats: Any, layer: str, log_y: bool = False) -> go.Figure:
     """|a| after the nonlinearity, before and after the threshold (overlaid), with the threshold line."""
     edges = np.asarray(stats.edges)
     centers, width = (edges[:-1] + edges[1:]) / 2, edges[1] - edges[0]
@@ -180,7 +183,7 @@ def activation_sparsity_bars(layers: dict) -> go.Figure:
     return fig
 
 
-def activation_map(stats, layer: str, max_units: int = 96) -> go.Figure:
+def activation_map(stats: Any, layer: str, max_units: int = 96) -> go.Figure:
     """Units × a sample of test inputs (after the threshold); blocks of units averaged when there are many."""
     z = np.asarray(stats.sample_map, dtype=float)  # (units, examples)
     units = z.shape[0]
@@ -196,7 +199,7 @@ def activation_map(stats, layer: str, max_units: int = 96) -> go.Figure:
     return fig
 
 
-def apoz_bars(stats, layer: str) -> go.Figure:
+def apoz_bars(stats: Any, layer: str) -> go.Figure:
     """APoZ per unit (Hu et al. 2016): the share of test activations that are zero; dead units at 100 %."""
     apoz = np.asarray(stats.apoz)
     colors = np.where(apoz >= 1.0, PRUNED, KEPT)
@@ -306,7 +309,7 @@ def magnitude_histograms(results: dict) -> go.Figure:
     return fig.update_yaxes(type="log")
 
 
-def decision_regions(grid, title: str) -> go.Figure:
+def decision_regions(grid: Any, title: str) -> go.Figure:
     """Predicted class over the plane (a views.DecisionGrid) with the test points on top."""
     pred = np.asarray(grid.pred)
     n_classes = int(max(pred.max(), max(grid.labels))) + 1
@@ -334,7 +337,7 @@ def _cell_span(centres: Sequence[float]) -> list[float]:
     return [centres[0] - half, centres[-1] + half]
 
 
-def sparse_tradeoff(result) -> go.Figure:
+def sparse_tradeoff(result: Any) -> go.Figure:
     """Measured latency of W·x (dense vs CSR vs COO) and stored bytes per format across sparsity, break-evens marked
     (`result`: a sparse.Tradeoff). A format keeps its colour in both panels; each break-even is a legend entry (a
     line in its format's colour), not a label on the plot, where close ones covered each other."""
@@ -389,7 +392,7 @@ def agreement(masks: tuple, layer: str, max_cells: int = MAX_CELLS) -> go.Figure
     return fig
 
 
-def input_norms(norms, layer: str) -> go.Figure:
+def input_norms(norms: torch.Tensor, layer: str) -> go.Figure:
     """Wanda's calibration for one layer: the norm of each input over the calibration rows (one bar per input
     column; a conv's columns are input channel × kernel position). An input that is always 0 has norm 0, and Wanda
     prunes every weight reading it first."""
@@ -401,7 +404,7 @@ def input_norms(norms, layer: str) -> go.Figure:
     return fig
 
 
-def nm_groups(view) -> go.Figure:
+def nm_groups(view: Any) -> go.Figure:
     """An N:M mask drawn group by group (a nm.GroupView): each cell one weight, blue kept, red pruned, the score it
     was ranked by on hover, a line between groups of M inputs (dashed before a row's partial group)."""
     kept = np.asarray(view.kept, dtype=float)
@@ -421,7 +424,7 @@ def nm_groups(view) -> go.Figure:
     return fig
 
 
-def lottery(curve) -> go.Figure:
+def lottery(curve: Any) -> go.Figure:
     """Test accuracy against weight sparsity, round by round (a lottery.LotteryCurve): the winning ticket (rewound to
     its early weights), the same mask with a random re-initialisation, and the same mask fine-tuned from the trained
     weights; the dense baseline as a dashed line. Validation accuracy on hover."""

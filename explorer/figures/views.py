@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -93,7 +94,7 @@ def digit_predictions(model: nn.Module, data: Dataset, hooks: Mapping[str, activ
                             pred.cpu().tolist())
 
 
-def setup_label(config, sparsity: float, kind: str, finetuned: bool) -> str:
+def setup_label(config: Any, sparsity: float, kind: str, finetuned: bool) -> str:
     """A snapshot's setup in one line: "digits · lenet300100 · 90% unstructured · oneshot fine-tuned"."""
     ft = config.finetune
     tail = f" · {ft.schedule} fine-tuned" if finetuned and ft.schedule != "none" else ""

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, replace
 import torch
 from torch import nn
 
-from explorer.config.schema import ExperimentConfig
+from explorer.config.schema import ExperimentConfig, TrainConfig
 from explorer.engine import activations, pruning
 from explorer.engine.baseline import Baseline, init_model
 from explorer.engine.data import Dataset
@@ -118,7 +118,8 @@ def check(baseline: Baseline, config: ExperimentConfig) -> None:
                          f"{config.train.epochs} epochs of training")
 
 
-def rewind_point(config: ExperimentConfig, data: Dataset, on_epoch=None, should_stop=None) -> nn.Module | None:
+def rewind_point(config: ExperimentConfig, data: Dataset, on_epoch: Callable[[EpochRecord], None] | None = None,
+                 should_stop: Callable[[], bool] | None = None) -> nn.Module | None:
     """θ_k: the seeded init trained lottery_rewind_epoch epochs exactly as the baseline was (None: stopped)."""
     k = config.finetune.lottery_rewind_epoch
     model = init_model(config, data, data.x_train.device)
@@ -212,14 +213,16 @@ def _accuracies(model: nn.Module, data: Dataset, hooks: dict) -> tuple[float, fl
         return accuracy(model, data.x_val, data.y_val), accuracy(model, data.x_test, data.y_test)
 
 
-def _curve(rounds: list, config: ExperimentConfig, baseline: Baseline, tcfg) -> LotteryCurve | None:
+def _curve(rounds: list[LotteryRound], config: ExperimentConfig, baseline: Baseline,
+           tcfg: TrainConfig) -> LotteryCurve | None:
     if not rounds:
         return None
     return LotteryCurve(tuple(rounds), config.finetune.lottery_rewind_epoch, reinit_seed(config), tcfg.epochs,
                         baseline.val_accuracy, baseline.test_accuracy)
 
 
-def _ended(total: TrainResult, start: float, ticket, ticket_result, hooks, curve) -> LotteryRun:
+def _ended(total: TrainResult, start: float, ticket: nn.Module | None, ticket_result: TrainResult | None,
+           hooks: dict[str, activations.Threshold], curve: LotteryCurve | None) -> LotteryRun:
     total.seconds = time.perf_counter() - start
     if ticket_result is not None:
         total.masks = ticket_result.masks

@@ -19,6 +19,7 @@ a mask group by group, the group view and the speed of the GPU kernel.
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -156,7 +157,7 @@ def semi_structured_speedup(device: torch.device, size: int = 4096, batch: int =
                        f"against dense (median of {repeats})")
 
 
-def _median_ms(fn, repeats: int) -> float:
+def _median_ms(fn: Callable[[], object], repeats: int) -> float:
     for _ in range(5):
         fn()
     torch.cuda.synchronize()

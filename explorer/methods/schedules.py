@@ -21,7 +21,7 @@ never touched again, so "frozen" keeps meaning bit-identical through the whole r
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, cast
 
 import torch
@@ -86,28 +86,28 @@ class Schedule:
         self.fixed: Masks = {}  # frozen layers: pruned to the target at the start, then never touched again
         self.trace: list[tuple[int, dict]] = []  # (step, per-layer sparsity) at every mask change
 
-    def _fix_frozen(self, weights) -> None:
+    def _fix_frozen(self, weights: Mapping[str, torch.Tensor]) -> None:
         if self.frozen:
             full = masks_at(weights, self.scope, self.target)
             self.fixed = {n: full[n] for n in self.frozen}
 
-    def _masks(self, weights, sparsity, previous=None) -> Masks:
+    def _masks(self, weights: Mapping[str, torch.Tensor], sparsity: Target, previous: Masks | None = None) -> Masks:
         return masks_at(weights, self.scope, sparsity, previous, self.fixed)
 
     def _record(self, step: int, masks: Masks) -> Masks:
         self.trace.append((step, {n: s.sparsity for n, s in mask_stats(masks).layers.items()}))
         return masks
 
-    def initial(self, weights) -> Masks:
+    def initial(self, weights: Mapping[str, torch.Tensor]) -> Masks:
         """The masks before the first step (frozen layers fixed at the target here)."""
         self._fix_frozen(weights)
         return self._record(0, self._masks(weights, self.target))
 
-    def after_step(self, step: int, weights, masks: Masks) -> Masks | None:
+    def after_step(self, step: int, weights: Mapping[str, torch.Tensor], masks: Masks) -> Masks | None:
         """New masks after optimizer step `step`, or None when they stay."""
         return None
 
-    def final(self, weights, masks: Masks) -> Masks:
+    def final(self, weights: Mapping[str, torch.Tensor], masks: Masks) -> Masks:
         """The exact target, whatever happened on the way (a no-op when the masks already meet it)."""
         return self._record(self.total_steps, self._masks(weights, self.target, previous=masks))
 
@@ -118,14 +118,14 @@ class OneShot(Schedule):
 
 class Iterative(Schedule):
     """Prune → retrain cycles in equal steps of sparsity up to the target."""
-    def __init__(self, *args, n_steps: int, **kw):
+    def __init__(self, *args: Any, n_steps: int, **kw: Any) -> None:
         super().__init__(*args, **kw)
         self.n = n_steps
         epochs = max(self.total_steps // max(self.steps_per_epoch, 1), 1)
         # Cycle k (1..n) starts at this optimizer step; the epochs are shared out as evenly as they go.
         self.starts = [round(k * epochs / self.n) * self.steps_per_epoch for k in range(self.n)]
 
-    def initial(self, weights) -> Masks:
+    def initial(self, weights: Mapping[str, torch.Tensor]) -> Masks:
         """The first cycle's masks."""
         self._fix_frozen(weights)
         return self._record(0, self._masks(weights, _scale(self.target, 1 / self.n)))
@@ -140,7 +140,7 @@ class Iterative(Schedule):
 
 class AGP(Schedule):
     """Automated gradual pruning (Zhu & Gupta 2017): sparsity follows a cubic ramp every Δt steps."""
-    def __init__(self, *args, s_i: float, frequency: int, ramp: float, **kw):
+    def __init__(self, *args: Any, s_i: float, frequency: int, ramp: float, **kw: Any) -> None:
         super().__init__(*args, **kw)
         self.s_i, self.dt = s_i, frequency
         self.n_dt = ramp_steps(ramp, self.total_steps, self.dt)
@@ -179,9 +179,9 @@ class DNS(Schedule):
     and one coin per step decides for every layer at once."""
     straight_through = True
 
-    def __init__(self, *args, margin: float, every: int, gamma: float, power: float, stop: float,
+    def __init__(self, *args: Any, margin: float, every: int, gamma: float, power: float, stop: float,
                  c_rate: float | None = None, rule: str = "authors", biases: Mapping[str, torch.Tensor] | None = None,
-                 seed: int = 0, **kw):
+                 seed: int = 0, **kw: Any) -> None:
         super().__init__(*args, **kw)
         if rule not in ("authors", "v1"):
             raise ValueError(f"dns rule must be 'authors' or 'v1', got {rule!r}")
@@ -193,7 +193,7 @@ class DNS(Schedule):
         self.rng = torch.Generator().manual_seed(seed)  # the update coin, seeded: a replay makes the same surgery
         self.revived = 0  # splices of an entry (weight or bias) that had been cut
 
-    def _values(self, n, weights) -> torch.Tensor:
+    def _values(self, n: str, weights: Mapping[str, torch.Tensor]) -> torch.Tensor:
         w = weights[n].detach().reshape(-1)
         return torch.cat([w, self.biases[n].detach().reshape(-1)]) if n in self.biases else w
 
@@ -228,13 +228,13 @@ class DNS(Schedule):
         """(1 + γ·step)^(−power) before the stop step, 0 from it on (the masks are frozen)."""
         return (1.0 + self.gamma * step) ** (-self.power) if step < self.stop_step else 0.0
 
-    def _surgery(self, n, values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def _surgery(self, n: str, values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         mag = values.detach().abs()
         spliced = (~mask) & (mag > self.b[n])
         self.revived += int(spliced.sum())
         return (mask & ~(mag <= self.a[n])) | spliced
 
-    def updated_layers(self, step: int, names) -> set[str]:
+    def updated_layers(self, step: int, names: Iterable[str]) -> set[str]:
         """The layers whose masks step `step` updates (every `every` steps, before the stop step): under rule "authors"
         each layer in `names` order draws its own coin from the seeded generator and is updated when it falls below
         update_probability(step) (the authors' `pow(1 + gamma·iter, −power) > r`, r drawn in each layer's forward);
@@ -246,7 +246,7 @@ class DNS(Schedule):
             return set(names) if float(torch.rand((), generator=self.rng)) < p else set()
         return {n for n in names if float(torch.rand((), generator=self.rng)) < p}
 
-    def _operates(self, n, updated: set[str]) -> bool:
+    def _operates(self, n: str, updated: set[str]) -> bool:
         # A frozen layer is never touched. A layer whose cut bound is 0 prunes nothing: with the target's bound (or
         # rule v1, which skipped it) it is left alone; the authors' rule runs on it as their code does (it then cuts
         # exact zeros only).
@@ -277,23 +277,23 @@ class Fixed(Schedule):
     magnitude re-ranking at the end (OneShot's `final`), so an N:M mask stays a valid pattern and a Wanda mask
     stays Wanda's; a frozen layer keeps its given mask too."""
 
-    def __init__(self, *args, masks: Masks, **kw):
+    def __init__(self, *args: Any, masks: Masks, **kw: Any) -> None:
         super().__init__(*args, **kw)
         self.masks = dict(masks)
 
-    def initial(self, weights) -> Masks:
+    def initial(self, weights: Mapping[str, torch.Tensor]) -> Masks:
         """The given masks."""
         self.fixed = {n: self.masks[n] for n in self.frozen}
         return self._record(0, dict(self.masks))
 
-    def final(self, weights, masks: Masks) -> Masks:
+    def final(self, weights: Mapping[str, torch.Tensor], masks: Masks) -> Masks:
         """The masks as they were given."""
         return self._record(self.total_steps, dict(masks))
 
 
-def make_schedule(ft: FinetuneConfig, wp: WeightPruningConfig, weights, total_steps: int,
-                  steps_per_epoch: int, frozen: tuple[str, ...] = (), biases=None, seed: int = 0,
-                  masks: Masks | None = None) -> Schedule:
+def make_schedule(ft: FinetuneConfig, wp: WeightPruningConfig, weights: Mapping[str, torch.Tensor], total_steps: int,
+                  steps_per_epoch: int, frozen: tuple[str, ...] = (), biases: Mapping[str, torch.Tensor] | None = None,
+                  seed: int = 0, masks: Masks | None = None) -> Schedule:
     """The Schedule a fine-tuning config asks for, aimed at the weight-pruning target (`biases`, {layer: the live
     bias parameter}, and `seed` are DNS's: it masks biases too and draws its update coin). `masks`: the masks of a
     setting not ranked by magnitude alone (Wanda, an N:M pattern), which only the one-shot schedule keeps; a gradual

@@ -33,7 +33,7 @@ is always zero (a blank border pixel, a unit that never fires).
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import cast
 
 import torch
@@ -85,7 +85,7 @@ def input_norms(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> dic
     layers = prunable_layers(model)
     sums: dict[str, torch.Tensor] = {}
 
-    def hook(name: str):
+    def hook(name: str) -> Callable[[nn.Module, tuple[torch.Tensor, ...]], None]:
         def pre(module, inputs):
             a = inputs[0].detach()
             if isinstance(module, nn.Conv2d):                   # (B, C, H, W) → (C·kh·kw,)

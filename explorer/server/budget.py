@@ -22,7 +22,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -56,7 +56,7 @@ class Budget:
         "trainings": "PRUNING_EXPLORER_TRAININGS", "move_macs": "PRUNING_EXPLORER_MOVE_MACS"}
 
     @classmethod
-    def from_env(cls, environ=os.environ) -> Budget:
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> Budget:
         """The budget the environment sets; a value that is not a non-negative number keeps its default (and says so
         in the server's log) rather than stopping the app."""
         values: dict[str, Any] = {}

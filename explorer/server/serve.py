@@ -27,6 +27,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 # The app's package sits beside `explorer` (a checkout or site-packages alike). Its files are named by path, never
 # imported: the engine does not import the Streamlit app.
@@ -194,7 +195,7 @@ class Workshop:
     """The running server: N app processes and nginx, started together and stopped together."""
 
     def __init__(self, processes: int, port: int, address: str, rundir: Path,
-                 app_command: Callable[[int], list[str]] = default_app_command, out=None):
+                 app_command: Callable[[int], list[str]] = default_app_command, out: TextIO | None = None) -> None:
         self.processes, self.port, self.address, self.rundir = processes, port, address, rundir
         self.app_command, self.out = app_command, out or sys.stdout
         self.apps: list[Child] = []
@@ -291,7 +292,7 @@ def _tail(path: Path, lines: int = 10) -> str:
 
 def serve(processes: int | None = None, port: int = 8501, address: str = "127.0.0.1",
           start_timeout: float = START_TIMEOUT_S, app_command: Callable[[int], list[str]] = default_app_command,
-          out=None) -> int:
+          out: TextIO | None = None) -> int:
     """Run the workshop server until SIGINT/SIGTERM or until a process fails; returns the exit code (see above).
 
     Prints "ready: http://ADDRESS:PORT (N processes)" once every app process and the proxy answer their health check.
