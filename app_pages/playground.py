@@ -73,7 +73,7 @@ def pruning_control(exp) -> WeightPruningConfig:
 def activation_control(exp) -> ActivationConfig:
     """One activation threshold for every hidden layer (0: plain ReLU)."""
     current = exp.config.activation
-    top = classroom.activation_slider_top(exp)  # the dense baseline's largest activation, once per baseline
+    top = classroom.activation_slider_top(exp)  # where the activations are all but zero, once per baseline
     seeded = min(current.threshold if isinstance(current.threshold, float) else 0.0, top)
     seed_widgets(PREFIX, {"act": seeded})
     st.session_state[PREFIX + "act"] = min(st.session_state[PREFIX + "act"], top)
@@ -102,6 +102,13 @@ def buttons(exp) -> None:
             st.error(f"{result.message}. The previous result is kept.")
         elif result is not None:
             st.rerun()
+
+
+def zero_text(now: float, relu: float | None) -> str:
+    """The share of zero activations under the threshold slider: what the threshold adds to the nonlinearity's own."""
+    if relu is None:
+        return f"Zero activations: {now:.1%} (ReLU alone)"
+    return f"Zero activations: {now:.1%} (ReLU alone: {relu:.1%})"
 
 
 def accuracy(exp, pruned) -> None:
@@ -140,6 +147,7 @@ def playground() -> None:
     with controls, st.container(key="pg_controls"):
         setting = pruning_control(exp)
         ac = activation_control(exp)
+        zeros = st.empty()  # filled once the setting is in force
         frozen = st.pills("Frozen layers", exp.layer_names, selection_mode="multi", key=PREFIX + "frozen",
                           default=list(exp.config.freeze), help=help_text("frozen layer"))
         try:
@@ -151,6 +159,7 @@ def playground() -> None:
         except ValueError as e:
             show_problems(e, "This setting does not fit the model")
             pruned = exp.pruning
+        zeros.caption(zero_text(*classroom.zero_activations(exp)), help=help_text("activation sparsity"))
         buttons(exp)
     with middle:
         sample = sample_graph(graph_of(exp), max_lines=GRAPH_LINES)

@@ -1,6 +1,7 @@
 """Activation thresholds: exact forward semantics, zero gradients through zeroed entries against an explicit reference,
 clean removal, dynamic thresholds that reach their target, and statistics checked against direct computation."""
 import copy
+import math
 
 import pytest
 import torch
@@ -154,3 +155,25 @@ def test_bad_activation_configs(raw, words):
     import json
     with pytest.raises(ConfigError, match=words):
         parse_config(json.dumps(raw))
+
+
+def test_zero_share_counts_the_thresholded_cascade_as_the_reference_does(trained):
+    model, x = trained.model, trained.data.x_test
+    for t in (0.0, 0.8, 2.5):
+        with torch.no_grad(), A.thresholds_installed(model, A.static_hooks({"fc1": t, "fc2": t})):
+            seen = post_act(model, x)  # registered after the thresholds: sees their output
+        expected = sum(int((a == 0).sum()) for a in seen.values()) / sum(a.numel() for a in seen.values())
+        assert A.zero_share(model, x, t) == expected
+    assert A.zero_share(model, x, 1e9) == 1.0
+
+
+def test_the_useful_top_is_where_all_but_one_in_a_thousand_activations_are_zero(trained):
+    model, x = trained.model, trained.data.x_val
+    largest = max(A.activation_ranges(model, x).values())
+    top = A.useful_threshold_top(model, x, largest)
+    assert 0 < top < largest
+    assert A.zero_share(model, x, top) >= A.USEFUL_ZERO_SHARE
+    # two significant digits, rounded up from a crossing found to 1/256 of the range: below it by more than that
+    # resolution and a step of rounding, more than one activation in a thousand still passes
+    below = top - largest / 256 - 10 ** (math.floor(math.log10(top)) - 1)
+    assert A.zero_share(model, x, below) < A.USEFUL_ZERO_SHARE

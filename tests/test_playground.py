@@ -78,3 +78,22 @@ def test_the_slider_keeps_wanda_and_says_a_pattern_is_replaced(trained_experimen
     at = app(exp, PAGE)
     assert any("N:M pattern" in c.value for c in at.caption)
     assert slider(at, "Weight sparsity").value == 50.0  # 2:4 prunes half, shown as it is
+
+
+def test_the_share_of_zero_activations_is_shown_under_the_threshold_as_the_engine_counts_it(trained_experiment_factory):
+    from explorer.engine import activations
+    from explorer.figures import playground as classroom
+
+    exp = trained_experiment_factory()
+    at = app(exp, PAGE)
+    no_exceptions(at)
+    relu = activations.zero_share(exp.model, exp.data.x_test, 0.0)
+    assert any(c.value == f"Zero activations: {relu:.1%} (ReLU alone)" for c in at.caption)
+    top = slider(at, "Activation threshold").max
+    assert top == classroom.activation_slider_top(exp)
+    slider(at, "Activation threshold").set_value(round(top / 4, 3)).run()
+    no_exceptions(at)
+    stats = exp.activation_view()[1].layers.values()
+    now = sum(s.zeros_after for s in stats) / sum(s.values for s in stats)
+    assert now > relu
+    assert any(c.value == f"Zero activations: {now:.1%} (ReLU alone: {relu:.1%})" for c in at.caption)

@@ -11,6 +11,7 @@ never passed through a ReLU.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -229,6 +230,41 @@ def activation_ranges(model: nn.Module, x: torch.Tensor, batch_size: int = 2048)
 
     run_hooked(model, x, batch_size, forward={m: hook_for(n) for n, m in acts.items()})
     return top
+
+
+@torch.inference_mode()
+def zero_share(model: nn.Module, x: torch.Tensor, t: float, batch_size: int = 2048) -> float:
+    """Share of the hidden activations on `x` that are exactly zero with one threshold `t` on every hidden layer (as
+    the Playground's slider sets it: each layer sees the previous layers' thresholded outputs)."""
+    acts = activation_modules(model)
+    counts = [0, 0]  # zeros, values
+
+    def count(module: nn.Module, inputs: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
+        counts[0] += int((out == 0).sum())
+        counts[1] += out.numel()
+
+    # The threshold hooks go in first: a forward hook sees the output that the hooks before it returned.
+    with thresholds_installed(model, static_hooks(dict.fromkeys(acts, float(t)))):
+        run_hooked(model, x, batch_size, forward=dict.fromkeys(acts.values(), count))
+    return counts[0] / counts[1] if counts[1] else 0.0
+
+
+USEFUL_ZERO_SHARE = 0.999  # the slider ends where at most one activation in a thousand still passes
+
+
+def useful_threshold_top(model: nn.Module, x: torch.Tensor, top: float, steps: int = 8) -> float:
+    """The smallest threshold (one for every hidden layer) at which USEFUL_ZERO_SHARE of the activations on `x` are
+    zero, found by bisection in [0, top] (`top`: the largest activation, where every one is zero) and rounded up to
+    two significant digits. Beyond it the network outputs (nearly) nothing: a slider up to the largest activation
+    spent three quarters of its track at chance (the default model: largest 15.9, chance from about 2)."""
+    if top <= 0:
+        return 1e-6
+    low, high = 0.0, top
+    for _ in range(steps):  # the share grows with t (a raised threshold zeroes more), so bisection finds the crossing
+        mid = (low + high) / 2
+        low, high = (low, mid) if zero_share(model, x, mid) >= USEFUL_ZERO_SHARE else (mid, high)
+    digits = 1 - math.floor(math.log10(high))  # two significant digits, rounded up: the track reaches the point
+    return min(math.ceil(high * 10**digits) / 10**digits, top) if high < top else top
 
 
 @torch.inference_mode()
