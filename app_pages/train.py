@@ -59,6 +59,10 @@ act_text = ("activation targets (dynamic thresholds)" if act.target_sparsity is 
 st.caption(f"Fine-tunes the pruned **{cfg.model.arch}** on **{exp.device.type}** toward the Weight pruning target "
            f"({exp.pruning.stats.sparsity:.1%} of weights), with "
            f"{'frozen layers ' + ', '.join(cfg.freeze) if cfg.freeze else 'no frozen layers'} and {act_text}.")
+if cfg.weight_pruning.is_structured:
+    st.caption("After structured pruning the remaining units retrain and the removed ones stay removed: their weights "
+               "and biases are held at exactly zero (choose One-shot; the other schedules prune single weights). The "
+               "compacted model on Compare & export is then the fine-tuned one.")
 if not exp.trained:
     st.warning("The baseline is not trained yet: train it on Model & data first for meaningful numbers.")
 

@@ -105,12 +105,48 @@ def test_run_structured_writes_a_compact_model_that_loads(tmp_path):
     small = build_model(ModelConfig(**d["model"]), 64, 10)
     small.load_state_dict(d["state_dict"])
     assert sum(p.numel() for p in small.parameters()) == m["compacted"]["parameters"]
-    # fine-tuning a structured pruning is refused with one line, not a traceback
+    # a schedule that prunes single weights cannot fine-tune removed units: refused with one line, not a traceback
     bad = tmp_path / "bad.json"
     bad.write_text(config_json(tiny_config(weight_pruning={"structured": {"amount": 0.5}},
-                                           finetune={"schedule": "oneshot", "epochs": 1})))
+                                           finetune={"schedule": "agp", "epochs": 1})))
     r = cli("run", str(bad), "--out", str(tmp_path / "b"), "--quiet")
-    assert r.returncode == 2 and "Traceback" not in r.stderr and "structured" in r.stderr
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "structured pruning" in r.stderr
+
+
+def test_run_fine_tunes_after_structured_pruning_and_replays_the_app_to_the_digit(tmp_path, capsys):
+    """A structured setting with a finetune section: the run fine-tunes the remaining units (the removed ones held at
+    0), writes the fine-tuned figures and the compacted fine-tuned model, and a replay, or the same setup in an
+    Experiment, gives the same numbers."""
+    cfg = tiny_config(weight_pruning={"structured": {"method": "l1", "amount": {"fc1": 0.5, "fc2": 0.5}}},
+                      finetune={"schedule": "oneshot", "epochs": 2})
+    path = tmp_path / "c.json"
+    path.write_text(config_json(cfg))
+    for out in ("a", "b"):
+        assert main(["run", str(path), "--out", str(tmp_path / out), "--quiet"]) == 0
+    said = capsys.readouterr().out
+    assert "fine-tuned (oneshot, 2 epochs" in said and "masks and frozen layers held" in said
+    m = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert (tmp_path / "b" / "metrics.json").read_text() == (tmp_path / "a" / "metrics.json").read_text()
+    f, c = m["finetuned"], m["compacted"]
+    assert f["schedule"] == "oneshot" and f["epochs"] == 2
+    assert f["weight_sparsity"] == m["pruned"]["weight_sparsity"] and f["biases_zeroed"] >= 150 + 50
+    assert all(layer["masked_nonzero"] == 0 and layer["max_masked_grad"] == 0.0 for layer in f["layers"].values())
+    assert c["model"]["hidden"] == [150, 50] and c["test_accuracy"] == f["test_accuracy"]
+    exp = Experiment(cfg)
+    exp.train_baseline()
+    exp.finetune()
+    assert json.loads(json.dumps(exp.metrics().as_dict())) == m
+    # model.pt is the fine-tuned full-size model; compact.pt its compaction, with the same logits
+    from explorer.config.schema import ModelConfig
+    d = torch.load(tmp_path / "a" / "compact.pt", weights_only=True)
+    small = build_model(ModelConfig(**d["model"]), 64, 10)
+    small.load_state_dict(d["state_dict"])
+    big = build_model(cfg.model, 64, 10)
+    big.load_state_dict(torch.load(tmp_path / "a" / "model.pt", weights_only=True))
+    x = load_dataset(cfg.data, cfg.seed).x_test
+    with torch.no_grad():
+        assert (small(x) - big(x)).abs().max() <= 1e-5
+        assert (big.fc1.weight[~exp.pruning.masks["fc1"].any(1)] == 0).all()
 
 
 @pytest.mark.slow  # the CLI as a subprocess

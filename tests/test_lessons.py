@@ -84,9 +84,9 @@ BAD = [
      "steps[1].actions[0]: an action gives exactly one of"),
     ("a layer of another model", ("steps", 1, "actions", 0), {"prune": {"sparsity": {"conv1": 0.5}}},
      "steps[1].actions[0].prune: weight_pruning.sparsity: 'conv1' is not a layer of model 'lenet300100'"),
-    ("fine-tuning a structured setting", ("steps", 3, "actions"),
-     [{"prune": {"structured": {"amount": 0.5}}}, {"finetune": {"schedule": "oneshot"}}],
-     "steps[3].actions[1].finetune: fine-tuning after structured pruning is not available"),
+    ("a weight schedule after removing units", ("steps", 3, "actions"),
+     [{"prune": {"structured": {"amount": 0.5}}}, {"finetune": {"schedule": "agp"}}],
+     "steps[3].actions[1].finetune: finetune.schedule: 'agp' prunes single weights while training; after structured"),
     ("a wrong version", ("version",), 2, "version: this app reads lesson version 1, the file has version 2"),
 ]
 

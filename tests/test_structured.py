@@ -100,6 +100,3 @@ def test_experiment_structured_pruning_moves_both_ways_and_compacts(method, trai
     back = exp.set_pruning(WeightPruningConfig())
     assert back.test_accuracy == dense_acc
     assert all(torch.equal(exp.model.state_dict()[k], v) for k, v in exp.baseline.state.items())  # biases too
-    with pytest.raises(ValueError, match="fine-tuning after structured"):
-        exp.set_pruning(WeightPruningConfig(structured=StructuredConfig(amount=0.3)))
-        exp.finetune()

@@ -16,7 +16,13 @@ from explorer.config.presets import (
     preset_from_raw,
     read_setup,
 )
-from explorer.config.schema import CONFIG_FILE, NO_FINETUNE_AFTER_STRUCTURED, parse_config, validate_config
+from explorer.config.schema import (
+    CONFIG_FILE,
+    FinetuneConfig,
+    parse_config,
+    unit_schedule_problem,
+    validate_config,
+)
 
 HAN = json.loads((PRESETS_DIR / "han2015.json").read_text())
 BOM = b"\xef\xbb\xbf"
@@ -167,8 +173,14 @@ def test_every_shipped_file_loads_through_the_loader():
     assert (ROOT / "explorer" / "config" / "preset_schema.json").exists()
 
 
-def test_one_wording_of_no_fine_tuning_after_structured_pruning(tmp_path):
+def test_a_lesson_fine_tunes_after_structured_pruning_with_the_unit_schedules_only(tmp_path):
+    from explorer.config.schema import StructuredConfig, WeightPruningConfig
+
     lessons, raw = lesson_file()
     raw["steps"][0]["actions"] = [{"prune": {"structured": {"amount": 0.5}}}, {"finetune": {"schedule": "oneshot"}}]
+    assert lessons.parse(json.dumps(raw)).steps[0].actions[1].finetune.schedule == "oneshot"
+    raw["steps"][0]["actions"][1] = {"finetune": {"schedule": "agp"}}
     said = problems(lessons.parse, json.dumps(raw))
-    assert said == [f"steps[0].actions[1].finetune: {NO_FINETUNE_AFTER_STRUCTURED}"]
+    problem = unit_schedule_problem(WeightPruningConfig(structured=StructuredConfig(amount=0.5)),
+                                    FinetuneConfig(schedule="agp"))
+    assert said == [f"steps[0].actions[1].finetune: {problem}"]  # the one wording the fine-tuning itself raises

@@ -35,12 +35,12 @@ from explorer.config.jsontext import JsonBounds
 from explorer.config.names import clipped
 from explorer.config.schema import (
     CONFIG_FILE,
-    NO_FINETUNE_AFTER_STRUCTURED,
     ActivationConfig,
     ConfigError,
     ExperimentConfig,
     FinetuneConfig,
     WeightPruningConfig,
+    unit_schedule_problem,
 )
 from explorer.config.versioned import FileModel, VersionedJson, nested
 from explorer.engine.cache import process_cache
@@ -225,11 +225,13 @@ def _config_after(config: ExperimentConfig, action: Action) -> ExperimentConfig:
     if name == "setup":
         assert action.setup is not None  # an action holds exactly the field it is named by
         return action.setup
-    if name == "finetune" and config.weight_pruning.is_structured:
-        raise ValueError(NO_FINETUNE_AFTER_STRUCTURED)
     if name == "finetune":
         assert action.finetune is not None  # as above
-        return config.with_section(finetune=finetune_settings(config.finetune, action.finetune))
+        ft = finetune_settings(config.finetune, action.finetune)
+        problem = unit_schedule_problem(config.weight_pruning, ft)
+        if problem:
+            raise ValueError(problem)
+        return config.with_section(finetune=ft)
     section = {"prune": "weight_pruning", "freeze": "freeze", "activation": "activation"}
     return config.with_section(**{section[name]: getattr(action, name)}) if name in section else config
 

@@ -19,8 +19,8 @@ from explorer.config.sections import (
     DEFAULT_CNN_CHANNELS,
     DEFAULT_MLP_HIDDEN,
     IMAGE_SIDES,
-    NO_FINETUNE_AFTER_STRUCTURED,
     OPTIMIZERS,
+    UNIT_SCHEDULES,
     ActivationConfig,
     Arch,
     DataConfig,
@@ -33,6 +33,7 @@ from explorer.config.sections import (
     WeightPruningConfig,
     _Section,
     default_finetune,
+    unit_schedule_problem,
     with_dataset_defaults,
 )
 from explorer.config.versioned import VersionedJson
@@ -46,9 +47,9 @@ __all__ = [
     "DEFAULT_CNN_CHANNELS",
     "DEFAULT_MLP_HIDDEN",
     "IMAGE_SIDES",
-    "NO_FINETUNE_AFTER_STRUCTURED",
     "OPTIMIZERS",
     "SETUP_FIELDS",
+    "UNIT_SCHEDULES",
     "ActivationConfig",
     "Arch",
     "ConfigError",
@@ -66,6 +67,7 @@ __all__ = [
     "json_schema",
     "parse_config",
     "reset_for_new_setup",
+    "unit_schedule_problem",
     "validate_config",
     "what_was_reset",
 ]

@@ -276,9 +276,19 @@ class FinetuneConfig(_Section):
 
 PerLayer = dict[str, float]
 
-# The one wording of a rule that a lesson's checks and the fine-tuning itself (explorer/experiment/finetuning.py) state.
-NO_FINETUNE_AFTER_STRUCTURED = ("fine-tuning after structured pruning is not available yet: the removed units' biases "
-                                "would train back; compact the structurally pruned model instead")
+# The schedules that fine-tune after structured pruning: the unit masks are kept as they are and the remaining units
+# retrain ('none' retrains them too, as it retrains fixed masks). The others re-rank single weights by magnitude while
+# training (iterative, AGP, DNS, lottery), which would prune inside the kept units instead of removing whole ones.
+UNIT_SCHEDULES = ("oneshot", "none")
+
+
+def unit_schedule_problem(wp: WeightPruningConfig, ft: FinetuneConfig) -> str | None:
+    """Why `ft` cannot fine-tune after `wp`, or None: the one wording that a lesson's checks and the fine-tuning
+    itself (explorer/experiment/finetuning.py) state."""
+    if wp.is_structured and ft.schedule not in UNIT_SCHEDULES:
+        return (f"finetune.schedule: '{ft.schedule}' prunes single weights while training; after structured pruning "
+                "the removed units are kept as they are and the others retrain: use the one-shot schedule")
+    return None
 
 
 def _per_layer_values(field: str, value: float | PerLayer | None) -> list[tuple[str, float]]:

@@ -183,7 +183,8 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig, seed: int, *,
           on_epoch: Callable[[EpochRecord], None] | None = None,
           should_stop: Callable[[], bool] | None = None,
           audit: bool = True,
-          act_hooks: Mapping | None = None) -> TrainResult:
+          act_hooks: Mapping | None = None,
+          held_biases: Mapping[str, torch.Tensor] | None = None) -> TrainResult:
     """Minibatch training of `model` on `data` (both on one device) for cfg.epochs epochs.
 
     Args:
@@ -195,13 +196,16 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig, seed: int, *,
         audit: measure the largest gradient the optimizer saw on a pruned entry (the proof panel's figure).
         act_hooks: {layer: explorer.engine.activations.Threshold} active in every forward (training and evaluation);
             removed when training ends.
+        held_biases: {layer: bool mask over its bias}: False entries (a structurally removed unit's bias) are zeroed
+            now and held at exactly 0 as pruned weights are (gradient masked, so momentum, weight decay and Adam's
+            moments never move them; audited with the layer's weights in result.max_masked_grad).
     A NaN/inf loss or weight stops training and restores the weights (and masks) of the last finished epoch.
     """
     if act_hooks:
         from explorer.engine.activations import thresholds_installed
         with thresholds_installed(model, act_hooks):
             return train(model, data, cfg, seed, masks=masks, schedule=schedule, on_epoch=on_epoch,
-                         should_stop=should_stop, audit=audit)
+                         should_stop=should_stop, audit=audit, held_biases=held_biases)
     start = time.perf_counter()
     result = TrainResult()
     device = data.x_train.device
@@ -219,12 +223,17 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig, seed: int, *,
     if schedule is not None:  # a schedule may prune any layer later
         assert masks is not None  # schedule.initial gave them
         masked = {name: (weights[name], mk.to(device)) for name, mk in masks.items()}
+    # Held biases are masked as weights are, under their own keys ("fc1.bias"): they never change a layer's mask.
+    biases_held = {f"{name}.bias": (b, mk.to(device)) for name, mk in (held_biases or {}).items()
+                   if (b := layers[name].bias) is not None and not mk.all()}
     with torch.no_grad():
         for w, mk in masked.values():
             if not straight or not w.requires_grad:  # DNS keeps dense values only where they can train
                 zero_pruned_(w, mk)
+        for b, mk in biases_held.values():
+            zero_pruned_(b, mk)
     result.start_fingerprints = fingerprints(model)
-    mask_gradients = GradientMasker(masked, audit and not straight)
+    mask_gradients = GradientMasker({**masked, **biases_held}, audit and not straight)
 
     def masked_biases():
         """DNS masks biases like the weights: {layer: (bias parameter, mask)} (empty for other schedules)."""
@@ -247,7 +256,7 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig, seed: int, *,
                 for w, mk in masked.values():
                     zero_pruned_(w, mk)
             mask_optimizer_state(opt, masked)
-            mask_gradients.set(masked)
+            mask_gradients.set({**masked, **biases_held})
 
     def restore_last_epoch() -> None:
         """Back to the weights and masks of the last finished epoch (after divergence, or a stop mid-epoch)."""
@@ -331,7 +340,9 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig, seed: int, *,
             zero_pruned_(b, mk)
     if masked:
         result.masks = {k: mk for k, (w, mk) in masked.items()}
-        result.max_masked_grad = {k: float(v) for k, v in mask_gradients.max.items()}
+        # a layer's figure covers its held bias too: the largest of the two
+        result.max_masked_grad = {k: max(float(v), float(mask_gradients.max.get(f"{k}.bias", 0.0)))
+                                  for k, v in mask_gradients.max.items() if k in masked}
     model.eval()
     result.steps = step
     result.seconds = time.perf_counter() - start

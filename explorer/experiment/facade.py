@@ -35,7 +35,7 @@ StopPoll = Callable[[], bool] | None
 
 # The record kinds keyed by a fine-tuning run hold that run (its model) in their keys: a few at most, so that runs the
 # session has moved past do not stay alive (the current one is found again; older ones are unreachable anyway).
-RECORD_LIMITS = {"tuned": (2, MB), "measured": (4, 4 * MB)}
+RECORD_LIMITS = {"tuned": (2, MB), "measured": (4, 4 * MB), "compact_tuned": (2, 4 * MB)}
 
 
 class Experiment:
@@ -181,9 +181,15 @@ class Experiment:
         return self.views.get(("apoz",), lambda: pruned.baseline_apoz(self.baseline, self.data))
 
     def compaction(self) -> Compaction:
-        """The current structured setting's compacted model, built once per setting (or why there is none)."""
-        wp = self._config.weight_pruning
-        if self.finetune_result is not None:
+        """The current structured setting's compacted model (of the fine-tuned model when a run is current), built
+        once per setting and run (or why there is none)."""
+        wp, f = self._config.weight_pruning, self.finetune_result
+        if f is not None and wp.is_structured:
+            # the fine-tuned model kept the same unit masks (its removed units are exactly 0): compacted as the pruned
+            # one is, it is the smaller dense model the numbers are now about
+            return self.views.get(("compact_tuned", f), lambda: pruned.compaction(
+                f.model, self._config.model, self.pruning, True))
+        if f is not None:
             return Compaction(None, None, "the current numbers are a fine-tuned model; compaction applies to the "
                                           "structured pruning itself")
         return self.views.get(("compact", frozen_key(wp)), lambda: pruned.compaction(

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from explorer.config.schema import NO_FINETUNE_AFTER_STRUCTURED, ExperimentConfig
+from explorer.config.schema import ExperimentConfig, unit_schedule_problem
 from explorer.engine import activations, freezing, pruning
 from explorer.engine.baseline import Baseline
 from explorer.engine.data import Dataset
@@ -17,13 +17,13 @@ from explorer.engine.pruning import PruningStats
 from explorer.engine.training import EpochRecord, TrainResult, accuracy, train
 from explorer.experiment import pruned
 from explorer.methods import lottery
-from explorer.methods.schedules import make_schedule
+from explorer.methods.schedules import Fixed, make_schedule
 
 
 @dataclass(frozen=True)
 class LayerProof:
     """Measured after a fine-tuning run, never assumed."""
-    masked_nonzero: int            # pruned entries whose weight is not exactly 0 (must be 0)
+    masked_nonzero: int            # pruned entries (weights; a removed unit's bias) not exactly 0 (must be 0)
     max_masked_grad: float | None  # largest |grad| the optimizer saw on a pruned entry (0; None: not measured)
     frozen: bool
     fingerprint_before: str        # after the run's initial masks were applied, before its first step
@@ -74,9 +74,10 @@ def finetune(baseline: Baseline, data: Dataset, config: ExperimentConfig,
     """Retrain the dense baseline toward the config's weight-pruning target with its schedule ('none' retrains with
     the fixed masks, as 'oneshot'; a Wanda or N:M setting keeps its masks, one-shot only; 'lottery' runs
     explorer.methods.lottery's rounds and keeps the last winning ticket), frozen layers and activation thresholds.
+    A structured setting retrains the remaining units with the removed ones held at zero (_units).
     Returns the run and its outcome (None when it diverged). Raises ValueError for a setup that cannot be fine-tuned."""
     if config.weight_pruning.is_structured:
-        raise ValueError(NO_FINETUNE_AFTER_STRUCTURED)
+        return _units(baseline, data, config, on_epoch, should_stop)
     if config.finetune.schedule == "lottery":
         return _lottery(baseline, data, config, on_epoch, should_stop)
     tcfg = config.finetune.train_config(config.train)
@@ -98,6 +99,41 @@ def finetune(baseline: Baseline, data: Dataset, config: ExperimentConfig,
     return result, _outcome(config, data, model, result, hooks, schedule.straight_through)
 
 
+def _units(baseline: Baseline, data: Dataset, config: ExperimentConfig,
+           on_epoch: Callable[[EpochRecord], None] | None,
+           should_stop: Callable[[], bool] | None) -> tuple[TrainResult, FinetuneOutcome | None]:
+    """Fine-tuning after structured pruning (Li et al. 2016 and ThiNet retrain after removing filters): the unit masks
+    the Weight pruning page shows, fixed, on the full-size model; a removed unit's weights and bias are held at exactly
+    0 (engine.training's `held_biases`), so it outputs 0 and the next layer's columns that read it add nothing.
+
+    Why masked training of the full-size model rather than training the compacted one: every figure the app shows
+    (masks, sparsity, MACs, the proof panel, the network graph, a snapshot) is of the full-size model under its
+    masks, and the compacted model is derived from it (Experiment.compaction) exactly as before fine-tuning. The two
+    trainings are the same mathematics: a removed unit's output is exactly 0, so every kept parameter gets the
+    gradient it would get in the compacted model, and the columns that read a removed unit get exactly 0
+    (tests/test_structured_finetune.py checks both against training the compacted model directly)."""
+    problem = unit_schedule_problem(config.weight_pruning, config.finetune)
+    if problem:
+        raise ValueError(problem)
+    tcfg = config.finetune.train_config(config.train)
+    model = baseline.fresh_model()
+    freezing.set_frozen(model, config.freeze)
+    # the masks of the pruning itself (APoZ: the baseline's, on the validation split), so the units the run keeps are
+    # those the app shows removed
+    units = pruned.masks_for(baseline, config.weight_pruning, config.model,
+                             apoz=lambda: pruned.baseline_apoz(baseline, data))
+    steps_per_epoch = -(-len(data.x_train) // tcfg.batch_size)
+    schedule = Fixed("layer", {n: s.sparsity for n, s in pruning.mask_stats(units).layers.items()},
+                     tcfg.epochs * steps_per_epoch, steps_per_epoch, frozen=tuple(config.freeze), masks=units)
+    rows_kept = {n: m.reshape(m.shape[0], -1).any(1) for n, m in units.items()}  # (out,): False = a removed unit
+    hooks = activations.hooks_for(config.activation, list(activation_modules(model)))
+    result = train(model, data, tcfg, config.seed, schedule=schedule, on_epoch=on_epoch, should_stop=should_stop,
+                   act_hooks=hooks, held_biases=rows_kept)
+    if result.diverged or (not result.history and tcfg.epochs):  # nothing finished: the previous outcome stays
+        return result, None
+    return result, _outcome(config, data, model, result, hooks, False)
+
+
 def _lottery(baseline: Baseline, data: Dataset, config: ExperimentConfig,
              on_epoch: Callable[[EpochRecord], None] | None,
              should_stop: Callable[[], bool] | None) -> tuple[TrainResult, FinetuneOutcome | None]:
@@ -108,14 +144,23 @@ def _lottery(baseline: Baseline, data: Dataset, config: ExperimentConfig,
     return done.result, _outcome(config, data, done.ticket, done.ticket_result, done.hooks, False, done.curve)
 
 
+def _removed_bias_nonzero(layer: nn.Module, mask: torch.Tensor, structured: bool) -> int:
+    """Under structured pruning, the biases of removed units that are not exactly 0 (must be 0); else 0."""
+    bias = layer.bias
+    if not structured or not isinstance(bias, torch.Tensor):
+        return 0
+    return int((bias[pruning.removed_units(mask)] != 0).sum())
+
+
 def _outcome(config: ExperimentConfig, data: Dataset, model: nn.Module, result: TrainResult, hooks: dict,
              straight: bool, curve: lottery.LotteryCurve | None = None) -> FinetuneOutcome:
     """The measured outcome of the run that produced `model` (its masks, gradients and fingerprints)."""
     layers = prunable_layers(model)
+    structured = config.weight_pruning.is_structured
     masks = result.masks or {n: torch.ones_like(m.weight, dtype=torch.bool) for n, m in layers.items()}
     after = freezing.fingerprints(model)
     proof = {n: LayerProof(
-        masked_nonzero=int(((m.weight != 0) & ~masks[n]).sum()),
+        masked_nonzero=int(((m.weight != 0) & ~masks[n]).sum()) + _removed_bias_nonzero(m, masks[n], structured),
         max_masked_grad=None if straight else result.max_masked_grad.get(n, 0.0),
         frozen=n in config.freeze, fingerprint_before=result.start_fingerprints[n], fingerprint_after=after[n])
         for n, m in layers.items()}
