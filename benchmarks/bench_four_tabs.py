@@ -31,7 +31,7 @@ from explorer.config.links import encode_setup
 from explorer.config.schema import ExperimentConfig, validate_config
 from explorer.experiment.measure import baseline_training_cost
 from explorer.server.budget import Budget
-from explorer.server.slots import SLICE_ENV
+from explorer.server.slots import SLICE_ENV, SLICE_S
 from ui import participant
 
 HERE = Path(__file__).resolve().parent
@@ -150,7 +150,7 @@ def main() -> None:
     args = ap.parse_args()
     limits = Budget.from_env()
     link = heaviest_link(limits.run_macs)
-    slice_s = os.environ.get(SLICE_ENV, "5")
+    slice_s = os.environ.get(SLICE_ENV, f"{SLICE_S:g}")
     # The link trains by itself (as if the attacker clicked its "Train" button); every other limit is the default.
     os.environ.update({participant.SECRET_ENV: SECRET, "PRUNING_EXPLORER_LINK_MACS": str(limits.run_macs)})
     target = load.Direct(1)

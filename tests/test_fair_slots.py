@@ -11,7 +11,7 @@ import time
 import pytest
 from helpers import app, no_exceptions
 
-from explorer.server.slots import RUNS_ENV, SLICE_ENV, TooManyRuns, TrainingSlots
+from explorer.server.slots import RUNS_ENV, SLICE_ENV, SLICE_S, TooManyRuns, TrainingSlots
 
 
 class Work:
@@ -244,7 +244,7 @@ def test_the_slice_and_the_bound_come_from_the_environment(monkeypatch):
         monkeypatch.setenv(SLICE_ENV, bad)
         monkeypatch.setenv(RUNS_ENV, bad)
         slots = TrainingSlots.from_env(2)
-        assert (slots.slice_s, slots.per_participant) == (5.0, 2), bad
+        assert (slots.slice_s, slots.per_participant) == (SLICE_S, 2), bad
 
 
 # ---- who a participant is (ui.participant) --------------------------------------------------------------------

@@ -35,10 +35,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 POLL_S = 0.25
-# The default baseline trains in about 6 s alone on two cores (issue 29): a slice of 5 s lets a classmate's baseline
-# start within ~5 s of asking however long the runs ahead of it are, and costs a holder nothing but the wait (a paused
-# run keeps its tensors; nothing is copied or recomputed).
-SLICE_S = 5.0
+# A classmate's run starts within about one slice of asking, however long the runs ahead of it are; a holder pays
+# nothing but the wait (a paused run keeps its tensors; nothing is copied or recomputed). The default baseline trains
+# in about 0.5 s alone on two cores: with 5 s it took 4.6-5.3 s beside a four-tab attack (9-10x), with 1 s it takes
+# about 2x (benchmarks/bench_four_tabs.py). Shorter would pause long runs at nearly every stop poll for no gain.
+SLICE_S = 1.0
 RUNS_PER_PARTICIPANT = 2
 SLICE_ENV, RUNS_ENV = "PRUNING_EXPLORER_SLICE_SECONDS", "PRUNING_EXPLORER_RUNS_PER_PARTICIPANT"
 
