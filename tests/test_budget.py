@@ -145,3 +145,17 @@ def test_a_run_past_the_servers_time_limit_stops_and_keeps_its_epochs(monkeypatc
     no_exceptions(at)
     assert any("This server ends a run after 0 s" in w.value for w in at.warning) or \
         any("Stopped before the first epoch ended" in w.value for w in at.warning)
+
+
+def test_the_bar_says_the_time_left_at_the_runs_own_pace_and_why_it_is_slow():
+    from ui.progress import SLOTS, pace_text
+
+    assert pace_text(10, 0.4, 0.0, 0, 0) == " · 0 s"  # before the first epoch: no pace yet
+    assert pace_text(10, 4, 0.5, 0, 0) == " · 4 s, about 4 s left"
+    assert pace_text(10, 21, 1.0, 0, 0) == " · 21 s"  # 2 × 10 + 1 is not over the limit yet
+    slow = pace_text(10, 30, 0.5, 3, 2)
+    assert slow == (f" · 30 s, about 30 s left · slower than its estimate (about 10 s): this server is busy: 3 other "
+                    f"runs training, 2 waiting on {SLOTS.k} slots")
+    assert pace_text(10, 30, 0.75, 0, 0).endswith("slower than its estimate (about 10 s): this server's CPU is busy "
+                                                  "with other work (other participants' pages)")
+    assert "1 other run training on" in pace_text(1, 5, 0.5, 1, 0)

@@ -38,6 +38,23 @@ SLOTS = TrainingSlots.from_env(BUDGET.trainings)  # shared by every session of t
 THROUGHPUT = Throughput()                  # this process's measured training speed, for time estimates
 
 
+def pace_text(estimate: float, ran: float, fraction: float, others_training: int, waiting: int) -> str:
+    """What the bar says of time while a run trains (`ran` seconds of its own, `fraction` of its epochs done): the time
+    left at this run's own pace once an epoch has finished, and, once it has taken over twice its estimate, why (the
+    runs training beside it share the CPU; with none, other work of this server does)."""
+    text = f" · {ran:.0f} s"
+    if 0 < fraction < 1:
+        text += f", {describe_time(ran / fraction * (1 - fraction))} left"
+    if ran > 2 * estimate + 1:  # timer noise and a busy moment are not worth a word
+        if others_training:
+            why = (f"this server is busy: {others_training} other run{'s' * (others_training != 1)} training"
+                   + (f", {waiting} waiting" if waiting else "") + f" on {SLOTS.k} slots")
+        else:
+            why = "this server's CPU is busy with other work (other participants' pages)"
+        text += f" · slower than its estimate ({describe_time(estimate)}): {why}"
+    return text
+
+
 def estimate_text(cost: float) -> str:
     """What a run of `cost` will take here, for a caption near its button."""
     return f"Training this takes {describe_time(THROUGHPUT.seconds(cost))} on this server ({describe(cost)})."
@@ -108,7 +125,8 @@ def run_with_progress(job, epochs: int, what: str, cost: float, sparsity: bool =
                 state["timed_out"] = True
                 stop.set()
             else:  # polled every STOP_POLL_S (0.25 s) by the training loop: also tells the watcher it is alive
-                draw(state["fraction"], f"{state['text']} · {ran:.0f} s")
+                draw(state["fraction"], state["text"] + pace_text(estimate, ran, state["fraction"],
+                                                                   SLOTS.running - 1, SLOTS.waiting))
                 # ... and is where a long run shares its slot: after a slice, when another participant waits, it
                 # pauses here (inside the poll, so the training resumes exactly where it was) until its turn again.
                 if lease is not None and lease.should_pause():
