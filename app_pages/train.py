@@ -8,6 +8,7 @@ from pydantic import ValidationError
 from explorer.classroom.glossary import help_text
 from explorer.classroom.snippets import lottery_code, masked_training_code
 from explorer.config.schema import OPTIMIZERS, FinetuneConfig
+from explorer.engine.noise import gap as noise_gap
 from explorer.figures import plots
 from explorer.methods.schedules import target_sparsity
 from ui.progress import finetune_with_progress, stop_event
@@ -24,19 +25,29 @@ SCHEDULES = {
 
 
 
-def lottery_view(curve) -> None:
-    """The lottery figure (winning ticket, random re-initialisation, fine-tuned, round by round) and what it shows."""
+def lottery_view(curve, n_test: int) -> None:
+    """The lottery figure (winning ticket, random re-initialisation, fine-tuned, round by round) and what it shows;
+    the ticket's lead is said to be noise when it is within what the `n_test` test images can tell apart."""
     last = curve.rounds[-1]
-    gap = 100 * (last.ticket_test - last.reinit_test)
+    lead = noise_gap(last.ticket_test, last.reinit_test, n_test)
     st.subheader("The lottery ticket, round by round")
     st.plotly_chart(plots.lottery(curve), key="train_lottery", theme=None)
-    verdict = ("the winning ticket trains to {:.1%}, {:.1f} points above the same mask with random weights ({:.1%})"
-               if gap > 0 else "the winning ticket ({:.1%}) is {:.1f} points below the same mask with random weights "
-               "({:.1%}): at this sparsity the early weights bring no advantage")
-    st.markdown(f"At {last.sparsity:.1%} sparsity " + verdict.format(last.ticket_test, abs(gap), last.reinit_test)
+    if lead.within_noise:
+        verdict = (f"the winning ticket ({last.ticket_test:.1%}) and the same mask with random weights "
+                   f"({last.reinit_test:.1%}) are within noise of each other: no advantage of the early weights can "
+                   "be read here")
+    elif lead.points > 0:
+        verdict = (f"the winning ticket trains to {last.ticket_test:.1%}, {lead.points:.1f} points above the same "
+                   f"mask with random weights ({last.reinit_test:.1%})")
+    else:
+        verdict = (f"the winning ticket ({last.ticket_test:.1%}) is {-lead.points:.1f} points below the same mask "
+                   f"with random weights ({last.reinit_test:.1%}): at this sparsity the early weights bring no "
+                   "advantage")
+    st.markdown(f"At {last.sparsity:.1%} sparsity " + verdict
                 + f"; fine-tuned from the trained weights, the same mask reaches {last.finetuned_test:.1%} (test "
                 "accuracy; validation accuracy on hover). The winning ticket is the model below: the mask of the "
                 "last round, trained from the rewound weights.")
+    st.caption(f"Ticket against random weights: {lead.words()}.")
     if not workshop_mode():  # advanced: the numbers of every round
         st.dataframe(pd.DataFrame([{
             "round": r.round, "sparsity": r.sparsity, "ticket (test)": r.ticket_test,
@@ -161,10 +172,12 @@ if out is not None:
     c[4].metric("Biases at zero", f"{tuned.biases_zeroed_share:.1%}",
                 help=f"{tuned.biases_zeroed:,} of {tuned.biases_total:,} biases are exactly 0 after the run (DNS "
                      "cuts biases as it cuts weights); the weight sparsity beside it counts weights only")
-    st.caption(f"Validation accuracy: dense {rec.baseline.val_accuracy:.1%}, pruned {rec.pruned.val_accuracy:.1%}, "
+    n_test = len(exp.data.y_test)
+    st.caption(f"Fine-tuned against dense: {noise_gap(tuned.test_accuracy, rec.baseline.test_accuracy, n_test).words()}"
+               f". Validation accuracy: dense {rec.baseline.val_accuracy:.1%}, pruned {rec.pruned.val_accuracy:.1%}, "
                f"fine-tuned {tuned.val_accuracy:.1%} (the test figures above are the final ones).")
     if rec.lottery is not None:
-        lottery_view(rec.lottery)
+        lottery_view(rec.lottery, n_test)
     st.plotly_chart(plots.training_curves(out.result.history, sparsity=True), key="train_curves", theme=None)
     if out.activation_thresholds:
         kind = "dynamic, where they ended" if exp.config.activation.target_sparsity is not None else "static"

@@ -14,6 +14,7 @@ from explorer.engine import pruning, training
 from explorer.engine.baseline import init_model
 from explorer.engine.freezing import fingerprints
 from explorer.engine.models import prunable_layers
+from explorer.engine.noise import gap
 from explorer.experiment.facade import Experiment
 from explorer.experiment.finetuning import finetune_epochs
 from explorer.methods import lottery
@@ -171,6 +172,13 @@ def test_the_train_page_runs_the_lottery_and_draws_its_figure(trained_experiment
     curve = at.session_state["experiment"].finetune_result.lottery
     last = curve.rounds[-1]
     assert any(f"At {last.sparsity:.1%} sparsity the winning ticket" in m.value for m in at.markdown)
+    # every comparison of two accuracies says whether it is more than the test split's noise (engine/noise.py)
+    n = len(exp.data.y_test)
+    lead = gap(last.ticket_test, last.reinit_test, n)
+    assert any(c.value == f"Ticket against random weights: {lead.words()}." for c in at.caption)
+    rec = at.session_state["experiment"].record()
+    tuned = gap(rec.finetuned.test_accuracy, rec.baseline.test_accuracy, n)
+    assert any(c.value.startswith(f"Fine-tuned against dense: {tuned.words()}. Validation") for c in at.caption)
 
 
 def test_the_total_epochs_counts_the_replay_and_three_runs_a_round():
