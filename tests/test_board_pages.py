@@ -138,6 +138,8 @@ def test_a_class_from_opening_to_clearing(db_path, trained_experiment_factory):
     assert list(table["nickname"]) == ["ada (you)"]  # bo trained with seed 3: another split than the challenge's
     assert any("2 verified" in c.value for c in ada.caption)
     assert any("1 verified entry is not ranked" in c.value for c in ada.caption)
+    # the challenge's split fixes the test images (digits: 360): how close to the floor is noise
+    assert any(c.value.startswith("Accuracies are measured on 360 test images: within ±") for c in ada.caption)
     every = next(d.value for d in ada.dataframe if "ranked" in d.value.columns)
     assert dict(zip(every["nickname"], every["ranked"], strict=True)) == {
         "ada": "yes", "bo": "no: another split than the challenge's: seed 3 (the challenge's: 0)"}
@@ -250,3 +252,27 @@ def test_every_term_the_board_pages_show_has_a_glossary_entry(db_path, trained_e
         at.run()
         found.update(missing_on(at, where))
     assert not found, found
+
+
+def test_the_leaderboard_says_which_accuracies_are_within_noise_of_the_first():
+    from explorer.board.records import Entry, Figures
+    from explorer.board.rules import Challenge
+    from ui.boardview import challenge_test_images, noise_line
+
+    def entry(i: int, accuracy: float) -> Entry:
+        figures = Figures(baseline_accuracy=0.97, pruned_accuracy=accuracy, finetuned_accuracy=None,
+                          weight_sparsity=0.9, activation_sparsity=0.5, macs=10, macs_dense=100, bytes=10,
+                          bytes_dense=100)
+        return Entry(i, f"p{i}", 0.0, "magnitude", "digits", "lenet300100", figures, "verified", "")
+
+    by_accuracy = Challenge(rank_by="accuracy")
+    n = challenge_test_images(by_accuracy)
+    assert n == 360  # digits' 1,797 rows, a test share of 0.2
+    # 97.8 % on 360 images: two standard errors are 1.5 points; 97.2 % is 2 images away, 95.0 % is 10
+    said = noise_line((entry(1, 0.978), entry(2, 0.972), entry(3, 0.95)), by_accuracy, n)
+    assert said == ("Within noise of the first (±1.5 points on the 360 test images): rank 2. Such a gap can come "
+                    "from which images the test split happened to hold.")
+    assert noise_line((entry(1, 0.978), entry(3, 0.95)), by_accuracy, n) is None
+    assert noise_line((entry(1, 0.978),), Challenge(), n).startswith(
+        "Accuracies are measured on 360 test images: within ±2.1 points of the floor (96%), an entry")
+    assert challenge_test_images(Challenge(data=None)) is None  # any data set: the test splits may differ

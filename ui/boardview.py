@@ -18,6 +18,9 @@ from explorer.board.plot import class_scatter
 from explorer.board.records import REJECTED, VERIFIED, WITHDRAWN, BoardError, BoardView, Entry
 from explorer.board.rules import Challenge, spreadsheet_safe
 from explorer.board.store import Unavailable
+from explorer.config.sections import DataConfig
+from explorer.engine.data import test_images
+from explorer.engine.noise import gap
 from ui.board import ask_to_load, store, token, unreachable
 from ui.views import literal, show_problems
 
@@ -99,6 +102,41 @@ def leaderboard(view: BoardView, ch: Challenge) -> None:
                  column_config={"rank": cc.NumberColumn(width=40), "nickname": cc.TextColumn(width=110),
                                 column: cc.NumberColumn(width=75, help=ch.ranking[1]),
                                 "accuracy %": cc.NumberColumn(width=80, help="test accuracy")})
+    said = noise_line(view.leaderboard, ch, challenge_test_images(ch))
+    if said:
+        st.caption(said)
+
+
+def challenge_test_images(ch: Challenge) -> int | None:
+    """The test images every ranked entry was measured on, when the challenge fixes the data set and its whole split
+    (None when it leaves one open: the entries' test splits may then differ)."""
+    fixed = (ch.data, ch.seed, ch.test_fraction, ch.val_fraction, ch.n_samples, ch.noise)
+    if any(v is None for v in fixed) or ch.data not in {"digits", "mnist", "moons", "circles", "spirals"}:
+        return None
+    try:
+        cfg = DataConfig(name=ch.data, n_samples=ch.n_samples, noise=ch.noise, test_fraction=ch.test_fraction,
+                         val_fraction=ch.val_fraction)
+        return test_images(cfg, ch.seed)
+    except ValueError:  # a split that cannot be made: no entry is ranked on it anyway
+        return None
+
+
+def noise_line(ranked: tuple[Entry, ...], ch: Challenge, n: int | None) -> str | None:
+    """What the test split's noise (explorer.engine.noise) says of the leaderboard: ranked by accuracy, which entries
+    are within noise of the first; ranked by anything else, how close to the accuracy floor is within noise of it."""
+    if n is None or not ranked:
+        return None
+    first = ranked[0].figures.accuracy
+    if ch.ranking[0] == "accuracy":
+        close = [str(i) for i, e in enumerate(ranked[1:], 2) if gap(first, e.figures.accuracy, n).within_noise]
+        if not close:
+            return None
+        band = gap(first, first, n).band
+        return (f"Within noise of the first (±{band:.1f} points on the {n:,} test images): rank{'s' * (len(close) > 1)}"
+                f" {', '.join(close)}. Such a gap can come from which images the test split happened to hold.")
+    band = gap(ch.min_accuracy, ch.min_accuracy, n).band
+    return (f"Accuracies are measured on {n:,} test images: within ±{band:.1f} points of the floor "
+            f"({ch.min_accuracy:.0%}), an entry is above or below it by noise, not by a result.")
 
 
 def table(rows: list[dict]) -> pd.DataFrame:

@@ -207,6 +207,12 @@ def _split_arrays(name: str, n_samples: int, noise: float, test_fraction: float,
     return arrays
 
 
+def test_images(cfg: DataConfig, seed: int) -> int:
+    """How many test images (rows) a bundled or generated data set's split holds (the split is kept process-wide:
+    the same one load_dataset uses). Raises SplitError for a split that cannot be made."""
+    return len(_split_arrays(cfg.name, cfg.n_samples, cfg.noise, cfg.test_fraction, cfg.val_fraction, seed)[3])
+
+
 def load_dataset(cfg: DataConfig, seed: int, upload: UserData | None = None) -> Dataset:
     """Seeded, stratified train/validation/test splits of `cfg.name`, standardised with the training statistics.
     For data.name 'upload', `upload` is the validated file the config names (its SHA-256 must match).
