@@ -105,12 +105,14 @@ def test_a_replay_over_the_budget_or_past_the_time_limit_is_rejected_with_the_re
 def test_a_setup_that_cannot_run_is_rejected_not_retried(store, session_state):
     _, config, figures = session_state
     code = store.open_class(Challenge())
+    # AGP prunes single weights while it trains: after structured pruning only one-shot fine-tunes the units left
     structured = config.with_section(weight_pruning=config.weight_pruning.model_copy(
-        update={"sparsity": None, "structured": config.weight_pruning.structured.model_copy(update={"amount": 0.5})}))
+        update={"sparsity": None, "structured": config.weight_pruning.structured.model_copy(update={"amount": 0.5})}),
+        finetune=config.finetune.model_copy(update={"schedule": "agp"}))
     store.submit(code, "structured", TOKEN + "1", structured.model_dump_json(), figures)
     assert Verifier(store, Budget()).run_until_idle() == 1
     status, detail = statuses(store, code)["structured"]
-    assert status == "rejected" and "its fine-tuning cannot run (fine-tuning after structured pruning" in detail
+    assert status == "rejected" and "its fine-tuning cannot run (finetune.schedule: 'agp' prunes single" in detail
 
 
 def test_what_a_session_may_submit(trained_experiment_factory):
