@@ -1,6 +1,7 @@
-"""The class board's storage (explorer/board/store.py) and its rules (explorer/board/rules.py): a versioned SQLite
-schema in WAL mode, migrated forward; submissions that are never lost (30 at once from 30 threads in 2 processes; a
-writer killed mid-write); limits per session; ownership; bounded reads; CSV that a spreadsheet cannot run."""
+"""The class board's storage (explorer/board/store.py) and its rules (explorer/board/rules.py): a versioned schema,
+migrated forward; submissions that are never lost (30 at once from 30 threads in 2 processes; a writer killed
+mid-write); limits per session; ownership; bounded reads; CSV that a spreadsheet cannot run. Every test of the store
+runs on both backends (`boards`, tests/postgres.py): a SQLite file in WAL mode and a real PostgreSQL server."""
 import csv
 import io
 import os
@@ -12,6 +13,7 @@ import threading
 
 import pytest
 from helpers import ROOT, tiny_config
+from postgres import boards_fixture
 
 from explorer.board import rules as boardrules
 from explorer.board import store as board
@@ -20,6 +22,8 @@ from explorer.board.rules import Attempts, Challenge
 from explorer.board.store import MIGRATIONS, SCHEMA_VERSION, Store
 
 CONFIG = tiny_config(weight_pruning={"sparsity": 0.5}).model_dump_json()
+
+boards = boards_fixture()  # each test that asks for it runs on SQLite and on PostgreSQL
 
 
 def figures(**changes) -> Figures:
@@ -33,8 +37,8 @@ def token(n: int) -> str:
 
 
 @pytest.fixture
-def store(tmp_path) -> Store:
-    return Store(str(tmp_path / "board.db"))
+def store(boards) -> Store:
+    return Store(boards.new())
 
 
 @pytest.fixture
@@ -51,13 +55,11 @@ def test_a_new_board_is_a_versioned_schema_in_wal_mode(tmp_path):
         assert c.execute("PRAGMA busy_timeout").fetchone()[0] == board.BUSY_TIMEOUT_S * 1000
         assert c.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     Store(str(tmp_path / "nested" / "board.db"))  # opened again: nothing to migrate, nothing lost
-    with pytest.raises(BoardError, match="PostgreSQL"):
-        Store("postgresql://db.example/board")
 
 
-def test_a_version_1_board_is_migrated_with_its_entries(tmp_path):
-    path = tmp_path / "old.db"
-    with sqlite3.connect(path) as c:  # the board as version 1 of the app left it
+def test_a_version_1_board_is_migrated_with_its_entries(boards):
+    path = boards.new()
+    with boards.raw(path) as c:  # the board as version 1 of the app left it
         for sql in MIGRATIONS[1]:
             c.execute(sql)
         c.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
@@ -66,19 +68,19 @@ def test_a_version_1_board_is_migrated_with_its_entries(tmp_path):
         c.execute("INSERT INTO submissions (class_code, nickname, owner, created, config, method, data, arch, "
                   + ", ".join(board.FIGURES) + ") VALUES ('ABCDEFGHJK', 'ada', 'h', 2.0, ?, 'm', 'digits', "
                   "'lenet300100', 0.9, 0.8, NULL, 0.5, 0.4, 10, 20, 30, 40)", (CONFIG,))
-    s = Store(str(path))
+    s = Store(path)
     assert s.schema_version() == SCHEMA_VERSION == 4
     view = s.board("ABCDEFGHJK")
     assert [(e.nickname, e.status, e.figures.macs) for e in view.entries] == [("ada", "queued", 10)]
     assert s.claim("w", lease_s=60).id == view.entries[0].id  # the verifier's columns work on the old row
 
 
-def test_a_board_from_a_newer_app_is_refused(tmp_path):
-    s = Store(str(tmp_path / "b.db"))
+def test_a_board_from_a_newer_app_is_refused(boards):
+    s = Store(path := boards.new())
     with s._transaction(write=True) as c:
         c.execute("UPDATE schema_version SET version = 99")
     with pytest.raises(BoardError, match="newer than this app"):
-        Store(str(tmp_path / "b.db"))
+        Store(path)
 
 
 def test_submissions_come_back_exactly_and_the_leaderboard_follows_the_challenge(store, code):
@@ -264,8 +266,8 @@ print(" ".join(map(str, ids)))
 
 
 @pytest.mark.slow
-def test_30_submissions_from_30_threads_in_2_processes_lose_nothing(tmp_path):
-    path = str(tmp_path / "board.db")
+def test_30_submissions_from_30_threads_in_2_processes_lose_nothing(boards):
+    path = boards.new()
     code = Store(path).open_class(Challenge())
     procs = [subprocess.Popen([sys.executable, "-c", SUBMITTER, path, code, str(first), "15"], cwd=ROOT,
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -300,8 +302,8 @@ while True:  # one session per submission, so no rate limit stops it; each id pr
 
 
 @pytest.mark.slow
-def test_a_server_killed_mid_write_keeps_every_committed_entry(tmp_path):
-    path = str(tmp_path / "board.db")
+def test_a_server_killed_mid_write_keeps_every_committed_entry(boards):
+    path = boards.new()
     code = Store(path).open_class(Challenge())
     committed = []
     for _ in range(3):  # killed three times, at whatever point of a write it was
@@ -317,9 +319,10 @@ def test_a_server_killed_mid_write_keeps_every_committed_entry(tmp_path):
         committed += [int(i) for i in rest]
     reopened = Store(path)  # a restarted server
     assert reopened.schema_version() == SCHEMA_VERSION
-    with sqlite3.connect(path) as c:
-        assert c.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        stored = {r[0] for r in c.execute("SELECT id FROM submissions")}
+    with boards.raw(path) as c:
+        if boards.kind == "sqlite":
+            assert c.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        stored = {r[0] for r in c.execute("SELECT id FROM submissions").fetchall()}
     assert set(committed) <= stored and len(committed) >= 120
     assert reopened.submit(code, "after", token(1), CONFIG, figures()) > max(stored)
 
@@ -328,20 +331,28 @@ MIGRATOR = """
 import sys, time
 from explorer.board import store as board
 connect = board.Store._connect
+class Pausing:  # the store's connection, which stops for good at the statement "pause" (killed there)
+    def __init__(self, c):
+        self.c = c
+    def execute(self, sql, args=()):
+        if sql == "pause":
+            print("migrating", flush=True)
+            time.sleep(60)
+        return self.c.execute(sql, args)
+    def __getattr__(self, name):
+        return getattr(self.c, name)
 def pausing(self, create=False):
-    c = connect(self, create)
-    c.create_function("pause", 0, lambda: print("migrating", flush=True) or time.sleep(60))
-    return c
+    return Pausing(connect(self, create))
 board.Store._connect = pausing
-board.MIGRATIONS[2] = (*board.MIGRATIONS[2][:3], "SELECT pause()", *board.MIGRATIONS[2][3:])
+board.MIGRATIONS[2] = (*board.MIGRATIONS[2][:3], "pause", *board.MIGRATIONS[2][3:])
 board.Store(sys.argv[1])
 """
 
 
 @pytest.mark.slow
-def test_a_server_killed_mid_migration_leaves_the_previous_version_whole(tmp_path):
-    path = tmp_path / "old.db"
-    with sqlite3.connect(path) as c:
+def test_a_server_killed_mid_migration_leaves_the_previous_version_whole(boards):
+    path = boards.new()
+    with boards.raw(path) as c:
         for sql in MIGRATIONS[1]:
             c.execute(sql)
         c.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
@@ -352,11 +363,12 @@ def test_a_server_killed_mid_migration_leaves_the_previous_version_whole(tmp_pat
     assert migrator.stdout.readline().strip() == "migrating"  # three of the seven steps of version 2 done
     os.kill(migrator.pid, signal.SIGKILL)
     migrator.wait()
-    with sqlite3.connect(path) as c:
+    with boards.raw(path) as c:
         assert c.execute("SELECT version FROM schema_version").fetchone()[0] == 1
-        columns = {r[1] for r in c.execute("PRAGMA table_info(submissions)")}
-        assert "status" not in columns and c.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    s = Store(str(path))  # the restart migrates it whole
+        if boards.kind == "sqlite":
+            assert c.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert "status" not in boards.columns(path, "submissions")
+    s = Store(path)  # the restart migrates it whole
     assert s.schema_version() == SCHEMA_VERSION and s.class_info("ABCDEFGHJK") is not None
 
 

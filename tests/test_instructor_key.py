@@ -1,15 +1,19 @@
 """The instructor key is limited per server, not per session: wrong tries are counted in the board's database, which
 every process shares (5 a minute, then a doubling lock-out), so fresh sessions, and several processes, guessing in a
-loop are refused after the server-wide limit; a try during a lock-out is not compared, so the right key waits too."""
+loop are refused after the server-wide limit; a try during a lock-out is not compared, so the right key waits too.
+The store's tests run on both backends (`boards`, tests/postgres.py): a SQLite file and a real PostgreSQL server."""
 import subprocess
 import sys
 
 from helpers import ROOT
+from postgres import boards_fixture
 from test_board_pages import KEY, click, labelled, page
 
 from explorer.board import rules as boardrules
 from explorer.board.rules import key_wait_s
 from explorer.board.store import Store
+
+boards = boards_fixture()  # each test that asks for it runs on SQLite and on PostgreSQL
 
 
 def test_the_policy_five_a_minute_then_a_doubling_lockout():
@@ -25,8 +29,8 @@ def test_the_policy_five_a_minute_then_a_doubling_lockout():
     assert boardrules.MIN_KEY_CHARS == 16
 
 
-def test_tries_are_counted_for_the_server_and_a_lockout_compares_nothing(tmp_path):
-    path = str(tmp_path / "board.db")
+def test_tries_are_counted_for_the_server_and_a_lockout_compares_nothing(boards):
+    path = boards.new()
     a, b = Store(path), Store(path)  # two processes' stores on the one file
     for i in range(5):
         t = (a, b)[i % 2].try_key("wrong key guess " + str(i), KEY, now=100.0 + i)
@@ -48,8 +52,8 @@ print(compared)
 """
 
 
-def test_two_processes_guessing_in_a_loop_get_five_comparisons_between_them(tmp_path):
-    path = str(tmp_path / "board.db")
+def test_two_processes_guessing_in_a_loop_get_five_comparisons_between_them(boards):
+    path = boards.new()
     Store(path)
     guessers = [subprocess.Popen([sys.executable, "-c", GUESSER, path, str(i)], cwd=ROOT, stdout=subprocess.PIPE,
                                  text=True) for i in range(2)]

@@ -1,19 +1,23 @@
 """Issue 29, findings 3, 4, 6 and 7: the class board's verifier replays fairly and once, its lease holds through every
 phase of a replay, a verdict is never lost to a takeover, a class admits participants rather than tokens, and the
-challenge ranks one split only (explorer/board/store.py, verifier.py, rules.py)."""
+challenge ranks one split only (explorer/board/store.py, verifier.py, rules.py). Every test of the store runs on both
+backends (`boards`, tests/postgres.py): a SQLite file and a real PostgreSQL server."""
 import json
-import sqlite3
 import subprocess
 import sys
+import threading
 
 import pytest
 from helpers import ROOT, tiny_config
+from postgres import Boards, boards_fixture
 
 from explorer.board import store as board
 from explorer.board.records import BoardError, Figures, RateLimited, config_key
 from explorer.board.rules import Challenge, Split
 from explorer.board.store import MIGRATIONS, Store
 from explorer.config.schema import DataConfig, ExperimentConfig
+
+boards = boards_fixture()  # each test that asks for it runs on SQLite and on PostgreSQL
 
 
 def figures(**changes) -> Figures:
@@ -31,8 +35,8 @@ def setup(seed: int = 0, **data) -> str:
 
 
 @pytest.fixture
-def store(tmp_path) -> Store:
-    return Store(str(tmp_path / "board.db"))
+def store(boards) -> Store:
+    return Store(boards.new())
 
 
 @pytest.fixture
@@ -161,15 +165,38 @@ print(json.dumps({"done": verifier.done, "discarded": verifier.discarded}), flus
 """
 
 
-@pytest.mark.parametrize("heartbeat_s", [0.2, 1e6], ids=["heartbeat-thread", "no-heartbeat"])
-def test_two_verifier_processes_and_a_replay_longer_than_the_lease_verify_once(tmp_path, heartbeat_s):
+def test_verifiers_claiming_at_once_take_distinct_submissions_and_no_more_than_at_once(store, code):
+    """Eight verifiers (threads, each its own connection) claim together: two claims at most (at_once), never one
+    submission twice; the claim is one transaction under the board's write lock on both backends."""
+    for i in range(6):
+        store.submit(code, f"p{i}", token(i), setup(i), figures())
+    start, claims = threading.Barrier(8), []
+
+    def one(worker):
+        start.wait()
+        claims.append(store.claim(worker, lease_s=60, at_once=2))
+    threads = [threading.Thread(target=one, args=(f"w{i}",)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    taken = [c.id for c in claims if c is not None]
+    assert len(taken) == 2 and len(set(taken)) == 2
+
+
+# Each way on one backend (a run takes 15-25 s): the heartbeat on SQLite, the takeover (the lease's race) on
+# PostgreSQL. The store's own lease tests (claims that expire, a heartbeat that keeps one, a takeover's second verdict
+# discarded) run on both backends above.
+@pytest.mark.parametrize(("backend", "heartbeat_s"), [("sqlite", 0.2), ("postgresql", 1e6)],
+                         ids=["sqlite-heartbeat-thread", "postgresql-no-heartbeat"])
+def test_two_verifier_processes_and_a_replay_longer_than_the_lease_verify_once(tmp_path, backend, heartbeat_s):
     """Two real processes verify one board file; the replay spends 2 leases in construction and 2 in the figures,
     where no training loop polls. With the heartbeat thread, the claim is never taken over; without any heartbeat it
     is, and the first verdict is still the one kept. Either way: verified exactly once."""
     from explorer.board.verifier import replay
 
     config = tiny_config(weight_pruning={"sparsity": 0.5}, train={"epochs": 1})
-    path = str(tmp_path / "board.db")
+    path = Boards(backend, tmp_path).new()
     store = Store(path)
     code = store.open_class(Challenge())
     entry = store.submit(code, "ada", token(1), config.model_dump_json(), replay(config))
@@ -295,10 +322,10 @@ def test_a_submission_on_another_split_is_shown_unranked_with_the_reason(store, 
     assert ids["honest"] in {e.id for e in store.board(code).leaderboard}
 
 
-def test_a_version_3_board_gets_the_participant_and_the_split_of_its_entries(tmp_path):
-    path = tmp_path / "v3.db"
+def test_a_version_3_board_gets_the_participant_and_the_split_of_its_entries(boards):
+    path = boards.new()
     cfg = tiny_config(seed=5, data={"test_fraction": 0.3})
-    with sqlite3.connect(path) as c:
+    with boards.raw(path) as c:
         c.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
         c.execute("INSERT INTO schema_version VALUES (3)")
         for v in (1, 2, 3):
@@ -309,7 +336,7 @@ def test_a_version_3_board_gets_the_participant_and_the_split_of_its_entries(tmp
                   + ", ".join(board.FIGURES) + ", status, claimed_by) VALUES ('ABCDEFGHJK', 'ada', ?, 2.0, ?, 'm', "
                   "'digits', 'lenet300100', 0.9, 0.8, NULL, 0.5, 0.4, 10, 20, 30, 40, 'verifying', 'old')",
                   (board.boardrules.owner_hash(token(1)), cfg.model_dump_json()))
-    s = Store(str(path))
+    s = Store(path)
     assert s.schema_version() == 4
     entry = s.board("ABCDEFGHJK").entries[0]
     assert entry.split == Split(5, 800, 0.15, 0.3, 0.15)

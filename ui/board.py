@@ -16,7 +16,7 @@ import streamlit as st
 from explorer.board import rules as boardrules
 from explorer.board.records import BoardError
 from explorer.board.rules import Attempts
-from explorer.board.store import Store, Unavailable, target_from_env
+from explorer.board.store import Store, Unavailable, shown, target_from_env
 from explorer.board.verifier import (
     Verifier,
     differences,
@@ -63,9 +63,14 @@ def store() -> Store | None:
     target = target_from_env()
     try:
         return _store(target)
+    except Unavailable as e:  # locked, a full disk, a PostgreSQL server that cannot be reached: it may pass
+        unreachable(e)
+        return None
     except Exception as e:  # BoardError, OSError, sqlite3.Error: a path that cannot hold a database
-        st.error(f"The class board's database ({literal(target)}) cannot be opened: {literal(e)}. The server's "
-                 "`PRUNING_EXPLORER_BOARD_DB` names a file that every app process can write.")
+        # shown(): the address without its password (a postgresql:// address may hold one)
+        st.error(f"The class board's database ({literal(shown(target))}) cannot be opened: {literal(e)}. The "
+                 "server's `PRUNING_EXPLORER_BOARD_DB` names a file that every app process can write, or a "
+                 "PostgreSQL database (docs/deploy.md).")
         return None
 
 

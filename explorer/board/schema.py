@@ -1,6 +1,8 @@
 """The class board's schema, version by version (explorer/board/store.py applies them in order, in one transaction, when
-it opens a file; a file stores its version in table schema_version). A new version appends a step; a step, once
-released, never changes: files in use were made by it.
+it opens a database; a database stores its version in table schema_version). A new version appends a step; a step,
+once released, never changes: databases in use were made by it. The steps are written in SQLite's spelling; on
+PostgreSQL the same steps run, their types and the few functions it names otherwise respelled word for word
+(explorer/board/backends.py: postgres_sql), so both backends go through the same versions.
 
 Version 1: classes and submissions with their figures. Version 2: the verifier (every submission replayed before it
 counts): a status per submission, the verdict's detail, the claim (by which verifier, when, how many tries), when it

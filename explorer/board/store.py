@@ -1,12 +1,20 @@
 """The class board's storage: classes, their challenge, and every submission with its figures and verification state,
-in one SQL database that every server process on the machine shares (`python -m explorer serve` runs one per core).
+in one SQL database that every server process shares (`python -m explorer serve` runs one per core), on one machine or
+on several.
 
-SQLite (the standard library's sqlite3) is the embedded default: WAL mode (readers never wait for the writer), a busy
-timeout (a writer waits for another process's write rather than failing), synchronous=FULL (a committed submission
-survives a crash of the process, or of the machine), and every write one `BEGIN IMMEDIATE` transaction, so a limit
-that is counted and the row it admits are one step across processes. The schema is versioned (table schema_version)
-and migrated forward at open in one transaction: a process killed mid-migration leaves the previous version whole, and
-two processes starting together migrate once. Reads are bounded (the newest MAX_BOARD_ROWS entries, a top ten).
+Where (`target_from_env`, the one place that reads it): PRUNING_EXPLORER_BOARD_DB, a file path or `sqlite:///path`
+(SQLite, the embedded default: no setup), or `postgresql://user:password@host:port/database` (PostgreSQL: several
+machines share one board; docs/deploy.md); default `$XDG_DATA_HOME/pruning-explorer/board.db` (~/.local/share/…
+without XDG_DATA_HOME). explorer/board/backends.py connects to either, begins transactions its way, respells the
+statements for PostgreSQL and says what an error means; every statement and every rule is here, once.
+
+SQLite: WAL mode (readers never wait for the writer), a busy timeout (a writer waits for another process's write rather
+than failing), synchronous=FULL (a committed submission survives a crash of the process, or of the machine). Every
+write is one transaction that takes the board's write lock first (SQLite's `BEGIN IMMEDIATE`, PostgreSQL's advisory
+lock), so a limit that is counted and the row it admits are one step across processes and machines; a read is one
+snapshot. The schema is versioned (table schema_version, explorer/board/schema.py) and migrated forward at open in
+one transaction: a process killed mid-migration leaves the previous version whole, and two processes starting together
+migrate once. Reads are bounded (the newest MAX_BOARD_ROWS entries, a top ten).
 
 A submission is attributed to a participant: one column (`participant`, a hash), filled with whatever id the app
 passes to `submit` (the session's token when it passes none). Every limit counts per participant, so a fresh token of
@@ -17,14 +25,6 @@ takes a setup identical to one being replayed (same `config_key`), and `settle` 
 setup by the one replay and keeps its outcome (`replays`), so a later identical submission is judged as it is made. A
 verdict goes to the first claimer that brings one: a verifier whose claim was taken over still records it, and the
 second verdict is discarded (`finish`, `settle`).
-
-Where: PRUNING_EXPLORER_BOARD_DB, a file path or `sqlite:///path`; default `$XDG_DATA_HOME/pruning-explorer/board.db`
-(~/.local/share/… without XDG_DATA_HOME).
-
-PostgreSQL (several machines): all SQL is here (the schema's steps in explorer/board/schema.py), standard but for three
-things a backend would change:
-`%s` for `?`; `BEGIN` and `SELECT … FOR UPDATE SKIP LOCKED` in `claim` for `BEGIN IMMEDIATE`; BIGSERIAL and DOUBLE
-PRECISION in migration 1. It is not built in (it could not be tested here): a postgresql:// target is refused.
 """
 from __future__ import annotations
 
@@ -32,10 +32,8 @@ import csv
 import hmac
 import io
 import json
-import logging
 import math
 import os
-import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -43,7 +41,10 @@ from contextlib import contextmanager
 from dataclasses import asdict, fields
 from pathlib import Path
 
+from explorer.board import backends
 from explorer.board import rules as boardrules
+from explorer.board.backends import Connection
+from explorer.board.backends import Unavailable as Unavailable  # where the pages and the verifier import it from
 from explorer.board.records import (
     FIGURES,
     QUEUED,
@@ -69,7 +70,6 @@ from explorer.board.rules import GENERATED, Challenge, Split
 from explorer.board.schema import MIGRATIONS, SCHEMA_VERSION
 from explorer.config.schema import ConfigError, ExperimentConfig, parse_config
 
-log = logging.getLogger(__name__)
 ENV = "PRUNING_EXPLORER_BOARD_DB"
 BUSY_TIMEOUT_S = 15.0
 MAX_BOARD_ROWS = 300          # a refresh reads at most this many entries (the newest)
@@ -82,60 +82,6 @@ MAX_ENTRIES_PER_CLASS = 1000
 MAX_DETAIL_CHARS = 600
 
 
-class Unavailable(BoardError):
-    """The board's database cannot be used now: locked by another program past the busy timeout, the disk full,
-    read-only, or failing. The message is for people (the page shows it); `kind` names it for the log."""
-
-    def __init__(self, kind: str, message: str):
-        super().__init__(message)
-        self.kind = kind
-
-
-# The failures this process has logged and that have not gone away yet: (file, reading or writing, kind). Each is
-# logged once when it starts and once when it ends, not once per page refresh (30 viewers refresh every 3 s) nor per
-# verifier poll. Reads and writes apart: a database locked for writing may still be read (WAL), and a read that works
-# does not mean that the failed writes work again.
-_said: set[tuple[str, bool, str]] = set()
-_said_lock = threading.Lock()
-
-
-def _log_once(path: Path, write: bool, kind: str, detail: str) -> None:
-    with _said_lock:
-        if (str(path), write, kind) in _said:
-            return
-        _said.add((str(path), write, kind))
-    log.warning("class board database %s: %s %s (%s)", path, "writing" if write else "reading", kind, detail)
-
-
-def _log_recovered(path: Path, write: bool) -> None:
-    with _said_lock:
-        gone = {s for s in _said if s[:2] == (str(path), write)}
-        _said.difference_update(gone)
-    if gone:
-        log.warning("class board database %s: %s works again", path, "writing" if write else "reading")
-
-
-def _unavailable(path: Path, e: sqlite3.Error, write: bool = True) -> Unavailable:
-    """What a database error means for people, by SQLite's error code (the message as a fallback)."""
-    code, text = getattr(e, "sqlite_errorname", "") or "", str(e).lower()
-    if code.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in text or "busy" in text:
-        kind, message = "locked", (f"the class board's database is locked by another program (waited "
-                                   f"{BUSY_TIMEOUT_S:g} s). Nothing was changed: try again in a minute; if it stays "
-                                   f"locked, whoever runs the server should close the program that holds {path.name}")
-    elif code.startswith("SQLITE_FULL") or "full" in text:
-        kind, message = "disk full", ("the class board's database cannot be written: the disk that holds it is full. "
-                                      "Nothing was saved: whoever runs the server needs to free space on it")
-    elif code.startswith("SQLITE_READONLY") or "readonly" in text:
-        kind, message = "read-only", ("the class board's database is read-only for the server: nothing can be saved "
-                                      f"until whoever runs it makes {path.name} writable")
-    else:
-        kind, message = "failing", (f"the class board's database cannot be used now ({str(e)[:200]}): try again in a "
-                                    "minute")
-    _log_once(path, write, kind, str(e)[:200])
-    return Unavailable(kind, message)
-
-
-
 def default_target() -> str:
     """Where the board lives when PRUNING_EXPLORER_BOARD_DB is not set."""
     data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
@@ -143,8 +89,14 @@ def default_target() -> str:
 
 
 def target_from_env(environ: Mapping[str, str] = os.environ) -> str:
-    """The board's database as the server's environment names it (PRUNING_EXPLORER_BOARD_DB), else the default."""
+    """The board's database as the server's environment names it (PRUNING_EXPLORER_BOARD_DB: a SQLite file, or a
+    PostgreSQL address), else the default file."""
     return environ.get(ENV) or default_target()
+
+
+def shown(target: str) -> str:
+    """The board's address as a page or a log may show it: a PostgreSQL address without its password."""
+    return backends.shown(target)
 
 
 _SPLIT = tuple(f.name for f in fields(Split))
@@ -171,73 +123,77 @@ class Store:
     """The board's database (see the module docstring). Thread-safe; one per process is enough."""
 
     def __init__(self, target: str):
-        if target.startswith(("postgres://", "postgresql://")):
-            raise BoardError("a PostgreSQL board is not built in: explorer/board/store.py says what a backend changes; "
-                             "use a SQLite file path on one machine")
-        self.path = Path(target.removeprefix("sqlite://") if target.startswith("sqlite:///") else target)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._idle: list[sqlite3.Connection] = []
+        self._backend = backends.open_backend(target)
+        self.path: Path | None = self._backend.path  # the SQLite file (None on PostgreSQL)
+        self.where = self._backend.where  # the database, as messages and logs say it (never a password)
+        self._idle: list[Connection] = []
         self._lock = threading.Lock()
         try:
             first = self._connect(create=True)
             try:
-                if first.execute("PRAGMA journal_mode=WAL").fetchone()[0].lower() != "wal":
-                    raise BoardError(f"{self.path}: the file system does not allow SQLite's WAL mode")
+                self._backend.prepare(first)
                 self._migrate(first)
             finally:
                 first.close()
-        except sqlite3.OperationalError as e:  # locked by another program, a full disk: said, not a traceback
-            raise _unavailable(self.path, e) from None
+        except self._backend.errors as e:  # locked, a full disk, no server: said, not a traceback
+            raise self._backend.unavailable(e, True) from None
+
+    def gone(self) -> bool:
+        """Whether the board's SQLite file was deleted under the running server (it is never recreated empty)."""
+        return self._backend.gone()
 
     # ---- connections and transactions -----------------------------------------------------------------------------
-    def _connect(self, create: bool = False) -> sqlite3.Connection:
-        # mode=rw after the first open: a board file deleted under a running server is an error, not a new empty board
-        uri = self.path.resolve().as_uri() + ("?mode=rwc" if create else "?mode=rw")
-        c = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
-        c.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
-        c.execute("PRAGMA synchronous=FULL")
-        c.execute("PRAGMA foreign_keys=ON")
-        return c
+    def _connect(self, create: bool = False) -> Connection:
+        return self._backend.connect(create, BUSY_TIMEOUT_S)
 
     @contextmanager
-    def _transaction(self, write: bool) -> Iterator[sqlite3.Connection]:
-        """One transaction on a pooled connection: BEGIN IMMEDIATE (takes the write lock first, so no two writers
-        upgrade and deadlock) or BEGIN (one consistent snapshot for a read of several statements). A database that
-        is locked past the busy timeout, full or failing raises Unavailable (said for people, logged once)."""
+    def _transaction(self, write: bool) -> Iterator[Connection]:
+        """One transaction on a pooled connection: a write takes the board's write lock first (explorer/board/
+        backends.py), a read is one consistent snapshot for its several statements. A database that is locked past
+        the busy timeout, full, unreachable or failing raises Unavailable (said for people, logged once)."""
+        backend, c = self._backend, None
         try:
             with self._lock:
                 c = self._idle.pop() if self._idle else None
-            c = c or self._connect()
-            try:
-                c.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            if c is not None:
                 try:
-                    yield c
-                except BaseException:
-                    if c.in_transaction:  # SQLite may have rolled back itself (a full disk)
-                        c.execute("ROLLBACK")
-                    raise
-                c.execute("COMMIT")
-                if _said:
-                    _log_recovered(self.path, write)
-            finally:
+                    backend.begin(c, write)
+                except backend.errors:  # a pooled connection the server dropped (restarted): a fresh one, once
+                    if backend.reusable(c) or backend.in_transaction(c):
+                        raise
+                    c.close()
+                    c = None
+            if c is None:
+                c = self._connect()
+                backend.begin(c, write)
+            try:
+                yield c
+            except BaseException:
+                if backend.in_transaction(c):  # SQLite may have rolled back itself (a full disk)
+                    c.execute("ROLLBACK")
+                raise
+            c.execute("COMMIT")
+            backends.log_recovered(self.where, write)
+        except backend.errors as e:  # not an integrity error (a code drawn twice) nor a bug in the SQL
+            raise backend.unavailable(e, write) from None
+        finally:
+            if c is not None:
                 with self._lock:
-                    keep = not c.in_transaction and len(self._idle) < 4  # a connection in doubt is not reused
+                    keep = backend.reusable(c) and len(self._idle) < 4  # a connection in doubt is not reused
                     if keep:
                         self._idle.append(c)
                 if not keep:
                     c.close()
-        except sqlite3.OperationalError as e:  # not IntegrityError (a code drawn twice) nor a bug in the SQL
-            raise _unavailable(self.path, e, write) from None
 
-    def _migrate(self, c: sqlite3.Connection) -> None:
-        c.execute("BEGIN IMMEDIATE")
+    def _migrate(self, c: Connection) -> None:
+        self._backend.begin(c, write=True)
         try:
             c.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
             row = c.execute("SELECT version FROM schema_version").fetchone()
             version = row[0] if row else 0
             if version > SCHEMA_VERSION:
-                raise BoardError(f"{self.path} has board schema version {version}, newer than this app's "
-                                 f"{SCHEMA_VERSION}: update the app, or name another file")
+                raise BoardError(f"{self.where} has board schema version {version}, newer than this app's "
+                                 f"{SCHEMA_VERSION}: update the app, or name another database")
             for v in range(version + 1, SCHEMA_VERSION + 1):
                 for sql in MIGRATIONS[v]:
                     c.execute(sql)
@@ -247,7 +203,8 @@ class Store:
                 c.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
             c.execute("COMMIT")
         except BaseException:
-            c.execute("ROLLBACK")
+            if self._backend.in_transaction(c):
+                c.execute("ROLLBACK")
             raise
 
     def schema_version(self) -> int:
@@ -265,7 +222,7 @@ class Store:
                     c.execute("INSERT INTO classes (code, created, open, challenge) VALUES (?, ?, 1, ?)",
                               (code, time.time() if now is None else now, challenge.to_json()))
                 return code
-            except sqlite3.IntegrityError:  # a code drawn twice (about one in 10^14): draw again
+            except self._backend.integrity_errors:  # a code drawn twice (about one in 10^14): draw again
                 continue
         raise BoardError("could not draw a new class code")
 
@@ -275,7 +232,7 @@ class Store:
             return self._info(c, code)
 
     @staticmethod
-    def _info(c: sqlite3.Connection, code: str) -> ClassInfo | None:
+    def _info(c: Connection, code: str) -> ClassInfo | None:
         row = c.execute("SELECT code, created, open, challenge, seats FROM classes WHERE code = ?", (code,)).fetchone()
         return None if row is None else ClassInfo(row[0], row[1], bool(row[2]), Challenge.from_json(row[3]), row[4])
 
@@ -374,18 +331,17 @@ class Store:
                 ok, detail = verdict(figures, replayed) if replayed is not None else (False, refusal)
                 status, judged = (VERIFIED if ok else REJECTED), now
                 detail = f"{detail} (the replay of the identical setup #{entry})"[:MAX_DETAIL_CHARS]
-            cur = c.execute(
+            row = c.execute(
                 f"INSERT INTO submissions (class_code, nickname, owner, participant, config_key, created, config, "
                 f"method, data, arch, status, detail, verified_at, {', '.join(_SPLIT)}, {', '.join(FIGURES)}) "
-                f"VALUES ({', '.join('?' * (13 + len(_SPLIT) + len(FIGURES)))})",
+                f"VALUES ({', '.join('?' * (13 + len(_SPLIT) + len(FIGURES)))}) RETURNING id",
                 (code, name, owner, who, key, now, config.model_dump_json(), method_of(config), config.data.name,
                  config.model.arch, status, detail, judged, *(getattr(split, f) for f in _SPLIT),
                  *(getattr(figures, f) for f in FIGURES)))
-            assert cur.lastrowid is not None  # set by the INSERT
-            return int(cur.lastrowid)
+            return int(row.fetchone()[0])
 
     @staticmethod
-    def _known_replay(c: sqlite3.Connection, key: str, now: float) -> tuple[Figures | None, str, int] | None:
+    def _known_replay(c: Connection, key: str, now: float) -> tuple[Figures | None, str, int] | None:
         """The remembered outcome of the setup with this key: (replayed figures or None, refusal, entry replayed)."""
         row = c.execute("SELECT figures, refusal, entry FROM replays WHERE config_key = ? AND at > ?",
                         (key, now - REPLAY_MEMORY_S)).fetchone()
@@ -397,7 +353,7 @@ class Store:
             return None
 
     @staticmethod
-    def _check_waiting(c: sqlite3.Connection, who: str, key: str) -> None:
+    def _check_waiting(c: Connection, who: str, key: str) -> None:
         """Refuse a setup that would queue one more replay for a participant who has MAX_WAITING_REPLAYS waiting. A
         setup identical to one waiting (anyone's) adds no replay: the one replay judges both."""
         if c.execute("SELECT 1 FROM submissions WHERE config_key = ? AND status IN (?, ?) LIMIT 1",
@@ -418,7 +374,7 @@ class Store:
             return self._name_problem(c, code, nickname, boardrules.owner_hash(participant or token))
 
     @staticmethod
-    def _name_problem(c: sqlite3.Connection, code: str, nickname: str, who: str) -> str | None:
+    def _name_problem(c: Connection, code: str, nickname: str, who: str) -> str | None:
         # Withdrawn entries count too: withdrawing cannot free a name for someone else to take over.
         keys = boardrules.nickname_keys(nickname)
         for (other,) in c.execute("SELECT DISTINCT nickname FROM submissions WHERE class_code = ? "
@@ -458,7 +414,8 @@ class Store:
             split_sql, split_args = self._split_terms(ch)
             top = c.execute(
                 f"SELECT {_ENTRY_COLUMNS} FROM submissions WHERE class_code = ? AND status = ? "
-                f"AND (? IS NULL OR data = ?) AND (? IS NULL OR arch = ?) AND {_ACCURACY} >= ? AND {split_sql} "
+                "AND (CAST(? AS TEXT) IS NULL OR data = ?) AND (CAST(? AS TEXT) IS NULL OR arch = ?) "
+                f"AND {_ACCURACY} >= ? AND {split_sql} "
                 f"ORDER BY {order} {'DESC' if higher else 'ASC'}, id LIMIT ?",
                 (code, VERIFIED, ch.data, ch.data, ch.arch, ch.arch, ch.min_accuracy, *split_args,
                  LEADERBOARD_ROWS)).fetchall()
@@ -476,7 +433,7 @@ class Store:
             terms.append(f"(data NOT IN ({', '.join('?' * len(GENERATED))}) OR ("
                          + " AND ".join(f"{f} = ?" for f in generated) + "))")
             args += [*GENERATED, *(getattr(ch, f) for f in generated)]
-        return " AND ".join(terms) or "1", tuple(args)
+        return " AND ".join(terms) or "TRUE", tuple(args)
 
     @staticmethod
     def _entry(row: tuple, owner: str | None) -> Entry:
@@ -567,7 +524,7 @@ class Store:
         return None
 
     @staticmethod
-    def _busy(c: sqlite3.Connection, now: float, lease_s: float, at_once: int) -> bool:
+    def _busy(c: Connection, now: float, lease_s: float, at_once: int) -> bool:
         return c.execute("SELECT COUNT(*) FROM submissions WHERE status = ? AND claimed_at >= ?",
                          (VERIFYING, now - lease_s)).fetchone()[0] >= at_once
 
@@ -586,7 +543,7 @@ class Store:
                       (time.time(), entry_id, VERIFYING, worker))
 
     @staticmethod
-    def _still_open(c: sqlite3.Connection, entry_id: int, worker: str) -> tuple | None:
+    def _still_open(c: Connection, entry_id: int, worker: str) -> tuple | None:
         """(config key, figures…) of a submission still being verified that `worker` claimed at some time (its claim
         may have been taken over since: its verdict, first, is kept), else None: judged already, withdrawn, cleared,
         or never this worker's."""
@@ -621,9 +578,11 @@ class Store:
             if key is not None:
                 if reuse:
                     c.execute("DELETE FROM replays WHERE at <= ?", (now - REPLAY_MEMORY_S,))
-                    c.execute("INSERT OR REPLACE INTO replays (config_key, entry, figures, refusal, at) VALUES "
-                              "(?, ?, ?, ?, ?)", (key, int(entry_id), None if replayed is None else
-                                                  json.dumps(asdict(replayed)), refusal[:MAX_DETAIL_CHARS], now))
+                    c.execute("INSERT INTO replays (config_key, entry, figures, refusal, at) VALUES (?, ?, ?, ?, ?) "
+                              "ON CONFLICT (config_key) DO UPDATE SET entry = excluded.entry, figures = "
+                              "excluded.figures, refusal = excluded.refusal, at = excluded.at",
+                              (key, int(entry_id), None if replayed is None else json.dumps(asdict(replayed)),
+                               refusal[:MAX_DETAIL_CHARS], now))
                 for r in c.execute(f"SELECT id, {', '.join(FIGURES)} FROM submissions WHERE config_key = ? AND "
                                    "status IN (?, ?) AND id != ?", (key, *_WAITING, int(entry_id))).fetchall():
                     try:

@@ -136,7 +136,7 @@ def replay(config: ExperimentConfig, budget: Budget = Budget(),
             return bool(late) or should_stop()
         try:
             result = run(should_stop=stop)
-        except ValueError as e:  # e.g. fine-tuning after structured pruning
+        except ValueError as e:  # e.g. a schedule that prunes single weights after structured pruning
             raise ReplayRefused(f"{what} cannot run ({clipped(e, 200)})") from None
         if result.diverged:
             raise ReplayRefused(f"{what} diverged on replay ({clipped(result.message, 200)})")
@@ -276,14 +276,14 @@ class Verifier:
     def _loop(self) -> None:
         wait, failing = self.poll_s, None  # the unexpected failure last logged, so one that lasts is logged once
         while not self._stopping.is_set():
-            if not self.store.path.exists():  # a deleted board is not recreated empty (board.Store opens mode=rw)
-                log.error("the board's file %s is gone: this process's verifier stops", self.store.path)
+            if self.store.gone():  # a deleted board file is not recreated empty (board.Store opens it mode=rw)
+                log.error("the board's file %s is gone: this process's verifier stops", self.store.where)
                 return
             try:
                 found = self.verify_next() is not None
                 wait = self.poll_s
                 if failing is not None:
-                    log.warning("the board's verifier works again on %s", self.store.path)
+                    log.warning("the board's verifier works again on %s", self.store.where)
                     failing = None
             except Unavailable:  # locked past its timeout, a full disk: the store logs one line per kind and episode
                 found, wait = False, min(wait * 2, MAX_BACKOFF_S)
@@ -291,7 +291,7 @@ class Verifier:
                 kind = f"{type(e).__name__}: {clipped(e, 200)}"
                 if kind != failing:
                     log.exception("the board's verifier failed on %s; it tries again, up to every %g s",
-                                  self.store.path, MAX_BACKOFF_S)
+                                  self.store.where, MAX_BACKOFF_S)
                 failing, found, wait = kind, False, min(wait * 2, MAX_BACKOFF_S)
             if not found:
                 self._wake.wait(wait)
