@@ -29,13 +29,14 @@ from explorer.config.schema import (
     parse_config,
     validate_config,
 )
+from explorer.engine.cache import VIEW_BYTES
 from explorer.engine.data import load_dataset, split_indices
 from explorer.engine.models import build_model
 from explorer.engine.userdata import parse_upload
 from explorer.experiment.facade import Experiment
 from explorer.experiment.measure import baseline_training_cost
 from explorer.server import serve
-from explorer.server.budget import Budget, check_run
+from explorer.server.budget import Budget, check_memory, check_run, state_bytes
 
 DOC = ROOT / "docs" / "reliability.md"
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # torch's quantize deprecation notice
@@ -251,6 +252,11 @@ CASES = {
         {"model": {"arch": "mlp", "hidden": [1024] * 6}, "data": {"name": "moons", "n_samples": 20000},
          "train": {"epochs": 1000, "batch_size": 1}})), 1000, Budget())),
     "session-over-budget": lambda exp: message(lambda: check_run(1e11, 10, Budget(), spent=4.95e12)),
+    # an upload at its limits (5,000 rows of 2,000 features: 10 M values) with an MLP of 6 × 1024 (7,317,514
+    # parameters), counted as measure.check_price counts every admitted setup
+    "memory-upload-at-limit": lambda exp: message(lambda: check_memory(
+        state_bytes(7_317_514, 10_000_000, 2 * VIEW_BYTES), Budget(),
+        "lower model.hidden, or the uploaded file's rows or columns")),
     "address-from-a-lost-session": lambda exp: _reopen_after_restart(),
     "cli-out-is-a-file": lambda exp: cli.out_problem(str(ROOT / "README.md")),
     "cli-out-under-a-file": lambda exp: cli.out_problem(str(ROOT / "README.md" / "results")),

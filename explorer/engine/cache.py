@@ -6,7 +6,10 @@ bound per kind of result, least recently used out.
   the kind, e.g. ("pruning", setting_key). Each kind has its own bounds, in entries and in bytes, so moving a slider a
   thousand times cannot push out a sensitivity study that took seconds, and nothing grows without bound: a session's
   views hold at most `max_bytes()` (plus the one newest value of a kind, kept whatever its size so a page never
-  recomputes it on a rerun). A new baseline starts a new cache: every view is derived from it.
+  recomputes it on a rerun). The kinds together hold at most VIEW_BYTES (issue 29: a session's memory is bounded,
+  docs/reliability.md): beyond it the kind holding the most bytes gives up its least recently used value, so the large
+  kinds (masks, compacted models) shrink and the small ones (curves, studies) stay. A new baseline starts a new cache:
+  every view is derived from it.
 - `process_cache(kind)`: the same policy for results a whole process shares (the lessons read from disk, MNIST's
   images, a split, the 2:4 speed of a device, ui/cached.py's studies), thread-safe, as a decorator.
 
@@ -35,6 +38,10 @@ LIMITS = {"pruning": (64, 32 * MB), "activation": (64, 16 * MB), "ranges": (16, 
           # process-wide (process_cache): MNIST's images are 16 MB; the rest are small
           "mnist": (1, 32 * MB), "split": (16, 64 * MB), "lessons": (8, 4 * MB), "speed": (8, MB),
           "l1_vs_l2": (4, 4 * MB), "tradeoff": (8, 4 * MB)}
+# All kinds of one ViewCache together (a session has two: its Experiment's views and its baseline's derived values).
+# Part of the per-session memory bound (explorer.server.budget.SESSION_BYTES): the largest MLP's masks are 6 MB, so a
+# slider keeps its last five settings at once.
+VIEW_BYTES = 32 * MB
 
 
 class _Kind(cachetools.LRUCache):
@@ -71,13 +78,23 @@ class _Kind(cachetools.LRUCache):
         """How many values it holds."""
         return len(self) + (self.oversized is not None)
 
+    def drop_oldest(self) -> None:
+        """Forget the least recently used value (the oversized one, when that is all it holds)."""
+        if len(self):
+            self.popitem()
+        else:
+            self.oversized = None
+
 
 class ViewCache:
     """Bounded per kind, least recently used first out. Values are shared: callers treat them as read-only."""
 
-    def __init__(self, limits: dict[str, tuple[int, int]] | None = None):
+    def __init__(self, limits: dict[str, tuple[int, int]] | None = None, total: int | None = VIEW_BYTES):
+        """`limits`: (entries, bytes) per kind, over LIMITS; `total`: the bytes of all kinds together (None: only
+        each kind's own bound, as the process-wide cache has)."""
         self._limits = {**LIMITS, **(limits or {})}
         self._kinds: dict[str, _Kind] = {}
+        self._total = total
 
     def _kind(self, name: str) -> _Kind:
         if name not in self._kinds:
@@ -98,17 +115,32 @@ class ViewCache:
         return found[0] if found is not None else None
 
     def put(self, key: tuple, value: T) -> T:
-        """Keep `value` under `key` (evicting the kind's least recently used beyond its bounds); returns it."""
-        self._kind(key[0]).put(key, value)
+        """Keep `value` under `key` (evicting the kind's least recently used beyond its bounds, then the largest
+        kinds' beyond the total); returns it."""
+        kind = self._kind(key[0])
+        kind.put(key, value)
+        self._fit(kind)
         return value
+
+    def _fit(self, newest: _Kind) -> None:
+        """Drop least recently used values, from the kind holding the most bytes, until all fit the total; the value
+        just put (the newest of `newest`) stays whatever its size."""
+        total = self._total
+        while total is not None and self.nbytes() > total:
+            others = [k for k in self._kinds.values() if k.count() > (k is newest)]
+            if not others:
+                return
+            max(others, key=_Kind.held).drop_oldest()
 
     def nbytes(self) -> int:
         """The bytes the kept values hold (as `nbytes` counts them)."""
         return sum(kind.held() for kind in self._kinds.values())
 
     def max_bytes(self) -> int:
-        """The most the kinds seen so far may hold together (each kind's byte bound; one newest value may exceed it)."""
-        return sum(self._limits.get(k, DEFAULT_LIMIT)[1] for k in self._kinds)
+        """The most the kinds seen so far may hold together (each kind's byte bound, and the total; one newest value
+        may exceed it)."""
+        kinds = sum(self._limits.get(k, DEFAULT_LIMIT)[1] for k in self._kinds)
+        return kinds if self._total is None else min(kinds, self._total)
 
     def __contains__(self, key: Hashable) -> bool:
         kind = self._kinds.get(key[0])  # type: ignore[index]
@@ -118,7 +150,7 @@ class ViewCache:
         return sum(k.count() for k in self._kinds.values())
 
 
-_PROCESS = ViewCache()
+_PROCESS = ViewCache(total=None)  # process-wide: each kind's own bound (MNIST alone is 16 MB)
 _PROCESS_LOCK = threading.Lock()
 
 

@@ -26,6 +26,7 @@ from torch import nn
 from explorer.config.schema import ExperimentConfig
 from explorer.engine import pruning, sparse
 from explorer.engine.baseline import Baseline, init_model
+from explorer.engine.cache import VIEW_BYTES
 from explorer.engine.data import Dataset, load_dataset
 from explorer.engine.models import count_macs, model_state, prunable_layers
 from explorer.engine.training import accuracy
@@ -260,6 +261,7 @@ class SetupPrice:
     validation: int
     test: int
     grid: int
+    kept: int = 0  # the memory the session keeps for it (budget.state_bytes)
 
     def evaluation_words(self) -> str:
         """What one evaluation pass holds, in words."""
@@ -272,9 +274,12 @@ def price_of(model: nn.Module, data: Dataset, config: ExperimentConfig) -> Setup
     """The SetupPrice of `config`'s baseline `model` on `data`."""
     macs = count_macs(model, data.n_features)
     grid = GRID_POINTS if data.n_features == 2 else 0
+    # an Experiment's views and its baseline's derived values: two view caches, each bounded by VIEW_BYTES
+    kept = budget.state_bytes(sum(p.numel() for p in model.parameters()),
+                              sum(x.numel() for x in (data.x_train, data.x_val, data.x_test)), 2 * VIEW_BYTES)
     return SetupPrice(_baseline_cost(model, data, config),
                       budget.eval_cost(macs, len(data.x_val) + len(data.x_test) + grid), macs,
-                      len(data.x_val), len(data.x_test), grid)
+                      len(data.x_val), len(data.x_test), grid, kept)
 
 
 def setup_price(config: ExperimentConfig, upload: Any = None) -> SetupPrice:
@@ -293,6 +298,9 @@ def check_price(price: SetupPrice, config: ExperimentConfig, limits: budget.Budg
     if price.validation + price.test > 1000:  # the splits a move evaluates
         fields.insert(0, "data.val_fraction or data.test_fraction")
     budget.check_move(price.evaluation, limits, price.evaluation_words(), "lower " + ", or ".join(fields))
+    budget.check_memory(price.kept, limits, "lower " + ", or ".join(
+        ["model.hidden" if config.model.arch == "mlp" else "model.arch"]
+        + (["the uploaded file's rows or columns"] if config.data.name == "upload" else [])))
     return price
 
 

@@ -15,6 +15,10 @@ pruning curve, the sensitivity study, the criteria comparison) fits the run budg
 is refused with the number and what to lower; a session's runs together have a budget too; and a run that outlasts the
 server's time limit stops (keeping its finished epochs) whatever its estimate said. Every number comes from the
 environment, so the person who deploys a server sets them; the defaults keep every preset far inside.
+
+Memory has a bound per session too (issue 29): what a session keeps once its work is done — its weights, masks, data
+and cached views (`state_bytes`) — must fit `Budget.session_bytes` (`check_memory`), and what it kept is released when
+the session ends (ui.session.SessionReaper).
 """
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+MB = 2**20
 STEP_MACS = 50e6
 # What one evaluation step costs beyond its multiply-adds (selecting a mask over the baseline's weights, writing it into
 # the model, the Python around it): about 1.5 ms on the reference machine for LeNet-300-100's 266 k weights
@@ -49,11 +54,16 @@ class Budget:
     # (LeNet-5 on MNIST) needs 3.7 G, the default setup 0.03 G. Issue 29's link (20,000 moons, val_fraction 0.99,
     # MLP 6×1024) needs 104 G: refused, where it took 73 s a slider move.
     move_macs: float = 1e10
+    # What one session may keep in memory (state_bytes): the largest bundled setup (an MLP of 6 × 1024 on MNIST, 6 M
+    # weights) keeps at most 134 MB by that count; an upload at its limits (10 M values, 2,000 features) with that
+    # model 165 MB: refused. Measured: benchmarks/bench_session_memory.py, docs/reliability.md.
+    session_bytes: float = 150 * MB
 
     ENV: ClassVar[dict[str, str]] = {
         "run_macs": "PRUNING_EXPLORER_RUN_MACS", "session_macs": "PRUNING_EXPLORER_SESSION_MACS",
         "link_macs": "PRUNING_EXPLORER_LINK_MACS", "run_seconds": "PRUNING_EXPLORER_RUN_SECONDS",
-        "trainings": "PRUNING_EXPLORER_TRAININGS", "move_macs": "PRUNING_EXPLORER_MOVE_MACS"}
+        "trainings": "PRUNING_EXPLORER_TRAININGS", "move_macs": "PRUNING_EXPLORER_MOVE_MACS",
+        "session_bytes": "PRUNING_EXPLORER_SESSION_BYTES"}
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Budget:
@@ -198,3 +208,20 @@ def check_run(cost: float, epochs: int, budget: Budget, spent: float = 0.0) -> N
         raise OverBudget(f"this training needs about {describe(cost)}, and this session has used "
                          f"{describe(spent)} of its {describe(budget.session_macs)}: this server has no more training "
                          "for this session (open the app in a new tab for a fresh session)")
+
+
+def state_bytes(parameters: int, data_values: int, views: int) -> int:
+    """The memory a session keeps for a setup of `parameters` weights and biases on data of `data_values` numbers (every
+    split's features): the baseline's and the working model's float32 copies and a one-byte mask (9 bytes a parameter),
+    the data as float32, and its cached views at their bound (`views`: explorer.engine.cache). An upper bound: a
+    bundled data set is shared by the sessions that use it, and a view cache is rarely full. Training needs about 12
+    bytes a parameter more while it runs (gradients and Adam's two moments), freed when it ends."""
+    return 9 * parameters + 4 * data_values + views
+
+
+def check_memory(kept: float, budget: Budget, lower: str) -> None:
+    """Raise OverBudget when a setup would keep `kept` bytes (state_bytes) in the server's memory, more than
+    budget.session_bytes; `lower` names what to change."""
+    if kept > budget.session_bytes:
+        raise OverBudget(f"this setup would keep about {kept / MB:,.0f} MB of the server's memory for this session, "
+                         f"more than the {budget.session_bytes / MB:,.0f} MB this server allows a session: {lower}")
