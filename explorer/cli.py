@@ -342,7 +342,8 @@ def main(argv: list[str] | None = None) -> int:
     sc.add_argument("kind", nargs="?", choices=("config", "preset"), default="config",
                     help="config (the default: explorer/config/schema.json) or preset "
                          "(explorer/config/preset_schema.json)")
-    s = sub.add_parser("serve", help="the workshop server: N app processes behind nginx with sticky sessions")
+    s = sub.add_parser("serve", help="the workshop server: N app processes behind nginx with sticky sessions, run by "
+                                     "supervisord (one that dies is restarted)")
     s.add_argument("--processes", type=int, default=None,
                    help=f"app processes, each on a loopback port (default: one per core, here {os.cpu_count()})")
     s.add_argument("--port", type=int, default=8501, help="the port participants open (default 8501)")
@@ -350,6 +351,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="the address nginx listens on (default 127.0.0.1; 0.0.0.0 for every interface)")
     s.add_argument("--start-timeout", type=float, default=120.0,
                    help="seconds each app process has to answer its health check (default 120)")
+    s.add_argument("--upstream", action="append", default=[], metavar="HOST:PORT",
+                   help="an app process on another host to put behind the same address (repeatable; start it there "
+                        "with python -m ui.launch --app-process --port PORT --server.address 0.0.0.0 and this "
+                        "server's PRUNING_EXPLORER_PARTICIPANT_SECRET)")
     args = ap.parse_args(argv)
     if args.command == "schema":
         print(json.dumps(preset_json_schema() if args.kind == "preset" else json_schema(), indent=2))
@@ -357,5 +362,5 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         from explorer.server.serve import serve
 
-        return serve(args.processes, args.port, args.address, args.start_timeout)
+        return serve(args.processes, args.port, args.address, args.start_timeout, upstreams=tuple(args.upstream))
     return run(args.config, args.out, args.quiet, args.data)
