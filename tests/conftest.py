@@ -72,7 +72,23 @@ def _kind(item) -> str:
     return "app" if any(_reaches(f, targets, seen, params) for f in functions) else "unit"
 
 
+# Seconds the slowest test files take on the 2-core machine (pytest --durations=0 summed per file, 2026-12-06). The
+# suite runs on two xdist workers a file at a time (--dist loadfile with --no-loadscope-reorder: files are handed out
+# in collection order), so the longest start first and the many short files fill the end: longest processing time
+# first. xdist's own order (most tests first) sent the long browser files, which hold one or two tests each, last,
+# and one worker waited for the other. A file not listed keeps its place after these.
+LONGEST_FILES = {
+    "test_mnist.py": 85, "test_lesson_fits_browser.py": 75, "test_playground_browser.py": 75, "test_browser.py": 65,
+    "test_threads.py": 60, "test_preset_seeds_lenet5.py": 51, "test_preset_seeds_mnist.py": 50,
+    "test_board_browser.py": 48, "test_serve.py": 45, "test_verifier_fair.py": 45, "test_cli.py": 45,
+    "test_lint.py": 42, "test_workshop_browser.py": 33, "test_mnist_browser.py": 33, "test_load_script.py": 27,
+    "test_preset_seeds.py": 26, "test_session_memory.py": 25, "test_app.py": 22, "test_install.py": 18,
+    "test_attacks.py": 14, "test_fair_slots_server.py": 13,
+}
+
+
 def pytest_collection_modifyitems(config, items):
+    items.sort(key=lambda item: -LONGEST_FILES.get(item.path.name, 0))  # stable: each file's own order is kept
     wrong = []
     for item in items:
         explicit = [k for k in KINDS if item.get_closest_marker(k) is not None]

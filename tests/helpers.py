@@ -184,8 +184,13 @@ NAV = "[data-testid='stTopNav']"  # the app's navigation, in the top bar (ui/mai
 
 def goto_page(page, name: str) -> None:
     """Click the page's link in the top bar; a window too narrow for every link keeps the rest under "N more"."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    page.locator(NAV).first.wait_for(state="visible")
     link = page.locator(NAV).get_by_role("link", name=name, exact=True)
-    if not link.is_visible():
+    try:  # is_visible() does not wait: right after a page's first draw the bar may not hold its links yet
+        link.wait_for(state="visible", timeout=3_000)
+    except PlaywrightTimeout:  # under "N more"
         page.locator(f"{NAV} [data-testid='stTopNavSection']").last.click()
         link = page.locator("[data-testid='stTopNavPopover']").get_by_role("menuitem", name=name, exact=True)
     href = link.get_attribute("href")  # a top-bar link has one; a menu item under "N more" may not
