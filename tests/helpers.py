@@ -247,3 +247,17 @@ def pictures_drawn(page, selector: str = "img", timeout_ms: int = 30_000) -> Non
     page.wait_for_function("""(sel) => [...document.querySelectorAll(sel)].every((img) =>
         img.complete && img.naturalWidth > 0)""", arg=selector, timeout=timeout_ms)
     page.evaluate("() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")
+
+
+def board_figures(**changes):
+    """A submission's figures for the board's store tests (explorer.board.records.Figures), with `changes`."""
+    from explorer.board.records import Figures
+
+    base = dict(baseline_accuracy=0.97, pruned_accuracy=0.9, finetuned_accuracy=0.965, weight_sparsity=0.9,
+                activation_sparsity=0.6, macs=26_000, macs_dense=266_200, bytes=120_000, bytes_dense=1_070_000)
+    return Figures(**{**base, **changes})
+
+
+def board_token(n: int) -> str:
+    """The n-th session token of the board's store tests (as long as a real one)."""
+    return f"session-token-{n:04d}-" + "x" * 16

@@ -13,27 +13,19 @@ import threading
 
 import pytest
 from helpers import ROOT, tiny_config
+from helpers import board_figures as figures
+from helpers import board_token as token
 from postgres import boards_fixture
 
 from explorer.board import rules as boardrules
 from explorer.board import store as board
-from explorer.board.records import BoardError, Figures, NotYours, RateLimited, method_of
+from explorer.board.records import BoardError, NotYours, RateLimited, method_of
 from explorer.board.rules import Attempts, Challenge
 from explorer.board.store import MIGRATIONS, SCHEMA_VERSION, Store
 
 CONFIG = tiny_config(weight_pruning={"sparsity": 0.5}).model_dump_json()
 
 boards = boards_fixture()  # each test that asks for it runs on SQLite and on PostgreSQL
-
-
-def figures(**changes) -> Figures:
-    base = dict(baseline_accuracy=0.97, pruned_accuracy=0.9, finetuned_accuracy=0.965, weight_sparsity=0.9,
-                activation_sparsity=0.6, macs=26_000, macs_dense=266_200, bytes=120_000, bytes_dense=1_070_000)
-    return Figures(**{**base, **changes})
-
-
-def token(n: int) -> str:
-    return f"session-token-{n:04d}-" + "x" * 16
 
 
 @pytest.fixture

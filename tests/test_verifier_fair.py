@@ -9,25 +9,17 @@ import threading
 
 import pytest
 from helpers import ROOT, tiny_config
+from helpers import board_figures as figures
+from helpers import board_token as token
 from postgres import Boards, boards_fixture
 
 from explorer.board import store as board
-from explorer.board.records import BoardError, Figures, RateLimited, config_key
+from explorer.board.records import BoardError, RateLimited, config_key
 from explorer.board.rules import Challenge, Split
 from explorer.board.store import MIGRATIONS, Store
 from explorer.config.schema import DataConfig, ExperimentConfig
 
 boards = boards_fixture()  # each test that asks for it runs on SQLite and on PostgreSQL
-
-
-def figures(**changes) -> Figures:
-    base = dict(baseline_accuracy=0.97, pruned_accuracy=0.9, finetuned_accuracy=0.965, weight_sparsity=0.9,
-                activation_sparsity=0.6, macs=26_000, macs_dense=266_200, bytes=120_000, bytes_dense=1_070_000)
-    return Figures(**{**base, **changes})
-
-
-def token(n: int) -> str:
-    return f"session-token-{n:04d}-" + "x" * 16
 
 
 def setup(seed: int = 0, **data) -> str:
