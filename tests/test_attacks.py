@@ -1,8 +1,9 @@
-"""Attacks on a real server (a `streamlit run` process, driven over Streamlit's websocket protocol as a browser would):
-a participant who opens an expensive link and closes the tab. The training it started ends once the tab is closed
+"""Attacks on a real server (a `streamlit run` process, driven over Streamlit's websocket protocol as a browser would).
+A participant who opens an expensive link and closes the tab: the training it started ends once the tab is closed
 (the server's CPU falls idle, where the training alone would keep it busy for minutes), and another participant, who
 trains and moves a slider while it runs, gets every page right. How fast both happen is a figure, not a test:
-`python benchmarks/bench_tab_close.py` (benchmarks/README.md)."""
+`python benchmarks/bench_tab_close.py` (benchmarks/README.md). A key guesser who opens a fresh session for every guess:
+refused after the server-wide limit, the right key included while it lasts."""
 import asyncio
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -60,3 +61,39 @@ def test_closing_the_tab_ends_its_training_and_others_are_served_meanwhile(serve
     seconds = bench.wait_for_cpu(pid, busy=False, seconds=GENEROUS_S)
     assert seconds is not None, f"the closed tab's training still uses the CPU {GENEROUS_S} s after the close"
     print(f"the server was idle {seconds:.2f} s after the tab closed")
+
+
+# ---- the session-rotating key guesser (issue 29) --------------------------------------------------------------------
+KEY = "the instructor key of this test server, long enough"
+
+
+async def guess(url: str, key: str) -> tuple[str, bool]:
+    """A fresh websocket session (a fresh tab, or a script rotating sessions) types `key` on the Instructor page and
+    presses Unlock: what the page says, and whether it shows the class controls."""
+    import websockets
+    from streamlit.proto.WidgetStates_pb2 import WidgetState
+
+    async with websockets.connect(url, subprotocols=["streamlit"], max_size=None, open_timeout=load.WAIT_S) as ws:
+        s = load.Session(ws)
+        await s.run("")
+        await s.run("Instructor")
+        field = WidgetState(id=s.widgets["Instructor key"][0], string_value=key)
+        await s.run("Instructor", [field, s.button("Unlock")])
+        return " ".join([*s.alerts, *s.exceptions]), "Open a new class" in s.widgets
+
+
+def test_fresh_sessions_guessing_the_key_are_refused_after_the_server_wide_limit(monkeypatch, tmp_path):
+    monkeypatch.setenv("PRUNING_EXPLORER_BOARD_DB", str(tmp_path / "board.db"))
+    monkeypatch.setenv("PRUNING_EXPLORER_INSTRUCTOR_KEY", KEY)
+    server = load.Server()
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            said = [pool.submit(asyncio.run, guess(server.ws_url, f"guess number {n:04d}")).result(timeout=300)[0]
+                    for n in range(7)]
+            right, unlocked = pool.submit(asyncio.run, guess(server.ws_url, KEY)).result(timeout=300)
+    finally:
+        server.stop()
+    assert all(s.startswith("That is not the instructor key.") for s in said[:5]), said
+    assert all(s.startswith("Too many wrong keys on this server (from any session)") for s in said[5:]), said
+    # during the lock-out even the right key opens nothing: no guess is compared
+    assert right.startswith("Too many wrong keys on this server") and not unlocked
