@@ -240,7 +240,6 @@ def _rss_mb() -> float:
         return 0.0
 
 
-
 WORKSHOP_PARAM, WORKSHOP_KEY = "workshop", "_workshop"
 LESSON_LOCK_KEY = "_lesson_lock"  # set by ui.lesson when the instructor's link locks the class to a lesson
 ON, OFF = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
