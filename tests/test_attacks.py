@@ -97,3 +97,37 @@ def test_fresh_sessions_guessing_the_key_are_refused_after_the_server_wide_limit
     assert all(s.startswith("Too many wrong keys on this server (from any session)") for s in said[5:]), said
     # during the lock-out even the right key opens nothing: no guess is compared
     assert right.startswith("Too many wrong keys on this server") and not unlocked
+
+
+# ---- the priced-at-zero evaluation link (issue 29) ------------------------------------------------------------------
+async def open_link(url: str, query: str) -> str:
+    """A fresh tab opens the address `query`: what its page says."""
+    import websockets
+
+    async with websockets.connect(url, subprotocols=["streamlit"], max_size=None, open_timeout=load.WAIT_S) as ws:
+        s = load.Session(ws)
+        await s.run("", query=query)
+        return " ".join([*s.alerts, *s.exceptions])
+
+
+def test_the_evaluation_link_is_refused_on_open_and_leaves_the_server_idle_for_a_classmate():
+    """Issue 29's link (20,000 moons, 99 % of the training rows as validation, MLP 6 × 1024, 1 epoch) was priced at
+    3.3 G and took 45-84 s to open and 73 s a slider move; now its evaluation pass is priced and refused on open."""
+    from test_pricing import EVALUATION_LINK
+
+    from explorer.config.schema import validate_config
+
+    four = benchmark("bench_four_tabs")  # the classmate's client
+    server = load.Server()  # the default budget
+    query = "setup=" + encode_setup(validate_config(EVALUATION_LINK))
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            said = [pool.submit(asyncio.run, open_link(server.ws_url, query)).result(timeout=300) for _ in range(4)]
+            assert bench.busy_fraction(server.proc.pid) < bench.IDLE  # nothing of the link runs on
+            moves = pool.submit(asyncio.run, four.slider_moves(server.ws_url, 8)).result(timeout=300)
+    finally:
+        server.stop()
+    for text in said:
+        assert "cannot run here" in text and "10.0 G multiply-adds" in text, text
+        assert "data.val" in text.replace("\\", "")  # the field to lower (Markdown escapes its underscore)
+    assert len(moves) == 8  # the classmate trained and moved the slider, every page right (slider_moves checks)
