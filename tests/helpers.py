@@ -232,6 +232,23 @@ def wait_until(page, predicate, what: str, timeout_ms: int = 20_000) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def slide_to(page, target: int, index: int = 0, what: str = "") -> None:
+    """Move the page's `index`-th slider to `target` with the arrow keys, one step a press, until the slider itself
+    says `target` with the script idle. A rerun may redraw the slider between presses and take its focus, so the presses
+    that did not land are pressed again (read from the slider's range input, never counted blindly)."""
+    for _ in range(10):
+        settle(page)
+        thumb = page.get_by_role("slider").nth(index)
+        now = round(float(thumb.input_value()))  # a range input: its value, in the slider's units
+        if now == target:
+            return
+        thumb.focus()
+        key = "ArrowRight" if target > now else "ArrowLeft"
+        for _ in range(abs(target - now)):
+            thumb.press(key)
+    raise AssertionError(f"the slider {what} did not reach {target}")
+
+
 def metric_value(page, label: str) -> str:
     box = page.locator("[data-testid='stMetric']", has_text=label).first
     return box.locator("[data-testid='stMetricValue']").inner_text().strip()

@@ -1,7 +1,7 @@
 """Real MNIST in a real browser (issue 17): choose MNIST and LeNet-5 on Model & data, train (a time estimate first,
 then a progress bar), prune 90 % on the Playground (the 28×28 test digits and the sampled network are drawn), take a
 snapshot and see the papers' figures beside it on Compare & export."""
-from helpers import assert_no_exception, fill_and_commit, goto_page, settle, wait_until
+from helpers import assert_no_exception, fill_and_commit, goto_page, settle, slide_to, wait_until
 
 FIELD = "[data-testid='stSelectbox']"
 
@@ -34,10 +34,7 @@ def test_mnist_lenet5_train_prune_playground_and_snapshot(browser, app_url):
         assert page.get_by_text("Training this takes about").count() == 1
 
         goto_page(page, "Playground")
-        slider = page.get_by_role("slider").first
-        slider.focus()
-        for _ in range(90):
-            slider.press("ArrowRight")  # 1 % a step: 90 % sparsity
+        slide_to(page, 90, what="weight sparsity")  # 1 % a step: 90 % sparsity
         wait_until(page, lambda: "Pruned (90%)" in page.locator("[data-testid='stMetric']", has_text="Pruned")
                    .first.inner_text(), "the accuracy at 90 %", timeout_ms=60_000)
         assert_no_exception(page)

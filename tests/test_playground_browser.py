@@ -5,7 +5,7 @@ import os
 from urllib.parse import urlparse
 
 import pytest
-from helpers import ROOT, assert_no_exception, pictures_drawn, settle, wait_until
+from helpers import ROOT, assert_no_exception, pictures_drawn, settle, slide_to, wait_until
 
 from explorer.config.links import encode_setup
 from explorer.config.schema import validate_config
@@ -41,10 +41,10 @@ def test_the_whole_experiment_is_on_one_screen_and_follows_the_slider(browser, a
         wait_until(page, lambda: page.locator("[data-testid='stMetric']", has_text="Accuracy, dense").count() == 1,
                    "the trained Playground", timeout_ms=60_000)
         assert_no_exception(page)
-        for (width, height), (key, target) in zip(SIZES, (("ArrowRight", 90), ("ArrowLeft", 0))):
+        for (width, height), target in zip(SIZES, (90, 0)):
             page.set_viewport_size({"width": width, "height": height})
             pictures_drawn(page)
-            _on_one_screen_and_follows_the_slider(page, width, height, key, target)
+            _on_one_screen_and_follows_the_slider(page, width, height, target)
             if UPDATE_SCREENSHOTS and (data, width) == ("digits", 1280):
                 page.mouse.move(width - 5, height - 5)  # no tooltip in the picture
                 page.wait_for_function("() => !document.querySelector('.hoverlayer .hovertext')")
@@ -57,7 +57,7 @@ def test_the_whole_experiment_is_on_one_screen_and_follows_the_slider(browser, a
         page.close()
 
 
-def _on_one_screen_and_follows_the_slider(page, width: int, height: int, key: str, target: int) -> None:
+def _on_one_screen_and_follows_the_slider(page, width: int, height: int, target: int) -> None:
     assert page.locator("[data-testid='stSidebar']").bounding_box()["width"] > 200  # the sidebar is open
     boxes = {name: page.locator(sel).first.bounding_box() for name, sel in PARTS.items()}
     boxes["accuracy"] = page.locator("[data-testid='stMetric']", has_text="Pruned").first.bounding_box()
@@ -67,10 +67,7 @@ def _on_one_screen_and_follows_the_slider(page, width: int, height: int, key: st
 
     before = {name: page.locator(PARTS[name]).first.screenshot() for name in ("network graph", "histogram")}
     accuracy_before = page.locator("[data-testid='stMetric']", has_text="Pruned").first.inner_text()
-    slider = page.get_by_role("slider").first
-    slider.focus()
-    for _ in range(90):
-        slider.press(key)  # 1 % a step: 90 % sparsity, or back to 0 %
+    slide_to(page, target, what="weight sparsity")  # 1 % a step: 90 % sparsity, or back to 0 %
     wait_until(page, lambda: f"Pruned ({target}%)" in page.locator("[data-testid='stMetric']", has_text="Pruned")
                .first.inner_text(), f"the accuracy at {target} %", timeout_ms=180_000)  # 90 reruns, busy machine
     pictures_drawn(page)  # the pictures are decoded and painted after the script is idle

@@ -3,7 +3,7 @@ reloaded after navigating twice is still in workshop mode; a student plays one l
 prediction, follows each step, sees each check turn ✓)."""
 import json
 
-from helpers import FAILURE_SHOT, ROOT, assert_no_exception, goto_page, settle, wait_until
+from helpers import FAILURE_SHOT, ROOT, assert_no_exception, goto_page, settle, slide_to, wait_until
 
 
 def in_workshop_mode(page) -> bool:
@@ -42,15 +42,9 @@ def test_a_student_plays_a_lesson_end_to_end(browser, app_url):
         page.goto(f"{app_url}/playground?lesson=magnitude&step=1")
         settle(page)
         wait_until(page, lambda: sidebar.get_by_text(lesson["title"]).count() == 1, "the lesson panel")
-        at = 0  # the weight-sparsity slider's value, in %
 
-        def slide_to(value: int) -> None:
-            nonlocal at
-            slider = page.get_by_role("slider").first
-            slider.focus()
-            for _ in range(value - at):
-                slider.press("ArrowRight")
-            at = value
+        def slide_and_wait(value: int) -> None:
+            slide_to(page, value, what="weight sparsity")
             wait_until(page, lambda: f"Pruned ({value}%)" in page.locator("[data-testid='stMetric']",
                                                                            has_text="Pruned").first.inner_text(),
                        f"{value}% on the Playground")
@@ -64,7 +58,8 @@ def test_a_student_plays_a_lesson_end_to_end(browser, app_url):
                           wait_until(page, lambda: page.get_by_role("button", name="Fine-tune", exact=True,
                                                                    disabled=False).count() == 1,
                                      "the trained baseline", timeout_ms=120_000)),
-                 lambda: slide_to(50), lambda: slide_to(90), fine_tune, lambda: (slide_to(95), fine_tune())]
+                 lambda: slide_and_wait(50), lambda: slide_and_wait(90), fine_tune,
+                 lambda: (slide_and_wait(95), fine_tune())]
         for n, (step, do) in enumerate(zip(lesson["steps"], doing), start=1):
             wait_until(page, lambda: sidebar.get_by_text(f"Step {n} of {len(lesson['steps'])}").count() == 1,
                        f"step {n}")
