@@ -355,6 +355,12 @@ def main(argv: list[str] | None = None) -> int:
                    help="an app process on another host to put behind the same address (repeatable; start it there "
                         "with python -m ui.launch --app-process --port PORT --server.address 0.0.0.0 and this "
                         "server's PRUNING_EXPLORER_PARTICIPANT_SECRET)")
+    s.add_argument("--board", metavar="ADDRESS",
+                   help="the class board's database for every app process: a SQLite file, or "
+                        "postgresql://USER@HOST:PORT/DATABASE to share one board between hosts (its password in "
+                        "~/.pgpass: other users of the machine can read a command line); default: "
+                        "PRUNING_EXPLORER_BOARD_DB, else a SQLite file in ~/.local/share/pruning-explorer. Opened once "
+                        "before anything starts")
     args = ap.parse_args(argv)
     if args.command == "schema":
         print(json.dumps(preset_json_schema() if args.kind == "preset" else json_schema(), indent=2))
@@ -362,5 +368,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         from explorer.server.serve import serve
 
-        return serve(args.processes, args.port, args.address, args.start_timeout, upstreams=tuple(args.upstream))
+        return serve(args.processes, args.port, args.address, args.start_timeout, upstreams=tuple(args.upstream),
+                     board=args.board)
     return run(args.config, args.out, args.quiet, args.data)

@@ -14,7 +14,7 @@ from test_board_pages import SETUP, click, joined, labelled, no_exceptions, unlo
 
 from explorer.board import store as board
 from explorer.board import verifier as boardverifier
-from explorer.board.records import Figures
+from explorer.board.records import BoardError, Figures
 from explorer.board.rules import Challenge
 from explorer.board.store import Store, Unavailable
 from explorer.board.verifier import Verifier
@@ -205,6 +205,13 @@ def test_an_unreachable_postgresql_server_is_a_message_without_the_password(capl
     assert board.shown(target) == f"postgresql://teacher@127.0.0.1:{port}/board"
     assert board.shown(f"postgresql://h/db?password={secret}&sslmode=require") == (
         "postgresql://h/db?password=***&sslmode=require")
+
+
+def test_an_address_libpq_cannot_parse_is_refused_without_its_password():
+    # libpq quotes the whole address it cannot parse; the page shows this message to whoever opens the board
+    with pytest.raises(BoardError, match=r"is not a PostgreSQL address") as e:
+        Store("postgres://teacher:s3cret-pw@[::1/board")
+    assert "s3cret-pw" not in str(e.value) and "postgres://teacher@[::1/board" in str(e.value)
 
 
 def test_a_wrong_password_or_a_missing_database_is_said_without_the_password():

@@ -133,6 +133,27 @@ def test_a_port_in_use_or_a_bad_count_is_refused_before_anything_starts(capsys):
     assert "error: --upstream 'no.such.host.invalid:8501': the host" in capsys.readouterr().err
 
 
+def test_a_board_that_cannot_be_used_is_refused_in_one_line_without_its_password(monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr(serve.shutil, "which", lambda name: "/usr/sbin/nginx")
+    monkeypatch.delenv("PRUNING_EXPLORER_BOARD_DB", raising=False)
+    (tmp_path / "file").write_text("")
+    closed = f"postgresql://board:pw-secret@127.0.0.1:{serve.free_port()}/board"  # nobody listens on that port
+    shown = closed.replace(":pw-secret@", "@")
+    for address, said in ((closed, f"--board '{shown}': the class board's PostgreSQL server 127.0.0.1:"),
+                          ("postgres://board:pw-secret@[::1/board", "is not a PostgreSQL address"),
+                          (str(tmp_path / "file" / "board.db"), "File exists")):
+        assert main(["serve", "--processes", "1", "--port", str(serve.free_port()), "--board", address]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: --board") and said in err, err
+        assert len(err.strip().splitlines()) == 1 and "pw-secret" not in err
+    # The environment's address is checked as well (the flag, when given, wins: see the next test).
+    monkeypatch.setenv("PRUNING_EXPLORER_BOARD_DB", closed)
+    assert main(["serve", "--processes", "1", "--port", str(serve.free_port())]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: PRUNING_EXPLORER_BOARD_DB '{shown}': ") and "cannot be reached" in err
+    assert "pw-secret" not in err
+
+
 def _alive(marker: str) -> list[int]:
     """Processes whose command line holds `marker` (zombies excluded)."""
     found = []
@@ -160,15 +181,20 @@ def _in_group(pgid: int) -> list[int]:
     return found
 
 
-def test_an_app_process_that_exits_while_starting_stops_everything(monkeypatch, capsys):
+def test_an_app_process_that_exits_while_starting_stops_everything(monkeypatch, capsys, tmp_path):
+    """…and every app process gets serve's board (the flag wins over the environment's, unreachable here)."""
     monkeypatch.setattr(serve.shutil, "which", lambda name: "/usr/sbin/nginx")
+    monkeypatch.setenv("PRUNING_EXPLORER_BOARD_DB", f"postgresql://board:pw@127.0.0.1:{serve.free_port()}/board")
     marker = f"pe-serve-test-{os.getpid()}-a"
     commands = iter([[sys.executable, "-c", "import time; time.sleep(30)", marker],
-                     [sys.executable, "-c", "import sys; print('no app here'); sys.exit(3)"]])
-    code = serve.serve(2, serve.free_port(), app_command=lambda port: next(commands))
-    err = capsys.readouterr().err
+                     [sys.executable, "-c", "import os, sys; print('no app here; board', "
+                                            "os.environ['PRUNING_EXPLORER_BOARD_DB']); sys.exit(3)"]])
+    board = str(tmp_path / "board.db")
+    code = serve.serve(2, serve.free_port(), app_command=lambda port: next(commands), board=board)
+    out, err = capsys.readouterr()
     assert code == 1 and "error: app process 2 (port " in err and "exited with code 3 while starting" in err
-    assert "no app here" in err  # the failing process's own output says why
+    assert f"no app here; board {board}" in err  # the failing process's own output says why
+    assert f"  class board: {board}\n" in out and Path(board).exists()  # opened (and made) before anything started
     assert _alive(marker) == []  # the other one was stopped too
 
 
@@ -218,18 +244,36 @@ def _issued(headers) -> str | None:
     return None
 
 
-def _lines_until_ready(proc: subprocess.Popen, timeout: float) -> list[str]:
-    """serve's output lines, read on (the list grows) until serve ends; returns once "ready: " is among them."""
+def _lines(proc: subprocess.Popen) -> list[str]:
+    """serve's output lines, read on in a thread of their own (the list grows) until serve ends."""
     lines: list[str] = []
-    reader = threading.Thread(target=lambda: [lines.append(line) for line in proc.stdout], daemon=True)
-    reader.start()
+    threading.Thread(target=lambda: [lines.append(line) for line in proc.stdout], daemon=True).start()
+    return lines
+
+
+def _line(proc: subprocess.Popen, lines: list[str], start: str, timeout: float) -> str:
+    """The first of serve's output `lines` (see _lines) that starts with `start`, once serve has said it; serve is
+    killed and the test fails with its output if it ends or does not say it within `timeout` seconds."""
     deadline = time.monotonic() + timeout
-    while not any(line.startswith("ready: ") for line in lines):
+    while not (found := next((line for line in lines if line.startswith(start)), None)):
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
-            pytest.fail("serve did not get ready:\n" + "".join(lines) + proc.stderr.read())
+            pytest.fail(f"serve did not say {start!r}:\n" + "".join(lines) + proc.stderr.read())
         time.sleep(0.1)
+    return found
+
+
+def _lines_until_ready(proc: subprocess.Popen, timeout: float) -> list[str]:
+    """serve's output lines, read on (the list grows) until serve ends; returns once "ready: " is among them."""
+    lines = _lines(proc)
+    _line(proc, lines, "ready: ", timeout)
     return lines
+
+
+def _ports_starting(line: str) -> list[int]:
+    """The app processes' ports, from serve's first line ("starting 2 app processes on ports P1, P2 and nginx…")."""
+    return [int(p) for p in re.match(r"starting \d+ app process(?:es)? on ports? ([\d, ]+) and nginx", line)
+            .group(1).split(", ")]
 
 
 def _pids(lines: list[str]) -> dict[str, int]:
@@ -262,9 +306,9 @@ def _all_gone(pids) -> None:
         assert _in_group(pid) == []  # nor anything it started (nginx's worker)
 
 
-def _start_serve(args: list[str], code: str | None = None) -> subprocess.Popen:
+def _start_serve(args: list[str], code: str | None = None, env: dict[str, str] | None = None) -> subprocess.Popen:
     argv = [sys.executable, "-c", code] if code else [sys.executable, "-m", "explorer", "serve", *args]
-    return subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
 @pytest.mark.slow  # real nginx (installed if missing) and supervisord; a few seconds
@@ -439,6 +483,7 @@ def test_serve_two_processes_sticky_restarted_after_sigkill_and_sigterm_stops_al
         assert f"ready: http://127.0.0.1:{port} (2 processes)\n" in lines
         pids, ports = _pids(lines), _app_ports(lines)
         assert set(pids) == {"supervisord", "nginx", *ports} and len(ports) == 2
+        assert sorted(_ports_starting(lines[0])) == sorted(ports.values())  # said first: what --upstream names
         base = f"http://127.0.0.1:{port}"
         status, headers, body = _get(base + "/_stcore/health")
         assert status == 200 and body == b"ok"

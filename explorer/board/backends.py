@@ -14,6 +14,7 @@ the store's BUSY_TIMEOUT_S (SQLite's busy timeout; PostgreSQL's lock_timeout), t
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import re
@@ -217,8 +218,9 @@ class PostgreSQL:
         try:
             params = conninfo_to_dict(target)
         except psycopg.ProgrammingError as e:
+            # libpq quotes an address it cannot parse, password and all
             raise BoardError(f"the class board's address {shown(target)!r} is not a PostgreSQL address: "
-                             f"{_clean(e, None)}") from None
+                             f"{scrub(_clean(e, None), target)}") from None
         self.target, self.path = target, None
         self.password = str(params.get("password") or "") or None
         self.user, self.dbname = params.get("user") or "(your login)", params.get("dbname") or "(your login's)"
@@ -303,6 +305,20 @@ class PostgreSQL:
                                         "minute")
         log_once(self.where, write, kind, reason)
         return Unavailable(kind, message)
+
+
+def scrub(text: str, target: str) -> str:
+    """`text` with the board's address `target` as `shown` gives it, and its password (where one parses out) as ***:
+    for a message that may quote the address, even one libpq could not parse."""
+    text = text.replace(target, shown(target))
+    if target.startswith(POSTGRES_SCHEMES):
+        import psycopg
+        from psycopg.conninfo import conninfo_to_dict
+
+        with contextlib.suppress(psycopg.ProgrammingError):
+            if password := str(conninfo_to_dict(target).get("password") or ""):
+                text = text.replace(password, "***")
+    return text
 
 
 def _clean(e: Exception, password: str | None) -> str:

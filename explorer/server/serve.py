@@ -12,8 +12,14 @@ gets SIGTERM from the kernel, so none is left behind. nginx runs as the current 
 folder of serve's own (configs, logs, temp files, supervisord's socket), removed on exit.
 
 `upstreams` (serve --upstream HOST:PORT) adds app processes that run on other hosts (each started there by
-`python -m ui.launch --app-process --port PORT --address 0.0.0.0`) to nginx's balancer, with the same server-issued
-tokens; they are health-checked before "ready" but not supervised here (their own host runs them).
+`python -m ui.launch --app-process --port PORT --server.address 0.0.0.0`) to nginx's balancer, with the same
+server-issued tokens; they are health-checked before "ready" but not supervised here (their own host runs them).
+
+`board` (serve --board ADDRESS) is the class board's database for every app process serve starts, as
+PRUNING_EXPLORER_BOARD_DB names it (a SQLite file, or `postgresql://…`: several hosts share one board), and wins over
+that variable. Whichever names it, the board is opened once before anything starts, as the app processes will open it
+(connected, its schema migrated): a mistyped address or a PostgreSQL server that cannot be reached is one line and
+exit 2, not an error on every participant's page. An address is only ever shown without its password.
 
 Exit codes: 0 stopped by a signal, 1 a process failed to start or supervisord failed (everything was stopped),
 2 refused before anything started.
@@ -22,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import logging
 import os
 import re
 import secrets
@@ -131,6 +138,24 @@ def healthy(url: str, timeout: float = 2.0) -> bool:
         return False
 
 
+def board_problem(target: str, flag: str) -> str | None:
+    """Why the class board at `target` cannot be used, or None: opened as every app process opens it
+    (explorer.board.store.Store: connected, its schema created or migrated). `flag` names where the address came from
+    ("--board", or the environment variable). The message shows the address without its password."""
+    # Imported here: ui/launch.py imports this module to start an app process, which needs no board yet.
+    from explorer.board import backends
+    from explorer.board.store import Store
+
+    quiet = logging.NullHandler()  # the store logs a failure too: here the one line below says it
+    backends.log.addHandler(quiet)
+    try:
+        Store(target)
+    except Exception as e:  # Unavailable and BoardError say it for people; anything else (a file that cannot be one)
+        text = backends.scrub(" ".join(str(e).split("\n")[0].split()) or type(e).__name__, target)
+        return f"{flag}: {text}" if backends.shown(target) in text else f"{flag} {backends.shown(target)!r}: {text}"
+    finally:
+        backends.log.removeHandler(quiet)
+    return None
 
 
 def _fill(template: Path, values: dict[str, str]) -> str:
@@ -258,9 +283,9 @@ class Workshop:
 
     def __init__(self, processes: int, port: int, address: str, rundir: Path,
                  app_command: Callable[[int], list[str]] = default_app_command, out: TextIO | None = None,
-                 upstreams: tuple[str, ...] = ()) -> None:
+                 upstreams: tuple[str, ...] = (), board: str | None = None) -> None:
         self.processes, self.port, self.address, self.rundir = processes, port, address, rundir
-        self.app_command, self.out, self.upstreams = app_command, out or sys.stdout, upstreams
+        self.app_command, self.out, self.upstreams, self.board = app_command, out or sys.stdout, upstreams, board
         self.ports: list[int] = []
         self.health: dict[str, str] = {}  # each app program's health check address, by name
         self.supervisord: subprocess.Popen | None = None
@@ -316,14 +341,23 @@ class Workshop:
                                         app=False))
         sconf = self.rundir / "supervisord.conf"
         sconf.write_text(supervisord_config(self.rundir, programs))
-        self._say(f"starting {self.processes} app process{'es' * (self.processes > 1)} and nginx on "
+        # The app processes' ports: what another host's serve names in --upstream (their address is 127.0.0.1).
+        self._say(f"starting {self.processes} app process{'es' * (self.processes > 1)} on port"
+                  f"{'s' * (self.processes > 1)} {', '.join(map(str, self.ports))} and nginx on "
                   f"{url_host(self.address)}:{self.port} (run folder {self.rundir})")
+        env = dict(os.environ)  # supervisord's, and every process's it starts
+        if self.board:
+            from explorer.board.backends import shown
+            from explorer.board.store import ENV
+
+            env[ENV] = self.board
+            self._say(f"  class board: {shown(self.board)}")
         with open(self.rundir / "supervisord.out", "wb") as out:
             # A session of its own: Ctrl-C in the terminal reaches `serve` only, which then stops supervisord.
             self.supervisord = subprocess.Popen(
                 [sys.executable, "-m", "supervisor.supervisord", "--nodaemon", "--configuration", str(sconf)],
                 cwd=self.rundir, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True, preexec_fn=_die_with_parent(os.getpid()))
+                env=env, start_new_session=True, preexec_fn=_die_with_parent(os.getpid()))
         self._say(f"  supervisord: pid {self.supervisord.pid} "
                   f"(supervisorctl -c {sconf} status)")
         self.health = {f"app-{i}": f"http://127.0.0.1:{p}/_stcore/health" for i, p in enumerate(self.ports, 1)}
@@ -415,12 +449,14 @@ def _tail(path: Path, lines: int = 10) -> str:
 
 def serve(processes: int | None = None, port: int = 8501, address: str = "127.0.0.1",
           start_timeout: float = START_TIMEOUT_S, app_command: Callable[[int], list[str]] = default_app_command,
-          out: TextIO | None = None, upstreams: tuple[str, ...] = ()) -> int:
+          out: TextIO | None = None, upstreams: tuple[str, ...] = (), board: str | None = None) -> int:
     """Run the workshop server until SIGINT/SIGTERM (or until it fails to start); returns the exit code (see above).
 
     Prints "ready: http://ADDRESS:PORT (N processes)" once every app process, every upstream and the proxy answer
-    their health check.
+    their health check. `board`: the class board's address for every app process (see the module docstring).
     """
+    from explorer.board.store import ENV as BOARD_ENV  # here: see board_problem
+
     out = out or sys.stdout
     processes = (os.cpu_count() or 1) if processes is None else processes
     try:
@@ -432,6 +468,10 @@ def serve(processes: int | None = None, port: int = 8501, address: str = "127.0.
         nginx = shutil.which("nginx")
         if nginx is None:
             raise ServeError(f"nginx is not installed; install Debian's package with: {INSTALL_NGINX}", 2)
+        flag = "--board" if board else BOARD_ENV
+        board = board or os.environ.get(BOARD_ENV)  # none: each app process opens the default SQLite file, as ever
+        if board and (problem := board_problem(board, flag)):
+            raise ServeError(problem, 2)
     except ServeError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.code
@@ -445,7 +485,7 @@ def serve(processes: int | None = None, port: int = 8501, address: str = "127.0.
     # it and the processes it starts inherit the environment; an instructor's own secret (16+ characters) is kept.
     os.environ.setdefault("PRUNING_EXPLORER_PARTICIPANT_SECRET", secrets.token_hex(32))
     rundir = Path(tempfile.mkdtemp(prefix="pruning-explorer-serve-"))
-    workshop = Workshop(processes, port, address, rundir, app_command, out, upstreams)
+    workshop = Workshop(processes, port, address, rundir, app_command, out, upstreams, board)
     code = 0
     try:
         workshop.start(nginx, stopping, start_timeout)
