@@ -325,6 +325,24 @@ def _train_and_write(exp: Any, config: ExperimentConfig, out: str, quiet: bool, 
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    """`serve`, with the class board (--board, else PRUNING_EXPLORER_BOARD_DB) opened once before anything starts: a
+    mistyped address or a PostgreSQL server that cannot be reached is one line and exit 2, not an error on every
+    participant's page. No board named: each app process opens the default SQLite file, as ever."""
+    from explorer.board.backends import shown
+    from explorer.board.store import ENV, open_problem
+    from explorer.server.serve import serve
+
+    flag, board = ("--board", args.board) if args.board else (ENV, os.environ.get(ENV))
+    if board and (problem := open_problem(board)):
+        where = shown(board)
+        print(f"error: {flag}: {problem}" if where in problem else f"error: {flag} {where!r}: {problem}",
+              file=sys.stderr)
+        return 2
+    return serve(args.processes, args.port, args.address, args.start_timeout, upstreams=tuple(args.upstream),
+                 env={ENV: board} if board else None, notes=(f"class board: {shown(board)}",) if board else ())
+
+
 def main(argv: list[str] | None = None) -> int:
     """`python -m explorer …`: parse the arguments and run the command; returns the exit code."""
     ap = argparse.ArgumentParser(prog="python -m explorer", description="Pruning Explorer on the command line")
@@ -366,8 +384,5 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(preset_json_schema() if args.kind == "preset" else json_schema(), indent=2))
         return 0
     if args.command == "serve":
-        from explorer.server.serve import serve
-
-        return serve(args.processes, args.port, args.address, args.start_timeout, upstreams=tuple(args.upstream),
-                     board=args.board)
+        return _serve(args)
     return run(args.config, args.out, args.quiet, args.data)

@@ -152,6 +152,13 @@ def test_a_board_that_cannot_be_used_is_refused_in_one_line_without_its_password
     err = capsys.readouterr().err
     assert err.startswith(f"error: PRUNING_EXPLORER_BOARD_DB '{shown}': ") and "cannot be reached" in err
     assert "pw-secret" not in err
+    # The flag wins over the (unreachable) environment's address: opened (and made) before serve starts anything, it is
+    # what every app process gets.
+    started = {}
+    monkeypatch.setattr(serve, "serve", lambda *a, **kw: started.update(kw) or 0)
+    board = str(tmp_path / "board.db")
+    assert main(["serve", "--processes", "1", "--board", board]) == 0 and Path(board).exists()
+    assert started["env"] == {"PRUNING_EXPLORER_BOARD_DB": board} and started["notes"] == (f"class board: {board}",)
 
 
 def _alive(marker: str) -> list[int]:
@@ -182,19 +189,19 @@ def _in_group(pgid: int) -> list[int]:
 
 
 def test_an_app_process_that_exits_while_starting_stops_everything(monkeypatch, capsys, tmp_path):
-    """…and every app process gets serve's board (the flag wins over the environment's, unreachable here)."""
+    """…and every app process gets serve's extra environment (the CLI's --board, for one)."""
     monkeypatch.setattr(serve.shutil, "which", lambda name: "/usr/sbin/nginx")
-    monkeypatch.setenv("PRUNING_EXPLORER_BOARD_DB", f"postgresql://board:pw@127.0.0.1:{serve.free_port()}/board")
     marker = f"pe-serve-test-{os.getpid()}-a"
     commands = iter([[sys.executable, "-c", "import time; time.sleep(30)", marker],
                      [sys.executable, "-c", "import os, sys; print('no app here; board', "
                                             "os.environ['PRUNING_EXPLORER_BOARD_DB']); sys.exit(3)"]])
     board = str(tmp_path / "board.db")
-    code = serve.serve(2, serve.free_port(), app_command=lambda port: next(commands), board=board)
+    code = serve.serve(2, serve.free_port(), app_command=lambda port: next(commands),
+                       env={"PRUNING_EXPLORER_BOARD_DB": board}, notes=(f"class board: {board}",))
     out, err = capsys.readouterr()
     assert code == 1 and "error: app process 2 (port " in err and "exited with code 3 while starting" in err
     assert f"no app here; board {board}" in err  # the failing process's own output says why
-    assert f"  class board: {board}\n" in out and Path(board).exists()  # opened (and made) before anything started
+    assert f"  class board: {board}\n" in out
     assert _alive(marker) == []  # the other one was stopped too
 
 

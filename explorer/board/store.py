@@ -32,6 +32,7 @@ import csv
 import hmac
 import io
 import json
+import logging
 import math
 import os
 import threading
@@ -600,3 +601,18 @@ class Store:
         with self._transaction(write=True) as c:
             c.execute("UPDATE submissions SET status = ?, claimed_by = NULL, attempts = attempts - 1 WHERE id = ? "
                       "AND status = ? AND claimed_by = ?", (QUEUED, entry_id, VERIFYING, worker))
+
+
+def open_problem(target: str) -> str | None:
+    """Why the class board at `target` cannot be used, or None: opened as every app process opens it (connected, its
+    schema created or migrated), for a command that checks it once before it starts anything. One line, the address
+    without its password; the store's own log line is not written (the caller says it)."""
+    quiet = logging.NullHandler()
+    backends.log.addHandler(quiet)
+    try:
+        Store(target)
+    except Exception as e:  # Unavailable and BoardError say it for people; anything else (a file that cannot be one)
+        return backends.scrub(" ".join(str(e).split("\n")[0].split()) or type(e).__name__, target)
+    finally:
+        backends.log.removeHandler(quiet)
+    return None

@@ -15,11 +15,9 @@ folder of serve's own (configs, logs, temp files, supervisord's socket), removed
 `python -m ui.launch --app-process --port PORT --server.address 0.0.0.0`) to nginx's balancer, with the same
 server-issued tokens; they are health-checked before "ready" but not supervised here (their own host runs them).
 
-`board` (serve --board ADDRESS) is the class board's database for every app process serve starts, as
-PRUNING_EXPLORER_BOARD_DB names it (a SQLite file, or `postgresql://…`: several hosts share one board), and wins over
-that variable. Whichever names it, the board is opened once before anything starts, as the app processes will open it
-(connected, its schema migrated): a mistyped address or a PostgreSQL server that cannot be reached is one line and
-exit 2, not an error on every participant's page. An address is only ever shown without its password.
+`env` holds more environment for every process serve starts, and `notes` more lines to print under the first: the
+CLI's `--board ADDRESS` (explorer/cli.py) puts the class board's address there, after opening the board once (this
+floor imports no board: the board's verifier imports the server's slots).
 
 Exit codes: 0 stopped by a signal, 1 a process failed to start or supervisord failed (everything was stopped),
 2 refused before anything started.
@@ -28,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import http.client
-import logging
 import os
 import re
 import secrets
@@ -44,7 +41,7 @@ import time
 import tomllib
 import urllib.request
 import xmlrpc.client
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -136,26 +133,6 @@ def healthy(url: str, timeout: float = 2.0) -> bool:
             return r.status == 200
     except OSError:
         return False
-
-
-def board_problem(target: str, flag: str) -> str | None:
-    """Why the class board at `target` cannot be used, or None: opened as every app process opens it
-    (explorer.board.store.Store: connected, its schema created or migrated). `flag` names where the address came from
-    ("--board", or the environment variable). The message shows the address without its password."""
-    # Imported here: ui/launch.py imports this module to start an app process, which needs no board yet.
-    from explorer.board import backends
-    from explorer.board.store import Store
-
-    quiet = logging.NullHandler()  # the store logs a failure too: here the one line below says it
-    backends.log.addHandler(quiet)
-    try:
-        Store(target)
-    except Exception as e:  # Unavailable and BoardError say it for people; anything else (a file that cannot be one)
-        text = backends.scrub(" ".join(str(e).split("\n")[0].split()) or type(e).__name__, target)
-        return f"{flag}: {text}" if backends.shown(target) in text else f"{flag} {backends.shown(target)!r}: {text}"
-    finally:
-        backends.log.removeHandler(quiet)
-    return None
 
 
 def _fill(template: Path, values: dict[str, str]) -> str:
@@ -283,9 +260,11 @@ class Workshop:
 
     def __init__(self, processes: int, port: int, address: str, rundir: Path,
                  app_command: Callable[[int], list[str]] = default_app_command, out: TextIO | None = None,
-                 upstreams: tuple[str, ...] = (), board: str | None = None) -> None:
+                 upstreams: tuple[str, ...] = (), env: Mapping[str, str] | None = None,
+                 notes: tuple[str, ...] = ()) -> None:
         self.processes, self.port, self.address, self.rundir = processes, port, address, rundir
-        self.app_command, self.out, self.upstreams, self.board = app_command, out or sys.stdout, upstreams, board
+        self.app_command, self.out, self.upstreams = app_command, out or sys.stdout, upstreams
+        self.env, self.notes = dict(env or {}), notes
         self.ports: list[int] = []
         self.health: dict[str, str] = {}  # each app program's health check address, by name
         self.supervisord: subprocess.Popen | None = None
@@ -345,13 +324,9 @@ class Workshop:
         self._say(f"starting {self.processes} app process{'es' * (self.processes > 1)} on port"
                   f"{'s' * (self.processes > 1)} {', '.join(map(str, self.ports))} and nginx on "
                   f"{url_host(self.address)}:{self.port} (run folder {self.rundir})")
-        env = dict(os.environ)  # supervisord's, and every process's it starts
-        if self.board:
-            from explorer.board.backends import shown
-            from explorer.board.store import ENV
-
-            env[ENV] = self.board
-            self._say(f"  class board: {shown(self.board)}")
+        env = {**os.environ, **self.env}  # supervisord's, and every process's it starts
+        for note in self.notes:
+            self._say(f"  {note}")
         with open(self.rundir / "supervisord.out", "wb") as out:
             # A session of its own: Ctrl-C in the terminal reaches `serve` only, which then stops supervisord.
             self.supervisord = subprocess.Popen(
@@ -449,14 +424,13 @@ def _tail(path: Path, lines: int = 10) -> str:
 
 def serve(processes: int | None = None, port: int = 8501, address: str = "127.0.0.1",
           start_timeout: float = START_TIMEOUT_S, app_command: Callable[[int], list[str]] = default_app_command,
-          out: TextIO | None = None, upstreams: tuple[str, ...] = (), board: str | None = None) -> int:
+          out: TextIO | None = None, upstreams: tuple[str, ...] = (), env: Mapping[str, str] | None = None,
+          notes: tuple[str, ...] = ()) -> int:
     """Run the workshop server until SIGINT/SIGTERM (or until it fails to start); returns the exit code (see above).
 
     Prints "ready: http://ADDRESS:PORT (N processes)" once every app process, every upstream and the proxy answer
-    their health check. `board`: the class board's address for every app process (see the module docstring).
+    their health check. `env`: more environment for every process; `notes`: more lines to print (the module docstring).
     """
-    from explorer.board.store import ENV as BOARD_ENV  # here: see board_problem
-
     out = out or sys.stdout
     processes = (os.cpu_count() or 1) if processes is None else processes
     try:
@@ -468,10 +442,6 @@ def serve(processes: int | None = None, port: int = 8501, address: str = "127.0.
         nginx = shutil.which("nginx")
         if nginx is None:
             raise ServeError(f"nginx is not installed; install Debian's package with: {INSTALL_NGINX}", 2)
-        flag = "--board" if board else BOARD_ENV
-        board = board or os.environ.get(BOARD_ENV)  # none: each app process opens the default SQLite file, as ever
-        if board and (problem := board_problem(board, flag)):
-            raise ServeError(problem, 2)
     except ServeError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.code
@@ -485,7 +455,7 @@ def serve(processes: int | None = None, port: int = 8501, address: str = "127.0.
     # it and the processes it starts inherit the environment; an instructor's own secret (16+ characters) is kept.
     os.environ.setdefault("PRUNING_EXPLORER_PARTICIPANT_SECRET", secrets.token_hex(32))
     rundir = Path(tempfile.mkdtemp(prefix="pruning-explorer-serve-"))
-    workshop = Workshop(processes, port, address, rundir, app_command, out, upstreams, board)
+    workshop = Workshop(processes, port, address, rundir, app_command, out, upstreams, env, notes)
     code = 0
     try:
         workshop.start(nginx, stopping, start_timeout)
