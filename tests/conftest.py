@@ -83,7 +83,7 @@ LONGEST_FILES = {
     "test_two_hosts_browser.py": 85, "test_serve.py": 45, "test_verifier_fair.py": 45, "test_cli.py": 45,
     "test_lint.py": 42, "test_workshop_browser.py": 33, "test_mnist_browser.py": 33, "test_load_script.py": 27,
     "test_preset_seeds.py": 26, "test_session_memory.py": 25, "test_app.py": 22, "test_install.py": 18,
-    "test_attacks.py": 14, "test_fair_slots_server.py": 13,
+    "test_attacks.py": 60, "test_fair_slots_server.py": 13,
 }
 
 
