@@ -554,11 +554,10 @@ def test_serve_two_processes_sticky_restarted_after_sigkill_and_sigterm_stops_al
                 _poll(lambda: serve.healthy(f"http://{killed_url}/_stcore/health"), 60,
                       "the killed app process was not healthy again")
                 restarted_at = time.monotonic()
-                # The page reconnects by itself but keeps showing the lost session until its next script run: a
-                # reload (or the next interaction) runs in a new session, which restores the setup from the address.
-                page.reload()
+                # The page reconnects by itself and asks for a run (ui/reconnect.py): no reload, no click. The new
+                # session restores the setup from the address and says what was not kept.
+                page.get_by_text("earlier session that this server no longer has").wait_for(timeout=120_000)
                 settle(page, 120_000)
-                page.get_by_text("earlier session that this server no longer has").wait_for(timeout=60_000)
                 assert page.locator("[data-testid='stException']").count() == 0
             finally:
                 stop.set()  # else leaving the pool would wait for the session's endless runs

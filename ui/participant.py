@@ -39,6 +39,8 @@ import secrets
 
 import streamlit as st
 
+from ui import reconnect
+
 COOKIE = "pe_participant"
 SECRET_ENV = "PRUNING_EXPLORER_PARTICIPANT_SECRET"
 KEY = "_participant"            # session_state: the session's participant id, decided at its first script run
@@ -95,17 +97,22 @@ def _cookie_script(value: str) -> str:
 
 def identify() -> str:
     """This session's participant id, decided once per session (at its first script run, before any training): the
-    signed cookie's id, else a fresh one, whose cookie is then given to the browser. Call at the top of every script
-    run; later calls only read the session's state."""
+    signed cookie's id, else a fresh one, whose cookie is then given to the browser (with the page's reconnect script,
+    ui/reconnect.py, in the same element). Call at the top of every script run; later calls only read the session's
+    state."""
     pid = st.session_state.get(KEY)
     if isinstance(pid, str):
         return pid
     in_browser, cookie = _browser_cookie()
     pid = verified(cookie)
-    if pid is None:
+    new = pid is None
+    if new:
         pid = new_id()
-        if in_browser:  # AppTest has no browser to keep a cookie: there the session stays its own participant
-            st.html(_cookie_script(signed(pid)), unsafe_allow_javascript=True, width=1)
+    if in_browser:  # AppTest has no browser to keep a cookie: there the session stays its own participant
+        # One zero-height element on a session's first page: the cookie (for a new participant) and the page's
+        # reconnect script (ui/reconnect.py), whose effects outlive the element.
+        st.html((_cookie_script(signed(pid)) if new else "") + reconnect.SCRIPT, unsafe_allow_javascript=True,
+                width=1)
     st.session_state[KEY] = pid
     return pid
 
