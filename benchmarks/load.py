@@ -17,23 +17,37 @@ setup, press "Train the shared setup", and keep training while the N participant
 of the N sessions: one session moves the per-layer sparsity sliders M times through distinct settings, and the RSS of
 its process is read along the way: does one participant's sweep grow the server without bound?).
 
+Beyond one machine (issue 28): --hosts 2 measures, in one run, the same sessions on one machine (`serve --processes
+K`, the board a SQLite file) and then on two "hosts" on loopback sharing one real PostgreSQL board (Debian's, started
+by tests/postgres.py in a temporary folder): host B is `serve --processes K`, host A is `serve --processes K
+--upstream` B's K app processes, and every participant connects through A's nginx. Both runs add one step to each
+session: after the slider moves it opens the Class board page with a board link of one class (a few verified
+entries, seeded before the round; page-ready "board page") and then refreshes the live board --refreshes times (the
+fragment rerun the browser asks for every 3 s: "board refresh", request → run finished), checking that the board
+shows every entry. The ratios two hosts ÷ one machine are printed. On one 2-core machine both "hosts" share the same
+cores: the ratio is the cost of PostgreSQL and of the second host's hop, not the capacity a second machine adds.
+
 Loopback only; bounded: at most 60 sessions, every wait times out (120 s; a participant that times out is counted,
 not waited for), the whole round too.
 
     python benchmarks/load.py --sessions 1 10 30 [--moves 5] [--servers 1] [--proxy] [--stagger 0]
-        [--train-together] [--heavy K --heavy-config FILE] [--sweep M] [--json results.json]
+        [--train-together] [--heavy K --heavy-config FILE] [--sweep M] [--hosts 2 [--refreshes 3]]
+        [--json results.json]
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
+import importlib
 import json
 import os
 import re
+import secrets
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -56,6 +70,8 @@ SLIDER_VALUES = [10.0, 50.0, 80.0, 90.0, 30.0, 95.0, 70.0, 20.0]
 SLIDER_GRID = [i * 0.5 for i in range(201)]  # ui/pruning_controls.py: sparsity 0–100 %, step 0.5
 PENDING_BUTTON = "Train the shared setup"  # ui/links.py: an expensive shared link waits for this click
 DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback, never an http_proxy
+BOARD_ENTRIES = 6  # the class every session looks at in --hosts runs: a few verified entries
+BOARD_DB = "PRUNING_EXPLORER_BOARD_DB"  # where serve's app processes find the class board (explorer/board/store.py)
 
 
 def pct(xs, q):
@@ -108,14 +124,16 @@ class Direct:
 
 
 class Proxy:
-    """`python -m explorer serve --processes K` (the workshop deployment): participants connect through nginx."""
+    """`python -m explorer serve --processes K` (the workshop deployment): participants connect through nginx.
+    `upstreams` (HOST:PORT) are app processes of another host put behind the same nginx (`serve --upstream`); `env`
+    is added to serve's environment (its app processes inherit it: the board's address, the participant secret)."""
 
-    def __init__(self, k: int):
+    def __init__(self, k: int, upstreams: tuple[str, ...] = (), env: dict[str, str] | None = None):
         self.port = free_port()
-        env = {**os.environ, "STREAMLIT_SERVER_DISCONNECTED_SESSION_TTL": str(TTL_S)}
+        env = {**os.environ, "STREAMLIT_SERVER_DISCONNECTED_SESSION_TTL": str(TTL_S), **(env or {})}
         self.proc = subprocess.Popen([sys.executable, "-m", "explorer", "serve", "--processes", str(k), "--port",
-                                      str(self.port)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True)
+                                      str(self.port), *(f"--upstream={u}" for u in upstreams)], cwd=ROOT, env=env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.lines: list[str] = []
         threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True).start()
         deadline = time.time() + 180
@@ -151,6 +169,30 @@ class Proxy:
             self.proc.kill()
 
 
+class TwoHosts:
+    """Two `serve` instances on loopback standing for two machines on one board (`env`: its address): host B runs K
+    app processes (and an nginx nobody uses), host A runs K more and puts B's behind its own nginx; every participant
+    connects through A. Both share one participant secret, as every host of a class must (docs/deploy.md)."""
+
+    def __init__(self, k: int, env: dict[str, str]):
+        env = {"PRUNING_EXPLORER_PARTICIPANT_SECRET": secrets.token_hex(32), **env}
+        self.b = Proxy(k, env=env)
+        try:
+            self.a = Proxy(k, upstreams=tuple(self.b.backends), env=env)
+        except BaseException:
+            self.b.stop()
+            raise
+        self.backends = {**self.a.backends, **self.b.backends}
+        self.unsticky = self.a.unsticky
+
+    def connect(self, i: int):
+        return self.a.connect(i)
+
+    def stop(self):
+        self.a.stop()  # the front first: no participant reaches a stopping host B
+        self.b.stop()
+
+
 class Session:
     """One participant: a websocket session that runs pages and sets widgets as the browser would."""
 
@@ -162,15 +204,20 @@ class Session:
         self.exceptions: list[str] = []
         self.progress = ""  # the latest progress bar text
         self.alerts: list[str] = []  # st.info / success / warning / error texts, in order
+        self.texts: list[str] = []  # st.markdown / st.caption texts, in order
+        self.fragment = ""  # the id of the page's last fragment (the live class board), for its refresh
 
-    async def send(self, page: str = "", widget_states=(), query: str = "") -> None:
-        """Request a script run of `page` (with these widget values and this address-bar query)."""
+    async def send(self, page: str = "", widget_states=(), query: str = "", fragment: str = "") -> None:
+        """Request a script run of `page` (with these widget values and this address-bar query), or of one fragment
+        of it (as the browser's timer does for a fragment that refreshes itself)."""
         msg = BackMsg()
         msg.rerun_script.query_string = query
         msg.rerun_script.page_script_hash = self.pages.get(page, "")
+        msg.rerun_script.fragment_id = fragment
+        msg.rerun_script.is_auto_rerun = bool(fragment)
         for ws_state in widget_states:
             msg.rerun_script.widget_states.widgets.append(ws_state)
-        self.widgets, self.metrics, self.alerts = {}, {}, []
+        self.widgets, self.metrics, self.alerts, self.texts = {}, {}, [], []
         await self.ws.send(msg.SerializeToString())
 
     async def receive(self, timeout: float = WAIT_S) -> bool:
@@ -180,14 +227,22 @@ class Session:
         kind = fm.WhichOneof("type")
         if kind == "navigation":
             self.pages = {p.page_name: p.page_script_hash for p in fm.navigation.app_pages}
-        elif kind == "delta" and fm.delta.WhichOneof("type") == "new_element":
-            self._element(fm.delta.new_element)
+        elif kind == "delta":
+            if fm.delta.fragment_id:
+                self.fragment = fm.delta.fragment_id
+            if fm.delta.WhichOneof("type") == "new_element":
+                self._element(fm.delta.new_element)
+        if kind == "script_finished" and fm.script_finished == ForwardMsg.FINISHED_EARLY_FOR_RERUN:
+            # st.rerun() (joining a class, unlocking the Instructor page): the page's rerun follows and draws it anew
+            self.widgets, self.metrics, self.alerts, self.texts = {}, {}, [], []
+            return False
         return kind == "script_finished"
 
-    async def run(self, page: str = "", widget_states=(), query: str = "") -> float:
-        """Request a script run of `page` and wait for it to finish; returns the seconds it took."""
+    async def run(self, page: str = "", widget_states=(), query: str = "", fragment: str = "") -> float:
+        """Request a script run of `page` (or of its `fragment`) and wait for it to finish; returns the seconds it
+        took."""
         start = time.perf_counter()
-        await self.send(page, widget_states, query)
+        await self.send(page, widget_states, query, fragment)
         while not await self.receive():
             pass
         return time.perf_counter() - start
@@ -203,11 +258,20 @@ class Session:
             self.progress = body.text
         elif kind == "alert":
             self.alerts.append(body.body)
+        elif kind == "markdown":
+            self.texts.append(body.body)
         elif hasattr(body, "id") and getattr(body, "id", "") and hasattr(body, "label"):
             self.widgets.setdefault(body.label, (body.id, kind, body))
 
     def button(self, label: str):
         return WidgetState(id=self.widgets[label][0], trigger_value=True)
+
+    def text(self, label: str, value: str):
+        return WidgetState(id=self.widgets[label][0], string_value=value)
+
+    def said(self) -> str:
+        """What the page's last run says: its messages and exceptions."""
+        return " ".join([*self.alerts, *self.exceptions])
 
     def slider(self, label_start: str, value: float):
         wid = next(w[0] for label, w in self.widgets.items() if label.startswith(label_start) and w[1] == "slider")
@@ -220,12 +284,32 @@ class Session:
 
 
 def new_out() -> dict:
-    return {"page_ready": [], "train": [], "slider": [], "exceptions": [], "wrong": [], "timeouts": [],
-            "backend": [], "done": 0}
+    return {"page_ready": [], "train": [], "slider": [], "board_page": [], "board": [], "exceptions": [], "wrong": [],
+            "timeouts": [], "backend": [], "done": 0}
+
+
+async def look_at_board(s: Session, board: tuple[str, int], refreshes: int, out: dict) -> None:
+    """Open the Class board page with the board link of class `board[0]` (which holds `board[1]` verified entries),
+    then refresh its live board `refreshes` times as the browser's timer does; each run is checked to show them all."""
+    code, entries = board
+    query = f"class={code}"
+    shows = f"{entries} entries: {entries} verified"  # ui/boardview.counts_line
+    out["board_page"].append(await s.run("Class board", query=query))
+    for r in range(refreshes + 1):
+        if not any(shows in t for t in s.texts):
+            out["wrong"].append(f"the class board {'page' if r == 0 else 'refresh'} does not show {shows!r}: "
+                                f"{(s.alerts or s.texts or [''])[-1][:200]!r}")
+        if r == refreshes:
+            break
+        if not s.fragment:
+            out["wrong"].append("the Class board page drew no live board (no fragment to refresh)")
+            break
+        out["board"].append(await s.run("Class board", query=query, fragment=s.fragment))
 
 
 async def participant(target, i: int, moves: int, out: dict, hold: asyncio.Event, delay: float = 0.0,
-                      together: asyncio.Barrier | None = None) -> None:
+                      together: asyncio.Barrier | None = None, board: tuple[str, int] | None = None,
+                      refreshes: int = 3) -> None:
     await asyncio.sleep(delay)  # a class joins over some seconds, not in the same millisecond (--stagger)
     async with target.connect(i) as (ws, backend):
         out["backend"].append(backend)
@@ -243,6 +327,8 @@ async def participant(target, i: int, moves: int, out: dict, hold: asyncio.Event
                 shown = s.metrics.get("Weight sparsity", "")
                 if shown != f"{value:.1f}%":
                     out["wrong"].append(f"slider at {value}% but the page shows {shown!r}")
+            if board is not None:
+                await look_at_board(s, board, refreshes, out)
         except (TimeoutError, asyncio.BrokenBarrierError):
             out["timeouts"].append(f"participant {i} on {backend}: a page run took over {WAIT_S} s")
             if together is not None:
@@ -298,8 +384,9 @@ async def warm_up(url: str) -> None:
 
 
 async def one_round(target, n: int, moves: int, stagger: float = 0.0, together: bool = False, heavy: int = 0,
-                    link: str = "") -> dict:
-    """n participants (and `heavy` busy sessions started first); returns the figures."""
+                    link: str = "", board: tuple[str, int] | None = None, refreshes: int = 3) -> dict:
+    """n participants (and `heavy` busy sessions started first), each looking at `board` (class code, entries) at the
+    end when given; returns the figures."""
     out = {**new_out(), "heavy": []}
     hold, started = asyncio.Event(), asyncio.Event()
     tasks = [asyncio.create_task(heavy_session(target, n + j, link, out, started, hold)) for j in range(heavy)]
@@ -307,12 +394,14 @@ async def one_round(target, n: int, moves: int, stagger: float = 0.0, together: 
         await asyncio.wait_for(started.wait(), WAIT_S)
         await asyncio.sleep(3)  # the heavy training is under way before the class arrives
     barrier = asyncio.Barrier(n) if together else None
-    start = time.perf_counter()
-    tasks += [asyncio.create_task(participant(target, i, moves, out, hold, stagger * i / n, barrier))
-              for i in range(n)]
+    start, load_avg = time.perf_counter(), [os.getloadavg()[0]]  # the machine's load: others' jobs count too
+    tasks += [asyncio.create_task(participant(target, i, moves, out, hold, stagger * i / n, barrier, board,
+                                              refreshes)) for i in range(n)]
     limit = WAIT_S * 4 + stagger
     while out["done"] < n and not any(t.done() and t.exception() for t in tasks):
         await asyncio.sleep(0.2)
+        if len(load_avg) < (time.perf_counter() - start) / 10:
+            load_avg.append(os.getloadavg()[0])  # every 10 s
         if time.perf_counter() - start > limit:
             raise TimeoutError(f"{n} sessions did not finish in {limit:.0f} s")
     for t in tasks:
@@ -323,7 +412,7 @@ async def one_round(target, n: int, moves: int, stagger: float = 0.0, together: 
     hold.set()
     await asyncio.wait_for(asyncio.gather(*tasks), WAIT_S)
     await asyncio.sleep(TTL_S + SETTLE_S)  # the runtime drops disconnected sessions after the TTL
-    return {**out, "wall": wall, "rss_all": rss_all,
+    return {**out, "wall": wall, "rss_all": rss_all, "load_avg": load_avg,
             "rss_closed": {b: rss_mb(pid) for b, pid in target.backends.items()}}
 
 
@@ -353,6 +442,65 @@ async def sweep(target, m: int) -> dict:
         return {"backend": backend, "rss": rss, "slider": times, "exceptions": s.exceptions[:3]}
 
 
+def tests_module(name: str):
+    """A module of tests/ (tests/postgres.py's PostgreSQL server, tests/helpers.py), as the test suite imports it:
+    tests/ on sys.path (pyproject.toml's pythonpath does this for pytest)."""
+    if str(ROOT / "tests") not in sys.path:
+        sys.path.append(str(ROOT / "tests"))
+    return importlib.import_module(name)
+
+
+def seed_board(address: str) -> tuple[str, int]:
+    """A class of BOARD_ENTRIES entries on the board at `address` (benchmarks/bench_board.py's realistic setups), each
+    marked verified here, so that no app process's verifier replays anything during the round; (its code, entries)."""
+    from explorer.board.store import Store
+
+    store = Store(address)
+    code = tests_module("helpers").benchmark("bench_board").fill_class(store, participants=BOARD_ENTRIES, each=1)
+    while (claim := store.claim("benchmarks/load.py", lease_s=600)) is not None:
+        store.finish(claim.id, "benchmarks/load.py", True, "marked verified by benchmarks/load.py")
+    return code, BOARD_ENTRIES
+
+
+def measure(make_target, n: int, args, link: str, board: tuple[str, int] | None = None) -> tuple[dict, dict, list]:
+    """One round of n sessions on fresh servers (`make_target()`), so memory figures do not carry over: every process
+    warmed up first; (RSS after the warm-up, the round's figures, participants moved between processes)."""
+    target = None
+    try:
+        target = make_target()
+        for backend in target.backends:
+            asyncio.run(warm_up(f"ws://{backend}/_stcore/stream"))  # straight to each process
+        asyncio.run(asyncio.sleep(TTL_S + SETTLE_S))
+        rss0 = {b: rss_mb(pid) for b, pid in target.backends.items()}
+        r = asyncio.run(one_round(target, n, args.moves, min(args.stagger, 600.0), args.train_together,
+                                  args.heavy, link, board, args.refreshes))
+    finally:
+        if target is not None:
+            target.stop()
+    return rss0, r, list(getattr(target, "unsticky", []))
+
+
+def one_and_two_hosts(n: int, args, link: str) -> list[dict]:
+    """--hosts 2: the same n sessions on one machine (SQLite board), then on two hosts (one PostgreSQL board), each
+    looking at a class of its own board at the end; both rows and the ratios two hosts ÷ one machine."""
+    k, rows = args.servers, []
+    with tempfile.TemporaryDirectory(prefix="pruning-explorer-load-") as folder:
+        runs = [(f"one machine: serve --processes {k}, SQLite board", str(Path(folder) / "board.db"),
+                 lambda env: Proxy(k, env=env)),
+                (f"two hosts: serve --processes {k} (A) --upstream B's {k} (serve --processes {k}), "
+                 "PostgreSQL board", tests_module("postgres").server().new_database(), lambda env: TwoHosts(k, env))]
+        for where, address, make in runs:
+            board = seed_board(address)
+            rss0, r, unsticky = measure(lambda: make({BOARD_DB: address}), n, args, link, board)  # noqa: B023
+            rows.append(report_round(n, args, where, rss0, r, unsticky))
+    one, two = rows
+    ratio = lambda key: two[key] / one[key] if one[key] else float("nan")  # noqa: E731
+    print(f"\ntwo hosts ÷ one machine, {n} sessions: slider p95 × {ratio('slider_p95_ms'):.2f}, board refresh p95 "
+          f"× {ratio('board_refresh_p95_ms'):.2f}, board page p95 × {ratio('board_page_p95_ms'):.2f}, page ready "
+          f"p95 × {ratio('page_ready_p95_ms'):.2f}", flush=True)
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sessions", type=int, nargs="+", default=[1, 10, 30])
@@ -365,10 +513,18 @@ def main() -> None:
     ap.add_argument("--heavy", type=int, default=0, help="sessions training an expensive shared link meanwhile")
     ap.add_argument("--heavy-config", help="the expensive setup (a config JSON) the --heavy sessions open as a link")
     ap.add_argument("--sweep", type=int, default=0, help="instead: one session moves the sliders M times; RSS growth")
+    ap.add_argument("--hosts", type=int, choices=(1, 2), default=1,
+                    help="2: the sessions on one machine (SQLite board), then on two loopback hosts sharing one "
+                         "PostgreSQL board, each session ending on the Class board (--servers processes per host)")
+    ap.add_argument("--refreshes", type=int, default=3, help="with --hosts 2: live board refreshes per session")
     ap.add_argument("--json", help="write the figures here")
     args = ap.parse_args()
     if max(args.sessions) > MAX_SESSIONS or args.heavy > MAX_HEAVY or args.sweep > MAX_SWEEP:
         ap.error(f"at most {MAX_SESSIONS} sessions, {MAX_HEAVY} heavy sessions, a sweep of {MAX_SWEEP}")
+    if args.hosts == 2 and args.sweep:
+        ap.error("--hosts 2 measures sessions, not a --sweep")
+    if not 0 <= args.refreshes <= 20:
+        ap.error("--refreshes must be between 0 and 20")
     link = ""
     if args.heavy:
         if not args.heavy_config:
@@ -380,19 +536,11 @@ def main() -> None:
     where = f"{'serve --processes' if args.proxy else 'direct servers:'} {args.servers}"
     results = []
     for n in ([] if args.sweep else args.sessions):
-        target = None  # fresh servers per N, so memory figures do not carry over
-        try:
-            target = Proxy(args.servers) if args.proxy else Direct(args.servers)
-            for backend in target.backends:
-                asyncio.run(warm_up(f"ws://{backend}/_stcore/stream"))  # straight to each process
-            asyncio.run(asyncio.sleep(TTL_S + SETTLE_S))
-            rss0 = {b: rss_mb(pid) for b, pid in target.backends.items()}
-            r = asyncio.run(one_round(target, n, args.moves, min(args.stagger, 600.0), args.train_together,
-                                      args.heavy, link))
-        finally:
-            if target is not None:
-                target.stop()
-        results.append(report_round(n, args, where, rss0, r, getattr(target, "unsticky", [])))
+        if args.hosts == 2:
+            results += one_and_two_hosts(n, args, link)
+            continue
+        rss0, r, unsticky = measure(lambda: Proxy(args.servers) if args.proxy else Direct(args.servers), n, args, link)
+        results.append(report_round(n, args, where, rss0, r, unsticky))
     if args.sweep:
         target = Proxy(args.servers) if args.proxy else Direct(args.servers)
         try:
@@ -422,9 +570,12 @@ def report_round(n: int, args, where: str, rss0: dict, r: dict, unsticky: list) 
         "scenario": scenario(args), "where": where, "sessions": n, "moves": args.moves,
         "page_ready_p50_ms": ms(r["page_ready"], 50), "page_ready_p95_ms": ms(r["page_ready"], 95),
         "slider_p50_ms": ms(r["slider"], 50), "slider_p95_ms": ms(r["slider"], 95),
+        "board_page_p50_ms": ms(r["board_page"], 50), "board_page_p95_ms": ms(r["board_page"], 95),
+        "board_refresh_p50_ms": ms(r["board"], 50), "board_refresh_p95_ms": ms(r["board"], 95),
         "train_p50_s": pct(r["train"], 50), "train_p95_s": pct(r["train"], 95),
         "train_max_s": max(r["train"], default=float("nan")), "per_backend": per,
         "mb_per_session": (sum(r["rss_all"].values()) - sum(rss0.values())) / n, "wall_s": r["wall"],
+        "load_avg_1min": [round(x, 1) for x in r["load_avg"]],
         "timeouts": r["timeouts"][:3], "n_timeouts": len(r["timeouts"]), "unsticky": unsticky[:3],
         "heavy": r["heavy"], "exceptions": r["exceptions"][:3], "wrong_values": r["wrong"][:3],
     }
@@ -432,7 +583,12 @@ def report_round(n: int, args, where: str, rss0: dict, r: dict, unsticky: list) 
           f"  page ready p50 / p95 {row['page_ready_p50_ms']:.0f} / {row['page_ready_p95_ms']:.0f} ms; "
           f"slider p50 / p95 {row['slider_p50_ms']:.0f} / {row['slider_p95_ms']:.0f} ms; "
           f"training p50 / p95 / max {row['train_p50_s']:.1f} / {row['train_p95_s']:.1f} / "
-          f"{row['train_max_s']:.1f} s; {row['mb_per_session']:.1f} MB per session")
+          f"{row['train_max_s']:.1f} s; {row['mb_per_session']:.1f} MB per session; load average "
+          f"{min(r['load_avg']):.1f}–{max(r['load_avg']):.1f} on {os.cpu_count()} CPUs over {r['wall']:.0f} s")
+    if r["board_page"]:
+        print(f"  Class board page p50 / p95 {row['board_page_p50_ms']:.0f} / {row['board_page_p95_ms']:.0f} ms; "
+              f"board refresh p50 / p95 {row['board_refresh_p50_ms']:.0f} / {row['board_refresh_p95_ms']:.0f} ms "
+              f"({len(r['board'])} refreshes)")
     for b, p in per.items():
         print(f"  {b}: {p['participants']} participants, RSS warm → all trained → closed "
               f"{p['rss_warm_mb']} → {p['rss_all_mb']} → {p['rss_closed_mb']} MB")

@@ -80,7 +80,7 @@ def _kind(item) -> str:
 LONGEST_FILES = {
     "test_mnist.py": 85, "test_lesson_fits_browser.py": 75, "test_playground_browser.py": 75, "test_browser.py": 65,
     "test_threads.py": 60, "test_preset_seeds_lenet5.py": 51, "test_preset_seeds_mnist.py": 50,
-    "test_two_hosts_browser.py": 85, "test_serve.py": 45, "test_verifier_fair.py": 45, "test_cli.py": 45,
+    "test_two_hosts_browser.py": 85, "test_serve.py": 45, "test_verifier_fair.py": 55, "test_cli.py": 45,
     "test_lint.py": 42, "test_workshop_browser.py": 33, "test_mnist_browser.py": 33, "test_load_script.py": 27,
     "test_preset_seeds.py": 26, "test_session_memory.py": 25, "test_app.py": 22, "test_install.py": 18,
     "test_attacks.py": 60, "test_fair_slots_server.py": 13,

@@ -75,47 +75,6 @@ def test_closing_the_tab_ends_its_training_and_others_are_served_meanwhile(serve
 
 
 # ---- a browser's tabs: fresh websocket sessions, with or without the browser's participant cookie ------------------
-class _Kept:
-    """A websocket that keeps the last message it received (Tab reads a run's final status from it)."""
-
-    def __init__(self, ws):
-        self._ws, self.last = ws, b""
-
-    async def send(self, data) -> None:
-        await self._ws.send(data)
-
-    async def recv(self):
-        self.last = await self._ws.recv()
-        return self.last
-
-
-class Tab(load.Session):
-    """A browser tab (load.Session's client) whose run lasts through st.rerun(): a page that reruns itself (joining a
-    class, unlocking the Instructor page) ends its first run early, FINISHED_EARLY_FOR_RERUN, and the rerun follows."""
-
-    def __init__(self, ws):
-        super().__init__(_Kept(ws))
-
-    async def receive(self, timeout: float = load.WAIT_S) -> bool:
-        from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
-
-        if not await super().receive(timeout):
-            return False
-        if ForwardMsg.FromString(self.ws.last).script_finished == ForwardMsg.FINISHED_EARLY_FOR_RERUN:
-            self.widgets, self.metrics, self.alerts = {}, {}, []  # the rerun draws the page anew
-            return False
-        return True
-
-    def text(self, label: str, value: str):
-        from streamlit.proto.WidgetStates_pb2 import WidgetState
-
-        return WidgetState(id=self.widgets[label][0], string_value=value)
-
-    def said(self) -> str:
-        """What the page's last run says: its messages and exceptions."""
-        return " ".join([*self.alerts, *self.exceptions])
-
-
 @contextlib.asynccontextmanager
 async def tab(url: str, cookie: str | None = None):
     """A new tab: a fresh websocket session, carrying `cookie` (the browser's participant cookie) when given. A client
@@ -125,7 +84,7 @@ async def tab(url: str, cookie: str | None = None):
 
     async with websockets.connect(url, subprotocols=["streamlit"], max_size=None, open_timeout=load.WAIT_S,
                                   additional_headers={"Cookie": cookie} if cookie else None) as ws:
-        yield Tab(ws)
+        yield load.Session(ws)
 
 
 # ---- the session-rotating key guesser (issue 29) --------------------------------------------------------------------
@@ -140,7 +99,7 @@ async def guess(url: str, key: str) -> tuple[str, bool]:
         return s.said(), "Open a new class" in s.widgets
 
 
-async def unlock(s: Tab, key: str) -> None:
+async def unlock(s: load.Session, key: str) -> None:
     """Type `key` on the Instructor page and press Unlock."""
     await s.run("")
     await s.run("Instructor")
@@ -260,7 +219,7 @@ async def seated(url: str, code: str, nickname: str, setup: ExperimentConfig, co
         yield s
 
 
-async def submit(s: Tab, code: str) -> str:
+async def submit(s: load.Session, code: str) -> str:
     """Press "Submit my current setup": what the page says (nothing but the board when it was taken)."""
     await s.run("Class board", [s.button("Submit my current setup")], query=f"class={code}")
     return s.said()

@@ -1,5 +1,5 @@
 """benchmarks/load.py drives Streamlit's websocket protocol directly: keep it working (one session, one slider move;
-and its scenarios through the workshop proxy)."""
+its scenarios through the workshop proxy; a session ending on the Class board, as in its --hosts runs)."""
 import asyncio
 import importlib.util
 import sys
@@ -25,17 +25,22 @@ def in_a_thread(coro, timeout=300):
         return pool.submit(asyncio.run, coro).result(timeout=timeout)
 
 
-def test_one_participant_trains_and_moves_the_slider():
+def test_one_participant_trains_moves_the_slider_and_refreshes_the_class_board(monkeypatch, tmp_path):
+    address = str(tmp_path / "board.db")
+    board = load.seed_board(address)  # a class of a few verified entries
+    monkeypatch.setenv(load.BOARD_DB, address)  # the server inherits it
     target = load.Direct(1)
     try:
         out = load.new_out()
         hold = asyncio.Event()  # bound to the loop on first wait (Python ≥ 3.10), so it may be made here
         hold.set()
-        in_a_thread(load.participant(target, 0, 2, out, hold))
+        in_a_thread(load.participant(target, 0, 2, out, hold, board=board, refreshes=2))
     finally:
         target.stop()
     assert out["done"] == 1 and len(out["page_ready"]) == 3 and len(out["train"]) == 1 and len(out["slider"]) == 2
-    assert out["exceptions"] == [] and out["wrong"] == [] and out["timeouts"] == []  # the page showed each value
+    assert len(out["board_page"]) == 1 and len(out["board"]) == 2  # the page, then two refreshes of its live board
+    # the page showed each slider value, and the board page and each refresh every entry of the class
+    assert out["exceptions"] == [] and out["wrong"] == [] and out["timeouts"] == []
 
 
 def test_through_the_proxy_a_heavy_link_train_together_and_a_sweep(monkeypatch):

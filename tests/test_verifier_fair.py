@@ -1,7 +1,8 @@
 """Issue 29, findings 3, 4, 6 and 7: the class board's verifier replays fairly and once, its lease holds through every
 phase of a replay, a verdict is never lost to a takeover, a class admits participants rather than tokens, and the
-challenge ranks one split only (explorer/board/store.py, verifier.py, rules.py). Every test of the store runs on both
-backends (`boards`, tests/postgres.py): a SQLite file and a real PostgreSQL server."""
+challenge ranks one split only (explorer/board/store.py, verifier.py, rules.py); and (issue 28) the verifiers of several
+hosts on one board replay at most `at_once` together. Every test of the store runs on both backends (`boards`,
+tests/postgres.py): a SQLite file and a real PostgreSQL server."""
 import json
 import subprocess
 import sys
@@ -122,6 +123,33 @@ def test_the_first_verdict_is_kept_and_a_takeovers_second_discarded(store, code)
     assert status(store, code, b)[0] == "verifying"
 
 
+def run_together(child: str, argvs: list[tuple]) -> list:
+    """Run the Python snippet `child` in one process per argument list of `argvs` (from the repo root), all started
+    together: each prints "ready" once set up and waits for a line on stdin, sent to all only when all are ready (so
+    none is done before the last has imported). Returns what each printed last, as JSON, in the order of `argvs`. A
+    child that fails fails the test with its stderr; none outlives the call."""
+    children = [subprocess.Popen([sys.executable, "-c", child, *map(str, argv)], cwd=ROOT, text=True,
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                for argv in argvs]
+    try:
+        for c in children:
+            assert c.stdout.readline().strip() == "ready", c.stderr.read()
+        for c in children:
+            c.stdin.write("go\n")
+            c.stdin.flush()
+        results = []
+        for c in children:
+            out, err = c.communicate(timeout=300)
+            assert c.returncode == 0, err
+            results.append(json.loads(out.strip().splitlines()[-1]))
+        return results
+    finally:
+        for c in children:
+            if c.poll() is None:
+                c.kill()
+                c.wait()
+
+
 LEASE_CHILD = r"""
 import json, sys, time
 from explorer.board import verifier as v
@@ -193,25 +221,8 @@ def test_two_verifier_processes_and_a_replay_longer_than_the_lease_verify_once(t
     code = store.open_class(Challenge())
     entry = store.submit(code, "ada", token(1), config.model_dump_json(), replay(config))
     lease = 1.5
-    children = [subprocess.Popen([sys.executable, "-c", LEASE_CHILD, path, code, str(entry), str(lease),
-                                  str(heartbeat_s), str(2 * lease), f"verifier-{i}"], cwd=ROOT, text=True,
-                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-                for i in range(2)]
-    try:
-        for child in children:
-            assert child.stdout.readline().strip() == "ready", child.stderr.read()
-        for child in children:  # both start polling together
-            child.stdin.write("go\n")
-            child.stdin.flush()
-        results = []
-        for child in children:
-            out, err = child.communicate(timeout=300)
-            assert child.returncode == 0, err
-            results.append(json.loads(out.strip().splitlines()[-1]))
-    finally:
-        for child in children:
-            if child.poll() is None:
-                child.kill()
+    results = run_together(LEASE_CHILD, [(path, code, entry, lease, heartbeat_s, 2 * lease, f"verifier-{i}")
+                                         for i in range(2)])
     assert status(store, code, entry) == ("verified", "replayed from its seed to the same figures")
     assert sum(r["done"] for r in results) == 1  # judged once
     with store._transaction(write=False) as c:
@@ -220,6 +231,60 @@ def test_two_verifier_processes_and_a_replay_longer_than_the_lease_verify_once(t
         assert attempts == 1 and sum(r["discarded"] for r in results) == 0  # never taken over
     else:
         assert attempts == 2 and sum(r["discarded"] for r in results) == 1  # taken over; the second verdict dropped
+
+
+HOST_CHILD = r"""
+import json, sys, time
+from explorer.board.store import Store
+
+path, code, worker, hold_s = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+store = Store(path)
+print("ready", flush=True)
+sys.stdin.readline()
+held = []  # (submission, claimed, settling): from after the claim's commit to before the verdict's, so inside the
+           # time the claim was live on the board (a measured overlap is never more than the true one)
+while True:
+    claim = store.claim(worker, lease_s=60, at_once=2)
+    if claim is None:
+        if not any(e.status == "queued" for e in store.board(code).entries):
+            break  # nothing left to claim (the others' claims are theirs to settle)
+        time.sleep(0.02)  # at_once claims are live elsewhere: poll again, as the verifier does
+        continue
+    claimed = time.time()
+    time.sleep(hold_s)  # the replay (within the lease: no heartbeat needed)
+    held.append((claim.id, claimed, time.time()))
+    assert store.settle(claim.id, worker, claim.figures) == 1
+print(json.dumps(held), flush=True)
+"""
+
+
+def most_at_once(intervals: list[tuple[float, float]]) -> int:
+    """The largest number of `intervals` (start, end) that overlap at one moment (one ending as another starts: not)."""
+    events = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
+    now = most = 0
+    for _, step in events:  # at one time an end (-1) sorts before a start (+1)
+        now += step
+        most = max(most, now)
+    return most
+
+
+def test_verifiers_of_four_hosts_replay_at_most_at_once_together_and_each_submission_once(boards):
+    """Issue 28: every host's verifier works on the one board, at most `at_once` replays live across all hosts. Four
+    processes (hosts) claim from one board with at_once=2, hold each claim 0.25 s and settle it, until nothing is left:
+    ten submissions of five participants are each claimed once (attempts 1) and verified once; the claims live at one
+    moment, from every process's times on the one clock, are never more than 2 — and are 2 at some moment, so it is
+    the bound that limits, not a board-wide serialisation."""
+    path = boards.new()
+    store = Store(path)
+    code = store.open_class(Challenge())
+    entries = [store.submit(code, f"p{i % 5}", token(i), setup(i), figures(), participant=token(100 + i % 5))
+               for i in range(10)]
+    held = [h for host in run_together(HOST_CHILD, [(path, code, f"host-{i}", 0.25) for i in range(4)]) for h in host]
+    assert sorted(entry for entry, _, _ in held) == sorted(entries)  # each claimed once, by one host
+    assert most_at_once([(claimed, settling) for _, claimed, settling in held]) == 2
+    assert {status(store, code, e) for e in entries} == {("verified", "replayed from its seed to the same figures")}
+    with store._transaction(write=False) as c:
+        assert {r[0] for r in c.execute("SELECT attempts FROM submissions").fetchall()} == {1}
 
 
 # ---- a class admits participants, not tokens -------------------------------------------------------------------

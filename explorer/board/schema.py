@@ -7,12 +7,13 @@ PostgreSQL the same steps run, their types and the few functions it names otherw
 Version 1: classes and submissions with their figures. Version 2: the verifier (every submission replayed before it
 counts): a status per submission, the verdict's detail, the claim (by which verifier, when, how many tries), when it
 was judged. Version 3: the instructor key's wrong tries, one row each with its time, counted for the whole server (every
-process reads the same table: explorer.board.rules.key_wait_s). Version 4 (issue 29): who a submission is attributed
-to (`participant`, the hash of whatever id the app passes: the browser's signed participant id, ui/participant.py;
-`owner` keeps the session's token for withdrawing), the key of its config (SHA-256 of the canonical JSON: one replay for identical setups), when its
-participant was last served (round robin), every verifier that claimed it (a verdict of an earlier claimer is kept),
-its split (seed, data size and noise, test and validation shares: the challenge ranks one split only), the replays'
-outcomes by config key, and a class's seat count. Existing rows are filled from their stored config and owner.
+process reads the same table: explorer.board.rules.key_wait_s). Version 4 (issue 29): who a submission is attributed to
+(`participant`, the hash of whatever id the app passes: the browser's signed participant id, ui/participant.py; `owner`
+keeps the session's token for withdrawing), the key of its config (SHA-256 of the canonical JSON: one replay for
+identical setups), when its participant was last served (round robin), every verifier that claimed it (a verdict of an
+earlier claimer is kept), its split (seed, data size and noise, test and validation shares: the challenge ranks one
+split only), the replays' outcomes by config key, and a class's seat count. Existing rows are filled from their stored
+config and owner.
 """
 from __future__ import annotations
 
