@@ -5,6 +5,7 @@ The store's tests run on both backends (`boards`, tests/postgres.py): a SQLite f
 import subprocess
 import sys
 
+import pytest
 from helpers import ROOT
 from postgres import boards_fixture
 from test_board_pages import KEY, click, labelled, page
@@ -52,6 +53,7 @@ print(compared)
 """
 
 
+@pytest.mark.slow  # two guessing processes on each backend
 def test_two_processes_guessing_in_a_loop_get_five_comparisons_between_them(boards):
     path = boards.new()
     Store(path)

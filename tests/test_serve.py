@@ -188,6 +188,7 @@ def _in_group(pgid: int) -> list[int]:
     return found
 
 
+@pytest.mark.slow  # real supervisord, with stand-in app processes
 def test_an_app_process_that_exits_while_starting_stops_everything(monkeypatch, capsys, tmp_path):
     """…and every app process gets serve's extra environment (the CLI's --board, for one)."""
     monkeypatch.setattr(serve.shutil, "which", lambda name: "/usr/sbin/nginx")
@@ -205,6 +206,7 @@ def test_an_app_process_that_exits_while_starting_stops_everything(monkeypatch, 
     assert _alive(marker) == []  # the other one was stopped too
 
 
+@pytest.mark.slow  # real supervisord, with stand-in app processes
 def test_an_app_process_that_never_answers_is_stopped_after_the_timeout(monkeypatch, capsys):
     monkeypatch.setattr(serve.shutil, "which", lambda name: "/usr/sbin/nginx")
     marker = f"pe-serve-test-{os.getpid()}-b"

@@ -206,7 +206,8 @@ def test_verifiers_claiming_at_once_take_distinct_submissions_and_no_more_than_a
 
 # Each way on one backend (a run takes 15-25 s): the heartbeat on SQLite, the takeover (the lease's race) on
 # PostgreSQL. The store's own lease tests (claims that expire, a heartbeat that keeps one, a takeover's second verdict
-# discarded) run on both backends above.
+# discarded) run on both backends above. Slow: two verifier processes, each replaying a training four leases long.
+@pytest.mark.slow
 @pytest.mark.parametrize(("backend", "heartbeat_s"), [("sqlite", 0.2), ("postgresql", 1e6)],
                          ids=["sqlite-heartbeat-thread", "postgresql-no-heartbeat"])
 def test_two_verifier_processes_and_a_replay_longer_than_the_lease_verify_once(tmp_path, backend, heartbeat_s):
