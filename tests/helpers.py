@@ -168,11 +168,23 @@ _FLUSHED = "() => new Promise((resolve) => setTimeout(() => setTimeout(resolve, 
 def settle(page, timeout_ms: int = 120_000) -> None:
     """Wait until every rerun the page has asked for has started and the script is idle: the page's own state, read
     from its websocket and its `data-test-script-state`, never a fixed sleep."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     page.wait_for_selector("[data-testid='stApp']", timeout=timeout_ms)
     page.evaluate(_RUNS_HOOK)
     page.evaluate(_FLUSHED)
-    page.wait_for_function(_SETTLED, timeout=timeout_ms)
+    try:
+        page.wait_for_function(_SETTLED, timeout=timeout_ms)
+    except PlaywrightTimeout:  # say what the page was waiting for, for the reader of a CI log
+        state = page.evaluate(_STATE)
+        raise AssertionError(f"the page did not settle in {timeout_ms / 1000:.0f} s: {state}") from None
     page.evaluate(_PAINTED)  # the last messages of the run are rendered by React on the following frames
+
+
+# What settle() waits on, as the page has it: the reruns asked for / answered / last finish status, the script state.
+_STATE = """() => ({runs: window.__peRuns, script: document.querySelector("[data-testid='stApp']")
+  ?.getAttribute("data-test-script-state"), connection: document.querySelector("[data-testid='stStatusWidget']")
+  ?.innerText})"""
 
 
 # Two animation frames: what the page received has been committed to the DOM and painted.
@@ -233,19 +245,25 @@ def wait_until(page, predicate, what: str, timeout_ms: int = 20_000) -> None:
 
 
 def slide_to(page, target: int, index: int = 0, what: str = "") -> None:
-    """Move the page's `index`-th slider to `target` with the arrow keys, one step a press, until the slider itself
-    says `target` with the script idle. A rerun may redraw the slider between presses and take its focus, so the presses
-    that did not land are pressed again (read from the slider's range input, never counted blindly)."""
-    for _ in range(10):
+    """Move the page's `index`-th slider to `target` with its keys, reading the slider's own value (its range input)
+    after each press with the script idle: Home and End for its ends, PageUp/PageDown for a page of steps, the arrows
+    for single steps. Few presses (each is a rerun; ninety arrow presses once left a session's reruns piling up on a
+    busy machine) and nothing counted blindly: a press that a rerun's redraw swallowed is simply pressed again."""
+    for _ in range(40):
         settle(page)
         thumb = page.get_by_role("slider").nth(index)
         now = round(float(thumb.input_value()))  # a range input: its value, in the slider's units
         if now == target:
             return
+        low, high = round(float(thumb.get_attribute("min"))), round(float(thumb.get_attribute("max")))
+        key = "Home" if target == low else "End" if target == high else None
+        if key is None:
+            page_size = max(1, (high - low) // 10)  # react-aria's page: a tenth of the range
+            up = target > now
+            key = ("PageUp" if up else "PageDown") if abs(target - now) >= page_size else \
+                ("ArrowRight" if up else "ArrowLeft")
         thumb.focus()
-        key = "ArrowRight" if target > now else "ArrowLeft"
-        for _ in range(abs(target - now)):
-            thumb.press(key)
+        thumb.press(key)
     raise AssertionError(f"the slider {what} did not reach {target}")
 
 

@@ -34,7 +34,7 @@ def test_mnist_lenet5_train_prune_playground_and_snapshot(browser, app_url):
         assert page.get_by_text("Training this takes about").count() == 1
 
         goto_page(page, "Playground")
-        slide_to(page, 90, what="weight sparsity")  # 1 % a step: 90 % sparsity
+        slide_to(page, 90, what="weight sparsity")  # 90 % sparsity
         wait_until(page, lambda: "Pruned (90%)" in page.locator("[data-testid='stMetric']", has_text="Pruned")
                    .first.inner_text(), "the accuracy at 90 %", timeout_ms=60_000)
         assert_no_exception(page)

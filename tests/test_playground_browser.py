@@ -67,9 +67,9 @@ def _on_one_screen_and_follows_the_slider(page, width: int, height: int, target:
 
     before = {name: page.locator(PARTS[name]).first.screenshot() for name in ("network graph", "histogram")}
     accuracy_before = page.locator("[data-testid='stMetric']", has_text="Pruned").first.inner_text()
-    slide_to(page, target, what="weight sparsity")  # 1 % a step: 90 % sparsity, or back to 0 %
+    slide_to(page, target, what="weight sparsity")  # 90 % sparsity, or back to 0 %
     wait_until(page, lambda: f"Pruned ({target}%)" in page.locator("[data-testid='stMetric']", has_text="Pruned")
-               .first.inner_text(), f"the accuracy at {target} %", timeout_ms=180_000)  # 90 reruns, busy machine
+               .first.inner_text(), f"the accuracy at {target} %", timeout_ms=180_000)  # a busy machine
     pictures_drawn(page)  # the pictures are decoded and painted after the script is idle
     assert page.locator("[data-testid='stMetric']", has_text="Pruned").first.inner_text() != accuracy_before
     for name, shot in before.items():
