@@ -262,7 +262,7 @@ def test_five_submits_of_one_participant_replay_once_and_a_classmate_is_verified
     """Issue 29: one participant pressed Submit 5 times and an honest entry was verified 357 s later (8 s with an empty
     queue): the verifier was a first come, first served queue that replayed every press. Now the identical setup is
     replayed once, the participant's waiting replays are bounded (the fifth press is told to wait), and the classmate's
-    entry is replayed next, before the flooder's second setup: it waits at most for the replay under way."""
+    entry is replayed next, before the flooder's second setup: it waits only for the replay under way."""
     server, db = class_server
     with ThreadPoolExecutor(1) as pool:
         code, = pool.submit(asyncio.run, open_classes(server.ws_url, 1)).result(timeout=300)
@@ -279,10 +279,11 @@ def test_five_submits_of_one_participant_replay_once_and_a_classmate_is_verified
     assert a2["verified_at"] == a3["verified_at"] == a1["verified_at"]
     # The classmate, who came after the flooder's second setup, was replayed before it: round robin.
     assert b["created"] < mate["created"] and mate["served_at"] < b["served_at"]
+    # And right after the replay under way: no replay in between (how long that took is printed, not asserted).
+    served = sorted((r for r in (a1, a2, a3, b, mate) if r["attempts"]), key=lambda r: r["served_at"])
+    assert [r["id"] for r in served] == [a1["id"], mate["id"], b["id"]], served
     replay_a, replay_mate = a1["verified_at"] - a1["served_at"], mate["verified_at"] - mate["served_at"]
     waited = mate["verified_at"] - mate["created"]
-    # It waited for the rest of the replay under way (never more than one replay: a replay cannot pause) and its own.
-    assert waited - replay_mate <= 1.1 * replay_a, (waited, replay_a, replay_mate)
     print(f"classmate verified {waited:.2f} s after submitting: the flood's replay under way ({replay_a:.2f} s; "
           f"waited {(waited - replay_mate) / replay_a:.2f} of it) and its own ({replay_mate:.2f} s); the flooder's "
           f"second setup after it; the classmate pressed {mate['created'] - a1['created']:.2f} s after the first press")
