@@ -1,5 +1,5 @@
-"""The same config gives the same figures on any core count (issue 26): each setup runs through the CLI in fresh
-processes at 1 and at 4 intra-op threads (OMP_NUM_THREADS, what torch reads at start), and every figure of
+"""The same config gives the same figures on any core count (issue 26): the setups run through the CLI in a fresh
+process at 1 and another at 4 intra-op threads (OMP_NUM_THREADS, what torch reads at start), and every figure of
 metrics.json and every weight of model.pt must be equal to the bit. Without the engine's pin to one thread
 (explorer/engine/threads.py) the 4-thread runs differ — the default baseline's weights by up to 5e-4 — so this fails."""
 import json
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-pytestmark = pytest.mark.slow  # six CLI processes
+pytestmark = pytest.mark.slow  # two processes of CLI runs
 
 SETUPS = {
     "default": {"version": 1, "train": {"epochs": 3}, "weight_pruning": {"sparsity": 0.7},
@@ -26,20 +26,38 @@ SETUPS = {
 }
 
 
-def _run(config: Path, out: Path, threads: int) -> tuple[dict, dict]:
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    r = subprocess.run([sys.executable, "-m", "explorer", "run", str(config), "--out", str(out), "--quiet"],
-                       env=env, capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stderr
-    return json.loads((out / "metrics.json").read_text()), torch.load(out / "model.pt", weights_only=True)
+# One fresh process per thread count runs the three setups, each through the CLI's own entry point (`python -m
+# explorer run` is `sys.exit(main(argv))`): two interpreters to start instead of six.
+_RUN_ALL = """import sys
+from explorer.cli import main
+for config, out in zip(sys.argv[1::2], sys.argv[2::2]):
+    if main(["run", config, "--out", out, "--quiet"]) != 0:
+        sys.exit(f"{config}: the run failed")
+"""
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[int, dict[str, tuple[dict, dict]]]:
+    """Every setup's metrics.json and model.pt, computed at 1 and at 4 threads."""
+    root = tmp_path_factory.mktemp("threads")
+    for name, setup in SETUPS.items():
+        (root / f"{name}.json").write_text(json.dumps(setup))
+    found = {}
+    for threads in (1, 4):
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+        argv = [a for name in SETUPS for a in (str(root / f"{name}.json"), str(root / f"t{threads}-{name}"))]
+        r = subprocess.run([sys.executable, "-c", _RUN_ALL, *argv], env=env, capture_output=True, text=True,
+                           timeout=900)
+        assert r.returncode == 0, r.stderr
+        found[threads] = {name: (json.loads((root / f"t{threads}-{name}" / "metrics.json").read_text()),
+                                 torch.load(root / f"t{threads}-{name}" / "model.pt", weights_only=True))
+                          for name in SETUPS}
+    return found
 
 
 @pytest.mark.parametrize("name", SETUPS)
-def test_one_and_four_threads_give_the_same_figures_and_weights(name, tmp_path):
-    config = tmp_path / "config.json"
-    config.write_text(json.dumps(SETUPS[name]))
-    m1, w1 = _run(config, tmp_path / "t1", 1)
-    m4, w4 = _run(config, tmp_path / "t4", 4)
+def test_one_and_four_threads_give_the_same_figures_and_weights(name, runs):
+    (m1, w1), (m4, w4) = runs[1][name], runs[4][name]
     assert m1 == m4  # every figure, exactly (floats compared as written)
     assert w1.keys() == w4.keys()
     for k in w1:  # model.pt is the pruned model's state_dict
