@@ -67,15 +67,16 @@ def test_schema_prints_json_schema():
     assert "weight_pruning" in json.loads(r.stdout)["properties"]
 
 
-@pytest.mark.slow  # the CLI as a subprocess
-def test_run_fine_tunes_and_model_pt_is_the_fine_tuned_model(tmp_path):
+def test_run_fine_tunes_and_model_pt_is_the_fine_tuned_model(tmp_path, capsys):
+    # `python -m explorer` is `sys.exit(main())`: the command is run in this process (the subprocess tests above
+    # start the interpreter)
     cfg = tiny_config(weight_pruning={"sparsity": {"fc1": 0.9, "fc2": 0.9, "fc3": 0.5}}, freeze=["fc3"],
                       finetune={"schedule": "agp", "epochs": 3, "agp_frequency": 5})
     path = tmp_path / "c.json"
     path.write_text(config_json(cfg))
-    r = cli("run", str(path), "--out", str(tmp_path / "o"), "--quiet")
-    assert r.returncode == 0, r.stderr
-    assert "fine-tuned (agp" in r.stdout and "held" in r.stdout
+    assert main(["run", str(path), "--out", str(tmp_path / "o"), "--quiet"]) == 0
+    said = capsys.readouterr().out
+    assert "fine-tuned (agp" in said and "held" in said
     m = json.loads((tmp_path / "o" / "metrics.json").read_text())
     f = m["finetuned"]
     assert f["test_accuracy"] > m["pruned"]["test_accuracy"]
@@ -90,13 +91,11 @@ def test_run_fine_tunes_and_model_pt_is_the_fine_tuned_model(tmp_path):
     assert int((model.fc1.weight == 0).sum()) >= 0.9 * model.fc1.weight.numel()
 
 
-@pytest.mark.slow  # the CLI as a subprocess
-def test_run_structured_writes_a_compact_model_that_loads(tmp_path):
+def test_run_structured_writes_a_compact_model_that_loads(tmp_path, capsys):
     cfg = tiny_config(weight_pruning={"structured": {"method": "l1", "amount": {"fc1": 0.5}}})
     path = tmp_path / "c.json"
     path.write_text(config_json(cfg))
-    r = cli("run", str(path), "--out", str(tmp_path / "o"), "--quiet")
-    assert r.returncode == 0, r.stderr
+    assert main(["run", str(path), "--out", str(tmp_path / "o"), "--quiet"]) == 0
     m = json.loads((tmp_path / "o" / "metrics.json").read_text())
     assert m["compacted"]["model"]["hidden"] == [150, 100]
     assert m["compacted"]["test_accuracy"] == m["pruned"]["test_accuracy"]
@@ -109,8 +108,9 @@ def test_run_structured_writes_a_compact_model_that_loads(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text(config_json(tiny_config(weight_pruning={"structured": {"amount": 0.5}},
                                            finetune={"schedule": "agp", "epochs": 1})))
-    r = cli("run", str(bad), "--out", str(tmp_path / "b"), "--quiet")
-    assert r.returncode == 2 and "Traceback" not in r.stderr and "structured pruning" in r.stderr
+    assert main(["run", str(bad), "--out", str(tmp_path / "b"), "--quiet"]) == 2
+    said = capsys.readouterr().err
+    assert "Traceback" not in said and "structured pruning" in said
 
 
 def test_run_fine_tunes_after_structured_pruning_and_replays_the_app_to_the_digit(tmp_path, capsys):
