@@ -176,7 +176,7 @@ def panel() -> None:
             with st.container(key="lesson_goal"):
                 st.caption(f"Goal: {literal(step.goal, 600)}")
             if pending:
-                _predict(step, key, answers)
+                _predict(step, key)
             with st.container(key="lesson_do", gap=None):  # what to do and the link there, as one block
                 st.markdown(f"**Do:** {literal(step.do, 600)}")
                 st.page_link(BY_ID[step.page].path, label=f"Go to {BY_ID[step.page].title}",
@@ -193,21 +193,23 @@ def panel() -> None:
         if st.session_state.pop(LATE_KEY, None):
             st.info(f"This link opens step {i + 1}: the earlier steps' work is not in this session. The lesson's "
                     "setup is ready; do them with Previous, or do this step's part from here.")
-        if not locked() and st.button("Leave the lesson", type="tertiary", key="lesson_leave"):
-            _leave()
-            st.rerun()
+        if not locked():
+            st.button("Leave the lesson", type="tertiary", key="lesson_leave", on_click=_leave)
         st.divider()
 
 
-def _predict(step, key, answers) -> None:
-    """The prediction comes first: the check (the result) shows once an answer is locked in."""
+@st.fragment
+def _predict(step, key) -> None:
+    """The prediction comes first: the check (the result) shows once an answer is locked in. A fragment: choosing an
+    answer reruns only the question and its button, not the page the student is working on; locking it in reruns the
+    whole app, whose card then shows the check."""
     p = step.predict
     pick = st.radio(f"Predict first: {literal(p.question, 400)}", range(len(p.choices)), index=None,
                     format_func=lambda k: literal(p.choices[k], 300), key=f"lesson_predict_{key[0]}_{key[1]}")
     if st.button("Lock in my prediction", disabled=pick is None, key=f"lesson_lock_{key[0]}_{key[1]}",
                  use_container_width=True):
-        answers[key] = pick
-        st.rerun()
+        st.session_state.setdefault(ANSWERS_KEY, {})[key] = pick
+        st.rerun()  # the app, not only this fragment
 
 
 def _run_check(step, key) -> None:
@@ -249,15 +251,18 @@ def _outcome(step, key) -> None:
 def _navigation(lesson, i: int) -> None:
     passed = _passed(lesson.id, i)
     back, on = st.columns(2)
-    if back.button("Previous", disabled=i == 0, key="lesson_prev", use_container_width=True):
-        _go(i - 1)
-        st.rerun()
+    back.button("Previous", disabled=i == 0, key="lesson_prev", use_container_width=True, on_click=_go,
+                args=(i - 1,))
     last = i == len(lesson.steps) - 1
-    if on.button("Finish" if last else "Next step", disabled=not passed, key="lesson_next",
-                 type="primary" if passed else "secondary", use_container_width=True):
-        if last:
-            _leave(keep_lock=True)  # a locked class stays locked after its lesson
-            st.session_state[DONE_KEY] = lesson.title
-        else:
-            _go(i + 1)
-        st.rerun()
+    on.button("Finish" if last else "Next step", disabled=not passed, key="lesson_next",
+              type="primary" if passed else "secondary", use_container_width=True,
+              on_click=_finish if last else _go, args=(lesson.title,) if last else (i + 1,))
+
+
+# The card's navigation (Previous, Next step, Finish, Leave) acts in callbacks: the state changes before the run that
+# draws the page again, so a click is one script run (one redraw in every student's browser), not a run stopped by
+# st.rerun() and a second one.
+def _finish(title: str) -> None:
+    """The last step's Finish: out of the lesson, which is said to be complete."""
+    _leave(keep_lock=True)  # a locked class stays locked after its lesson
+    st.session_state[DONE_KEY] = title
