@@ -20,6 +20,24 @@ KINDS = ("unit", "app", "browser")
 BROWSER_FIXTURES = {"browser", "app_url", "chromium_path"}
 
 
+def pytest_configure(config):
+    _scan_installed_components_once()
+
+
+def _scan_installed_components_once() -> None:
+    """Each AppTest's first run looks for Streamlit components in every installed distribution (streamlit 1.67:
+    BidiComponentManager.discover_and_register_components parses each package's metadata): about 0.45 s of CPU per
+    AppTest, and the suite makes hundreds of them (in tests/test_app.py it was half of the file's time). What is
+    installed does not change while the tests run, so one scan per test process serves them all; each AppTest still
+    registers what it found in a manager of its own, as before."""
+    import functools
+
+    from streamlit.components.v2 import manifest_scanner
+
+    if not hasattr(manifest_scanner.scan_component_manifests, "cache_info"):
+        manifest_scanner.scan_component_manifests = functools.cache(manifest_scanner.scan_component_manifests)
+
+
 def _app_targets() -> tuple:
     import helpers
     from streamlit.testing.v1 import AppTest
