@@ -178,11 +178,15 @@ def process_cache(kind: str, unkeyed: tuple[str, ...] = ()) -> Callable[[Callabl
     return decorate
 
 
+# Plain Python values, whose size is sys.getsizeof's (exact types: a numpy scalar counts its own nbytes).
+_SCALARS = frozenset({int, float, bool, str, bytes, type(None)})
+
+
 def nbytes(value: object, _depth: int = 0) -> int:
     """The memory a cached value holds: tensor and array storage, plus Python objects, walked through containers and
     dataclasses (a conservative estimate: a tensor shared by two values is counted in both).
     """
-    if _depth > 6:
+    if _depth > 6 or type(value) in _SCALARS:  # first: a histogram or a sample map holds thousands of these
         return sys.getsizeof(value)
     if hasattr(value, "element_size") and hasattr(value, "nelement"):   # torch.Tensor, without importing torch
         return value.element_size() * value.nelement()
@@ -193,6 +197,8 @@ def nbytes(value: object, _depth: int = 0) -> int:
     if isinstance(value, dict):
         return sys.getsizeof(value) + sum(nbytes(k, _depth + 1) + nbytes(v, _depth + 1) for k, v in value.items())
     if isinstance(value, (list, tuple, set, frozenset)):
+        if all(type(v) in _SCALARS for v in value):  # the same sum, without a call per number
+            return sys.getsizeof(value) + sum(map(sys.getsizeof, value))
         return sys.getsizeof(value) + sum(nbytes(v, _depth + 1) for v in value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return sys.getsizeof(value) + sum(nbytes(getattr(value, f.name), _depth + 1)
