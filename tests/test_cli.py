@@ -30,10 +30,10 @@ def test_run_writes_outputs_and_is_deterministic(tmp_path):
     first = cli("run", str(path), "--out", str(tmp_path / "a"))
     assert first.returncode == 0, first.stderr
     assert "test accuracy" in first.stdout
-    second = cli("run", str(path), "--out", str(tmp_path / "b"), "--quiet")
+    # the replay through the CLI's entry point in this process (a replay in another process: test_threads.py)
+    assert main(["run", str(path), "--out", str(tmp_path / "b"), "--quiet"]) == 0
     m = json.loads((tmp_path / "a" / "metrics.json").read_text())
     assert m == json.loads((tmp_path / "b" / "metrics.json").read_text())
-    assert second.returncode == 0
     assert m["baseline"]["test_accuracy"] > 0.9
     assert m["pruned"]["layers"]["fc1"]["sparsity"] == 0.8 and m["pruned"]["layers"]["fc3"]["sparsity"] == 0.0
     assert 0 < m["pruned"]["weight_sparsity"] < 1 and 0 <= m["pruned"]["test_accuracy"] <= 1
@@ -152,7 +152,7 @@ def test_run_fine_tunes_after_structured_pruning_and_replays_the_app_to_the_digi
 @pytest.mark.slow  # the CLI as a subprocess
 def test_same_setup_twice_in_the_app_and_twice_on_the_cli_gives_identical_metrics(tmp_path):
     """Determinism on the CPU: two browser sessions that load the same setup (and fine-tune it) and two CLI replays
-    of the file all report the same metrics.json, to the last digit."""
+    of the file (one a process of its own) all report the same metrics.json, to the last digit."""
     cfg = tiny_config(seed=11, weight_pruning={"sparsity": 0.7}, freeze=["fc3"],
                       finetune={"schedule": "oneshot", "epochs": 2})
     path = tmp_path / "setup.json"
@@ -166,8 +166,10 @@ def test_same_setup_twice_in_the_app_and_twice_on_the_cli_gives_identical_metric
         next(b for b in at.button if b.label == "Train").click().run()
         no_exceptions(at)
         seen.append(at.session_state["experiment"].metrics().as_dict())
+    # once as a process, once through the CLI's entry point here (two processes' replays: test_threads.py)
+    assert cli("run", str(path), "--out", str(tmp_path / "a"), "--quiet").returncode == 0
+    assert main(["run", str(path), "--out", str(tmp_path / "b"), "--quiet"]) == 0
     for out in ("a", "b"):
-        assert cli("run", str(path), "--out", str(tmp_path / out), "--quiet").returncode == 0
         seen.append(json.loads((tmp_path / out / "metrics.json").read_text()))
     seen = [json.loads(json.dumps(m)) for m in seen]  # the app's numbers as the CLI writes them
     assert "finetuned" in seen[0]
