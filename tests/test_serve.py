@@ -462,8 +462,8 @@ async def _rerun(ws) -> list[str]:
 
 def _websocket_session(port: int, token: str, backend: str, started: threading.Event,
                        stop: threading.Event) -> tuple[list[str], list[float]]:
-    """A participant's websocket session pinned (by `token`) to `backend`: script runs one after another (`started`
-    set once the first has finished) until `stop` is set. Returns the first run's message types and when each later
+    """A participant's websocket session pinned (by `token`) to `backend`: script runs, one every 0.2 s (`started`
+    set once the first has finished), until `stop` is set. Returns the first run's message types and when each later
     run finished (any error raises)."""
     import websockets
 
@@ -476,6 +476,9 @@ def _websocket_session(port: int, token: str, backend: str, started: threading.E
             while not stop.is_set():
                 await _rerun(ws)
                 finished.append(time.monotonic())
+                # at a participant's pace (a slider move every 0.2 s): runs back to back would hold a core that the
+                # restart of the killed process shares
+                await asyncio.sleep(0.2)
             return first, finished
     return asyncio.run(session())
 
