@@ -27,6 +27,9 @@ def _train_prune_export_and_reload(page, browser, app_url, tmp_path):
     nav = page.locator(NAV).inner_text()
     assert "Model & data" in nav and "app" not in nav.split()
     assert page.locator("h1", has_text="Weight pruning").count() == 1
+    # the session's first page holds its cookie and reconnect element (ui/participant.py): out of the page's flow,
+    # so the title sits where every later run draws it
+    first_top = page.locator("h1", has_text="Weight pruning").bounding_box()["y"]
     page.goto(app_url)
     settle(page)
 
@@ -38,6 +41,7 @@ def _train_prune_export_and_reload(page, browser, app_url, tmp_path):
     assert "test accuracy" in page.locator("[data-testid='stSidebar']").inner_text()
 
     goto_page(page, "Weight pruning")
+    assert page.locator("h1", has_text="Weight pruning").bounding_box()["y"] == first_top
     assert metric_value(page, "Weight sparsity") == "0.0%"
     before_acc = metric_value(page, "Test accuracy after")
     page.locator("[data-testid='stSlider']").first.locator("input[type='range']").focus()

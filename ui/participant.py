@@ -95,6 +95,11 @@ def _cookie_script(value: str) -> str:
             + " + (location.protocol === 'https:' ? '; Secure' : '');</script>")
 
 
+# Marks identify()'s element and lifts its container out of the column's flex flow (no gap is left for it).
+OUT_OF_FLOW = ('<span id="pe-boot" hidden></span><style>[data-testid="stElementContainer"]:has(#pe-boot) '
+               '{position: absolute}</style>')
+
+
 def identify() -> str:
     """This session's participant id, decided once per session (at its first script run, before any training): the
     signed cookie's id, else a fresh one, whose cookie is then given to the browser (with the page's reconnect script,
@@ -110,9 +115,10 @@ def identify() -> str:
         pid = new_id()
     if in_browser:  # AppTest has no browser to keep a cookie: there the session stays its own participant
         # One zero-height element on a session's first page: the cookie (for a new participant) and the page's
-        # reconnect script (ui/reconnect.py), whose effects outlive the element.
-        st.html((_cookie_script(signed(pid)) if new else "") + reconnect.SCRIPT, unsafe_allow_javascript=True,
-                width=1)
+        # reconnect script (ui/reconnect.py), whose effects outlive the element. Taken out of the page's flow (its
+        # style), so that the gap between elements does not push the page down by a row on that first page only.
+        st.html(OUT_OF_FLOW + (_cookie_script(signed(pid)) if new else "") + reconnect.SCRIPT,
+                unsafe_allow_javascript=True, width=1)
     st.session_state[KEY] = pid
     return pid
 
