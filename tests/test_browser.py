@@ -8,6 +8,10 @@ from helpers import FAILURE_SHOT, NAV, assert_no_exception, fill_and_commit, got
 from explorer.config.schema import parse_config
 from explorer.engine.sparse import decode_model
 
+# An element's top below the top of the page's own column, wherever the page is scrolled.
+_TOP_IN_PAGE = """(el) => el.getBoundingClientRect().top - document.querySelector(
+  "[data-testid='stMain'] [data-testid='stVerticalBlock']").getBoundingClientRect().top"""
+
 
 def test_train_prune_export_and_reload(browser, app_url, tmp_path):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -29,7 +33,7 @@ def _train_prune_export_and_reload(page, browser, app_url, tmp_path):
     assert page.locator("h1", has_text="Weight pruning").count() == 1
     # the session's first page holds its cookie and reconnect element (ui/participant.py): out of the page's flow,
     # so the title sits where every later run draws it
-    first_top = page.locator("h1", has_text="Weight pruning").bounding_box()["y"]
+    first_top = page.locator("h1", has_text="Weight pruning").evaluate(_TOP_IN_PAGE)
     page.goto(app_url)
     settle(page)
 
@@ -41,7 +45,7 @@ def _train_prune_export_and_reload(page, browser, app_url, tmp_path):
     assert "test accuracy" in page.locator("[data-testid='stSidebar']").inner_text()
 
     goto_page(page, "Weight pruning")
-    assert page.locator("h1", has_text="Weight pruning").bounding_box()["y"] == first_top
+    assert page.locator("h1", has_text="Weight pruning").evaluate(_TOP_IN_PAGE) == first_top
     assert metric_value(page, "Weight sparsity") == "0.0%"
     before_acc = metric_value(page, "Test accuracy after")
     page.locator("[data-testid='stSlider']").first.locator("input[type='range']").focus()
