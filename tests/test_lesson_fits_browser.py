@@ -84,7 +84,7 @@ def test_every_step_of_every_lesson_fits_the_window(browser, app_url):
                                             "lock in": f"{card} [class*='st-key-lesson_lock_'] button"}, where)
                     choices = page.locator(f"{question} [role='radiogroup'] label")
                     assert choices.count() == len(step["predict"]["choices"]), where
-                    choices.first.click()  # in the larger window: a resize redraws the page, so each costs
+                    choices.first.click()  # in the larger window, where the measure left it (a resize redraws the page)
                     settle(page)
                     page.locator(f"{card} [class*='st-key-lesson_lock_'] button").click()
                     settle(page)
