@@ -15,6 +15,7 @@ import streamlit as st
 from ui import lesson
 from ui.links import apply_shared_link, share_current_setup
 from ui.pages import ALL, HOME
+from ui.participant import send_owed_element
 from ui.session import get_experiment, session_run_lock, workshop_mode
 from ui.views import literal
 
@@ -70,6 +71,7 @@ def main() -> None:
         lesson.panel()  # after the page: a check reads the state the page just made; first in the sidebar (in view)
         sidebar_summary(page)  # after the page, so it shows what the page just did (a training run, a slider move)
         share_current_setup()  # the address bar always holds a link to what is on screen
+        send_owed_element()  # last: the cookie and reconnect element, below the page (ui/participant.py)
 
 
 if __name__ == "__main__":  # `streamlit run ui/main.py` (what pruning-explorer does)

@@ -44,6 +44,7 @@ from ui import reconnect
 COOKIE = "pe_participant"
 SECRET_ENV = "PRUNING_EXPLORER_PARTICIPANT_SECRET"
 KEY = "_participant"            # session_state: the session's participant id, decided at its first script run
+OWED = "_participant_element"   # session_state: the element owed to the browser until a finished run sends it
 MAX_AGE_S = 7 * 24 * 3600       # longer than any workshop; the cookie holds nothing but the id
 _ID = re.compile(r"[0-9a-f]{32}")
 _MAC_HEX = 32                   # 128 bits of HMAC-SHA256: far beyond guessing, short in every request
@@ -95,16 +96,16 @@ def _cookie_script(value: str) -> str:
             + " + (location.protocol === 'https:' ? '; Secure' : '');</script>")
 
 
-# Marks identify()'s element and lifts its container out of the column's flex flow (no gap is left for it).
+# Marks the owed element and lifts its container out of the column's flex flow (no gap is left for it).
 OUT_OF_FLOW = ('<span id="pe-boot" hidden></span><style>[data-testid="stElementContainer"]:has(#pe-boot) '
                '{position: absolute}</style>')
 
 
 def identify() -> str:
     """This session's participant id, decided once per session (at its first script run, before any training): the
-    signed cookie's id, else a fresh one, whose cookie is then given to the browser (with the page's reconnect script,
-    ui/reconnect.py, in the same element). Call at the top of every script run; later calls only read the session's
-    state."""
+    signed cookie's id, else a fresh one, whose cookie is then owed to the browser (with the page's reconnect script,
+    ui/reconnect.py, in one element that send_owed_element() draws at the end of the run). Call at the top of every
+    script run; later calls only read the session's state."""
     pid = st.session_state.get(KEY)
     if isinstance(pid, str):
         return pid
@@ -114,11 +115,20 @@ def identify() -> str:
     if new:
         pid = new_id()
     if in_browser:  # AppTest has no browser to keep a cookie: there the session stays its own participant
-        # One zero-height element on a session's first page: the cookie (for a new participant) and the page's
-        # reconnect script (ui/reconnect.py), whose effects outlive the element. Taken out of the page's flow (its
-        # style), so that the gap between elements does not push the page down by a row on that first page only.
-        st.html(OUT_OF_FLOW + (_cookie_script(signed(pid)) if new else "") + reconnect.SCRIPT,
-                unsafe_allow_javascript=True, width=1)
+        st.session_state[OWED] = (_cookie_script(signed(pid)) if new else "") + reconnect.SCRIPT
     st.session_state[KEY] = pid
     return pid
 
+
+def send_owed_element() -> None:
+    """At the end of a script run: the element identify() owes this browser (its cookie, the reconnect script), once.
+
+    At the end, not the top: st.html's code is fetched by the browser the first time one is drawn, and until it
+    arrives the element is a 56-px placeholder in the column's flow; at the top of a session's first page it pushed
+    the whole page down until then (for as long as a busy server took to send the code). Below the page nothing
+    moves. A run that ends before this (a rerun cut it, st.stop) leaves it owed to the next run; its effects outlive
+    the element, which later runs no longer draw."""
+    owed = st.session_state.get(OWED)
+    if owed is not None:
+        st.html(OUT_OF_FLOW + owed, unsafe_allow_javascript=True, width=1)
+        del st.session_state[OWED]
