@@ -1,1 +1,22 @@
 """Pruning Explorer's engine: data, models, masks, training and the Experiment that ties them (no Streamlit here)."""
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+@contextmanager
+def long_lived_imports() -> Iterator[None]:
+    """Around the imports a process keeps for its whole life (torch, plotly, Streamlit, the engine: ~300k objects).
+
+    Python's cyclic collector runs whenever enough objects have been made, and each full pass walks every object that
+    exists: during these imports it walks the growing heap again and again and frees nothing, and afterwards every
+    full pass walks the imports again. So the collector is paused while they run, and what exists once they are done
+    is frozen (`gc.freeze`: later passes skip it). A CLI run of the default config: 5.1 → 3.8 CPU-s."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if was_enabled:
+            gc.enable()

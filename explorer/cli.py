@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from explorer import long_lived_imports
 from explorer.config.presets import preset_json_schema, read_setup
 from explorer.config.schema import ConfigError, ExperimentConfig, config_json, json_schema
 
@@ -247,7 +248,8 @@ def _run(config_path: str, out: str, quiet: bool, data_path: str | None, written
             raise ValueError(f"--data is for setups on uploaded data; this one uses data.name '{config.data.name}'")
         # torch (seconds to import) only now that there is something to train: `schema` and a refused config answer
         # at once.
-        from explorer.experiment.facade import Experiment
+        with long_lived_imports():
+            from explorer.experiment.facade import Experiment
 
         exp = Experiment(config, upload=upload)
     except (ConfigError, ValueError) as e:

@@ -24,6 +24,17 @@ def pytest_configure(config):
     _scan_installed_components_once()
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_collection(session):
+    """The test modules' imports (torch, Streamlit, plotly, the engine) live as long as the test process: imported
+    with the cyclic collector paused, then frozen (explorer.long_lived_imports, as the CLI and the server do)."""
+    from explorer import long_lived_imports
+
+    with long_lived_imports():
+        import ui.main  # noqa: F401 (the app's modules, which every AppTest run imports: frozen with the rest)
+        return (yield)
+
+
 def _scan_installed_components_once() -> None:
     """Each AppTest's first run looks for Streamlit components in every installed distribution (streamlit 1.67:
     BidiComponentManager.discover_and_register_components parses each package's metadata): about 0.45 s of CPU per

@@ -42,9 +42,12 @@ def warm_start(argv: list[str]) -> None:
     """Import what the app's first script run needs (torch, plotly, the engine, every ui helper: seconds on a small
     machine), then run Streamlit's own command line (`argv`) in this process: the server answers its health check
     only once the imports are done, so the first participant's first page does not wait for them."""
-    from streamlit.web import cli
+    from explorer import long_lived_imports
 
-    import ui.main  # noqa: F401 (imported for its side effect: the modules it imports stay loaded)
+    with long_lived_imports():
+        from streamlit.web import cli
+
+        import ui.main  # noqa: F401 (imported for its side effect: the modules it imports stay loaded)
 
     sys.argv = ["streamlit", *argv]
     cli.main()
