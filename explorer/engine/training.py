@@ -19,6 +19,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+
+# torch imports its compiler (~800 modules, 1.1 CPU-s) the first time any optimizer is made (torch._compile wraps
+# add_param_group): imported with the engine instead, so that a long-lived process has it among its frozen imports
+# (explorer.long_lived_imports) and a server's first training does not pay for it.
+import torch._dynamo
 from torch import nn
 
 from explorer.config.schema import TrainConfig
