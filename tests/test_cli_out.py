@@ -158,6 +158,16 @@ def _interrupt_at(monkeypatch, k: int) -> list[str]:
 
 def test_ctrl_c_at_any_moment_of_the_write_says_the_truth_and_leaves_no_hidden_folder(tmp_path, monkeypatch,
                                                                                      capsys):
+    # Ctrl-C in a terminal: SIGINT raises KeyboardInterrupt. A test process started in the background by a shell
+    # inherits SIGINT ignored (and pytest-xdist's workers with it), which would swallow the signals sent here.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        _ctrl_c_at_every_operation(tmp_path, monkeypatch, capsys)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _ctrl_c_at_every_operation(tmp_path, monkeypatch, capsys):
     out = tmp_path / "out"
     assert main(["run", _setup(tmp_path), "--out", str(out), "--quiet"]) == 0
     (out / "notes.txt").write_text("mine")
