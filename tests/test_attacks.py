@@ -32,6 +32,7 @@ bench = benchmark("bench_tab_close")
 # The training never ends by itself within the test: 200 epochs of 20,000 examples at batch size 16 through three
 # 1024-wide layers, minutes on two cores. The server falling idle within GENEROUS_S of the close is the tab's doing.
 GENEROUS_S = 60
+RUNNING = 0.1  # of a core over 3 s: a training under way (an idle server uses under 0.01, measured: 0.007)
 
 
 @pytest.fixture
@@ -61,11 +62,11 @@ def test_closing_the_tab_ends_its_training_and_others_are_served_meanwhile(serve
             hold.set()
             pool.submit(asyncio.run, load.participant(target, 0, 8, out, hold)).result(timeout=300)
             # The other participant was served while the link's training ran: it is still running now. "Running" is
-            # above the idle mark, not the busy one: the engine computes on one thread, and on a machine that runs
-            # other work (the suite's second worker) one thread may get less than BUSY of a core; and over 3 s, not
-            # 0.5: right after the classmate's run the link's may still be waiting for its next time slice (a CI
-            # failure sampled exactly that gap).
-            assert bench.busy_fraction(pid, window=3.0) > bench.IDLE, "the link's training ended by itself: no overlap"
+            # more than an idle server uses, not the busy mark: the engine computes on one thread, and on a machine
+            # that runs other work (the suite's other workers, their servers and browsers) that thread got as little
+            # as 0.24 of a core; and over 3 s, not 0.5: right after the classmate's run the link's may still be
+            # waiting for its next time slice (a CI failure sampled exactly that gap).
+            assert bench.busy_fraction(pid, window=3.0) > RUNNING, "the link's training ended by itself: no overlap"
         finally:
             leave.set()  # the attacker closes the tab
         attack.result(timeout=60)
