@@ -31,8 +31,8 @@ def _train_prune_export_and_reload(page, browser, app_url, tmp_path):
     nav = page.locator(NAV).inner_text()
     assert "Model & data" in nav and "app" not in nav.split()
     assert page.locator("h1", has_text="Weight pruning").count() == 1
-    # the session's first page holds its cookie and reconnect element (ui/participant.py): out of the page's flow,
-    # so the title sits where every later run draws it
+    # the session's first page also draws its cookie and reconnect element (ui/participant.py): at the end of the run,
+    # below the page, so the title sits where every later run draws it
     first_top = page.locator("h1", has_text="Weight pruning").evaluate(_TOP_IN_PAGE)
     page.goto(app_url)
     settle(page)

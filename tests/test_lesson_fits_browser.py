@@ -48,8 +48,8 @@ def measure(page, selectors: dict, where: str, sizes=SIZES) -> list[str]:
             page.set_viewport_size({"width": width, "height": height})
         page.evaluate(_PAINTED)
         boxes = page.evaluate(_BOXES, {**selectors, "page": PAGE_TOP})
-        # the first element drawn (a new browser's first page holds an empty one above it: ui/participant.py's
-        # cookie script, zero pixels high)
+        # the first element drawn (one of zero pixels, such as ui/participant.py's cookie and reconnect element, is
+        # not the page's column)
         first = [b for b in boxes.pop("page") if b[3] - b[1] >= 1][:1]
         wrong += [f"{where} at {width}×{height}: {w}" for w in outside(boxes, width, height)]
         sidebar = page.locator("[data-testid='stSidebar']").bounding_box()
